@@ -1,0 +1,23 @@
+import type { ArgsDef } from "citty";
+
+/** Flags several commands share; spread into each command's `args`. */
+
+export const jsonArgs = {
+  json: { type: "boolean", description: "Print machine-readable JSON on stdout" },
+} as const satisfies ArgsDef;
+
+export const yesArgs = {
+  yes: { type: "boolean", alias: "y", description: "Do not ask for confirmation" },
+} as const satisfies ArgsDef;
+
+export const backendArgs = {
+  backend: { type: "string", description: "Where bottles run: docker | smolmachines (default: $BOTTLE_BACKEND or docker)" },
+} as const satisfies ArgsDef;
+
+/** Arguments after `--`, split off before citty parses the rest. */
+export const cli = { passthrough: [] as string[] };
+
+/** Write data for scripts to stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

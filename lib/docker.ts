@@ -1,0 +1,366 @@
+import { BottleError } from "./errors.ts";
+import { CommandError, type Exec, type RunResult } from "./exec.ts";
+
+/** Typed wrappers over the docker CLI; every call goes through `Exec`. */
+
+export interface Mount {
+  source: string;
+  target: string;
+  readonly?: boolean;
+}
+
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  labels?: Record<string, string>;
+  /** First network; more are connected after creation. */
+  network?: string;
+  networkAliases?: string[];
+  ip?: string;
+  /** Non-secret variables only: these land in `docker inspect`. */
+  env?: Record<string, string>;
+  mounts?: Mount[];
+  capDrop?: string[];
+  capAdd?: string[];
+  securityOpt?: string[];
+  pidsLimit?: number;
+  memory?: string;
+  runtime?: string;
+  dns?: string[];
+  user?: string;
+  workdir?: string;
+  hostname?: string;
+  entrypoint?: string;
+  command?: string[];
+  init?: boolean;
+  tmpfs?: string[];
+  publish?: string[];
+  sysctls?: Record<string, string>;
+}
+
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  image: string;
+  state: string;
+  status: string;
+  createdAt: string;
+  labels: Record<string, string>;
+}
+
+export interface NetworkSummary {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+}
+
+export interface ExecInContainer {
+  user?: string;
+  workdir?: string;
+  /** Names copied from the calling process environment (`--env NAME`), so values never hit argv. */
+  envNames?: string[];
+  /** Values for `envNames`, given to the docker CLI's own environment. */
+  envValues?: Record<string, string>;
+  stdin?: string | Uint8Array;
+  check?: boolean;
+  timeoutMs?: number;
+}
+
+export type DockerFailure = "cli-missing" | "daemon-down" | "permission-denied";
+
+/** Classify why docker cannot be used; undefined when it is another error. */
+export function classifyDockerFailure(text: string): DockerFailure | undefined {
+  if (/executable not found|ENOENT|command not found|No such file or directory.*docker/i.test(text)) return "cli-missing";
+  if (/permission denied.*docker\.sock|permission denied while trying to connect/i.test(text)) return "permission-denied";
+  if (/Cannot connect to the Docker daemon|Is the docker daemon running|error during connect|docker\.sock: connect/i.test(text))
+    return "daemon-down";
+  return undefined;
+}
+
+export function dockerFailureError(kind: DockerFailure, details?: string): BottleError {
+  const messages: Record<DockerFailure, [string, string]> = {
+    "cli-missing": [
+      "the docker CLI is not installed (or not on PATH)",
+      "install Docker (https://docs.docker.com/engine/install/) or Docker Desktop, then run `bottle doctor`",
+    ],
+    "daemon-down": [
+      "the Docker daemon is not running",
+      "start Docker (Docker Desktop, `sudo systemctl start docker`, or `dockerd &`), then run `bottle doctor`",
+    ],
+    "permission-denied": [
+      "permission denied on the Docker socket",
+      "add yourself to the docker group (`sudo usermod -aG docker $USER`, then log in again), then run `bottle doctor`",
+    ],
+  };
+  const [message, fix] = messages[kind];
+  return new BottleError(message, { fix, details });
+}
+
+function parseJsonLines<T>(text: string): T[] {
+  return text
+    .split("\n")
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as T);
+}
+
+function parseLabels(text: string | undefined): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of (text ?? "").split(",")) {
+    const at = pair.indexOf("=");
+    if (at > 0) labels[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return labels;
+}
+
+function labelArgs(flag: string, labels: Record<string, string> | undefined): string[] {
+  return Object.entries(labels ?? {}).flatMap(([key, value]) => [flag, `${key}=${value}`]);
+}
+
+export function containerArgs(spec: ContainerSpec): string[] {
+  const args = ["--name", spec.name, ...labelArgs("--label", spec.labels)];
+  if (spec.network) args.push("--network", spec.network);
+  for (const alias of spec.networkAliases ?? []) args.push("--network-alias", alias);
+  if (spec.ip) args.push("--ip", spec.ip);
+  for (const [key, value] of Object.entries(spec.env ?? {})) args.push("--env", `${key}=${value}`);
+  for (const mount of spec.mounts ?? [])
+    args.push("--mount", `type=bind,source=${mount.source},target=${mount.target}${mount.readonly ? ",readonly" : ""}`);
+  for (const cap of spec.capDrop ?? []) args.push("--cap-drop", cap);
+  for (const cap of spec.capAdd ?? []) args.push("--cap-add", cap);
+  for (const opt of spec.securityOpt ?? []) args.push("--security-opt", opt);
+  if (spec.pidsLimit) args.push("--pids-limit", String(spec.pidsLimit));
+  if (spec.memory) args.push("--memory", spec.memory);
+  if (spec.runtime) args.push("--runtime", spec.runtime);
+  for (const dns of spec.dns ?? []) args.push("--dns", dns);
+  if (spec.user) args.push("--user", spec.user);
+  if (spec.workdir) args.push("--workdir", spec.workdir);
+  if (spec.hostname) args.push("--hostname", spec.hostname);
+  if (spec.entrypoint !== undefined) args.push("--entrypoint", spec.entrypoint);
+  if (spec.init) args.push("--init");
+  for (const tmpfs of spec.tmpfs ?? []) args.push("--tmpfs", tmpfs);
+  for (const publish of spec.publish ?? []) args.push("--publish", publish);
+  for (const [key, value] of Object.entries(spec.sysctls ?? {})) args.push("--sysctl", `${key}=${value}`);
+  args.push(spec.image, ...(spec.command ?? []));
+  return args;
+}
+
+export class Docker {
+  constructor(
+    readonly exec: Exec,
+    readonly binary: string = process.env.BOTTLE_DOCKER || "docker",
+  ) {}
+
+  /** Run a docker subcommand, turning "no docker" failures into one clear error. */
+  async run(args: string[], options: Parameters<Exec["run"]>[1] = {}): Promise<RunResult> {
+    try {
+      return await this.exec.run([this.binary, ...args], options);
+    } catch (error) {
+      const text = error instanceof CommandError ? error.result.stderr : String(error);
+      const kind = classifyDockerFailure(text);
+      if (kind) throw dockerFailureError(kind, text);
+      throw error;
+    }
+  }
+
+  async version(): Promise<{ client: string; server: string }> {
+    const out = await this.run(["version", "--format", "{{json .}}"]);
+    const parsed = JSON.parse(out.stdout) as { Client?: { Version?: string }; Server?: { Version?: string } };
+    return { client: parsed.Client?.Version ?? "unknown", server: parsed.Server?.Version ?? "unknown" };
+  }
+
+  async info(): Promise<{ runtimes: string[]; serverVersion: string; dockerRootDir: string; operatingSystem: string }> {
+    const out = await this.run(["info", "--format", "{{json .}}"]);
+    const parsed = JSON.parse(out.stdout) as {
+      Runtimes?: Record<string, unknown>;
+      ServerVersion?: string;
+      DockerRootDir?: string;
+      OperatingSystem?: string;
+    };
+    return {
+      runtimes: Object.keys(parsed.Runtimes ?? {}),
+      serverVersion: parsed.ServerVersion ?? "unknown",
+      dockerRootDir: parsed.DockerRootDir ?? "/var/lib/docker",
+      operatingSystem: parsed.OperatingSystem ?? "unknown",
+    };
+  }
+
+  // ---- images ----
+
+  async imageInspect(ref: string): Promise<{ id: string; labels: Record<string, string>; size: number } | undefined> {
+    const out = await this.run(["image", "inspect", "--format", "{{json .}}", ref], { check: false });
+    if (out.exitCode !== 0) return undefined;
+    const parsed = JSON.parse(out.stdout) as { Id: string; Size?: number; Config?: { Labels?: Record<string, string> | null } };
+    return { id: parsed.Id, labels: parsed.Config?.Labels ?? {}, size: parsed.Size ?? 0 };
+  }
+
+  async imageRm(refs: string[]): Promise<void> {
+    if (refs.length) await this.run(["image", "rm", "--force", ...refs], { check: false });
+  }
+
+  async build(options: {
+    context: string;
+    dockerfile: string;
+    tag: string;
+    labels?: Record<string, string>;
+    buildArgs?: Record<string, string>;
+  }): Promise<string> {
+    const args = ["build", "--quiet", "--file", options.dockerfile, "--tag", options.tag];
+    args.push(...labelArgs("--label", options.labels));
+    for (const [key, value] of Object.entries(options.buildArgs ?? {})) args.push("--build-arg", `${key}=${value}`);
+    args.push(options.context);
+    const out = await this.run(args);
+    return out.stdout.trim().split("\n").pop() ?? "";
+  }
+
+  async save(image: string, outputPath: string): Promise<void> {
+    await this.run(["save", "--output", outputPath, image]);
+  }
+
+  // ---- containers ----
+
+  /** `docker run -d`; returns the container id. */
+  async runDetached(spec: ContainerSpec): Promise<string> {
+    const out = await this.run(["run", "--detach", ...containerArgs(spec)]);
+    return out.stdout.trim();
+  }
+
+  async create(spec: ContainerSpec): Promise<string> {
+    const out = await this.run(["create", ...containerArgs(spec)]);
+    return out.stdout.trim();
+  }
+
+  async start(container: string): Promise<void> {
+    await this.run(["start", container]);
+  }
+
+  async containerInspect(container: string): Promise<ContainerInspect | undefined> {
+    const out = await this.run(["container", "inspect", "--format", "{{json .}}", container], { check: false });
+    if (out.exitCode !== 0) return undefined;
+    return JSON.parse(out.stdout) as ContainerInspect;
+  }
+
+  async containerRm(containers: string[]): Promise<void> {
+    if (containers.length) await this.run(["rm", "--force", "--volumes", ...containers], { check: false });
+  }
+
+  async ps(filters: string[] = [], all = true): Promise<ContainerSummary[]> {
+    const args = ["ps", "--no-trunc", "--format", "{{json .}}"];
+    if (all) args.push("--all");
+    for (const filter of filters) args.push("--filter", filter);
+    const out = await this.run(args);
+    return parseJsonLines<Record<string, string>>(out.stdout).map((row) => ({
+      id: row.ID ?? "",
+      name: row.Names ?? "",
+      image: row.Image ?? "",
+      state: row.State ?? "",
+      status: row.Status ?? "",
+      createdAt: row.CreatedAt ?? "",
+      labels: parseLabels(row.Labels),
+    }));
+  }
+
+  /** `docker exec` capturing output. Secret env travels by name only. */
+  async execIn(container: string, command: string[], options: ExecInContainer = {}): Promise<RunResult> {
+    const args = ["exec"];
+    if (options.stdin !== undefined) args.push("--interactive");
+    args.push(...this.execFlags(options));
+    return this.run([...args, container, ...command], {
+      stdin: options.stdin,
+      env: options.envValues,
+      check: options.check,
+      timeoutMs: options.timeoutMs,
+    });
+  }
+
+  /** `docker exec` on the user's terminal; `-t` only when both ends are terminals. */
+  async execInteractive(container: string, command: string[], options: ExecInContainer = {}): Promise<number> {
+    const args = ["exec", "--interactive"];
+    if (this.exec.isTerminal()) args.push("--tty");
+    args.push(...this.execFlags(options));
+    return this.exec.interactive([this.binary, ...args, container, ...command], { env: options.envValues });
+  }
+
+  private execFlags(options: ExecInContainer): string[] {
+    const args: string[] = [];
+    if (options.user) args.push("--user", options.user);
+    if (options.workdir) args.push("--workdir", options.workdir);
+    for (const name of options.envNames ?? []) args.push("--env", name);
+    return args;
+  }
+
+  /** `docker cp`; either side may be `container:path`. */
+  async cp(source: string, destination: string): Promise<void> {
+    await this.run(["cp", source, destination]);
+  }
+
+  async logs(container: string, follow = false): Promise<number> {
+    const args = ["logs", ...(follow ? ["--follow"] : []), container];
+    return this.exec.interactive([this.binary, ...args]);
+  }
+
+  // ---- networks ----
+
+  async networkCreate(name: string, options: { internal?: boolean; labels?: Record<string, string>; subnet?: string } = {}): Promise<string> {
+    const args = ["network", "create", "--driver", "bridge"];
+    if (options.internal) args.push("--internal");
+    if (options.subnet) args.push("--subnet", options.subnet);
+    args.push(...labelArgs("--label", options.labels), name);
+    const out = await this.run(args);
+    return out.stdout.trim();
+  }
+
+  async networkConnect(network: string, container: string, options: { aliases?: string[]; ip?: string } = {}): Promise<void> {
+    const args = ["network", "connect"];
+    for (const alias of options.aliases ?? []) args.push("--alias", alias);
+    if (options.ip) args.push("--ip", options.ip);
+    await this.run([...args, network, container]);
+  }
+
+  async networkInspect(network: string): Promise<NetworkInspect | undefined> {
+    const out = await this.run(["network", "inspect", "--format", "{{json .}}", network], { check: false });
+    if (out.exitCode !== 0) return undefined;
+    return JSON.parse(out.stdout) as NetworkInspect;
+  }
+
+  async networkLs(filters: string[] = []): Promise<NetworkSummary[]> {
+    const args = ["network", "ls", "--no-trunc", "--format", "{{json .}}"];
+    for (const filter of filters) args.push("--filter", filter);
+    const out = await this.run(args);
+    return parseJsonLines<Record<string, string>>(out.stdout).map((row) => ({
+      id: row.ID ?? "",
+      name: row.Name ?? "",
+      labels: parseLabels(row.Labels),
+    }));
+  }
+
+  async networkRm(networks: string[]): Promise<void> {
+    if (networks.length) await this.run(["network", "rm", ...networks], { check: false });
+  }
+
+  /** Events between two times (unix seconds), e.g. to count builds. */
+  async events(options: { since: number; until: number; filters?: string[] }): Promise<Array<Record<string, unknown>>> {
+    const args = ["events", "--since", String(options.since), "--until", String(options.until), "--format", "{{json .}}"];
+    for (const filter of options.filters ?? []) args.push("--filter", filter);
+    const out = await this.run(args);
+    return parseJsonLines<Record<string, unknown>>(out.stdout);
+  }
+}
+
+export interface ContainerInspect {
+  Id: string;
+  Name: string;
+  State: { Status: string; Running: boolean; ExitCode: number };
+  Config: { Env?: string[]; Labels?: Record<string, string>; Image: string; Cmd?: string[] | null };
+  HostConfig: Record<string, unknown>;
+  NetworkSettings: { Networks: Record<string, { IPAddress: string; Aliases?: string[] | null }> };
+  Mounts?: Array<{ Source: string; Destination: string; RW: boolean }>;
+}
+
+export interface NetworkInspect {
+  Id: string;
+  Name: string;
+  Internal: boolean;
+  Labels?: Record<string, string>;
+  IPAM: { Config?: Array<{ Subnet?: string; Gateway?: string }> };
+  Containers?: Record<string, { Name: string; IPv4Address: string }>;
+}

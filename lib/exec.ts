@@ -1,0 +1,173 @@
+import { constants } from "node:os";
+import { BottleError } from "./errors.ts";
+import { log } from "./log.ts";
+
+/**
+ * The only place that spawns processes. Always argv arrays, never a shell
+ * string. Unit tests swap in a recorder (see `recordingExec`).
+ */
+export interface RunOptions {
+  cwd?: string;
+  /** Extra variables on top of the current environment. */
+  env?: Record<string, string | undefined>;
+  /** Written to the child's stdin, then closed. */
+  stdin?: string | Uint8Array;
+  /** Throw a CommandError on a non-zero exit (default true). */
+  check?: boolean;
+  /** Kill the child after this many ms. */
+  timeoutMs?: number;
+}
+
+export interface RunResult {
+  argv: string[];
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface InteractiveOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+}
+
+export interface Exec {
+  /** Run to completion, capturing stdout and stderr. */
+  run(argv: string[], options?: RunOptions): Promise<RunResult>;
+  /** Run on the user's terminal; resolves with the exit code (128+signal when killed). */
+  interactive(argv: string[], options?: InteractiveOptions): Promise<number>;
+  /** Whether stdin and stdout are both terminals (decides `docker -t`). */
+  isTerminal(): boolean;
+}
+
+/** A failed command: names the command and shows the tail of its stderr. */
+export class CommandError extends BottleError {
+  readonly result: RunResult;
+  constructor(result: RunResult) {
+    const tail = stderrTail(result.stderr || result.stdout);
+    super(`${describeArgv(result.argv)} failed (exit code: ${result.exitCode})${tail ? `\n${tail}` : ""}`, {
+      exitCode: 1,
+    });
+    this.name = "CommandError";
+    this.result = result;
+  }
+}
+
+export function describeArgv(argv: string[], max = 6): string {
+  const shown = argv.slice(0, max).map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : JSON.stringify(arg)));
+  return shown.join(" ") + (argv.length > max ? " …" : "");
+}
+
+export function stderrTail(text: string, lines = 12): string {
+  return text.trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+function signalExitCode(signal: string | null | undefined): number | undefined {
+  if (!signal) return undefined;
+  const number = (constants.signals as Record<string, number>)[signal];
+  return number === undefined ? 1 : 128 + number;
+}
+
+function childEnv(extra?: Record<string, string | undefined>): Record<string, string | undefined> | undefined {
+  return extra ? { ...process.env, ...extra } : undefined;
+}
+
+export const realExec: Exec = {
+  async run(argv, options = {}) {
+    log.debug(`$ ${describeArgv(argv, 40)}`);
+    const proc = Bun.spawn(argv, {
+      cwd: options.cwd,
+      env: childEnv(options.env),
+      stdin: options.stdin === undefined ? "ignore" : "pipe",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    if (options.stdin !== undefined && proc.stdin) {
+      proc.stdin.write(options.stdin);
+      await proc.stdin.end();
+    }
+    const timer = options.timeoutMs ? setTimeout(() => proc.kill("SIGKILL"), options.timeoutMs) : undefined;
+    // Read both pipes concurrently so a chatty stderr cannot block stdout.
+    const [stdout, stderr, exitCode] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
+    if (timer) clearTimeout(timer);
+    const result: RunResult = {
+      argv,
+      exitCode: signalExitCode(proc.signalCode) ?? exitCode,
+      stdout,
+      stderr,
+    };
+    if (result.exitCode !== 0 && options.check !== false) throw new CommandError(result);
+    return result;
+  },
+
+  async interactive(argv, options = {}) {
+    log.debug(`$ ${describeArgv(argv, 40)}`);
+    const proc = Bun.spawn(argv, {
+      cwd: options.cwd,
+      env: childEnv(options.env),
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+    });
+    // Forward termination signals so the child can clean up; our own
+    // teardown runs after it exits.
+    const forward = (signal: NodeJS.Signals) => () => proc.kill(signal);
+    const onInt = forward("SIGINT");
+    const onTerm = forward("SIGTERM");
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
+    try {
+      const code = await proc.exited;
+      return signalExitCode(proc.signalCode) ?? code;
+    } finally {
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+    }
+  },
+
+  isTerminal() {
+    return Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  },
+};
+
+/** A recorded call, for unit tests. */
+export interface RecordedCall {
+  argv: string[];
+  options?: RunOptions | InteractiveOptions;
+  interactive: boolean;
+}
+
+export type Responder = (argv: string[]) => Partial<Omit<RunResult, "argv">> | undefined;
+
+/**
+ * An Exec that records every call and answers from `responder` (default:
+ * success with empty output). Failing answers throw like the real one.
+ */
+export function recordingExec(responder: Responder = () => undefined, terminal = false): Exec & { calls: RecordedCall[] } {
+  const calls: RecordedCall[] = [];
+  return {
+    calls,
+    async run(argv, options = {}) {
+      calls.push({ argv, options, interactive: false });
+      const answer = responder(argv) ?? {};
+      const result: RunResult = {
+        argv,
+        exitCode: answer.exitCode ?? 0,
+        stdout: answer.stdout ?? "",
+        stderr: answer.stderr ?? "",
+      };
+      if (result.exitCode !== 0 && options.check !== false) throw new CommandError(result);
+      return result;
+    },
+    async interactive(argv, options) {
+      calls.push({ argv, options, interactive: true });
+      return responder(argv)?.exitCode ?? 0;
+    },
+    isTerminal() {
+      return terminal;
+    },
+  };
+}
