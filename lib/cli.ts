@@ -1,4 +1,4 @@
-import type { ArgsDef, CommandDef } from "citty";
+import type { ArgDef, ArgsDef, CommandDef } from "citty";
 import { BottleError } from "./errors.ts";
 import { didYouMean } from "./suggest.ts";
 
@@ -33,11 +33,16 @@ async function resolve<T>(value: T | Promise<T> | (() => T) | (() => Promise<T>)
   return typeof value === "function" ? await (value as () => T | Promise<T>)() : await value;
 }
 
+function aliases(def: ArgDef): string[] {
+  if (def.type === "positional" || !("alias" in def) || !def.alias) return [];
+  return Array.isArray(def.alias) ? def.alias : [def.alias];
+}
+
 function flagNames(args: ArgsDef): Set<string> {
   const names = new Set<string>(["--help", "-h"]);
   for (const [name, def] of Object.entries(args)) {
     if (def.type === "positional") continue;
-    const all = [name, ...(Array.isArray(def.alias) ? def.alias : def.alias ? [def.alias] : [])];
+    const all = [name, ...aliases(def)];
     for (const n of all) {
       names.add(n.length === 1 ? `-${n}` : `--${n}`);
       if (def.type === "boolean") names.add(`--no-${n}`);
@@ -78,7 +83,7 @@ export async function checkCommandLine(root: CommandDef, argv: string[]): Promis
             exitCode: 2,
           });
         }
-        const def = args[flag.replace(/^-+(no-)?/, "")] ?? Object.values(args).find((d) => [d.alias].flat().includes(flag.replace(/^-+/, "")));
+        const def = args[flag.replace(/^-+(no-)?/, "")] ?? Object.values(args).find((d) => aliases(d).includes(flag.replace(/^-+/, "")));
         if (def && def.type !== "boolean" && !arg.includes("=")) i++; // skip the flag's value
         continue;
       }

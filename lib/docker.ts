@@ -288,6 +288,23 @@ export class Docker {
     return args;
   }
 
+  /** Extract a tar archive into the container, keeping the headers' owners and modes. */
+  async copyArchiveIn(container: string, directory: string, archive: Uint8Array): Promise<void> {
+    await this.run(["cp", "--archive", "-", `${container}:${directory}`], { stdin: archive });
+  }
+
+  /** Resolve once the container's output shows `pattern` (no polling); throws on exit or timeout. */
+  async waitForLog(container: string, pattern: string, timeoutMs: number): Promise<void> {
+    const found = await this.exec.waitForOutput([this.binary, "logs", "--follow", container], pattern, timeoutMs);
+    if (!found) {
+      const logs = await this.run(["logs", "--tail", "20", container], { check: false });
+      throw new BottleError(`${container} did not become ready within ${timeoutMs / 1000}s`, {
+        fix: "run `bottle doctor`; the container's last output follows",
+        details: `${logs.stdout}${logs.stderr}`,
+      });
+    }
+  }
+
   /** `docker cp`; either side may be `container:path`. */
   async cp(source: string, destination: string): Promise<void> {
     await this.run(["cp", source, destination]);
@@ -300,9 +317,13 @@ export class Docker {
 
   // ---- networks ----
 
-  async networkCreate(name: string, options: { internal?: boolean; labels?: Record<string, string>; subnet?: string } = {}): Promise<string> {
+  async networkCreate(
+    name: string,
+    options: { internal?: boolean; labels?: Record<string, string>; subnet?: string; driverOptions?: Record<string, string> } = {},
+  ): Promise<string> {
     const args = ["network", "create", "--driver", "bridge"];
     if (options.internal) args.push("--internal");
+    for (const [key, value] of Object.entries(options.driverOptions ?? {})) args.push("--opt", `${key}=${value}`);
     if (options.subnet) args.push("--subnet", options.subnet);
     args.push(...labelArgs("--label", options.labels), name);
     const out = await this.run(args);

@@ -37,6 +37,8 @@ export interface Exec {
   interactive(argv: string[], options?: InteractiveOptions): Promise<number>;
   /** Whether stdin and stdout are both terminals (decides `docker -t`). */
   isTerminal(): boolean;
+  /** Run until a line of its output contains `pattern` (then stop it): true; false on exit or timeout. */
+  waitForOutput(argv: string[], pattern: string, timeoutMs: number): Promise<boolean>;
 }
 
 /** A failed command: names the command and shows the tail of its stderr. */
@@ -61,8 +63,9 @@ export function stderrTail(text: string, lines = 12): string {
   return text.trimEnd().split("\n").slice(-lines).join("\n");
 }
 
-function signalExitCode(signal: string | null | undefined): number | undefined {
-  if (!signal) return undefined;
+function signalExitCode(signal: string | number | null | undefined): number | undefined {
+  if (signal === null || signal === undefined) return undefined;
+  if (typeof signal === "number") return 128 + signal;
   const number = (constants.signals as Record<string, number>)[signal];
   return number === undefined ? 1 : 128 + number;
 }
@@ -131,6 +134,36 @@ export const realExec: Exec = {
   isTerminal() {
     return Boolean(process.stdin.isTTY && process.stdout.isTTY);
   },
+
+  async waitForOutput(argv, pattern, timeoutMs) {
+    log.debug(`$ ${describeArgv(argv, 40)}  (until "${pattern}")`);
+    const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+    const watch = async (stream: ReadableStream<Uint8Array>): Promise<boolean> => {
+      const decoder = new TextDecoder();
+      let seen = "";
+      for await (const chunk of stream) {
+        seen = (seen + decoder.decode(chunk, { stream: true })).slice(-4096);
+        if (seen.includes(pattern)) return true;
+      }
+      return false;
+    };
+    try {
+      // True as soon as either stream shows the pattern; false when both end without it.
+      return await new Promise<boolean>((resolve) => {
+        let ended = 0;
+        for (const stream of [proc.stdout, proc.stderr]) {
+          void watch(stream).then((hit) => {
+            if (hit) resolve(true);
+            else if (++ended === 2) resolve(false);
+          });
+        }
+      });
+    } finally {
+      clearTimeout(timer);
+      proc.kill("SIGKILL");
+    }
+  },
 };
 
 /** A recorded call, for unit tests. */
@@ -168,6 +201,10 @@ export function recordingExec(responder: Responder = () => undefined, terminal =
     },
     isTerminal() {
       return terminal;
+    },
+    async waitForOutput(argv) {
+      calls.push({ argv, interactive: false });
+      return (responder(argv)?.exitCode ?? 0) === 0;
     },
   };
 }

@@ -1,0 +1,12 @@
+#!/bin/sh
+# Runs a command in the bottle with the bottle's env. The values live in a
+# file only the agent user can read, so they never appear on a command line
+# or in `docker inspect`.
+set -e
+if [ -r /run/bottle/env ]; then
+  set -a
+  . /run/bottle/env
+  set +a
+fi
+cd /workspace 2>/dev/null || cd "$HOME"
+exec "$@"

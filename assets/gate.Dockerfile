@@ -1,0 +1,16 @@
+# The gate image: the egress gate (Node.js runs the bundled proxy) on the
+# same Debian base as the agent image.
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      ca-certificates nodejs \
+      >/dev/null \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
+COPY ca-certs/ /usr/local/share/ca-certificates/bottle/
+RUN update-ca-certificates >/dev/null 2>&1
+COPY egress-gate.mjs /opt/bottle/egress-gate.mjs
+COPY gate-entrypoint.sh /usr/local/bin/gate-entrypoint
+RUN chmod 0755 /usr/local/bin/gate-entrypoint && mkdir -p /etc/bottle /var/log/bottle && chmod 0700 /etc/bottle
+ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+ENTRYPOINT ["/usr/local/bin/gate-entrypoint"]

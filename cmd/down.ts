@@ -1,0 +1,19 @@
+import { defineCommand } from "citty";
+import { BottleError } from "../lib/errors.ts";
+import { realExec } from "../lib/exec.ts";
+import { downBottles } from "../lib/lifecycle.ts";
+import { log } from "../lib/log.ts";
+
+export default defineCommand({
+  meta: { name: "down", description: "Stop and remove bottles: bottle down NAME… | --all" },
+  args: {
+    all: { type: "boolean", description: "Remove every bottle" },
+    names: { type: "positional", required: false, description: "Bottle names" },
+  },
+  async run({ args }) {
+    const names = args._.length ? args._ : [];
+    if (!args.all && names.length === 0) throw new BottleError("no bottle named", { fix: "bottle down NAME… (see bottle ls), or bottle down --all" });
+    const removed = await downBottles(realExec, args.all ? undefined : names);
+    for (const name of removed) log.success(`removed ${name}`);
+  },
+});

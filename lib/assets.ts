@@ -1,0 +1,21 @@
+import agentDockerfile from "../assets/agent.Dockerfile" with { type: "text" };
+import bottleRun from "../assets/bottle-run.sh" with { type: "text" };
+import gateDockerfile from "../assets/gate.Dockerfile" with { type: "text" };
+import gateEntrypoint from "../assets/gate-entrypoint.sh" with { type: "text" };
+import egressGate from "../assets/gen/egress-gate.bundle" with { type: "text" };
+import plumbingDockerfile from "../assets/plumbing/Dockerfile" with { type: "text" };
+
+/**
+ * Everything the binary needs at run time, embedded at build time. Build
+ * contexts are written from these strings, never read from the source tree.
+ */
+export const assets = {
+  agentDockerfile,
+  bottleRun,
+  gateDockerfile,
+  gateEntrypoint,
+  egressGate,
+  plumbingDockerfile,
+} as const;
+
+export type AssetName = keyof typeof assets;

@@ -1,0 +1,51 @@
+import { existsSync, readFileSync } from "node:fs";
+
+/** Reading the gates' JSON-lines audit logs. */
+
+export interface AuditLine {
+  time?: string;
+  bottle?: string;
+  method?: string;
+  host?: string;
+  port?: number;
+  path?: string;
+  decision?: string;
+  rule?: string;
+  bytesIn?: number;
+  bytesOut?: number;
+  durationMs?: number;
+}
+
+export function readAudit(path: string): AuditLine[] {
+  if (!existsSync(path)) return [];
+  const lines: AuditLine[] = [];
+  for (const line of readFileSync(path, "utf8").split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      lines.push(JSON.parse(line) as AuditLine);
+    } catch {
+      // A line being written while we read.
+    }
+  }
+  return lines;
+}
+
+export function formatAuditLine(line: AuditLine): string {
+  const target = `${line.host ?? "?"}${line.port ? `:${line.port}` : ""}${line.path ?? ""}`;
+  const bytes = line.bytesOut !== undefined ? `  out ${line.bytesOut}B in ${line.bytesIn ?? 0}B` : "";
+  return `${line.time ?? ""}  ${(line.decision ?? "?").padEnd(5)}  ${(line.method ?? "").padEnd(7)} ${target}  (${line.rule ?? ""})${bytes}`;
+}
+
+/** "3 requests denied: evil.test ×2, x.test  see bottle logs NAME", or undefined. */
+export function summarizeDenials(path: string, name?: string): string | undefined {
+  const denied = readAudit(path).filter((line) => line.decision === "deny");
+  if (denied.length === 0) return undefined;
+  const counts = new Map<string, number>();
+  for (const line of denied) counts.set(line.host ?? "?", (counts.get(line.host ?? "?") ?? 0) + 1);
+  const hosts = [...counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 5)
+    .map(([host, count]) => (count > 1 ? `${host} ×${count}` : host));
+  const more = counts.size > 5 ? `, … +${counts.size - 5} more` : "";
+  return `${denied.length} request${denied.length === 1 ? "" : "s"} denied: ${hosts.join(", ")}${more}${name ? `  (see bottle logs ${name} --gate egress)` : ""}`;
+}

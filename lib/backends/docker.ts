@@ -1,0 +1,195 @@
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Docker, ContainerSpec } from "../docker.ts";
+import { BottleError } from "../errors.ts";
+import { egressGateConfig } from "../gates/egress-config.ts";
+import { log } from "../log.ts";
+import { bottleStateDir } from "../paths.ts";
+import { LABELS, type Plan } from "../plan.ts";
+import { createTar, type TarEntry } from "../tar.ts";
+
+/**
+ * The docker backend: the bottle sits only on a per-bottle `--internal`
+ * network whose bridge has no host address (so the host is unreachable); the
+ * gate sits on that network and on a per-bottle egress network.
+ */
+
+export const GATE_ALIAS = "gate";
+const GATE_READY = "egress gate ready";
+const GATE_READY_TIMEOUT_MS = 30_000;
+
+/** Objects a launch created, in creation order, so teardown can undo exactly them. */
+export interface Created {
+  networks: string[];
+  containers: string[];
+}
+
+export function bottleLabels(plan: Pick<Plan, "name" | "agent" | "backend" | "workspace">, role: string, version: string): Record<string, string> {
+  return {
+    [LABELS.name]: plan.name,
+    [LABELS.agent]: plan.agent.name,
+    [LABELS.version]: version,
+    [LABELS.backend]: plan.backend,
+    [LABELS.role]: role,
+    [LABELS.workspace]: plan.workspace.hostPath ?? plan.workspace.mode,
+  };
+}
+
+/** Is a docker error a name conflict (another launch took the name first)? */
+export function isNameConflict(error: unknown): boolean {
+  return /already in use|already exists|Conflict/i.test(error instanceof Error ? error.message : String(error));
+}
+
+export function bottleContainerSpec(plan: Plan, gateIp: string, labels: Record<string, string>): ContainerSpec {
+  const proxy = `http://${GATE_ALIAS}:${plan.egress.proxyPort}`;
+  const mounts: ContainerSpec["mounts"] = [];
+  if (plan.workspace.mode === "mount" && plan.workspace.hostPath) {
+    mounts.push({ source: plan.workspace.hostPath, target: plan.workspace.containerPath });
+    // Hooks and config the host would later execute stay read-only.
+    for (const path of plan.workspace.readonlyPaths)
+      mounts.push({ source: join(plan.workspace.hostPath, path), target: `${plan.workspace.containerPath}/${path}`, readonly: true });
+  }
+  return {
+    name: plan.containers.bottle,
+    image: plan.bottleImage,
+    labels,
+    network: plan.networks.internal,
+    dns: [gateIp],
+    env: {
+      HTTP_PROXY: proxy,
+      HTTPS_PROXY: proxy,
+      http_proxy: proxy,
+      https_proxy: proxy,
+      NO_PROXY: "localhost,127.0.0.1,::1",
+      no_proxy: "localhost,127.0.0.1,::1",
+      BOTTLE_NAME: plan.name,
+    },
+    mounts,
+    user: `${plan.workspace.user.uid}:${plan.workspace.user.gid}`,
+    capDrop: ["ALL"],
+    securityOpt: ["no-new-privileges"],
+    pidsLimit: 2048,
+    runtime: plan.runtime === "runsc" ? "runsc" : undefined,
+    hostname: plan.name,
+    workdir: plan.workspace.containerPath,
+    command: ["sleep", "infinity"],
+  };
+}
+
+export function gateContainerSpec(plan: Plan, labels: Record<string, string>, logDir: string): ContainerSpec {
+  return {
+    name: plan.containers.gate,
+    image: plan.images.gate.tag,
+    labels,
+    network: plan.networks.internal,
+    networkAliases: [GATE_ALIAS],
+    mounts: [{ source: logDir, target: "/var/log/bottle" }],
+    capDrop: ["ALL"],
+    capAdd: ["NET_BIND_SERVICE"],
+    securityOpt: ["no-new-privileges"],
+    pidsLimit: 512,
+  };
+}
+
+function networkGateway(inspect: Awaited<ReturnType<Docker["networkInspect"]>>): string[] {
+  return (inspect?.IPAM.Config ?? []).map((config) => config.Gateway).filter((ip): ip is string => Boolean(ip));
+}
+
+export interface LaunchOptions {
+  version: string;
+  /** Secret values the gate's DLP must refuse to let out. */
+  secrets: string[];
+  created: Created;
+}
+
+/**
+ * Create networks, start the gate, start the bottle. Everything created is
+ * recorded in `created` as soon as it exists, so a failure half-way can be
+ * undone by `teardownDocker`.
+ */
+export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOptions): Promise<{ gateIp: string }> {
+  const { created } = options;
+  const networkLabels = bottleLabels(plan, "network", options.version);
+  await Promise.all([
+    docker
+      .networkCreate(plan.networks.internal, {
+        internal: true,
+        labels: networkLabels,
+        // No address on the host side of the bridge: the host is unreachable.
+        driverOptions: { "com.docker.network.bridge.inhibit_ipv4": "true" },
+      })
+      .then(() => created.networks.push(plan.networks.internal)),
+    docker.networkCreate(plan.networks.egress, { labels: networkLabels }).then(() => created.networks.push(plan.networks.egress)),
+  ]);
+
+  const logDir = join(bottleStateDir(plan.name), "logs");
+  mkdirSync(logDir, { recursive: true });
+  await docker.create(gateContainerSpec(plan, bottleLabels(plan, "gate", options.version), logDir));
+  created.containers.push(plan.containers.gate);
+
+  const egressInspect = await docker.networkInspect(plan.networks.egress);
+  const config = egressGateConfig(plan, networkGateway(egressInspect), options.secrets.length > 0);
+  const files: TarEntry[] = [
+    { path: "etc/bottle", type: "dir", mode: 0o700, uid: 0, gid: 0 },
+    { path: "etc/bottle/egress.json", content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o600, uid: 0, gid: 0 },
+  ];
+  if (options.secrets.length)
+    files.push({ path: "etc/bottle/secrets.json", content: JSON.stringify(options.secrets), mode: 0o600, uid: 0, gid: 0 });
+  await docker.copyArchiveIn(plan.containers.gate, "/", createTar(files));
+  await docker.networkConnect(plan.networks.egress, plan.containers.gate);
+  await docker.start(plan.containers.gate);
+  await docker.waitForLog(plan.containers.gate, GATE_READY, GATE_READY_TIMEOUT_MS);
+
+  const gate = await docker.containerInspect(plan.containers.gate);
+  const gateIp = gate?.NetworkSettings.Networks[plan.networks.internal]?.IPAddress;
+  if (!gateIp) throw new BottleError(`the gate ${plan.containers.gate} has no address on ${plan.networks.internal}`);
+
+  await docker.runDetached(bottleContainerSpec(plan, gateIp, bottleLabels(plan, "bottle", options.version)));
+  created.containers.push(plan.containers.bottle);
+  return { gateIp };
+}
+
+/** The container's /etc/passwd plus a line for the agent's uid when it is not the image's 1000. */
+export async function passwdEntries(docker: Docker, plan: Plan): Promise<TarEntry[]> {
+  const { uid, gid } = plan.workspace.user;
+  if (uid === 1000) return [];
+  const passwd = await docker.execIn(plan.containers.bottle, ["cat", "/etc/passwd"]);
+  const group = await docker.execIn(plan.containers.bottle, ["cat", "/etc/group"]);
+  const withoutAgent = (text: string) =>
+    text
+      .split("\n")
+      .filter((line) => line && !line.startsWith("agent:"))
+      .join("\n");
+  return [
+    { path: "etc/passwd", content: `${withoutAgent(passwd.stdout)}\nagent:x:${uid}:${gid}::/home/agent:/bin/bash\n`, mode: 0o644, uid: 0, gid: 0 },
+    { path: "etc/group", content: `${withoutAgent(group.stdout)}\nagent:x:${gid}:\n`, mode: 0o644, uid: 0, gid: 0 },
+  ];
+}
+
+/** Remove containers then networks; never throws (teardown must finish). */
+export async function teardownDocker(docker: Docker, created: Created): Promise<void> {
+  try {
+    await docker.containerRm([...created.containers].reverse());
+    await docker.networkRm([...created.networks].reverse());
+  } catch (error) {
+    log.warn(`teardown: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/** Everything docker holds for bottles, by label (for ls, down, cleanup). */
+export async function listBottleObjects(docker: Docker, name?: string) {
+  const filter = name ? `label=${LABELS.name}=${name}` : `label=${LABELS.name}`;
+  const [containers, networks] = await Promise.all([docker.ps([filter]), docker.networkLs([filter])]);
+  return { containers, networks };
+}
+
+/** Remove every docker object and the state dir of the named bottle. */
+export async function removeBottle(docker: Docker, name: string): Promise<{ containers: number; networks: number }> {
+  const { containers, networks } = await listBottleObjects(docker, name);
+  const bottles = containers.filter((c) => c.labels[LABELS.role] === "bottle").map((c) => c.name);
+  const others = containers.filter((c) => c.labels[LABELS.role] !== "bottle").map((c) => c.name);
+  await docker.containerRm([...bottles, ...others]);
+  await docker.networkRm(networks.map((n) => n.name));
+  rmSync(bottleStateDir(name), { recursive: true, force: true });
+  return { containers: containers.length, networks: networks.length };
+}

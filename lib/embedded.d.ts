@@ -1,0 +1,17 @@
+// Text assets embedded with `import … with { type: "text" }`.
+declare module "*.Dockerfile" {
+  const text: string;
+  export default text;
+}
+declare module "*.sh" {
+  const text: string;
+  export default text;
+}
+declare module "*.bundle" {
+  const text: string;
+  export default text;
+}
+declare module "*/Dockerfile" {
+  const text: string;
+  export default text;
+}

@@ -1,0 +1,43 @@
+import type { Plan } from "../plan.ts";
+
+/**
+ * The egress gate's config file, written by the host into the gate
+ * (/etc/bottle/egress.json, root-only) before it starts. The shape is the
+ * gate daemon's own `EgressConfig`.
+ */
+export interface EgressGateFile {
+  bottle: string;
+  proxyPort: number;
+  dnsPort: number;
+  listen: string;
+  allow: string[];
+  allowPrivate: string[];
+  auditLog: string;
+  secretsFile?: string;
+  limits: { requestsPerMinute: number; bytesOut: number; idleTimeoutMs: number; maxTunnelMs: number };
+  hostAddresses: string[];
+}
+
+export const EGRESS_AUDIT_FILE = "egress.jsonl";
+
+export const DEFAULT_LIMITS: EgressGateFile["limits"] = {
+  requestsPerMinute: 1200,
+  bytesOut: 2 * 1024 ** 3,
+  idleTimeoutMs: 10 * 60 * 1000,
+  maxTunnelMs: 6 * 60 * 60 * 1000,
+};
+
+export function egressGateConfig(plan: Plan, hostAddresses: string[], withSecrets: boolean): EgressGateFile {
+  return {
+    bottle: plan.name,
+    proxyPort: plan.egress.proxyPort,
+    dnsPort: plan.egress.dnsPort,
+    listen: "0.0.0.0",
+    allow: plan.egress.allow,
+    allowPrivate: plan.egress.allowPrivate,
+    auditLog: `/var/log/bottle/${EGRESS_AUDIT_FILE}`,
+    ...(withSecrets ? { secretsFile: "/etc/bottle/secrets.json" } : {}),
+    limits: DEFAULT_LIMITS,
+    hostAddresses,
+  };
+}

@@ -1,0 +1,199 @@
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { assets } from "./assets.ts";
+import { collectCertificates, extraCaBundlesFromEnv } from "./ca-certs.ts";
+import type { Docker } from "./docker.ts";
+import { BottleError } from "./errors.ts";
+import { withLock } from "./lock.ts";
+import { log } from "./log.ts";
+import { cacheDir } from "./paths.ts";
+
+/**
+ * Content-addressed images: the tag is a hash of everything that goes into
+ * the build (Dockerfile, context files, build args, base image id), so an
+ * unchanged bottle never runs `docker build` again.
+ */
+
+export const DEFAULT_BASE_IMAGE =
+  "debian:trixie-slim@sha256:a29215f6a35e51e22adffa17f89e9d2ef06214e64a2bad10d765c46aea49f11f";
+export const CLAUDE_CODE_VERSION = "2.1.332";
+export const HASH_LABEL = "bottle.hash";
+
+export type ImageKind = "agent" | "gate" | "custom" | "plumbing";
+
+export interface ImageSpec {
+  kind: ImageKind;
+  dockerfile: string;
+  /** Context files by relative path. */
+  files: Record<string, string>;
+  buildArgs: Record<string, string>;
+  /** Extra inputs that change the image without being files (e.g. the base image id). */
+  inputs: string[];
+  /** A user context dir (custom layers), hashed by path, size and mtime. */
+  contextDir?: string;
+}
+
+export interface ImageRef {
+  kind: ImageKind;
+  tag: string;
+  hash: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+export function baseImage(env: Env = process.env): string {
+  return env.BOTTLE_BASE_IMAGE || DEFAULT_BASE_IMAGE;
+}
+
+export function npmRegistry(env: Env = process.env): string {
+  return env.BOTTLE_NPM_REGISTRY || env.npm_config_registry || "https://registry.npmjs.org";
+}
+
+function listContext(dir: string): string[] {
+  const entries: string[] = [];
+  const walk = (current: string) => {
+    for (const entry of readdirSync(current, { withFileTypes: true })) {
+      if (entry.name === ".git" || entry.name === "node_modules") continue;
+      const full = join(current, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entries.length < 5000) {
+        const stat = statSync(full);
+        entries.push(`${relative(dir, full)}:${stat.size}:${stat.mtimeMs}`);
+      }
+    }
+  };
+  walk(dir);
+  return entries.sort();
+}
+
+export function imageHash(spec: ImageSpec): string {
+  const hash = createHash("sha256");
+  const feed = (part: string) => hash.update(`${part.length}:${part}`);
+  feed(spec.kind);
+  feed(spec.dockerfile);
+  for (const name of Object.keys(spec.files).sort()) {
+    feed(name);
+    feed(spec.files[name]!);
+  }
+  for (const key of Object.keys(spec.buildArgs).sort()) feed(`${key}=${spec.buildArgs[key]}`);
+  for (const input of spec.inputs) feed(input);
+  if (spec.contextDir) for (const entry of listContext(spec.contextDir)) feed(entry);
+  return hash.digest("hex");
+}
+
+export function imageRef(spec: ImageSpec): ImageRef {
+  const hash = imageHash(spec);
+  return { kind: spec.kind, hash, tag: `bottle-${spec.kind}:${hash.slice(0, 16)}` };
+}
+
+/** The CA certificates as context files `ca-certs/extra-N.crt` (always at least the dir). */
+export function caCertFiles(extraPaths: string[], env: Env = process.env): Record<string, string> {
+  const certs = collectCertificates([...extraPaths, ...extraCaBundlesFromEnv(env)]);
+  const files: Record<string, string> = { "ca-certs/.keep": "" };
+  certs.forEach((cert, i) => {
+    files[`ca-certs/extra-${String(i).padStart(3, "0")}.crt`] = cert;
+  });
+  return files;
+}
+
+/** The base image's id when present locally, so a re-imported base rebuilds. */
+async function baseInput(docker: Docker, env: Env): Promise<string> {
+  const base = baseImage(env);
+  const inspected = await docker.imageInspect(base);
+  return `${base}@${inspected?.id ?? "remote"}`;
+}
+
+export async function agentImageSpec(docker: Docker, caCerts: string[], env: Env = process.env): Promise<ImageSpec> {
+  return {
+    kind: "agent",
+    dockerfile: assets.agentDockerfile,
+    files: { "bottle-run.sh": assets.bottleRun, ...caCertFiles(caCerts, env) },
+    buildArgs: { BASE_IMAGE: baseImage(env), CLAUDE_CODE_VERSION, NPM_REGISTRY: npmRegistry(env) },
+    inputs: [await baseInput(docker, env)],
+  };
+}
+
+export async function gateImageSpec(docker: Docker, caCerts: string[], env: Env = process.env): Promise<ImageSpec> {
+  return {
+    kind: "gate",
+    dockerfile: assets.gateDockerfile,
+    files: { "egress-gate.mjs": assets.egressGate, "gate-entrypoint.sh": assets.gateEntrypoint, ...caCertFiles(caCerts, env) },
+    buildArgs: { BASE_IMAGE: baseImage(env) },
+    inputs: [await baseInput(docker, env)],
+  };
+}
+
+/**
+ * A bottle's `image.dockerfile`: instructions appended onto the agent image.
+ * Its directory is the build context.
+ */
+export function customImageSpec(agent: ImageRef, dockerfilePath: string): ImageSpec {
+  let text: string;
+  try {
+    text = readFileSync(dockerfilePath, "utf8");
+  } catch {
+    throw new BottleError(`cannot read the bottle's image.dockerfile ${dockerfilePath}`, { fix: "fix `image.dockerfile` in the bottle manifest" });
+  }
+  const fromLine = text.split("\n").findIndex((line) => /^\s*FROM\s/i.test(line));
+  if (fromLine !== -1) {
+    throw new BottleError(`${dockerfilePath}:${fromLine + 1}: image.dockerfile must not have a FROM line`, {
+      fix: "remove it: the instructions are added on top of the agent image (start with e.g. `USER root` and `RUN apt-get install …`)",
+    });
+  }
+  return {
+    kind: "custom",
+    dockerfile: `FROM ${agent.tag}\n${text}\nUSER agent\nWORKDIR /workspace\n`,
+    files: {},
+    buildArgs: {},
+    inputs: [agent.hash],
+    contextDir: dirname(dockerfilePath),
+  };
+}
+
+export async function imageExists(docker: Docker, ref: ImageRef): Promise<boolean> {
+  return (await docker.imageInspect(ref.tag)) !== undefined;
+}
+
+const DESCRIPTIONS: Record<ImageKind, string> = {
+  agent: "agent image (Claude Code on Debian; first build takes a minute or two)",
+  gate: "gate image",
+  custom: "the bottle's extra image layers",
+  plumbing: "plumbing test image",
+};
+
+/** Build the image unless an image with its content hash exists. Returns whether it built. */
+export async function ensureImage(docker: Docker, spec: ImageSpec, env: Env = process.env): Promise<{ ref: ImageRef; built: boolean }> {
+  const ref = imageRef(spec);
+  if (await imageExists(docker, ref)) return { ref, built: false };
+  // One build per image at a time, across parallel `bottle up`s.
+  return withLock(join(cacheDir(env), "locks", `${ref.tag.replace(/[:/]/g, "_")}.lock`), async () => {
+    if (await imageExists(docker, ref)) return { ref, built: false };
+    const context = spec.contextDir ?? mkdtempSync(join(tmpdir(), `bottle-build-${spec.kind}-`));
+    const dockerfilePath = join(mkdtempSync(join(tmpdir(), "bottle-dockerfile-")), "Dockerfile");
+    try {
+      writeFileSync(dockerfilePath, spec.dockerfile);
+      if (!spec.contextDir) {
+        for (const [name, content] of Object.entries(spec.files)) {
+          mkdirSync(dirname(join(context, name)), { recursive: true });
+          writeFileSync(join(context, name), content);
+        }
+      }
+      const started = performance.now();
+      log.start(`building ${DESCRIPTIONS[spec.kind]}`);
+      await docker.build({
+        context,
+        dockerfile: dockerfilePath,
+        tag: ref.tag,
+        labels: { [HASH_LABEL]: ref.hash, "bottle.image": spec.kind },
+        buildArgs: spec.buildArgs,
+      });
+      log.success(`built ${ref.tag} in ${((performance.now() - started) / 1000).toFixed(1)}s`);
+      return { ref, built: true };
+    } finally {
+      if (!spec.contextDir) rmSync(context, { recursive: true, force: true });
+      rmSync(dirname(dockerfilePath), { recursive: true, force: true });
+    }
+  });
+}

@@ -1,0 +1,171 @@
+import { existsSync, openSync, readSync, statSync, watch } from "node:fs";
+import { listBottleObjects, removeBottle } from "./backends/docker.ts";
+import { formatAuditLine, readAudit, type AuditLine } from "./audit.ts";
+import { Docker } from "./docker.ts";
+import { BottleError } from "./errors.ts";
+import type { Exec } from "./exec.ts";
+import { bottleStateDir } from "./paths.ts";
+import { LABELS } from "./plan.ts";
+import { agentCommand } from "./provision.ts";
+import { auditLogPath, readPlan, stateNames } from "./state.ts";
+import { attachTo, isOrphan } from "./up.ts";
+import { didYouMean } from "./suggest.ts";
+
+/** ls, attach, exec, logs, down, cleanup: bottles found by label and state dir. */
+
+export interface BottleRow {
+  name: string;
+  agent: string;
+  backend: string;
+  status: string;
+  createdAt: string;
+  age: string;
+  workspace: string;
+}
+
+function age(createdAt: string): string {
+  const seconds = Math.max(0, (Date.now() - Date.parse(createdAt.replace(/ [A-Z]+$/, ""))) / 1000);
+  if (!Number.isFinite(seconds)) return "?";
+  if (seconds < 60) return `${Math.round(seconds)}s`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)}m`;
+  if (seconds < 86400) return `${Math.round(seconds / 3600)}h`;
+  return `${Math.round(seconds / 86400)}d`;
+}
+
+export async function listBottles(exec: Exec): Promise<BottleRow[]> {
+  const docker = new Docker(exec);
+  const { containers } = await listBottleObjects(docker);
+  return containers
+    .filter((c) => c.labels[LABELS.role] === "bottle")
+    .map((c) => ({
+      name: c.labels[LABELS.name] ?? c.name,
+      agent: c.labels[LABELS.agent] ?? "?",
+      backend: c.labels[LABELS.backend] ?? "docker",
+      status: c.state,
+      createdAt: c.createdAt,
+      age: age(c.createdAt),
+      workspace: c.labels[LABELS.workspace] ?? "",
+    }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export function formatBottleTable(rows: BottleRow[]): string {
+  if (rows.length === 0) return "no bottles running (start one with `bottle up`)";
+  const header: BottleRow = { name: "NAME", agent: "AGENT", backend: "BACKEND", status: "STATUS", createdAt: "", age: "AGE", workspace: "WORKSPACE" };
+  const keys = ["name", "agent", "backend", "status", "age", "workspace"] as const;
+  const widths = keys.map((key) => Math.max(...[header, ...rows].map((row) => row[key].length)));
+  return [header, ...rows].map((row) => keys.map((key, i) => row[key].padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}
+
+async function requireRunning(docker: Docker, name: string): Promise<void> {
+  const inspect = await docker.containerInspect(name);
+  if (inspect?.Config.Labels?.[LABELS.role] === "bottle" && inspect.State.Running) return;
+  const names = (await listBottles(docker.exec)).map((row) => row.name);
+  throw new BottleError(`no running bottle named ${name}${didYouMean(name, names)}`, { fix: "see `bottle ls`" });
+}
+
+export async function attachBottle(exec: Exec, name: string, command: string[]): Promise<number> {
+  const docker = new Docker(exec);
+  await requireRunning(docker, name);
+  const plan = readPlan(name);
+  if (!plan) throw new BottleError(`the state of ${name} is missing`, { fix: `remove it with \`bottle down ${name}\` and start a new one` });
+  return attachTo(docker, plan, agentCommand(plan, command));
+}
+
+export async function showLogs(exec: Exec, name: string, options: { gate?: string; follow: boolean; json: boolean }): Promise<number> {
+  const docker = new Docker(exec);
+  if (!options.gate) {
+    await requireRunning(docker, name);
+    return docker.logs(name, options.follow);
+  }
+  if (options.gate !== "egress") throw new BottleError(`unknown gate "${options.gate}"`, { fix: "use --gate egress" });
+  if (!existsSync(bottleStateDir(name))) throw new BottleError(`no bottle named ${name}`, { fix: "see `bottle ls`" });
+  const path = auditLogPath(name, options.gate);
+  const print = (lines: AuditLine[]) => {
+    for (const line of lines) process.stdout.write(`${options.json ? JSON.stringify(line) : formatAuditLine(line)}\n`);
+  };
+  print(readAudit(path));
+  if (!options.follow) return 0;
+  return followFile(path, (text) => {
+    for (const line of text.split("\n").filter(Boolean)) {
+      try {
+        print([JSON.parse(line) as AuditLine]);
+      } catch {
+        // partial line
+      }
+    }
+  });
+}
+
+/** Print what is appended to a file until the bottle is gone or we are interrupted. */
+function followFile(path: string, onText: (text: string) => void): Promise<number> {
+  let offset = existsSync(path) ? statSync(path).size : 0;
+  let pending = "";
+  return new Promise((resolve) => {
+    const readNew = () => {
+      if (!existsSync(path)) return;
+      const size = statSync(path).size;
+      if (size <= offset) return;
+      const buffer = Buffer.alloc(size - offset);
+      const fd = openSync(path, "r");
+      readSync(fd, buffer, 0, buffer.length, offset);
+      offset = size;
+      const text = pending + buffer.toString("utf8");
+      const cut = text.lastIndexOf("\n");
+      pending = text.slice(cut + 1);
+      onText(text.slice(0, cut + 1));
+    };
+    const watcher = watch(bottleStateDir(path.split("/logs/")[0]!.split("/").pop()!), { recursive: true }, readNew);
+    const stop = () => {
+      watcher.close();
+      resolve(0);
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+}
+
+export async function downBottles(exec: Exec, names: string[] | undefined): Promise<string[]> {
+  const docker = new Docker(exec);
+  const { containers, networks } = await listBottleObjects(docker);
+  const known = new Set([...containers, ...networks].map((o) => o.labels[LABELS.name] ?? "").filter(Boolean));
+  const targets = names ?? [...known];
+  for (const name of targets)
+    if (!known.has(name) && !existsSync(bottleStateDir(name)))
+      throw new BottleError(`no bottle named ${name}${didYouMean(name, known)}`, { fix: "see `bottle ls`" });
+  await Promise.all(targets.map((name) => removeBottle(docker, name)));
+  return targets;
+}
+
+export interface Orphan {
+  name: string;
+  containers: string[];
+  networks: string[];
+  stateDir: boolean;
+}
+
+/** Bottles whose launching process is gone (SIGKILL) and detached bottles that stopped. */
+export async function findOrphans(exec: Exec): Promise<Orphan[]> {
+  const docker = new Docker(exec);
+  const { containers, networks } = await listBottleObjects(docker);
+  const names = new Set([...containers, ...networks].map((o) => o.labels[LABELS.name] ?? "").filter(Boolean));
+  for (const name of stateNames()) names.add(name);
+  const orphans: Orphan[] = [];
+  for (const name of names) {
+    const own = containers.filter((c) => c.labels[LABELS.name] === name);
+    const running = own.some((c) => c.labels[LABELS.role] === "bottle" && c.state === "running");
+    if (!isOrphan(name, running)) continue;
+    orphans.push({
+      name,
+      containers: own.map((c) => c.name),
+      networks: networks.filter((n) => n.labels[LABELS.name] === name).map((n) => n.name),
+      stateDir: existsSync(bottleStateDir(name)),
+    });
+  }
+  return orphans.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export async function removeOrphans(exec: Exec, orphans: Orphan[]): Promise<void> {
+  const docker = new Docker(exec);
+  await Promise.all(orphans.map((orphan) => removeBottle(docker, orphan.name)));
+}

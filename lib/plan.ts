@@ -1,0 +1,67 @@
+import * as v from "valibot";
+
+/**
+ * The plan of one launch: plain data, serialisable, with env NAMES but never
+ * values. `bottle up --dry-run --json` prints it; the state dir keeps it so
+ * `ls`, `logs` and `down` need nothing else.
+ */
+
+const ImageSchema = v.object({ kind: v.string(), tag: v.string(), hash: v.string() });
+
+export const PlanSchema = v.object({
+  version: v.literal(1),
+  name: v.string(),
+  backend: v.picklist(["docker", "smolmachines"]),
+  agent: v.object({
+    name: v.string(),
+    source: v.string(),
+    model: v.optional(v.string()),
+    skills: v.array(v.string()),
+    hasPrompt: v.boolean(),
+  }),
+  bottle: v.object({ name: v.string(), sources: v.array(v.string()) }),
+  images: v.object({ agent: ImageSchema, gate: ImageSchema, custom: v.optional(ImageSchema) }),
+  /** The image the bottle runs (custom when the bottle adds layers). */
+  bottleImage: v.string(),
+  networks: v.object({ internal: v.string(), egress: v.string() }),
+  containers: v.object({ bottle: v.string(), gate: v.string() }),
+  egress: v.object({
+    allow: v.array(v.string()),
+    defaults: v.array(v.string()),
+    allowPrivate: v.array(v.string()),
+    proxyPort: v.number(),
+    dnsPort: v.number(),
+  }),
+  env: v.array(v.object({ name: v.string(), kind: v.picklist(["literal", "host", "ask"]) })),
+  workspace: v.object({
+    mode: v.picklist(["mount", "copy", "none"]),
+    hostPath: v.optional(v.string()),
+    containerPath: v.string(),
+    /** uid:gid the agent runs as (the workspace owner for mounts). */
+    user: v.object({ uid: v.number(), gid: v.number() }),
+    readonlyPaths: v.array(v.string()),
+  }),
+  gitUser: v.optional(v.object({ name: v.optional(v.string()), email: v.optional(v.string()) })),
+  command: v.array(v.string()),
+  interactive: v.boolean(),
+  detach: v.boolean(),
+  runtime: v.picklist(["runc", "runsc"]),
+  labels: v.record(v.string(), v.string()),
+  createdAt: v.string(),
+});
+
+export type Plan = v.InferOutput<typeof PlanSchema>;
+
+export function parsePlan(value: unknown): Plan | undefined {
+  const result = v.safeParse(PlanSchema, value);
+  return result.success ? result.output : undefined;
+}
+
+export const LABELS = {
+  name: "bottle.name",
+  agent: "bottle.agent",
+  version: "bottle.version",
+  role: "bottle.role",
+  backend: "bottle.backend",
+  workspace: "bottle.workspace",
+} as const;

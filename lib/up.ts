@@ -1,0 +1,325 @@
+import { join } from "node:path";
+import {
+  bottleLabels,
+  isNameConflict,
+  launchDocker,
+  listBottleObjects,
+  passwdEntries,
+  teardownDocker,
+  type Created,
+} from "./backends/docker.ts";
+import { Docker } from "./docker.ts";
+import { BottleError } from "./errors.ts";
+import type { Exec } from "./exec.ts";
+import { summarizeDenials } from "./audit.ts";
+import { agentImageSpec, customImageSpec, ensureImage, gateImageSpec, imageExists, imageRef, type ImageRef } from "./images.ts";
+import { log } from "./log.ts";
+import {
+  CLAUDE_CODE_HOSTS,
+  checkSkills,
+  resolveAgentAndBottle,
+  resolveEnvValues,
+  type Resolved,
+} from "./manifest/index.ts";
+import { userSkillsDir } from "./paths.ts";
+import { LABELS, type Plan } from "./plan.ts";
+import { agentCommand, provisionEntries, workspaceEntries } from "./provision.ts";
+import { chooseRuntime } from "./runtime.ts";
+import { auditLogPath, claimName, peekName, processAlive, readOwner, removeState, writeState } from "./state.ts";
+import { createTar } from "./tar.ts";
+import { buildInfo } from "./version.ts";
+import { prepareMountedWorkspace, recordWorkspaceRefs, saveCopiedWork, workspacePlan } from "./workspace.ts";
+
+/** `bottle up`: resolve → plan → preflight → prepare → launch → attach → teardown. */
+
+export interface UpOptions {
+  agent?: string;
+  bottle?: string;
+  backend?: string;
+  workspace?: string;
+  name?: string;
+  detach: boolean;
+  passthrough: string[];
+  cwd: string;
+  env: Record<string, string | undefined>;
+}
+
+export const PROXY_PORT = 3128;
+export const DNS_PORT = 53;
+
+/** Credentials Claude Code reads, passed from the host when the bottle does not set them. */
+export const CLAUDE_AUTH_VARS = ["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"];
+
+export function selectBackend(option: string | undefined, resolved: Resolved, env: Record<string, string | undefined>): "docker" | "smolmachines" {
+  const chosen = option ?? env.BOTTLE_BACKEND ?? resolved.bottle.backend ?? "docker";
+  if (chosen !== "docker" && chosen !== "smolmachines")
+    throw new BottleError(`unknown backend "${chosen}"`, { fix: "use --backend docker or --backend smolmachines" });
+  if (chosen === "smolmachines")
+    throw new BottleError("the smolmachines backend is not available in this build yet", {
+      fix: "use --backend docker (or unset BOTTLE_BACKEND / the bottle's `backend:`)",
+    });
+  return chosen;
+}
+
+/** The env the bottle gets: the manifest's, plus Claude Code's credentials from the host. */
+export function bottleEnv(resolved: Resolved, env: Record<string, string | undefined>): Resolved["bottle"]["env"] {
+  const entries = { ...resolved.bottle.env };
+  for (const name of CLAUDE_AUTH_VARS)
+    if (!entries[name] && env[name]) entries[name] = { source: { kind: "host", variable: name }, file: "(host environment)", line: 0, col: 0 };
+  return entries;
+}
+
+export interface Prepared {
+  plan: Plan;
+  resolved: Resolved;
+  docker: Docker;
+  missingImages: string[];
+}
+
+/** Everything up to the confirm question; side-effect free (also for --dry-run). */
+export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> {
+  const resolved = await resolveAgentAndBottle({ agent: options.agent, bottle: options.bottle, projectDir: options.cwd, env: options.env });
+  checkSkills(resolved.agent, options.env);
+  const backend = selectBackend(options.backend, resolved, options.env);
+  const docker = new Docker(exec);
+  await docker.version();
+
+  const [agentSpec, gateSpec] = await Promise.all([
+    agentImageSpec(docker, resolved.bottle.caCerts, options.env),
+    gateImageSpec(docker, resolved.bottle.caCerts, options.env),
+  ]);
+  const agentRef = imageRef(agentSpec);
+  const gateRef = imageRef(gateSpec);
+  const customRef = resolved.bottle.image ? imageRef(customImageSpec(agentRef, resolved.bottle.image.dockerfile)) : undefined;
+  const refs = [agentRef, gateRef, ...(customRef ? [customRef] : [])];
+  const present = await Promise.all(refs.map((ref) => imageExists(docker, ref)));
+  const missingImages = refs.filter((_, i) => !present[i]).map((ref) => ref.tag);
+
+  const base = options.name ?? resolved.agent.name;
+  if (!/^[a-z0-9][a-z0-9_.-]*$/.test(base))
+    throw new BottleError(`invalid bottle name "${base}"`, { fix: "use lower-case letters, digits, '-', '_' or '.' with --name" });
+  const { containers } = await listBottleObjects(docker);
+  const name = peekName(`bottle-${base.replace(/^bottle-/, "")}`, new Set(containers.map((c) => c.labels[LABELS.name] ?? "")));
+
+  const workspaceMode = resolved.bottle.workspace;
+  const workspace = workspacePlan(workspaceMode, options.workspace ?? options.cwd);
+  const env = bottleEnv(resolved, options.env);
+  const plan: Plan = {
+    version: 1,
+    name,
+    backend,
+    agent: {
+      name: resolved.agent.name,
+      source: resolved.agent.source,
+      model: resolved.agent.model,
+      skills: resolved.agent.skills,
+      hasPrompt: resolved.agent.prompt.trim().length > 0,
+    },
+    bottle: { name: resolved.bottle.name, sources: resolved.bottle.sources },
+    images: { agent: agentRef, gate: gateRef, ...(customRef ? { custom: customRef } : {}) },
+    bottleImage: (customRef ?? agentRef).tag,
+    networks: { internal: `${name}-internal`, egress: `${name}-egress` },
+    containers: { bottle: name, gate: `${name}-gate` },
+    egress: {
+      allow: [...new Set([...CLAUDE_CODE_HOSTS, ...resolved.bottle.egress.allow])],
+      defaults: [...CLAUDE_CODE_HOSTS],
+      allowPrivate: resolved.bottle.egress.allowPrivate,
+      proxyPort: PROXY_PORT,
+      dnsPort: DNS_PORT,
+    },
+    env: Object.entries(env).map(([envName, entry]) => ({ name: envName, kind: entry.source.kind })),
+    workspace,
+    gitUser: resolved.gitUser,
+    command: options.passthrough,
+    interactive: options.passthrough.length === 0,
+    detach: options.detach,
+    runtime: await chooseRuntime(docker, gateRef.tag, false),
+    labels: {},
+    createdAt: new Date().toISOString(),
+  };
+  plan.labels = bottleLabels(plan, "bottle", buildInfo.version);
+  return { plan, resolved, docker, missingImages };
+}
+
+function paren(text: string): string {
+  return text.startsWith("(") ? text : `(${text})`;
+}
+
+function list(items: string[], max = 4): string {
+  if (items.length === 0) return "none";
+  const shown = items.slice(0, max).join(", ");
+  return items.length > max ? `${shown}, … +${items.length - max} more` : shown;
+}
+
+export function formatPreflight(prepared: Prepared): string {
+  const { plan, missingImages } = prepared;
+  const image = `${plan.bottleImage}${missingImages.length ? ` (will build: ${missingImages.join(", ")})` : " (present)"}`;
+  const workspace =
+    plan.workspace.mode === "none"
+      ? "none (empty /workspace)"
+      : `${plan.workspace.mode} ${plan.workspace.hostPath} → ${plan.workspace.containerPath}${
+          plan.workspace.readonlyPaths.length ? ` (read-only: ${plan.workspace.readonlyPaths.join(", ")})` : ""
+        }`;
+  const rows: Array<[string, string]> = [
+    ["agent", `${plan.agent.name}  ${paren(plan.agent.source)}`],
+    ["bottle", `${plan.bottle.name}  ${paren(plan.bottle.sources.join(" → "))}`],
+    ["image", image],
+    ["egress", `${plan.egress.allow.length} hosts: ${list(plan.egress.allow)}`],
+    ["env", list(plan.env.map((e) => `${e.name} (${e.kind})`), 8)],
+    ["skills", list(plan.agent.skills, 8)],
+    ["workspace", workspace],
+    ["gates", `egress (HTTP/HTTPS allowlist proxy + DNS) on ${plan.containers.gate}`],
+    ["runtime", plan.runtime === "runsc" ? "gVisor (runsc)" : "runc (gVisor not available)"],
+    ["command", plan.command.length ? plan.command.join(" ") : "claude --dangerously-skip-permissions"],
+  ];
+  return rows.map(([key, value]) => `  ${key.padEnd(10)} ${value}`).join("\n");
+}
+
+function skillDirs(resolved: Resolved, env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(resolved.agent.skills.map((skill) => [skill, join(userSkillsDir(env), skill)]));
+}
+
+/** Signals during launch: finish the current step, then tear down. */
+class Interrupts {
+  signal: NodeJS.Signals | undefined;
+  private readonly handlers = new Map<NodeJS.Signals, () => void>();
+
+  constructor(private readonly onSecond: () => void) {
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+      const handler = () => {
+        if (this.signal) this.onSecond();
+        this.signal = signal;
+      };
+      this.handlers.set(signal, handler);
+      process.on(signal, handler);
+    }
+  }
+
+  check(): void {
+    if (this.signal) throw new BottleError(`interrupted (${this.signal}); removing what was created`, { exitCode: this.signal === "SIGINT" ? 130 : 143 });
+  }
+
+  dispose(): void {
+    for (const [signal, handler] of this.handlers) process.off(signal, handler);
+  }
+}
+
+const NAME_RETRIES = 5;
+
+/** Launch the prepared plan, attach (or detach), and tear down. Returns the exit code. */
+export async function runUp(prepared: Prepared, options: UpOptions): Promise<number> {
+  const { docker, resolved } = prepared;
+  let plan = prepared.plan;
+  const env = bottleEnv(resolved, options.env);
+  const envValues = await resolveEnvValues(
+    { ...resolved.bottle, env },
+    { hostEnv: options.env, interactive: docker.exec.isTerminal(), ask: askSecret },
+  );
+
+  // Images first: a build is the slow step and creates nothing to tear down.
+  const [agent, gate] = await Promise.all([
+    ensureImage(docker, await agentImageSpec(docker, resolved.bottle.caCerts, options.env), options.env),
+    ensureImage(docker, await gateImageSpec(docker, resolved.bottle.caCerts, options.env), options.env),
+  ]);
+  let custom: ImageRef | undefined;
+  if (resolved.bottle.image) custom = (await ensureImage(docker, customImageSpec(agent.ref, resolved.bottle.image.dockerfile), options.env)).ref;
+  plan = { ...plan, images: { agent: agent.ref, gate: gate.ref, ...(custom ? { custom } : {}) }, bottleImage: (custom ?? agent.ref).tag };
+  plan = { ...plan, runtime: await chooseRuntime(docker, gate.ref.tag, true) };
+  prepareMountedWorkspace(plan.workspace);
+
+  const created: Created = { networks: [], containers: [] };
+  let claimed: string | undefined;
+  let detached = false;
+  const teardown = async () => {
+    if (plan.workspace.mode === "copy" && created.containers.includes(plan.containers.bottle)) await saveCopiedWork(docker, plan).catch(() => undefined);
+    await teardownDocker(docker, created);
+    if (claimed) {
+      const summary = summarizeDenials(auditLogPath(claimed, "egress"));
+      if (summary) log.info(summary);
+      removeState(claimed);
+    }
+  };
+  const interrupts = new Interrupts(() => {
+    void teardown().finally(() => process.exit(130));
+  });
+  try {
+    // Claim a name; when docker says another launch took it first, take the next one.
+    const skip = new Set<string>();
+    for (let attempt = 1; ; attempt++) {
+      const { containers } = await listBottleObjects(docker);
+      const taken = new Set(containers.map((c) => c.labels[LABELS.name] ?? ""));
+      const base = prepared.plan.name.replace(/-\d+$/, "");
+      claimed = claimName(base, taken, skip);
+      plan = renamePlan(plan, claimed);
+      writeState(plan, { pid: process.pid, detach: options.detach, startedAt: plan.createdAt });
+      interrupts.check();
+      try {
+        await launchDocker(docker, plan, { version: buildInfo.version, secrets: secretValues(envValues), created });
+        break;
+      } catch (error) {
+        if (!isNameConflict(error) || attempt >= NAME_RETRIES) throw error;
+        log.debug(`name ${claimed} was taken by another launch; trying the next one`);
+        await teardownDocker(docker, created);
+        created.containers.length = 0;
+        created.networks.length = 0;
+        removeState(claimed);
+        skip.add(claimed);
+        claimed = undefined;
+      }
+    }
+    interrupts.check();
+
+    const entries = [...(await passwdEntries(docker, plan)), ...provisionEntries({ plan, envValues, prompt: resolved.agent.prompt, skillDirs: skillDirs(resolved, options.env) })];
+    if (plan.workspace.mode === "copy" && plan.workspace.hostPath)
+      entries.push(...workspaceEntries(plan.workspace.hostPath, plan.workspace.user.uid, plan.workspace.user.gid));
+    await docker.copyArchiveIn(plan.containers.bottle, "/", createTar(entries));
+    if (plan.workspace.mode === "copy") await recordWorkspaceRefs(docker, plan);
+    interrupts.check();
+
+    if (options.detach) {
+      detached = true;
+      process.stdout.write(`${plan.name}\n`);
+      log.success(`${plan.name} is running; \`bottle attach ${plan.name}\`, \`bottle exec ${plan.name} -- CMD\`, \`bottle down ${plan.name}\``);
+      return 0;
+    }
+    log.success(`${plan.name} ready`);
+    return await attachTo(docker, plan, agentCommand(plan, options.passthrough));
+  } finally {
+    interrupts.dispose();
+    if (!detached) await teardown();
+  }
+}
+
+function renamePlan(plan: Plan, name: string): Plan {
+  const renamed: Plan = {
+    ...plan,
+    name,
+    networks: { internal: `${name}-internal`, egress: `${name}-egress` },
+    containers: { bottle: name, gate: `${name}-gate` },
+  };
+  renamed.labels = bottleLabels(renamed, "bottle", buildInfo.version);
+  return renamed;
+}
+
+/** Values long enough to be secrets (short literals would make DLP refuse ordinary words). */
+export function secretValues(values: Record<string, string>): string[] {
+  return [...new Set(Object.values(values).filter((value) => value.length >= 8))];
+}
+
+export async function attachTo(docker: Docker, plan: Plan, command: string[]): Promise<number> {
+  const { uid, gid } = plan.workspace.user;
+  return docker.execInteractive(plan.containers.bottle, command, { user: `${uid}:${gid}`, workdir: plan.workspace.containerPath });
+}
+
+async function askSecret(question: string, name: string): Promise<string> {
+  const { askHidden } = await import("./prompt.ts");
+  return askHidden(`${question} (${name}): `);
+}
+
+/** Is a launch's owner gone (SIGKILLed) while its objects remain? */
+export function isOrphan(name: string, running: boolean): boolean {
+  const owner = readOwner(name);
+  if (!owner) return true;
+  if (owner.detach) return !running;
+  return !processAlive(owner.pid);
+}
