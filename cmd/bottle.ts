@@ -20,6 +20,9 @@ const commands = {
   init: () => import("./init.ts").then((m) => m.default),
   schema: () => import("./schema.ts").then((m) => m.default),
   doctor: () => import("./doctor.ts").then((m) => m.default),
+  assets: () => import("./assets.ts").then((m) => m.default),
+  completion: () => import("./completion.ts").then((m) => m.default),
+  update: () => import("./update.ts").then((m) => m.default),
 };
 
 // No `run` on the root: citty would run it after every subcommand too.

@@ -1,0 +1,81 @@
+import { beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { makeSandbox, ROOT, writeFile, type Sandbox } from "../helpers/cli.ts";
+
+/** The compiled binary, run from a directory that holds a .env and a bunfig.toml it must ignore. */
+
+const BIN = join(ROOT, "dist", "bottle");
+
+async function run(sandbox: Sandbox, args: string[]) {
+  const proc = Bun.spawn([BIN, ...args], { cwd: sandbox.project, env: sandbox.env, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { stdout, stderr, exitCode };
+}
+
+describe("the compiled binary", () => {
+  let sandbox: Sandbox;
+  const marker = () => join(sandbox.home, "bunfig-preload-ran");
+
+  beforeAll(() => {
+    if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run \`bun run build\` first`);
+    sandbox = makeSandbox();
+    // A .env that would redirect the config dir, and a bunfig that would preload code.
+    writeFile(join(sandbox.project, ".env"), "BOTTLE_CONFIG_DIR=/from-dotenv\nNO_COLOR=0\n");
+    writeFile(join(sandbox.project, "preload.ts"), `require("node:fs").writeFileSync(${JSON.stringify(join(sandbox.home, "bunfig-preload-ran"))}, "x");\n`);
+    writeFile(join(sandbox.project, "bunfig.toml"), 'preload = ["./preload.ts"]\n');
+  });
+
+  test("--version prints version and commit", async () => {
+    const out = await run(sandbox, ["--version"]);
+    expect(out.exitCode).toBe(0);
+    expect(out.stdout).toMatch(/^bottle \d+\.\d+\.\d+ \(([0-9a-f]{7,}|unknown)\)\n$/);
+    expect(out.stdout).not.toContain("(source)");
+  });
+
+  test("--help lists the commands, and every command has --help", async () => {
+    const out = await run(sandbox, ["--help"]);
+    expect(out.exitCode).toBe(0);
+    const commands = ["up", "ls", "attach", "exec", "logs", "down", "cleanup", "agents", "info", "init", "schema", "doctor"];
+    for (const command of commands) expect(out.stdout).toContain(command);
+    for (const command of commands) {
+      const help = await run(sandbox, [command, "--help"]);
+      expect(help.exitCode).toBe(0);
+      expect(help.stdout).toContain(`bottle ${command}`);
+    }
+  });
+
+  test("unknown commands and flags are errors with a hint", async () => {
+    const command = await run(sandbox, ["uup"]);
+    expect(command.exitCode).toBe(2);
+    expect(command.stderr).toContain("did you mean `bottle up`");
+    const flag = await run(sandbox, ["ls", "--jsn"]);
+    expect(flag.exitCode).toBe(2);
+    expect(flag.stderr).toContain("unknown flag --jsn");
+    expect(flag.stderr).toContain("--json");
+  });
+
+  test("reads embedded assets, not the source tree", async () => {
+    const out = await run(sandbox, ["assets", "agentDockerfile"]);
+    expect(out.exitCode).toBe(0);
+    expect(out.stdout).toBe(readFileSync(join(ROOT, "assets", "agent.Dockerfile"), "utf8"));
+    const gate = await run(sandbox, ["assets", "egressGate"]);
+    expect(gate.stdout).toContain("egress gate ready");
+  });
+
+  test("doctor --json reports checks and ignores .env and bunfig.toml in the cwd", async () => {
+    const out = await run(sandbox, ["doctor", "--json"]);
+    const report = JSON.parse(out.stdout) as { checks: Array<{ name: string; detail: string }>; dockerReady: boolean };
+    const config = report.checks.find((check) => check.name === "config dir");
+    expect(config?.detail).toContain(sandbox.config);
+    expect(config?.detail).not.toContain("/from-dotenv");
+    expect(existsSync(marker())).toBe(false);
+    expect(out.exitCode).toBe(report.dockerReady ? 0 : 1);
+  });
+
+  test("logs go to stderr: stdout of --json stays parseable", async () => {
+    const out = await run(sandbox, ["agents", "--json"]);
+    expect(out.exitCode).toBe(0);
+    expect(() => JSON.parse(out.stdout)).not.toThrow();
+  });
+});

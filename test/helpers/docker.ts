@@ -1,0 +1,53 @@
+import { describe } from "bun:test";
+
+/**
+ * Integration tests use the real Docker engine. Without one they skip with
+ * a reason — unless BOTTLE_REQUIRE_DOCKER=1 (CI), where a missing engine fails.
+ */
+
+export const BASE_IMAGE = process.env.BOTTLE_BASE_IMAGE || "bottle-local/debian:trixie";
+
+function probeDocker(): string | undefined {
+  try {
+    const out = Bun.spawnSync(["docker", "info", "--format", "{{.ServerVersion}}"], { stdout: "pipe", stderr: "pipe" });
+    if (out.exitCode !== 0) return `docker daemon not reachable: ${out.stderr.toString().trim().split("\n").pop()}`;
+  } catch {
+    return "docker CLI not installed";
+  }
+  const base = Bun.spawnSync(["docker", "image", "inspect", BASE_IMAGE], { stdout: "pipe", stderr: "pipe" });
+  if (base.exitCode !== 0) return `base image ${BASE_IMAGE} missing (build it as .ci/run does)`;
+  return undefined;
+}
+
+const missing = probeDocker();
+if (missing && process.env.BOTTLE_REQUIRE_DOCKER === "1") {
+  throw new Error(`BOTTLE_REQUIRE_DOCKER=1 but ${missing}`);
+}
+if (missing) console.warn(`skipping Docker integration tests: ${missing}`);
+
+/** `describe` that runs only with a Docker engine and the base image. */
+export const describeDocker = missing ? describe.skip : describe;
+
+/** Run docker synchronously and return trimmed stdout (throws on failure). */
+export function docker(...args: string[]): string {
+  const out = Bun.spawnSync(["docker", ...args], { stdout: "pipe", stderr: "pipe" });
+  if (out.exitCode !== 0) throw new Error(`docker ${args.join(" ")} failed: ${out.stderr.toString()}`);
+  return out.stdout.toString().trim();
+}
+
+export function dockerOk(...args: string[]): boolean {
+  return Bun.spawnSync(["docker", ...args], { stdout: "pipe", stderr: "pipe" }).exitCode === 0;
+}
+
+/** Names of containers and networks carrying a label (e.g. `bottle.agent=x`). */
+export function objectsWithLabel(label: string): { containers: string[]; networks: string[] } {
+  const list = (args: string[]) => docker(...args).split("\n").filter(Boolean);
+  return {
+    containers: list(["ps", "-a", "--filter", `label=${label}`, "--format", "{{.Names}}"]),
+    networks: list(["network", "ls", "--filter", `label=${label}`, "--format", "{{.Name}}"]),
+  };
+}
+
+export function uniqueId(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+}

@@ -1,0 +1,52 @@
+import { docker, uniqueId } from "./docker.ts";
+
+/**
+ * The "outside world" of a test: containers the test starts itself, under
+ * made-up names, on networks the test (or the bottle) created. Nothing real
+ * is ever contacted.
+ */
+
+/** A tiny HTTP server for Node.js: answers every request with its host and path. */
+export const ECHO_SERVER = `
+const http = require("node:http");
+http.createServer((req, res) => {
+  let body = "";
+  req.on("data", (c) => (body += c));
+  req.on("end", () => {
+    res.writeHead(200, { "content-type": "text/plain" });
+    res.end("hello from " + req.headers.host + " " + req.url + (body ? " body=" + body : "") + "\\n");
+  });
+}).listen(80, "0.0.0.0", () => console.log("listening"));
+`;
+
+export interface WorldHost {
+  container: string;
+  remove(): void;
+}
+
+/**
+ * Start an echo server (on the gate image, which has Node.js) attached to
+ * `network` under the given made-up names.
+ */
+export function startEchoHost(image: string, network: string, aliases: string[], label: string): WorldHost {
+  const container = uniqueId("world");
+  const args = ["run", "-d", "--name", container, "--label", label, "--network", network];
+  for (const alias of aliases) args.push("--network-alias", alias);
+  docker(...args, "--entrypoint", "node", image, "-e", ECHO_SERVER);
+  waitForLogLine(container, "listening");
+  return { container, remove: () => void Bun.spawnSync(["docker", "rm", "-f", container]) };
+}
+
+export function waitForLogLine(container: string, text: string, timeoutMs = 20_000): void {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const out = Bun.spawnSync(["docker", "logs", container], { stdout: "pipe", stderr: "pipe" });
+    if ((out.stdout.toString() + out.stderr.toString()).includes(text)) return;
+    Bun.sleepSync(100);
+  }
+  throw new Error(`${container} never printed "${text}"`);
+}
+
+export function containerIp(container: string, network: string): string {
+  return docker("inspect", "--format", `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, container);
+}
