@@ -1,0 +1,174 @@
+import { BUILTIN, CLAUDE_CODE_HOSTS } from "./defaults.ts";
+import { displayPath } from "./errors.ts";
+import type { Resolved } from "./types.ts";
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * What `bottle info` shows: everything a launch would grant, with where each
+ * value came from. Env values are never part of it — only names and kinds.
+ */
+export interface InfoView {
+  agent: {
+    name: string;
+    source: string;
+    description?: string;
+    model?: string;
+    bottle: string;
+    skills: string[];
+    promptChars: number;
+  };
+  bottle: {
+    name: string;
+    sources: string[];
+    egress: {
+      allow: Array<{ host: string; default: boolean; from: string }>;
+      allowPrivate: Array<{ entry: string; from: string }>;
+    };
+    env: Array<{ name: string; kind: "literal" | "host" | "ask"; variable?: string; question?: string; from: string }>;
+    git: {
+      user?: { name?: string; email?: string; from: string[] };
+      remotes: Array<{ name: string; upstream: string; via: "git gate"; identityFile: string; from: string }>;
+    };
+    ssh: { hosts: Array<{ host: string; port: number; user?: string; identityFile: string; via: "ssh gate"; from: string }> };
+    workspace: { mode: string; from: string };
+    caCerts: Array<{ path: string; from: string }>;
+    image?: { dockerfile: string; from: string };
+    backend?: { name: string; from: string };
+  };
+}
+
+export function infoView(resolved: Resolved, env: Env = process.env): InfoView {
+  const { agent, bottle } = resolved;
+  const show = (file: string | undefined) => (file === undefined ? BUILTIN : file === BUILTIN ? BUILTIN : displayPath(file, env));
+  const origin = (key: string) => show(bottle.origins[key]);
+  const gitUser = resolved.gitUser;
+  const userFrom: string[] = [];
+  if (gitUser) {
+    for (const field of ["name", "email"] as const) {
+      if (gitUser[field] === undefined) continue;
+      const fromAgent = agent.gitUser?.[field] !== undefined;
+      const from = fromAgent ? show(agent.source) : origin(`git.user.${field}`);
+      if (!userFrom.includes(from)) userFrom.push(from);
+    }
+  }
+  return {
+    agent: {
+      name: agent.name,
+      source: show(agent.source),
+      ...(agent.description === undefined ? {} : { description: agent.description }),
+      ...(agent.model === undefined ? {} : { model: agent.model }),
+      bottle: bottle.name,
+      skills: [...agent.skills],
+      promptChars: agent.prompt.length,
+    },
+    bottle: {
+      name: bottle.name,
+      sources: bottle.sources.map(show),
+      egress: {
+        allow: [
+          ...CLAUDE_CODE_HOSTS.map((host) => ({ host, default: true, from: BUILTIN })),
+          ...bottle.egress.allow.filter((host) => !CLAUDE_CODE_HOSTS.includes(host)).map((host) => ({ host, default: false, from: origin(`egress.allow.${host}`) })),
+        ],
+        allowPrivate: bottle.egress.allowPrivate.map((entry) => ({ entry, from: origin(`egress.allow_private.${entry}`) })),
+      },
+      env: Object.entries(bottle.env).map(([name, entry]) => {
+        const from = show(entry.file);
+        const source = entry.source;
+        if (source.kind === "host") return { name, kind: "host" as const, variable: source.variable, from };
+        if (source.kind === "ask") return { name, kind: "ask" as const, question: source.question || name, from };
+        return { name, kind: "literal" as const, from };
+      }),
+      git: {
+        ...(gitUser ? { user: { ...gitUser, from: userFrom } } : {}),
+        remotes: Object.entries(bottle.git.remotes).map(([name, remote]) => ({
+          name,
+          upstream: remote.upstream,
+          via: "git gate" as const,
+          identityFile: displayPath(remote.identityFile, env),
+          from: origin(`git.remotes.${name}`),
+        })),
+      },
+      ssh: {
+        hosts: bottle.ssh.hosts.map((host) => ({
+          host: host.host,
+          port: host.port,
+          ...(host.user === undefined ? {} : { user: host.user }),
+          identityFile: displayPath(host.identityFile, env),
+          via: "ssh gate" as const,
+          from: origin(`ssh.hosts.${host.host}`),
+        })),
+      },
+      workspace: { mode: bottle.workspace, from: origin("workspace") },
+      caCerts: bottle.caCerts.map((path) => ({ path: displayPath(path, env), from: origin(`ca_certs.${path}`) })),
+      ...(bottle.image ? { image: { dockerfile: displayPath(bottle.image.dockerfile, env), from: origin("image") } } : {}),
+      ...(bottle.backend ? { backend: { name: bottle.backend, from: origin("backend") } } : {}),
+    },
+  };
+}
+
+function table(rows: string[][], indent = "  "): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ").trimEnd());
+}
+
+/** The human-readable `bottle info`. */
+export function formatInfo(view: InfoView): string {
+  const { agent, bottle } = view;
+  const lines: string[] = [];
+  lines.push(`agent ${agent.name}  ${agent.source}`);
+  const agentRows: string[][] = [];
+  if (agent.description) agentRows.push(["description", agent.description]);
+  if (agent.model) agentRows.push(["model", agent.model]);
+  agentRows.push(["skills", agent.skills.length ? agent.skills.join(", ") : "(none)"]);
+  agentRows.push(["prompt", agent.promptChars ? `${agent.promptChars} characters` : "(empty)"]);
+  lines.push(...table(agentRows));
+  lines.push("");
+  lines.push(`bottle ${bottle.name}  ${bottle.sources.join(" → ")}`);
+  lines.push("", "egress allow");
+  lines.push(...table(bottle.egress.allow.map((entry) => [entry.host, entry.default ? "default" : entry.from])));
+  if (bottle.egress.allowPrivate.length) {
+    lines.push("", "egress allow_private");
+    lines.push(...table(bottle.egress.allowPrivate.map((entry) => [entry.entry, entry.from])));
+  }
+  lines.push("", "env (values never shown)");
+  if (bottle.env.length === 0) lines.push("  (none)");
+  lines.push(
+    ...table(
+      bottle.env.map((entry) => [
+        entry.name,
+        entry.kind === "host" ? `from host $${entry.variable}` : entry.kind === "ask" ? `asked: ${entry.question}` : "literal",
+        entry.from,
+      ]),
+    ),
+  );
+  lines.push("", "git");
+  const gitRows: string[][] = [];
+  if (bottle.git.user) {
+    const who = [bottle.git.user.name, bottle.git.user.email ? `<${bottle.git.user.email}>` : undefined].filter(Boolean).join(" ");
+    gitRows.push([`user ${who}`, bottle.git.user.from.join(", ")]);
+  }
+  for (const remote of bottle.git.remotes) gitRows.push([`${remote.name} → ${remote.upstream} (via git gate)`, remote.from]);
+  if (gitRows.length === 0) lines.push("  (none)");
+  lines.push(...table(gitRows));
+  lines.push("", "ssh hosts");
+  if (bottle.ssh.hosts.length === 0) lines.push("  (none)");
+  lines.push(
+    ...table(bottle.ssh.hosts.map((host) => [`${host.user ? `${host.user}@` : ""}${host.host}:${host.port}`, "(via ssh gate)", host.from])),
+  );
+  lines.push("");
+  const rest: string[][] = [["workspace", bottle.workspace.mode, bottle.workspace.from]];
+  for (const cert of bottle.caCerts) rest.push(["ca_cert", cert.path, cert.from]);
+  if (bottle.image) rest.push(["image", bottle.image.dockerfile, bottle.image.from]);
+  if (bottle.backend) rest.push(["backend", bottle.backend.name, bottle.backend.from]);
+  lines.push(...table(rest, ""));
+  return `${lines.join("\n")}\n`;
+}
+
+/** The human-readable `bottle agents` table. */
+export function formatAgentList(agents: Array<{ name: string; source: string; bottle: string; description?: string }>, env: Env = process.env): string {
+  const rows = [["NAME", "BOTTLE", "SOURCE", "DESCRIPTION"]];
+  for (const agent of agents) rows.push([agent.name, agent.bottle, agent.source === BUILTIN ? BUILTIN : displayPath(agent.source, env), agent.description ?? ""]);
+  return `${table(rows, "").join("\n")}\n`;
+}

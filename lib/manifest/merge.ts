@@ -1,0 +1,103 @@
+import { homedir } from "node:os";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { builtinBottle } from "./defaults.ts";
+import type { BottleFileManifest } from "./schema.ts";
+import type { ResolvedBottle } from "./types.ts";
+import type { Locate } from "./yaml-positions.ts";
+
+type Env = Record<string, string | undefined>;
+
+/** One file of an extends chain (or the built-in default, `value` empty). */
+export interface BottleLayer {
+  file: string;
+  value: BottleFileManifest;
+  locate: Locate;
+}
+
+/** `~` and `~/x` expand to the home dir; relative paths are relative to the file that wrote them. */
+export function expandPath(path: string, baseDir: string, env: Env = process.env): string {
+  const home = env.HOME || homedir();
+  if (path === "~") return home;
+  if (path.startsWith("~/")) return join(home, path.slice(2));
+  return isAbsolute(path) ? resolve(path) : resolve(baseDir, path);
+}
+
+/**
+ * Merge layers in order (parents left to right, then the child): env by key
+ * and scalars later-wins, host lists union, git remotes by name, SSH hosts by
+ * host name. Paths are made absolute relative to the layer's own file.
+ */
+export function mergeLayers(name: string, layers: BottleLayer[], env: Env = process.env): ResolvedBottle {
+  const out = builtinBottle();
+  out.name = name;
+  out.sources = layers.map((layer) => layer.file);
+  for (const { file, value, locate } of layers) {
+    const dir = dirname(file);
+    const abs = (path: string) => expandPath(path, dir, env);
+    for (const [key, source] of Object.entries(value.env ?? {})) {
+      const { line, col } = locate(["env", key]);
+      out.env[key] = { source, file, line, col };
+    }
+    for (const host of value.egress?.allow ?? []) {
+      if (!out.egress.allow.includes(host)) {
+        out.egress.allow.push(host);
+        out.origins[`egress.allow.${host}`] = file;
+      }
+    }
+    for (const entry of value.egress?.allow_private ?? []) {
+      if (!out.egress.allowPrivate.includes(entry)) {
+        out.egress.allowPrivate.push(entry);
+        out.origins[`egress.allow_private.${entry}`] = file;
+      }
+    }
+    const user = value.git?.user;
+    if (user?.name !== undefined || user?.email !== undefined) {
+      out.git.user = { ...out.git.user };
+      if (user.name !== undefined) {
+        out.git.user.name = user.name;
+        out.origins["git.user.name"] = file;
+      }
+      if (user.email !== undefined) {
+        out.git.user.email = user.email;
+        out.origins["git.user.email"] = file;
+      }
+    }
+    for (const [remote, spec] of Object.entries(value.git?.remotes ?? {})) {
+      out.git.remotes[remote] = { upstream: spec.upstream, identityFile: abs(spec.identity_file), knownHostKey: spec.known_host_key };
+      out.origins[`git.remotes.${remote}`] = file;
+    }
+    for (const host of value.ssh?.hosts ?? []) {
+      const entry = {
+        host: host.host.toLowerCase(),
+        port: host.port ?? 22,
+        ...(host.user === undefined ? {} : { user: host.user }),
+        identityFile: abs(host.identity_file),
+        knownHostKey: host.known_host_key,
+      };
+      const index = out.ssh.hosts.findIndex((existing) => existing.host === entry.host);
+      if (index === -1) out.ssh.hosts.push(entry);
+      else out.ssh.hosts[index] = entry;
+      out.origins[`ssh.hosts.${entry.host}`] = file;
+    }
+    if (value.workspace !== undefined) {
+      out.workspace = value.workspace;
+      out.origins.workspace = file;
+    }
+    for (const cert of value.ca_certs ?? []) {
+      const path = abs(cert);
+      if (!out.caCerts.includes(path)) {
+        out.caCerts.push(path);
+        out.origins[`ca_certs.${path}`] = file;
+      }
+    }
+    if (value.image !== undefined) {
+      out.image = { dockerfile: abs(value.image.dockerfile) };
+      out.origins.image = file;
+    }
+    if (value.backend !== undefined) {
+      out.backend = value.backend;
+      out.origins.backend = file;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,263 @@
+import * as v from "valibot";
+import { didYouMean } from "../suggest.ts";
+import { parseEnvValue, envValueProblem } from "./env-value.ts";
+import { allowEntryProblem, hostKeyProblem, normalizeHostKey, privateEntryProblem, sshHostProblem, upstreamProblem } from "./hosts.ts";
+
+/**
+ * The valibot schemas of bottle and agent manifests. They are the single
+ * source of truth: validation, TypeScript types and the JSON Schema
+ * (`bottle schema`) all come from here.
+ *
+ * Messages never quote a value that could be secret: type errors say what
+ * kind of value was found, not the value. Only hosts, names and URLs (with
+ * credentials cut out) are quoted.
+ */
+
+/** Bottle and agent names (and so their file names). */
+export const NAME_PATTERN = /^[a-z][a-z0-9-]*$/;
+export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const SKILL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const REMOTE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** What kind of value this is, without showing it. */
+export function describeValue(input: unknown): string {
+  if (input === null || input === undefined) return "nothing";
+  if (Array.isArray(input)) return "a list";
+  if (typeof input === "object") return "a mapping";
+  if (typeof input === "string") return input === "" ? "an empty string" : "text";
+  if (typeof input === "number") return "a number";
+  if (typeof input === "boolean") return "true/false";
+  return typeof input;
+}
+
+function lastKey(issue: v.BaseIssue<unknown>): string {
+  const item = issue.path?.at(-1);
+  return item && "key" in item ? String(item.key) : "";
+}
+
+/** A mapping whose unknown keys are errors with a "did you mean" hint. */
+function strict<const TEntries extends v.ObjectEntries>(entries: TEntries, what = "a mapping") {
+  return v.strictObject(entries, (issue) => {
+    if (issue.expected === "never") {
+      const key = lastKey(issue);
+      return `unknown field "${key}"${didYouMean(key, Object.keys(entries), (s) => `"${s}"`)}`;
+    }
+    if (issue.expected?.startsWith('"')) return "required field is missing";
+    return `expected ${what}, got ${describeValue(issue.input)}`;
+  });
+}
+
+function text(what: string) {
+  return v.string((issue) => `expected ${what}, got ${describeValue(issue.input)}`);
+}
+
+function nonEmptyText(what: string) {
+  return v.pipe(text(what), v.nonEmpty(`expected ${what}, got an empty string`));
+}
+
+function list<const TItem extends v.GenericSchema>(item: TItem, what: string) {
+  return v.array(item, (issue) => `expected a list of ${what}, got ${describeValue(issue.input)}`);
+}
+
+/** Run a `(value) => problem | undefined` check as a valibot action. */
+function problem(check: (value: string) => string | undefined) {
+  return v.rawCheck<string>(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const message = check(dataset.value);
+    if (message) addIssue({ message });
+  });
+}
+
+const nameRule = (what: string) =>
+  v.regex(NAME_PATTERN, (issue) => `"${String(issue.input)}" is not a valid ${what} name — use lower-case letters, digits and -, starting with a letter`);
+
+export const bottleName = v.pipe(text("a bottle name"), nameRule("bottle"));
+
+const path = (what: string) => v.pipe(nonEmptyText("a path"), v.description(`${what}; relative to this file, ~ expands to your home dir`));
+
+const envName = v.pipe(
+  v.string(),
+  v.regex(ENV_NAME_PATTERN, (issue) => `"${String(issue.input)}" is not a valid environment variable name — use letters, digits and _, not starting with a digit`),
+);
+
+const envValue = v.pipe(
+  v.union(
+    [v.string(), v.number(), v.boolean()],
+    (issue) => `expected a value (text, \${HOST_VAR} or ?question), got ${describeValue(issue.input)}${issue.input === null ? ' — write "" for an empty value' : ""}`,
+  ),
+  v.description('A literal, "${HOST_VAR}" (copied from the host env at launch) or "?question" (asked at launch, not echoed)'),
+  v.transform((value): string => String(value)),
+  problem(envValueProblem),
+  v.transform(parseEnvValue),
+);
+
+const allowHost = v.pipe(
+  text("a host name"),
+  problem(allowEntryProblem),
+  v.description('A host name, "*.example.com" or "host:port" — not a URL'),
+  v.transform((host) => host.toLowerCase()),
+);
+
+const privateEntry = v.pipe(
+  text("a host name, IP address or CIDR"),
+  problem(privateEntryProblem),
+  v.description("A host name, an IPv4/IPv6 address or CIDR that may resolve to a private address"),
+  v.transform((entry) => entry.toLowerCase()),
+);
+
+const hostKey = v.pipe(
+  text("a host key"),
+  problem(hostKeyProblem),
+  v.description('The pinned SSH host key, "ssh-ed25519 AAAA…" (ssh-keyscan -t ed25519 <host>)'),
+  v.transform(normalizeHostKey),
+);
+
+export const gitUserSchema = strict({
+  name: v.optional(v.pipe(nonEmptyText("a name"), v.description("user.name for commits"))),
+  email: v.optional(
+    v.pipe(
+      nonEmptyText("an email address"),
+      v.check((email) => /^[^@\s]+@[^@\s]+$/.test(email), (issue) => `expected an email address, got "${String(issue.input)}"`),
+      v.description("user.email for commits"),
+    ),
+  ),
+});
+
+const remoteSchema = strict({
+  upstream: v.pipe(
+    text("an SSH upstream"),
+    problem(upstreamProblem),
+    v.description("ssh://git@host/path.git or git@host:path.git — pushes and fetches go through the git gate"),
+  ),
+  identity_file: path("The SSH private key the git gate uses for this upstream"),
+  known_host_key: hostKey,
+});
+
+const sshHostSchema = strict({
+  host: v.pipe(text("a host name"), problem(sshHostProblem), v.description("Host name or IP address")),
+  port: v.optional(
+    v.pipe(
+      v.number((issue) => `expected a port number, got ${describeValue(issue.input)}`),
+      v.integer("expected a whole port number"),
+      v.minValue(1, "port must be 1-65535"),
+      v.maxValue(65535, "port must be 1-65535"),
+      v.description("Default 22"),
+    ),
+  ),
+  user: v.optional(nonEmptyText("a user name")),
+  identity_file: path("The SSH private key the SSH gate uses for this host"),
+  known_host_key: hostKey,
+});
+
+export const bottleSchema = v.pipe(
+  strict({
+    extends: v.optional(
+      v.pipe(
+        v.union([bottleName, v.array(bottleName)], (issue) => `expected a bottle name or a list of them, got ${describeValue(issue.input)}`),
+        v.description("Bottles to merge first, left to right; this file's values win"),
+      ),
+    ),
+    env: v.optional(
+      v.pipe(
+        v.record(envName, envValue, (issue) => `expected a mapping of NAME: value, got ${describeValue(issue.input)}`),
+        v.description("Environment variables for the agent. Values never appear in any output."),
+      ),
+    ),
+    egress: v.optional(
+      strict({
+        allow: v.optional(v.pipe(list(allowHost, "host names"), v.description("Hosts the bottle may reach, on top of Claude Code's defaults"))),
+        allow_private: v.optional(
+          v.pipe(list(privateEntry, "hosts or CIDRs"), v.description("Hosts or networks allowed although they are private addresses")),
+        ),
+      }),
+    ),
+    git: v.optional(
+      strict({
+        user: v.optional(gitUserSchema),
+        remotes: v.optional(
+          v.pipe(
+            v.record(
+              v.pipe(v.string(), v.regex(REMOTE_PATTERN, (issue) => `"${String(issue.input)}" is not a valid remote name`)),
+              remoteSchema,
+              (issue) => `expected a mapping of remote name: { upstream, identity_file, known_host_key }, got ${describeValue(issue.input)}`,
+            ),
+            v.description("Git upstreams reachable through the git gate, by remote name"),
+          ),
+        ),
+      }),
+    ),
+    ssh: v.optional(
+      strict({
+        hosts: v.optional(v.pipe(list(sshHostSchema, "SSH hosts"), v.description("Hosts reachable over SSH through the SSH gate"))),
+      }),
+    ),
+    workspace: v.optional(
+      v.pipe(
+        v.picklist(["mount", "copy", "none"], (issue) => `expected mount, copy or none, got ${quoteIfText(issue.input)}`),
+        v.description("How the project gets in: mount (default), copy, or none"),
+      ),
+    ),
+    ca_certs: v.optional(v.pipe(list(path("A CA certificate (PEM) the bottle trusts"), "paths"), v.description("CA certificates (PEM) to trust"))),
+    image: v.optional(strict({ dockerfile: path("A Dockerfile to build the bottle image from") })),
+    backend: v.optional(
+      v.pipe(
+        v.picklist(["docker", "smolmachines"], (issue) => `expected docker or smolmachines, got ${quoteIfText(issue.input)}`),
+        v.description("Where this bottle runs (overridden by --backend / BOTTLE_BACKEND)"),
+      ),
+    ),
+  }),
+  v.title("bottle"),
+  v.description("A bottle: the isolation and policy an agent runs in. Lives in ~/.config/bottle/bottles/<name>.yaml."),
+);
+
+function quoteIfText(input: unknown): string {
+  return typeof input === "string" && input.length <= 40 ? `"${input}"` : describeValue(input);
+}
+
+/** Keys of Claude Code's own sub-agent files: accepted and ignored. */
+export const CLAUDE_AGENT_KEYS = [
+  "name",
+  "tools",
+  "disallowedTools",
+  "color",
+  "permissionMode",
+  "mcpServers",
+  "hooks",
+  "maxTurns",
+  "memory",
+  "background",
+  "isolation",
+  "effort",
+  "initialPrompt",
+] as const;
+
+const ignored = v.optional(v.pipe(v.unknown(), v.description("Claude Code sub-agent key; accepted and ignored by bottle")));
+const claudeKeys = Object.fromEntries(CLAUDE_AGENT_KEYS.map((key) => [key, ignored])) as Record<(typeof CLAUDE_AGENT_KEYS)[number], typeof ignored>;
+
+export const agentSchema = v.pipe(
+  strict({
+    description: v.optional(v.pipe(text("a description"), v.description("One line shown by `bottle agents`"))),
+    bottle: v.optional(v.pipe(bottleName, v.description("The user bottle this agent runs in (default: default)"))),
+    skills: v.optional(
+      v.pipe(
+        list(
+          v.pipe(
+            text("a skill name"),
+            v.regex(SKILL_PATTERN, (issue) => `"${String(issue.input)}" is not a skill name — name a folder under ~/.claude/skills/`),
+          ),
+          "skill names",
+        ),
+        v.description("Skills copied in from ~/.claude/skills/<name>/"),
+      ),
+    ),
+    model: v.optional(v.pipe(nonEmptyText("a model name"), v.description("Claude model, e.g. sonnet, opus"))),
+    git: v.optional(strict({ user: v.optional(gitUserSchema) })),
+    ...claudeKeys,
+  }),
+  v.title("agent"),
+  v.description("Front matter of a bottle agent (Markdown; the body is the system prompt)."),
+);
+
+export type BottleFileManifest = v.InferOutput<typeof bottleSchema>;
+export type BottleManifest = Omit<BottleFileManifest, "extends">;
+export type AgentManifest = v.InferOutput<typeof agentSchema>;

@@ -1,0 +1,68 @@
+import type { EnvSource } from "./env-value.ts";
+import type { Position } from "./yaml-positions.ts";
+
+export type { EnvSource };
+
+export interface GitUser {
+  name?: string;
+  email?: string;
+}
+
+export interface ResolvedEnvEntry {
+  source: EnvSource;
+  /** The file that set it (the last one in the extends chain). */
+  file: string;
+  /** Where in that file, for errors at launch. */
+  line: number;
+  col: number;
+}
+
+/** A bottle after `extends` is merged and paths are made absolute. */
+export interface ResolvedBottle {
+  name: string;
+  /** Files of the extends chain, child last; "(built-in)" for the embedded default. */
+  sources: string[];
+  env: Record<string, ResolvedEnvEntry>;
+  /** User entries only (not CLAUDE_CODE_HOSTS), deduped, in order. */
+  egress: { allow: string[]; allowPrivate: string[] };
+  git: {
+    user?: GitUser;
+    remotes: Record<string, { upstream: string; identityFile: string; knownHostKey: string }>;
+  };
+  ssh: { hosts: Array<{ host: string; port: number; user?: string; identityFile: string; knownHostKey: string }> };
+  workspace: "mount" | "copy" | "none";
+  /** Absolute paths. */
+  caCerts: string[];
+  /** Absolute path. */
+  image?: { dockerfile: string };
+  backend?: "docker" | "smolmachines";
+  /**
+   * Which file each value came from, keyed by field: `workspace`, `image`,
+   * `backend`, `git.user.name`, `git.user.email`, `git.remotes.<name>`,
+   * `ssh.hosts.<host>`, `egress.allow.<host>`, `egress.allow_private.<entry>`,
+   * `ca_certs.<path>`. Missing key = built-in default.
+   */
+  origins: Record<string, string>;
+}
+
+export interface ResolvedAgent {
+  name: string;
+  /** File path or "(built-in)". */
+  source: string;
+  description?: string;
+  /** The Markdown body. */
+  prompt: string;
+  skills: string[];
+  model?: string;
+  gitUser?: GitUser;
+  bottle: string;
+  /** Positions in `source` of fields later checks report on. */
+  locations: { bottle?: Position; skills: Position[] };
+}
+
+export interface Resolved {
+  agent: ResolvedAgent;
+  bottle: ResolvedBottle;
+  /** The agent's git user over the bottle's, per field. */
+  gitUser?: GitUser;
+}

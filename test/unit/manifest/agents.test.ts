@@ -1,0 +1,251 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { BottleError } from "../../../lib/errors.ts";
+import { CLAUDE_CODE_HOSTS, ManifestError, checkSkills, listAgents, resolveAgentAndBottle } from "../../../lib/manifest/index.ts";
+import { captureWarnings, rejected, sandbox, thrown, type Sandbox } from "./helpers.ts";
+
+let box: Sandbox;
+let warnings: ReturnType<typeof captureWarnings>;
+beforeEach(() => {
+  box = sandbox();
+  warnings = captureWarnings();
+});
+afterEach(() => {
+  warnings.restore();
+  box.cleanup();
+});
+
+const resolve = (agent?: string, bottle?: string) =>
+  resolveAgentAndBottle({ ...(agent ? { agent } : {}), ...(bottle ? { bottle } : {}), projectDir: box.project, env: box.env });
+
+async function errorFor(agentText: string, name = "coder"): Promise<string> {
+  box.agent(name, agentText);
+  const error = await rejected(resolve(name));
+  expect(error).toBeInstanceOf(ManifestError);
+  return box.normalize(error.message);
+}
+
+describe("the embedded default", () => {
+  test("with no config at all: the default agent in the built-in default bottle", async () => {
+    const { agent, bottle, gitUser } = await resolve();
+    expect(agent).toMatchObject({ name: "default", source: "(built-in)", prompt: "", skills: [], bottle: "default" });
+    expect(bottle).toMatchObject({
+      name: "default",
+      sources: ["(built-in)"],
+      env: {},
+      egress: { allow: [], allowPrivate: [] },
+      git: { remotes: {} },
+      ssh: { hosts: [] },
+      workspace: "mount",
+      caCerts: [],
+    });
+    expect(bottle.image).toBeUndefined();
+    expect(gitUser).toBeUndefined();
+    expect(await listAgents({ projectDir: box.project, env: box.env })).toEqual([{ name: "default", source: "(built-in)", bottle: "default" }]);
+  });
+
+  test("Claude Code's default hosts", () => {
+    expect([...CLAUDE_CODE_HOSTS]).toEqual(["api.anthropic.com", "console.anthropic.com", "claude.ai", "platform.claude.com", "statsig.anthropic.com", "sentry.io"]);
+    expect(Object.isFrozen(CLAUDE_CODE_HOSTS)).toBe(true);
+  });
+
+  test("a user bottles/default.yaml overrides the built-in bottle", async () => {
+    const file = box.bottle("default", "workspace: copy\n");
+    const { bottle } = await resolve();
+    expect(bottle.sources).toEqual([file]);
+    expect(bottle.workspace).toBe("copy");
+  });
+
+  test("a user agents/default.md overrides the built-in agent, a project one overrides both", async () => {
+    const user = box.agent("default", "---\ndescription: mine\n---\nUser prompt\n");
+    expect((await resolve()).agent).toMatchObject({ source: user, prompt: "User prompt", description: "mine" });
+    const project = box.agent("default", "Project prompt\n", "project");
+    expect((await resolve()).agent).toMatchObject({ source: project, prompt: "Project prompt" });
+  });
+});
+
+describe("agent files", () => {
+  test("project first, then user config", async () => {
+    box.agent("coder", "---\ndescription: user\n---\n");
+    box.agent("coder", "---\ndescription: project\n---\n", "project");
+    box.agent("writer", "---\ndescription: user writer\n---\n");
+    expect((await resolve("coder")).agent.description).toBe("project");
+    expect((await resolve("writer")).agent.description).toBe("user writer");
+  });
+
+  test("front matter fields; the body is the prompt; git user merges per field over the bottle's", async () => {
+    box.bottle("dev", "git:\n  user: { name: Bottle Name, email: bottle@example.com }\n");
+    box.skill("review");
+    const file = box.agent(
+      "coder",
+      `---
+# a comment
+name: coder
+description: Writes code
+tools: Read, Grep, Bash
+color: blue
+permissionMode: acceptEdits
+bottle: dev
+skills: [review]
+model: opus
+git:
+  user:
+    email: agent@example.com
+---
+
+You write code.
+
+Carefully.
+`,
+    );
+    const { agent, bottle, gitUser } = await resolve("coder");
+    expect(agent).toEqual({
+      name: "coder",
+      source: file,
+      description: "Writes code",
+      prompt: "You write code.\n\nCarefully.",
+      skills: ["review"],
+      model: "opus",
+      gitUser: { email: "agent@example.com" },
+      bottle: "dev",
+      locations: { bottle: { line: 8, col: 9 }, skills: [{ line: 9, col: 10 }] },
+    });
+    expect(bottle.name).toBe("dev");
+    expect(gitUser).toEqual({ name: "Bottle Name", email: "agent@example.com" });
+    checkSkills(agent, box.env);
+  });
+
+  test("no front matter: the whole file is the prompt", async () => {
+    box.agent("plain", "Just a prompt.\n---\nwith a rule\n");
+    expect((await resolve("plain")).agent).toMatchObject({ prompt: "Just a prompt.\n---\nwith a rule", bottle: "default", skills: [] });
+  });
+
+  test("CRLF line endings", async () => {
+    box.agent("win", "---\r\ndescription: windows\r\nbottle: default\r\n---\r\nPrompt\r\n");
+    expect((await resolve("win")).agent).toMatchObject({ description: "windows", prompt: "Prompt" });
+  });
+
+  test("--bottle overrides the agent's bottle", async () => {
+    box.bottle("other", "workspace: none\n");
+    box.agent("coder", "---\nbottle: missing\n---\n");
+    expect((await resolve("coder", "other")).bottle.workspace).toBe("none");
+  });
+});
+
+describe("agent errors", () => {
+  const cases: Array<[string, string]> = [
+    ["unknown key with a hint", "---\nskils: [a]\n---\n"],
+    ["unknown nested key", "---\ngit:\n  usr: { name: x }\n---\n"],
+    ["bottle is not a name", "---\nbottle: My Bottle\n---\n"],
+    ["skills is text", "---\nskills: review\n---\n"],
+    ["a skill with a path", "---\nskills: [../etc]\n---\n"],
+    ["model is empty", '---\nmodel: ""\n---\n'],
+    ["front matter never closed", "---\ndescription: x\nbody\n"],
+    ["front matter YAML syntax error (lines count from the file's first line)", "---\ndescription: x\nskills: [a\n---\n"],
+    ["front matter is a list", "---\n- a\n---\n"],
+    ["several problems at once", "---\nbottle: 9\nskills: [ok, ../x]\nmodle: opus\ngit:\n  user:\n    email: nope\n---\n"],
+  ];
+  for (const [name, text] of cases) {
+    test(name, async () => {
+      expect(await errorFor(text)).toMatchSnapshot();
+    });
+  }
+
+  test("an unknown agent lists the agents there are and where it looked", async () => {
+    box.agent("coder", "");
+    box.agent("reviewer", "", "project");
+    const error = await rejected(resolve("codr"));
+    expect(error).toBeInstanceOf(BottleError);
+    expect(box.normalize(error.message)).toMatchSnapshot();
+    expect(box.normalize((error as BottleError).fix ?? "")).toMatchSnapshot();
+  });
+
+  test("an unknown agent mentions files skipped for their names", async () => {
+    box.agent("My-Agent", "");
+    await rejected(resolve("my-agent"));
+    expect(warnings.messages().map(box.normalize)).toEqual([
+      "skipping ~/.config/bottle/agents/My-Agent.md: agent file names must be lower-case letters, digits and - (starting with a letter), like my-agent.md",
+    ]);
+  });
+
+  test("an invalid agent name", async () => {
+    expect(box.normalize((await rejected(resolve("My_Agent"))).message)).toMatchSnapshot();
+  });
+
+  test("a missing bottle names the agent file:line that asked for it", async () => {
+    box.bottle("develop", "{}\n");
+    box.agent("coder", "---\ndescription: x\nbottle: devlop\n---\n");
+    const error = await rejected(resolve("coder"));
+    expect(error).toBeInstanceOf(ManifestError);
+    expect((error as ManifestError).issues[0]).toMatchObject({ line: 3, col: 9, path: "bottle" });
+    expect(box.normalize(error.message)).toMatchSnapshot();
+  });
+
+  test("a missing --bottle", async () => {
+    expect(box.normalize((await rejected(resolve(undefined, "nope"))).message)).toMatchSnapshot();
+  });
+});
+
+describe("skills", () => {
+  test("every missing skill is reported with the file:line of its entry", async () => {
+    box.skill("review");
+    box.skill("testing");
+    box.agent("coder", "---\nskills:\n  - review\n  - tesing\n  - deploy\n---\n");
+    const { agent } = await resolve("coder");
+    const error = thrown(() => checkSkills(agent, box.env)) as ManifestError;
+    expect(error).toBeInstanceOf(ManifestError);
+    expect(error.issues.map((issue) => [issue.line, issue.col, issue.path])).toEqual([
+      [4, 5, "skills[1]"],
+      [5, 5, "skills[2]"],
+    ]);
+    expect(box.normalize(error.message)).toMatchSnapshot();
+    expect(box.normalize(error.fix ?? "")).toMatchSnapshot();
+  });
+
+  test("a file where a skill folder should be does not count", async () => {
+    box.write(".claude/skills/notes", "not a folder");
+    box.agent("coder", "---\nskills: [notes]\n---\n");
+    const { agent } = await resolve("coder");
+    expect(() => checkSkills(agent, box.env)).toThrow(ManifestError);
+  });
+
+  test("the built-in agent has no skills to check", async () => {
+    checkSkills((await resolve()).agent, box.env);
+  });
+});
+
+describe("listing agents", () => {
+  test("name, source, bottle, description; project shadows user; the built-in default is listed", async () => {
+    const user = box.agent("coder", "---\ndescription: user coder\n---\n");
+    const project = box.agent("coder", "---\ndescription: project coder\nbottle: dev\n---\n", "project");
+    const writer = box.agent("writer", "Prompt only\n");
+    expect(await listAgents({ projectDir: box.project, env: box.env })).toEqual([
+      { name: "coder", source: project, bottle: "dev", description: "project coder" },
+      { name: "default", source: "(built-in)", bottle: "default" },
+      { name: "writer", source: writer, bottle: "default" },
+    ]);
+    expect(user).not.toBe(project);
+  });
+
+  test("listing reads no bottle file: a broken or missing bottle does not matter", async () => {
+    box.bottle("dev", "this: is: not: yaml\n");
+    box.agent("coder", "---\nbottle: dev\n---\n");
+    box.agent("other", "---\nbottle: nowhere\n---\n");
+    expect((await listAgents({ projectDir: box.project, env: box.env })).map((a) => a.name)).toEqual(["coder", "default", "other"]);
+    expect(warnings.messages()).toEqual([]);
+  });
+
+  test("file names that are not agent names are skipped with a warning", async () => {
+    box.agent("Coder_2", "");
+    box.agent("ok", "");
+    box.write(".config/bottle/agents/notes.txt", "");
+    expect((await listAgents({ projectDir: box.project, env: box.env })).map((a) => a.name)).toEqual(["default", "ok"]);
+    expect(warnings.messages().map(box.normalize)).toMatchSnapshot();
+  });
+
+  test("a broken agent file is left out with a warning naming its problems", async () => {
+    box.agent("broken", "---\nskils: []\n---\n");
+    box.agent("fine", "");
+    expect((await listAgents({ projectDir: box.project, env: box.env })).map((a) => a.name)).toEqual(["default", "fine"]);
+    expect(warnings.messages().map(box.normalize)).toMatchSnapshot();
+  });
+});
