@@ -61,9 +61,8 @@ export function allowEntryProblem(entry: string): string | undefined {
     const port = Number(portMatch[2]);
     if (port < 1 || port > 65535) return `port ${portMatch[2]} in "${entry}" is out of range (1-65535)`;
   }
-  if (isIP(host) || isIP(host.replace(/^\[|\]$/g, "")) || isIP(entry)) {
-    return `"${entry}" is an IP address; egress.allow takes host names (the egress gate refuses IP literals) — put private addresses in egress.allow_private`;
-  }
+  // An IP literal is allowed only when listed here explicitly (the gate refuses all others).
+  if (isIP(host) || isIP(host.replace(/^\[|\]$/g, "")) || isIP(entry)) return undefined;
   if (host.endsWith(".")) return `expected a host name, got "${entry}" — drop the trailing dot: ${host.slice(0, -1)}`;
   let name = host;
   if (host.startsWith("*.")) {

@@ -38,7 +38,6 @@ describe("bottle schema errors name file:line:col and the field path", () => {
     ["URL with a port and path in allow", "egress:\n  allow:\n    - https://x.com:8443/api\n"],
     ["URL with credentials in allow is not echoed with them", "egress:\n  allow:\n    - https://user:hunter2@x.com/\n"],
     ["host/path in allow", "egress:\n  allow: [github.com/anthropics]\n"],
-    ["IP literal in allow", "egress:\n  allow: [93.184.216.34]\n"],
     ["wildcard on a TLD", 'egress:\n  allow: ["*.com"]\n'],
     ["wildcard in the middle", 'egress:\n  allow: ["api.*.example.com"]\n'],
     ["port out of range", "egress:\n  allow: [example.com:70000]\n"],
@@ -139,7 +138,7 @@ env:
   FROM_HOST: \${GITHUB_TOKEN}
   ASKED: "?Database password"
 egress:
-  allow: [GitHub.com, "*.npmjs.org", "registry.example.com:8443"]
+  allow: [GitHub.com, "*.npmjs.org", "registry.example.com:8443", 93.184.216.34]
   allow_private: [10.0.0.0/8, "fd00::/8", 192.168.1.10, "::1", intranet.corp]
 git:
   user: { name: Dev, email: dev@example.com }
@@ -179,7 +178,7 @@ backend: docker
       ASKED: { kind: "ask", question: "Database password" },
     });
     expect(bottle.env.FROM_HOST).toMatchObject({ file, line: 5, col: 14 });
-    expect(bottle.egress.allow).toEqual(["github.com", "*.npmjs.org", "registry.example.com:8443"]);
+    expect(bottle.egress.allow).toEqual(["github.com", "*.npmjs.org", "registry.example.com:8443", "93.184.216.34"]);
     expect(bottle.egress.allowPrivate).toEqual(["10.0.0.0/8", "fd00::/8", "192.168.1.10", "::1", "intranet.corp"]);
     expect(bottle.git.user).toEqual({ name: "Dev", email: "dev@example.com" });
     expect(bottle.git.remotes).toEqual({
