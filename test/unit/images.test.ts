@@ -1,0 +1,230 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdirSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { BottleError } from "../../lib/errors.ts";
+import {
+  baseImage,
+  caCertFiles,
+  customImageSpec,
+  DEFAULT_BASE_IMAGE,
+  type ImageRef,
+  type ImageSpec,
+  imageHash,
+  imageRef,
+  npmRegistry,
+} from "../../lib/images.ts";
+import { cleanupTempDirs, tempDir } from "../helpers/unit.ts";
+
+afterAll(cleanupTempDirs);
+
+function spec(overrides: Partial<ImageSpec> = {}): ImageSpec {
+  return {
+    kind: "agent",
+    dockerfile: "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY bottle-run.sh /usr/local/bin/bottle-run\n",
+    files: { "bottle-run.sh": "#!/bin/sh\nexec \"$@\"\n", "ca-certs/.keep": "" },
+    buildArgs: { BASE_IMAGE: "debian:trixie-slim", CLAUDE_CODE_VERSION: "1.0.0" },
+    inputs: ["debian:trixie-slim@sha256:abc"],
+    ...overrides,
+  };
+}
+
+describe("imageHash", () => {
+  const base = imageHash(spec());
+
+  test("is a sha256 hex digest, stable for the same spec", () => {
+    expect(base).toMatch(/^[0-9a-f]{64}$/);
+    expect(imageHash(spec())).toBe(base);
+  });
+
+  test("the order of object keys does not matter", () => {
+    const reordered = spec({
+      files: { "ca-certs/.keep": "", "bottle-run.sh": "#!/bin/sh\nexec \"$@\"\n" },
+      buildArgs: { CLAUDE_CODE_VERSION: "1.0.0", BASE_IMAGE: "debian:trixie-slim" },
+    });
+    expect(Object.keys(reordered.files)[0]).toBe("ca-certs/.keep");
+    expect(imageHash(reordered)).toBe(base);
+  });
+
+  test("changes when anything that goes into the build changes", () => {
+    const variants: Record<string, ImageSpec> = {
+      kind: spec({ kind: "gate" }),
+      dockerfile: spec({ dockerfile: `${spec().dockerfile}RUN true\n` }),
+      "file content": spec({ files: { ...spec().files, "bottle-run.sh": "#!/bin/sh\nexec \"$@\" \n" } }),
+      "file name": spec({ files: { "bottle-run2.sh": spec().files["bottle-run.sh"]!, "ca-certs/.keep": "" } }),
+      "added file": spec({ files: { ...spec().files, "ca-certs/extra-000.crt": "cert" } }),
+      "build arg value": spec({ buildArgs: { ...spec().buildArgs, CLAUDE_CODE_VERSION: "1.0.1" } }),
+      "build arg key": spec({ buildArgs: { BASE_IMAGE: "debian:trixie-slim", CLAUDE_CODE_VERSIONS: "1.0.0" } }),
+      "added build arg": spec({ buildArgs: { ...spec().buildArgs, NPM_REGISTRY: "https://registry.npmjs.org" } }),
+      input: spec({ inputs: ["debian:trixie-slim@sha256:abd"] }),
+      "added input": spec({ inputs: [...spec().inputs, "more"] }),
+    };
+    const hashes = new Map<string, string>([["base", base]]);
+    for (const [what, variant] of Object.entries(variants)) {
+      const hash = imageHash(variant);
+      expect([what, hash]).not.toEqual([what, base]);
+      hashes.set(what, hash);
+    }
+    // And all variants differ from each other.
+    expect(new Set(hashes.values()).size).toBe(hashes.size);
+  });
+
+  test("parts cannot run into each other (content moved between file name and body)", () => {
+    const a = spec({ files: { ab: "c" } });
+    const b = spec({ files: { a: "bc" } });
+    expect(imageHash(a)).not.toBe(imageHash(b));
+  });
+
+  test("a context dir is hashed by its files (size, mtime), ignoring .git and node_modules", () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "Dockerfile"), "RUN true\n");
+    mkdirSync(join(dir, "sub"));
+    writeFileSync(join(dir, "sub", "data.txt"), "one");
+    const fixed = new Date("2024-01-01T00:00:00Z");
+    utimesSync(join(dir, "sub", "data.txt"), fixed, fixed);
+    const withContext = spec({ contextDir: dir });
+    const first = imageHash(withContext);
+    expect(first).not.toBe(base);
+    expect(imageHash(withContext)).toBe(first);
+
+    for (const ignored of [".git", "node_modules"]) {
+      mkdirSync(join(dir, ignored), { recursive: true });
+      writeFileSync(join(dir, ignored, "x"), String(Math.random()));
+    }
+    expect(imageHash(withContext)).toBe(first);
+
+    writeFileSync(join(dir, "sub", "data.txt"), "two!");
+    utimesSync(join(dir, "sub", "data.txt"), fixed, fixed);
+    const resized = imageHash(withContext);
+    expect(resized).not.toBe(first);
+
+    utimesSync(join(dir, "sub", "data.txt"), new Date("2024-02-01T00:00:00Z"), new Date("2024-02-01T00:00:00Z"));
+    expect(imageHash(withContext)).not.toBe(resized);
+  });
+});
+
+describe("imageRef", () => {
+  test("tag is bottle-<kind>:<first 16 hex of the hash>", () => {
+    const ref = imageRef(spec({ kind: "gate" }));
+    expect(ref.kind).toBe("gate");
+    expect(ref.hash).toBe(imageHash(spec({ kind: "gate" })));
+    expect(ref.tag).toBe(`bottle-gate:${ref.hash.slice(0, 16)}`);
+  });
+});
+
+describe("baseImage / npmRegistry", () => {
+  test("environment overrides with defaults", () => {
+    expect(baseImage({})).toBe(DEFAULT_BASE_IMAGE);
+    expect(baseImage({ BOTTLE_BASE_IMAGE: "ubuntu:24.04" })).toBe("ubuntu:24.04");
+    expect(npmRegistry({})).toBe("https://registry.npmjs.org");
+    expect(npmRegistry({ npm_config_registry: "https://npm.corp" })).toBe("https://npm.corp");
+    expect(npmRegistry({ npm_config_registry: "https://npm.corp", BOTTLE_NPM_REGISTRY: "https://bottle" })).toBe("https://bottle");
+  });
+});
+
+describe("customImageSpec", () => {
+  const agent: ImageRef = { kind: "agent", tag: "bottle-agent:0123456789abcdef", hash: "ab".repeat(32) };
+
+  function dockerfile(content: string): string {
+    const dir = tempDir();
+    const path = join(dir, "image.Dockerfile");
+    writeFileSync(path, content);
+    return path;
+  }
+
+  test("prepends FROM <agent tag> and returns to the agent user", () => {
+    const path = dockerfile("USER root\nRUN apt-get install -y jq\n");
+    const custom = customImageSpec(agent, path);
+    expect(custom.kind).toBe("custom");
+    expect(custom.dockerfile.startsWith(`FROM ${agent.tag}\nUSER root\nRUN apt-get install -y jq\n`)).toBe(true);
+    expect(custom.dockerfile.trimEnd().endsWith("USER agent\nWORKDIR /workspace")).toBe(true);
+    expect(custom.inputs).toEqual([agent.hash]);
+    expect(custom.contextDir).toBe(join(path, ".."));
+  });
+
+  test("the custom hash follows the agent image", () => {
+    const path = dockerfile("RUN true\n");
+    const one = imageHash(customImageSpec(agent, path));
+    const other = imageHash(customImageSpec({ ...agent, hash: "cd".repeat(32), tag: "bottle-agent:fedcba9876543210" }, path));
+    expect(one).not.toBe(other);
+  });
+
+  test("a FROM line is refused with file:line and a fix", () => {
+    const path = dockerfile("# extra tools\n\nRUN true\n  from debian:12\n");
+    let error: unknown;
+    try {
+      customImageSpec(agent, path);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(BottleError);
+    expect((error as BottleError).message).toBe(`${path}:4: image.dockerfile must not have a FROM line`);
+    expect((error as BottleError).fix).toContain("remove it");
+  });
+
+  test("FROM inside a word or an argument is not a FROM line", () => {
+    const path = dockerfile("RUN echo FROM here\nLABEL note=FROM\n");
+    expect(() => customImageSpec(agent, path)).not.toThrow();
+  });
+
+  test("an unreadable Dockerfile is a BottleError naming it", () => {
+    const path = join(tempDir(), "missing.Dockerfile");
+    expect(() => customImageSpec(agent, path)).toThrow(`cannot read the bottle's image.dockerfile ${path}`);
+  });
+});
+
+function fakePem(seed: string): string {
+  const body = Buffer.from(seed.repeat(48)).toString("base64").replace(/(.{64})/g, "$1\n").trim();
+  return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----`;
+}
+
+describe("caCertFiles", () => {
+  const one = fakePem("one");
+  const two = fakePem("two");
+  const three = fakePem("three");
+
+  test("no certificates: only the placeholder that keeps the dir", () => {
+    expect(caCertFiles([], {})).toEqual({ "ca-certs/.keep": "" });
+  });
+
+  test("a bundle is split into one file per certificate", () => {
+    const path = join(tempDir(), "bundle.pem");
+    writeFileSync(path, `# corporate roots\n${one}\n\nsome text between\n${two}\n`);
+    expect(caCertFiles([path], {})).toEqual({
+      "ca-certs/.keep": "",
+      "ca-certs/extra-000.crt": `${one}\n`,
+      "ca-certs/extra-001.crt": `${two}\n`,
+    });
+  });
+
+  test("duplicates (also across files and CRLF line endings) are kept once, in order", () => {
+    const dir = tempDir();
+    const a = join(dir, "a.pem");
+    const b = join(dir, "b.pem");
+    writeFileSync(a, `${one}\n${two}\n${one}\n`);
+    writeFileSync(b, `${two.replace(/\n/g, "\r\n")}\r\n${three}\n`);
+    expect(caCertFiles([a, b], {})).toEqual({
+      "ca-certs/.keep": "",
+      "ca-certs/extra-000.crt": `${one}\n`,
+      "ca-certs/extra-001.crt": `${two}\n`,
+      "ca-certs/extra-002.crt": `${three}\n`,
+    });
+  });
+
+  test("NODE_EXTRA_CA_CERTS / SSL_CERT_FILE bundles are added when the files exist", () => {
+    const dir = tempDir();
+    const extra = join(dir, "extra.pem");
+    writeFileSync(extra, three);
+    const own = join(dir, "own.pem");
+    writeFileSync(own, one);
+    const files = caCertFiles([own], { NODE_EXTRA_CA_CERTS: extra, SSL_CERT_FILE: join(dir, "missing.pem") });
+    expect(Object.values(files)).toEqual(["", `${one}\n`, `${three}\n`]);
+  });
+
+  test("a file without a PEM certificate, or a missing one, is a BottleError", () => {
+    const path = join(tempDir(), "not.pem");
+    writeFileSync(path, "hello");
+    expect(() => caCertFiles([path], {})).toThrow(BottleError);
+    expect(() => caCertFiles([path], {})).toThrow(`${path} holds no PEM certificate`);
+    expect(() => caCertFiles([join(tempDir(), "nope.pem")], {})).toThrow("cannot read CA certificate file");
+  });
+});
