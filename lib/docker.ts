@@ -117,6 +117,11 @@ function labelArgs(flag: string, labels: Record<string, string> | undefined): st
   return Object.entries(labels ?? {}).flatMap(([key, value]) => [flag, `${key}=${value}`]);
 }
 
+/** `--mount` takes one CSV line: quote a field holding a comma or a quote. */
+function csvField(field: string): string {
+  return /[",]/.test(field) ? `"${field.replace(/"/g, '""')}"` : field;
+}
+
 export function containerArgs(spec: ContainerSpec): string[] {
   const args = ["--name", spec.name, ...labelArgs("--label", spec.labels)];
   if (spec.network) args.push("--network", spec.network);
@@ -124,7 +129,7 @@ export function containerArgs(spec: ContainerSpec): string[] {
   if (spec.ip) args.push("--ip", spec.ip);
   for (const [key, value] of Object.entries(spec.env ?? {})) args.push("--env", `${key}=${value}`);
   for (const mount of spec.mounts ?? [])
-    args.push("--mount", `type=bind,source=${mount.source},target=${mount.target}${mount.readonly ? ",readonly" : ""}`);
+    args.push("--mount", ["type=bind", `source=${mount.source}`, `target=${mount.target}`, ...(mount.readonly ? ["readonly"] : [])].map(csvField).join(","));
   for (const cap of spec.capDrop ?? []) args.push("--cap-drop", cap);
   for (const cap of spec.capAdd ?? []) args.push("--cap-add", cap);
   for (const opt of spec.securityOpt ?? []) args.push("--security-opt", opt);
@@ -155,9 +160,14 @@ export class Docker {
     try {
       return await this.exec.run([this.binary, ...args], options);
     } catch (error) {
-      const text = error instanceof CommandError ? error.result.stderr : String(error);
-      const kind = classifyDockerFailure(text);
-      if (kind) throw dockerFailureError(kind, text);
+      // A spawn failure means no CLI; a failed command may mean no daemon —
+      // except `docker exec`, whose stderr belongs to the program inside.
+      if (!(error instanceof CommandError)) {
+        const text = String(error);
+        throw classifyDockerFailure(text) === "cli-missing" ? dockerFailureError("cli-missing", text) : error;
+      }
+      const kind = args[0] === "exec" ? undefined : classifyDockerFailure(error.result.stderr);
+      if (kind && kind !== "cli-missing") throw dockerFailureError(kind, error.result.stderr);
       throw error;
     }
   }
@@ -288,9 +298,13 @@ export class Docker {
     return args;
   }
 
-  /** Extract a tar archive into the container, keeping the headers' owners and modes. */
+  /**
+   * Extract a tar archive into the container, keeping the headers' owners and
+   * modes. Not `--archive`: that chowns everything to the container's user
+   * (and fails on a numeric `uid:gid` user on older engines).
+   */
   async copyArchiveIn(container: string, directory: string, archive: Uint8Array): Promise<void> {
-    await this.run(["cp", "--archive", "-", `${container}:${directory}`], { stdin: archive });
+    await this.run(["cp", "-", `${container}:${directory}`], { stdin: archive });
   }
 
   /** Resolve once the container's output shows `pattern` (no polling); throws on exit or timeout. */

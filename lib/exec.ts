@@ -88,13 +88,20 @@ export const realExec: Exec = {
       proc.stdin.write(options.stdin);
       await proc.stdin.end();
     }
-    const timer = options.timeoutMs ? setTimeout(() => proc.kill("SIGKILL"), options.timeoutMs) : undefined;
     // Read both pipes concurrently so a chatty stderr cannot block stdout.
-    const [stdout, stderr, exitCode] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ]);
+    const reading = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    // On timeout stop waiting for the pipes too: a grandchild may keep them open.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<"timeout">((resolve) => {
+      if (options.timeoutMs)
+        timer = setTimeout(() => {
+          proc.kill("SIGKILL");
+          resolve("timeout");
+        }, options.timeoutMs);
+    });
+    const outcome = await Promise.race([reading, timedOut]);
+    const [stdout, stderr, exitCode] =
+      outcome === "timeout" ? ["", `timed out after ${options.timeoutMs} ms`, await proc.exited] : outcome;
     if (timer) clearTimeout(timer);
     const result: RunResult = {
       argv,
@@ -138,7 +145,6 @@ export const realExec: Exec = {
   async waitForOutput(argv, pattern, timeoutMs) {
     log.debug(`$ ${describeArgv(argv, 40)}  (until "${pattern}")`);
     const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-    const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
     const watch = async (stream: ReadableStream<Uint8Array>): Promise<boolean> => {
       const decoder = new TextDecoder();
       let seen = "";
@@ -148,9 +154,11 @@ export const realExec: Exec = {
       }
       return false;
     };
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      // True as soon as either stream shows the pattern; false when both end without it.
+      // True as soon as either stream shows the pattern; false when both end without it, or on timeout.
       return await new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
         let ended = 0;
         for (const stream of [proc.stdout, proc.stderr]) {
           void watch(stream).then((hit) => {

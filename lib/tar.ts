@@ -15,29 +15,49 @@ export interface TarEntry {
 }
 
 const encoder = new TextEncoder();
+/** One timestamp per process: files in a bottle look freshly written, not from 1970. */
+const MTIME = Math.floor(Date.now() / 1000);
 
 function octal(value: number, width: number): string {
   return value.toString(8).padStart(width - 1, "0") + "\0";
 }
 
+/** A numeric field: octal when it fits, else GNU base-256 (large uids from AD/LDAP hosts). */
+function numeric(block: Uint8Array, offset: number, width: number, value: number): void {
+  if (value < 8 ** (width - 1)) {
+    block.set(encoder.encode(octal(value, width)), offset);
+    return;
+  }
+  block[offset] = 0x80;
+  let rest = value;
+  for (let i = width - 1; i > 0; i--) {
+    block[offset + i] = rest % 256;
+    rest = Math.floor(rest / 256);
+  }
+}
+
+/** Split a long path at a slash so the prefix fits 155 bytes and the name 100. */
+function splitPath(path: string): { prefix: string; name: string } {
+  if (encoder.encode(path).length <= 100) return { prefix: "", name: path };
+  for (let cut = path.indexOf("/"); cut !== -1; cut = path.indexOf("/", cut + 1)) {
+    const prefix = path.slice(0, cut);
+    const name = path.slice(cut + 1);
+    if (encoder.encode(prefix).length <= 155 && encoder.encode(name).length <= 100 && name.length > 0) return { prefix, name };
+  }
+  throw new Error(`path too long for tar: ${path}`);
+}
+
 function header(entry: TarEntry, size: number): Uint8Array {
   const block = new Uint8Array(512);
   const isDir = entry.type === "dir";
-  let name = entry.path.replace(/^\/+/, "") + (isDir && !entry.path.endsWith("/") ? "/" : "");
-  let prefix = "";
-  if (encoder.encode(name).length > 100) {
-    const cut = name.lastIndexOf("/", name.length - 2);
-    prefix = name.slice(0, cut);
-    name = name.slice(cut + 1);
-    if (encoder.encode(name).length > 100 || encoder.encode(prefix).length > 155) throw new Error(`path too long for tar: ${entry.path}`);
-  }
+  const { prefix, name } = splitPath(entry.path.replace(/^\/+/, "") + (isDir && !entry.path.endsWith("/") ? "/" : ""));
   const put = (offset: number, text: string) => block.set(encoder.encode(text), offset);
   put(0, name);
   put(100, octal(entry.mode & 0o7777, 8));
-  put(108, octal(entry.uid, 8));
-  put(116, octal(entry.gid, 8));
-  put(124, octal(size, 12));
-  put(136, octal(0, 12));
+  numeric(block, 108, 8, entry.uid);
+  numeric(block, 116, 8, entry.gid);
+  numeric(block, 124, 12, size);
+  numeric(block, 136, 12, MTIME);
   put(148, "        ");
   put(156, isDir ? "5" : "0");
   put(257, "ustar\0");
