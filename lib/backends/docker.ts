@@ -2,7 +2,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Docker, ContainerSpec } from "../docker.ts";
 import { BottleError } from "../errors.ts";
-import { egressGateConfig } from "../gates/egress-config.ts";
+import { EGRESS_READY_LINE, egressGateConfig } from "../gates/egress-config.ts";
 import { log } from "../log.ts";
 import { bottleStateDir } from "../paths.ts";
 import { LABELS, type Plan } from "../plan.ts";
@@ -15,7 +15,6 @@ import { createTar, type TarEntry } from "../tar.ts";
  */
 
 export const GATE_ALIAS = "gate";
-const GATE_READY = "egress gate ready";
 const GATE_READY_TIMEOUT_MS = 30_000;
 
 /** Objects a launch created, in creation order, so teardown can undo exactly them. */
@@ -138,7 +137,7 @@ export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOp
   await docker.copyArchiveIn(plan.containers.gate, "/", createTar(files));
   await docker.networkConnect(plan.networks.egress, plan.containers.gate);
   await docker.start(plan.containers.gate);
-  await docker.waitForLog(plan.containers.gate, GATE_READY, GATE_READY_TIMEOUT_MS);
+  await docker.waitForLog(plan.containers.gate, EGRESS_READY_LINE, GATE_READY_TIMEOUT_MS);
 
   const gate = await docker.containerInspect(plan.containers.gate);
   const gateIp = gate?.NetworkSettings.Networks[plan.networks.internal]?.IPAddress;

@@ -1,22 +1,14 @@
 import type { Plan } from "../plan.ts";
+import type { EgressConfig } from "./egress/config.ts";
+
+export { EGRESS_READY_LINE } from "./egress/config.ts";
 
 /**
  * The egress gate's config file, written by the host into the gate
  * (/etc/bottle/egress.json, root-only) before it starts. The shape is the
  * gate daemon's own `EgressConfig`.
  */
-export interface EgressGateFile {
-  bottle: string;
-  proxyPort: number;
-  dnsPort: number;
-  listen: string;
-  allow: string[];
-  allowPrivate: string[];
-  auditLog: string;
-  secretsFile?: string;
-  limits: { requestsPerMinute: number; bytesOut: number; idleTimeoutMs: number; maxTunnelMs: number };
-  hostAddresses: string[];
-}
+export type EgressGateFile = EgressConfig;
 
 export const EGRESS_AUDIT_FILE = "egress.jsonl";
 
