@@ -1,0 +1,118 @@
+/**
+ * The gate's audit log: one JSON line per decision, appended to a file the
+ * host reads (`bottle logs`). Never holds secrets or header values: hosts are
+ * truncated, paths lose their query string, and DLP denials redact the host
+ * and path when the secret sits there.
+ */
+import { closeSync, openSync, writeSync } from "node:fs";
+
+export interface AuditRecord {
+  time: string;
+  bottle: string;
+  /** HTTP method, "CONNECT", or "DNS". */
+  method: string;
+  host: string;
+  port: number;
+  /** Plain HTTP only: the path without query string. */
+  path?: string;
+  decision: "allow" | "deny";
+  /** Deny: the rule that denied; allow: "allowlist". */
+  rule: string;
+  bytesIn: number;
+  bytesOut: number;
+  durationMs: number;
+  /** Allow: the allowlist entry that matched. */
+  match?: string;
+  /** Extra, secret-free context (e.g. "10.0.0.5 is private (10.0.0.0/8)", the SNI of a fronting attempt). */
+  detail?: string;
+  /** Allowed tunnels: why it ended ("closed", "idle-timeout", "max-duration", "bytes-out-limit", "upstream-error", …). */
+  end?: string;
+  /** Plain HTTP: the upstream's status code. */
+  status?: number;
+  /** DNS: the query type. */
+  qtype?: string;
+}
+
+export type AuditInput = Omit<AuditRecord, "time" | "bottle">;
+
+export const MAX_AUDIT_HOST = 253;
+export const MAX_AUDIT_PATH = 1024;
+
+export function auditPath(rawPath: string): string {
+  let end = rawPath.length;
+  for (const ch of ["?", "#"]) {
+    const at = rawPath.indexOf(ch);
+    if (at !== -1 && at < end) end = at;
+  }
+  return rawPath.slice(0, Math.min(end, MAX_AUDIT_PATH));
+}
+
+export interface AuditSink {
+  write(input: AuditInput): void;
+}
+
+export class AuditLog implements AuditSink {
+  private fd: number | null = null;
+  private path = "";
+
+  constructor(
+    path: string,
+    private bottle: string,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.open(path);
+  }
+
+  /** Switches to another file / bottle name (config reload); reopens even for the same path (log rotation). */
+  reopen(path: string, bottle: string): void {
+    this.bottle = bottle;
+    const old = this.fd;
+    this.open(path);
+    if (old !== null && old !== this.fd) {
+      try {
+        closeSync(old);
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  private open(path: string): void {
+    // World-readable: the file is bind-mounted into the host state dir, where a
+    // non-root user runs `bottle logs`. Lines hold no secrets (DLP hits are redacted).
+    this.fd = openSync(path, "a", 0o644);
+    this.path = path;
+  }
+
+  get file(): string {
+    return this.path;
+  }
+
+  write(input: AuditInput): void {
+    const record: AuditRecord = {
+      time: this.now().toISOString(),
+      bottle: this.bottle,
+      ...input,
+      host: input.host.slice(0, MAX_AUDIT_HOST),
+    };
+    if (record.path !== undefined) record.path = record.path.slice(0, MAX_AUDIT_PATH);
+    if (record.detail !== undefined) record.detail = record.detail.slice(0, 512);
+    const line = `${JSON.stringify(record)}\n`;
+    if (this.fd === null) return;
+    try {
+      writeSync(this.fd, line);
+    } catch (error) {
+      process.stderr.write(`egress gate: cannot write audit log ${this.path}: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
+  }
+
+  close(): void {
+    if (this.fd === null) return;
+    try {
+      closeSync(this.fd);
+    } catch {
+      // ignore
+    }
+    this.fd = null;
+  }
+}

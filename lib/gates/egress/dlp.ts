@@ -1,0 +1,209 @@
+/**
+ * Outbound data-loss prevention for what the gate can see of a request: the
+ * URL and the header lines (for CONNECT only the CONNECT line and its
+ * headers). Two kinds of detectors:
+ *
+ *  - the bottle's own secret values (`secretsFile`), looked for in plain,
+ *    base64 (any alignment), base64url, hex and percent-encoded form;
+ *  - well-known credential shapes, after gitleaks' default rules.
+ *
+ * Every text is scanned as is, percent-decoded (up to three times), and with
+ * embedded base64/hex runs decoded. A finding names the rule, never the value.
+ * All haystacks are "byte strings" (latin1), so UTF-8 secrets match too.
+ */
+
+export interface DlpPattern {
+  id: string;
+  description: string;
+  re: RegExp;
+}
+
+/** Credential patterns (ids follow gitleaks' rule ids where one exists). */
+export const DLP_PATTERNS: readonly DlpPattern[] = [
+  { id: "aws-access-token", description: "AWS access key id", re: /(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}/ },
+  { id: "github-pat", description: "GitHub personal access token", re: /ghp_[0-9A-Za-z]{36}/ },
+  { id: "github-oauth", description: "GitHub OAuth token", re: /gho_[0-9A-Za-z]{36}/ },
+  { id: "github-app-token", description: "GitHub app token", re: /(?:ghu|ghs)_[0-9A-Za-z]{36}/ },
+  { id: "github-refresh-token", description: "GitHub refresh token", re: /ghr_[0-9A-Za-z]{36}/ },
+  { id: "github-fine-grained-pat", description: "GitHub fine-grained token", re: /github_pat_[0-9A-Za-z_]{82}/ },
+  { id: "gitlab-pat", description: "GitLab personal access token", re: /glpat-[0-9A-Za-z_-]{20}/ },
+  { id: "slack-token", description: "Slack token", re: /xox[baprse]-[0-9A-Za-z-]{10,}/ },
+  { id: "slack-app-token", description: "Slack app token", re: /xapp-[0-9]-[A-Z0-9]+-[0-9]+-[a-z0-9]+/i },
+  { id: "private-key", description: "private key", re: /-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----/ },
+  { id: "anthropic-api-key", description: "Anthropic API key", re: /sk-ant-[a-z]{2,8}[0-9]{2}-[A-Za-z0-9_-]{20,}/ },
+  { id: "openai-api-key", description: "OpenAI API key", re: /sk-[A-Za-z0-9_-]{0,80}T3BlbkFJ[A-Za-z0-9_-]{20,}/ },
+  { id: "gcp-api-key", description: "Google API key", re: /AIza[0-9A-Za-z_-]{35}/ },
+  { id: "stripe-access-token", description: "Stripe key", re: /(?:sk|rk)_(?:test|live|prod)_[0-9A-Za-z]{10,99}/ },
+  { id: "npm-access-token", description: "npm token", re: /npm_[A-Za-z0-9]{36}/ },
+  { id: "pypi-upload-token", description: "PyPI token", re: /pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}/ },
+  { id: "huggingface-access-token", description: "Hugging Face token", re: /hf_[A-Za-z]{34}/ },
+];
+
+/** Secrets shorter than this are ignored (they would match ordinary text). */
+export const MIN_SECRET_LENGTH = 6;
+
+export interface DlpFinding {
+  /** `dlp-secret` or `dlp-<pattern id>`. */
+  rule: string;
+  description: string;
+}
+
+interface Needle {
+  text: string;
+  /** Compare against the lower-cased haystack (hex). */
+  lower: boolean;
+}
+
+function toByteString(text: string): string {
+  return Buffer.from(text, "utf8").toString("latin1");
+}
+
+/** The base64 characters determined by `secret` alone when it starts `shift` bytes into a base64 run. */
+function base64Middles(bytes: Buffer): string[] {
+  const out: string[] = [];
+  for (let shift = 0; shift < 3; shift++) {
+    const padded = Buffer.concat([Buffer.alloc(shift), bytes]);
+    const encoded = padded.toString("base64");
+    const start = Math.ceil((8 * shift) / 6);
+    const end = Math.floor((8 * (shift + bytes.length)) / 6);
+    if (end - start >= 4) out.push(encoded.slice(start, end));
+  }
+  return out;
+}
+
+function needlesFor(secret: string): Needle[] {
+  const bytes = Buffer.from(secret, "utf8");
+  const needles: Needle[] = [{ text: bytes.toString("latin1"), lower: false }];
+  needles.push({ text: bytes.toString("hex"), lower: true });
+  for (const middle of base64Middles(bytes)) {
+    needles.push({ text: middle, lower: false });
+    const url = middle.replace(/\+/g, "-").replace(/\//g, "_");
+    if (url !== middle) needles.push({ text: url, lower: false });
+  }
+  const uri = toByteString(encodeURIComponent(secret));
+  if (uri !== needles[0]?.text) needles.push({ text: uri, lower: false });
+  return needles;
+}
+
+function hexValue(code: number): number {
+  if (code >= 0x30 && code <= 0x39) return code - 0x30;
+  if (code >= 0x41 && code <= 0x46) return code - 0x37;
+  if (code >= 0x61 && code <= 0x66) return code - 0x57;
+  return -1;
+}
+
+/** Lenient percent-decoding of a byte string (invalid escapes stay as they are; `+` becomes a space). */
+export function percentDecode(text: string): string {
+  let out = "";
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i] ?? "";
+    if (ch === "%" && i + 2 < text.length) {
+      const hi = hexValue(text.charCodeAt(i + 1));
+      const lo = hexValue(text.charCodeAt(i + 2));
+      if (hi >= 0 && lo >= 0) {
+        out += String.fromCharCode(hi * 16 + lo);
+        i += 2;
+        continue;
+      }
+    }
+    out += ch === "+" ? " " : ch;
+  }
+  return out;
+}
+
+const BASE64_RUN = /[A-Za-z0-9+/_-]{16,}={0,2}/g;
+const HEX_RUN = /[0-9A-Fa-f]{16,}/g;
+
+/** Decodes the base64/base64url and hex runs inside `text` (each at every alignment). */
+export function decodedRuns(text: string): string[] {
+  const out: string[] = [];
+  for (const match of text.matchAll(BASE64_RUN)) {
+    const run = match[0].replace(/=+$/, "");
+    for (let skip = 0; skip < 4 && run.length - skip >= 16; skip++) {
+      const part = run.slice(skip).replace(/-/g, "+").replace(/_/g, "/");
+      out.push(Buffer.from(part, "base64").toString("latin1"));
+    }
+  }
+  for (const match of text.matchAll(HEX_RUN)) {
+    const run = match[0];
+    for (let skip = 0; skip < 2; skip++) {
+      const part = run.slice(skip, skip + Math.floor((run.length - skip) / 2) * 2);
+      out.push(Buffer.from(part, "hex").toString("latin1"));
+    }
+  }
+  return out;
+}
+
+export class Dlp {
+  private readonly needles: Needle[];
+  private readonly plainSecrets: string[];
+  readonly secretCount: number;
+  readonly skippedShort: number;
+
+  constructor(secrets: readonly string[] = []) {
+    const usable = secrets.filter((secret) => secret.length >= MIN_SECRET_LENGTH);
+    this.secretCount = usable.length;
+    this.skippedShort = secrets.length - usable.length;
+    this.plainSecrets = usable.map(toByteString);
+    this.needles = usable.flatMap(needlesFor);
+  }
+
+  /** The first finding over all `texts` (byte strings, e.g. latin1-decoded request lines), or null. */
+  scan(texts: readonly string[]): DlpFinding | null {
+    for (const text of texts) {
+      const finding = this.scanOne(text);
+      if (finding) return finding;
+    }
+    return null;
+  }
+
+  private scanOne(text: string): DlpFinding | null {
+    const layers: string[] = [text];
+    let current = text;
+    for (let i = 0; i < 3; i++) {
+      const decoded = percentDecode(current);
+      if (decoded === current) break;
+      layers.push(decoded);
+      current = decoded;
+    }
+    for (const layer of layers) {
+      const finding = this.matchEncodedSecrets(layer) ?? matchPatterns(layer);
+      if (finding) return finding;
+    }
+    for (const layer of layers) {
+      for (const decoded of decodedRuns(layer)) {
+        const finding = this.matchPlainSecrets(decoded) ?? matchPatterns(decoded);
+        if (finding) return finding;
+      }
+    }
+    return null;
+  }
+
+  private matchEncodedSecrets(text: string): DlpFinding | null {
+    if (this.needles.length === 0) return null;
+    let lower: string | null = null;
+    for (const needle of this.needles) {
+      let hay = text;
+      if (needle.lower) {
+        lower ??= text.toLowerCase();
+        hay = lower;
+      }
+      if (hay.includes(needle.text)) return SECRET_FINDING;
+    }
+    return null;
+  }
+
+  private matchPlainSecrets(text: string): DlpFinding | null {
+    for (const secret of this.plainSecrets) if (text.includes(secret)) return SECRET_FINDING;
+    return null;
+  }
+}
+
+const SECRET_FINDING: DlpFinding = { rule: "dlp-secret", description: "one of this bottle's secrets" };
+
+function matchPatterns(text: string): DlpFinding | null {
+  for (const pattern of DLP_PATTERNS) {
+    if (pattern.re.test(text)) return { rule: `dlp-${pattern.id}`, description: pattern.description };
+  }
+  return null;
+}

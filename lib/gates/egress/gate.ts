@@ -1,0 +1,200 @@
+/**
+ * The egress gate: owns the configuration (reloadable), the compiled policy,
+ * DLP, limits and audit log, and the proxy and DNS listeners.
+ */
+import { lookup } from "node:dns/promises";
+import * as net from "node:net";
+import { AuditLog, type AuditSink } from "./audit.ts";
+import { type EgressConfig, EgressConfigError, loadConfig, loadSecrets, validateConfig } from "./config.ts";
+import { Dlp } from "./dlp.ts";
+import { type DnsServers, type DnsState, startDns } from "./dnsServer.ts";
+import { ByteBudget, RateLimiter } from "./limits.ts";
+import { Policy } from "./policy.ts";
+import {
+  DEFAULT_TIMING,
+  type GateState,
+  type Resolver,
+  type Timing,
+  type UpstreamConnector,
+  defaultConnector,
+  handleClient,
+} from "./proxy.ts";
+
+/** node:dns lookup of every address (A and AAAA, as the system resolver orders them). */
+export const systemResolver: Resolver = async (host) => {
+  const results = await lookup(host, { all: true, verbatim: true });
+  return results.map((result) => result.address);
+};
+
+export interface EgressGateOptions {
+  /** Config file; needed for reload() without an argument. */
+  configPath?: string;
+  /** A config object instead of (or overriding) the file. */
+  config?: EgressConfig;
+  resolve?: Resolver;
+  connect?: UpstreamConnector;
+  timing?: Partial<Timing>;
+  /** Where errors go (default: stderr). */
+  logError?: (message: string) => void;
+  /** Audit sink instead of the config's auditLog file (tests). */
+  audit?: AuditSink;
+}
+
+const MAX_CLIENTS = 1024;
+
+export class EgressGate implements GateState {
+  config: EgressConfig;
+  policy: Policy;
+  dlp: Dlp;
+  readonly audit: AuditSink;
+  private readonly auditFile: AuditLog | null;
+  readonly rate: RateLimiter;
+  readonly budget: ByteBudget;
+  readonly resolve: Resolver;
+  readonly connect: UpstreamConnector;
+  readonly timing: Timing;
+  private readonly configPath: string | undefined;
+  private readonly errorSink: (message: string) => void;
+  private readonly sockets = new Set<net.Socket>();
+  private proxyServer: net.Server | null = null;
+  private dns: DnsServers | null = null;
+
+  /** Loads config + secrets and opens the audit log; throws EgressConfigError when invalid. */
+  constructor(options: EgressGateOptions) {
+    this.configPath = options.configPath;
+    this.errorSink = options.logError ?? ((message) => process.stderr.write(`${message}\n`));
+    let config: EgressConfig;
+    if (options.config) config = validateConfig(options.config);
+    else if (options.configPath) config = loadConfig(options.configPath);
+    else throw new EgressConfigError("either configPath or config is needed");
+    this.config = config;
+    this.policy = new Policy(config.allow, config.allowPrivate, config.hostAddresses);
+    this.dlp = this.buildDlp(config);
+    this.rate = new RateLimiter(config.limits.requestsPerMinute);
+    this.budget = new ByteBudget(config.limits.bytesOut);
+    this.resolve = options.resolve ?? systemResolver;
+    this.connect = options.connect ?? defaultConnector;
+    this.timing = { ...DEFAULT_TIMING, ...options.timing };
+    if (options.audit) {
+      this.audit = options.audit;
+      this.auditFile = null;
+    } else {
+      this.auditFile = new AuditLog(config.auditLog, config.bottle);
+      this.audit = this.auditFile;
+    }
+  }
+
+  private buildDlp(config: EgressConfig): Dlp {
+    const secrets = config.secretsFile ? loadSecrets(config.secretsFile) : [];
+    const dlp = new Dlp(secrets);
+    if (dlp.skippedShort > 0) {
+      this.logError(`egress gate: ignoring ${dlp.skippedShort} secret(s) shorter than 6 characters for DLP`);
+    }
+    return dlp;
+  }
+
+  logError(message: string): void {
+    this.errorSink(message);
+  }
+
+  track(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+  }
+
+  private dnsState(): DnsState {
+    return {
+      policy: this.policy,
+      dlp: this.dlp,
+      audit: this.audit,
+      resolve: this.resolve,
+      dnsPort: this.dns?.udpPort ?? this.config.dnsPort,
+      resolveTimeoutMs: this.timing.resolveTimeoutMs,
+    };
+  }
+
+  /** Binds the proxy and both DNS listeners. */
+  async start(): Promise<void> {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => {
+      try {
+        handleClient(this, socket);
+      } catch (error) {
+        this.logError(`egress gate: ${error instanceof Error ? error.message : String(error)}`);
+        socket.destroy();
+      }
+    });
+    server.maxConnections = MAX_CLIENTS;
+    server.on("error", (error) => this.logError(`egress gate: proxy: ${error.message}`));
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      server.once("error", onError);
+      server.listen({ host: this.config.listen, port: this.config.proxyPort }, () => {
+        server.removeListener("error", onError);
+        resolve();
+      });
+    });
+    this.proxyServer = server;
+    try {
+      this.dns = await startDns(() => this.dnsState(), this.config.listen, this.config.dnsPort, (m) => this.logError(m));
+    } catch (error) {
+      server.close();
+      this.proxyServer = null;
+      throw error;
+    }
+  }
+
+  /** The bound ports (useful when the config asked for port 0). */
+  ports(): { proxy: number; dnsUdp: number; dnsTcp: number } {
+    const address = this.proxyServer?.address();
+    return {
+      proxy: typeof address === "object" && address ? address.port : this.config.proxyPort,
+      dnsUdp: this.dns?.udpPort ?? this.config.dnsPort,
+      dnsTcp: this.dns?.tcpPort ?? this.config.dnsPort,
+    };
+  }
+
+  /**
+   * Re-reads the config file (SIGHUP), or applies `next`. Applies the policy
+   * (allow, allowPrivate, hostAddresses), secrets, limits, bottle name and
+   * audit file to new requests. On any error the old configuration stays and
+   * false is returned. Listen address and ports need a restart.
+   */
+  reload(next?: EgressConfig): boolean {
+    try {
+      let config: EgressConfig;
+      if (next) config = validateConfig(next);
+      else if (this.configPath) config = loadConfig(this.configPath);
+      else throw new EgressConfigError("no config file to reload from");
+      const policy = new Policy(config.allow, config.allowPrivate, config.hostAddresses);
+      const dlp = this.buildDlp(config);
+      // Reopened even when unchanged, so SIGHUP also serves log rotation.
+      this.auditFile?.reopen(config.auditLog, config.bottle);
+      if (config.listen !== this.config.listen || config.proxyPort !== this.config.proxyPort || config.dnsPort !== this.config.dnsPort) {
+        this.logError("egress gate: listen address and ports change only on restart");
+      }
+      this.policy = policy;
+      this.dlp = dlp;
+      this.rate.setRate(config.limits.requestsPerMinute);
+      this.budget.setLimit(config.limits.bytesOut);
+      this.config = config;
+      return true;
+    } catch (error) {
+      this.logError(`egress gate: reload failed, keeping the previous configuration: ${error instanceof Error ? error.message : String(error)}`);
+      return false;
+    }
+  }
+
+  /** Stops listening and ends every connection. */
+  async close(): Promise<void> {
+    const server = this.proxyServer;
+    this.proxyServer = null;
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+    await Promise.all([
+      server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve(),
+      this.dns ? this.dns.close() : Promise.resolve(),
+    ]);
+    this.dns = null;
+    this.auditFile?.close();
+  }
+}

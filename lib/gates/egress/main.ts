@@ -1,0 +1,59 @@
+/**
+ * Entry point of the egress gate inside its container:
+ *
+ *   node /opt/bottle/egress-gate.mjs /etc/bottle/egress.json
+ *
+ * Bundled for Node (node:* modules only). Prints `egress gate ready` once the
+ * proxy and DNS listeners are bound; SIGHUP re-reads the config file;
+ * SIGTERM/SIGINT stop the gate. Errors go to stderr.
+ */
+import { EGRESS_READY_LINE } from "./config.ts";
+import { EgressGate } from "./gate.ts";
+
+// Name lookups run on libuv's thread pool; give slow DNS more room than the default 4.
+process.env.UV_THREADPOOL_SIZE ??= "16";
+
+function fail(message: string): never {
+  process.stderr.write(`egress gate: ${message}\n`);
+  process.exit(1);
+}
+
+async function main(): Promise<void> {
+  const configPath = process.argv[2];
+  if (!configPath) {
+    process.stderr.write("usage: egress-gate <config.json>\n");
+    process.exit(2);
+  }
+  let gate: EgressGate;
+  try {
+    gate = new EgressGate({ configPath });
+  } catch (error) {
+    fail(error instanceof Error ? error.message : String(error));
+  }
+  try {
+    await gate.start();
+  } catch (error) {
+    fail(`cannot listen: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  process.on("SIGHUP", () => {
+    if (gate.reload()) process.stderr.write("egress gate: configuration reloaded\n");
+  });
+  const stop = (): void => {
+    gate.close().then(
+      () => process.exit(0),
+      () => process.exit(0),
+    );
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  // A bug in handling one connection must not take the others down.
+  process.on("uncaughtException", (error) => {
+    process.stderr.write(`egress gate: unexpected error: ${error.stack ?? error.message}\n`);
+  });
+  process.on("unhandledRejection", (reason) => {
+    process.stderr.write(`egress gate: unexpected rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}\n`);
+  });
+  process.stdout.write(`${EGRESS_READY_LINE}\n`);
+}
+
+void main();

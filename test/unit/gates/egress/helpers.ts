@@ -1,0 +1,278 @@
+/**
+ * Test helpers for the egress gate: local upstream servers, a captured real
+ * TLS ClientHello, a gate started on 127.0.0.1 random ports with an injected
+ * resolver, and raw-socket clients. Nothing here talks to a non-loopback
+ * address.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as tls from "node:tls";
+import type { AuditRecord } from "../../../../lib/gates/egress/audit.ts";
+import type { EgressConfig } from "../../../../lib/gates/egress/config.ts";
+import { EgressGate, type EgressGateOptions } from "../../../../lib/gates/egress/gate.ts";
+import type { Resolver } from "../../../../lib/gates/egress/proxy.ts";
+
+/** Captures the ClientHello a real TLS client (node:tls) sends for `servername`. */
+export async function captureClientHello(servername: string | null): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer((socket) => {
+      let buf = Buffer.alloc(0);
+      socket.on("data", (chunk: Buffer) => {
+        buf = Buffer.concat([buf, chunk]);
+        if (buf.length < 5) return;
+        const length = buf.readUInt16BE(3);
+        if (buf.length >= 5 + length) {
+          socket.destroy();
+          server.close();
+          resolve(buf);
+        }
+      });
+      socket.on("error", () => undefined);
+    });
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      const options: tls.ConnectionOptions = { host: "127.0.0.1", port, rejectUnauthorized: false };
+      if (servername !== null) options.servername = servername;
+      const client = tls.connect(options);
+      client.on("error", () => undefined);
+    });
+  });
+}
+
+export interface Upstream {
+  port: number;
+  /** Raw bytes received, one Buffer per connection. */
+  received: Buffer[];
+  connections: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A tiny HTTP/1.1 origin: records what it receives and answers each request
+ * head with `respond(headText)` (default: 200 "hello"). With `raw`, it never
+ * answers and just records bytes (a TLS-ish sink for CONNECT tests).
+ */
+export async function startUpstream(
+  options: { respond?: (head: string, body: Buffer) => Buffer | string; raw?: boolean; greeting?: string } = {},
+): Promise<Upstream> {
+  const received: Buffer[] = [];
+  const sockets = new Set<net.Socket>();
+  const state = { connections: 0 };
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    state.connections++;
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => undefined);
+    const index = received.length;
+    received.push(Buffer.alloc(0));
+    if (options.greeting) socket.write(options.greeting);
+    socket.on("data", (chunk: Buffer) => {
+      const all = Buffer.concat([received[index] ?? Buffer.alloc(0), chunk]);
+      received[index] = all;
+      if (options.raw) return;
+      const end = all.indexOf("\r\n\r\n");
+      if (end === -1) return;
+      const head = all.subarray(0, end + 4).toString("latin1");
+      const lengthMatch = /\r\ncontent-length: *([0-9]+)/i.exec(head);
+      const bodyLength = lengthMatch ? Number(lengthMatch[1]) : 0;
+      const chunked = /\r\ntransfer-encoding: *chunked/i.test(head);
+      const body = all.subarray(end + 4);
+      const chunkedDone = /(^|\r\n)0(;[^\r]*)?\r\n([^\r]+\r\n)*\r\n/.test(body.toString("latin1"));
+      if (chunked ? !chunkedDone : body.length < bodyLength) return;
+      if (socket.writableEnded) return;
+      const answer = options.respond ? options.respond(head, body) : "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\nhello";
+      socket.end(answer);
+    });
+    socket.on("end", () => {
+      if (!socket.writableEnded && options.raw) socket.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    port,
+    received,
+    get connections() {
+      return state.connections;
+    },
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+export interface TestGate {
+  gate: EgressGate;
+  port: number;
+  dir: string;
+  configPath: string;
+  auditPath: string;
+  resolverCalls: string[];
+  audit(): AuditRecord[];
+  close(): Promise<void>;
+}
+
+export function baseConfig(dir: string, overrides: Partial<EgressConfig> = {}): EgressConfig {
+  return {
+    bottle: "testbottle",
+    proxyPort: 0,
+    dnsPort: 0,
+    listen: "127.0.0.1",
+    allow: [],
+    allowPrivate: [],
+    auditLog: join(dir, "audit.jsonl"),
+    limits: { requestsPerMinute: 0, bytesOut: 0, idleTimeoutMs: 10_000, maxTunnelMs: 60_000 },
+    hostAddresses: [],
+    ...overrides,
+  };
+}
+
+/** A resolver backed by a fixed table; records every name it is asked for. */
+export function tableResolver(table: Record<string, string[]>, calls: string[]): Resolver {
+  return async (host) => {
+    calls.push(host);
+    const addresses = table[host];
+    if (!addresses) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: "ENOTFOUND" });
+    return addresses;
+  };
+}
+
+export async function startGate(
+  overrides: Partial<EgressConfig>,
+  table: Record<string, string[]>,
+  options: Omit<EgressGateOptions, "config" | "configPath"> = {},
+): Promise<TestGate> {
+  const dir = mkdtempSync(join(tmpdir(), "egress-test-"));
+  const config = baseConfig(dir, overrides);
+  const configPath = join(dir, "egress.json");
+  writeFileSync(configPath, JSON.stringify(config));
+  const resolverCalls: string[] = [];
+  const errors: string[] = [];
+  const custom = options.resolve;
+  const gate = new EgressGate({
+    configPath,
+    logError: (message) => errors.push(message),
+    ...options,
+    resolve: custom
+      ? (host) => {
+          resolverCalls.push(host);
+          return custom(host);
+        }
+      : tableResolver(table, resolverCalls),
+  });
+  await gate.start();
+  return {
+    gate,
+    port: gate.ports().proxy,
+    dir,
+    configPath,
+    auditPath: config.auditLog,
+    resolverCalls,
+    audit: () => readAudit(config.auditLog),
+    close: async () => {
+      await gate.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function readAudit(path: string): AuditRecord[] {
+  let text = "";
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return [];
+  }
+  return text
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => JSON.parse(line) as AuditRecord);
+}
+
+/** Sends raw bytes to the proxy and collects everything until the proxy closes (or `timeoutMs`). */
+export async function rawRequest(port: number, data: string | Buffer, timeoutMs = 5_000): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: "127.0.0.1", port });
+    const chunks: Buffer[] = [];
+    const done = (): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(Buffer.concat(chunks).toString("latin1"));
+    };
+    const timer = setTimeout(done, timeoutMs);
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("end", done);
+    socket.on("close", done);
+    socket.on("error", done);
+    socket.write(data);
+  });
+}
+
+export interface Tunnel {
+  socket: net.Socket;
+  /** The proxy's reply to CONNECT (status line + headers). */
+  reply: string;
+  /** Bytes received after the reply. */
+  data(): Buffer;
+  closed: Promise<void>;
+}
+
+/** Opens a CONNECT tunnel; resolves once the proxy's reply head arrived (or the socket closed). */
+export async function openTunnel(port: number, authority: string, extraHeaders = ""): Promise<Tunnel> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: "127.0.0.1", port });
+    let buf = Buffer.alloc(0);
+    let reply: string | null = null;
+    let after = Buffer.alloc(0);
+    let resolveClosed: () => void = () => undefined;
+    const closed = new Promise<void>((r) => {
+      resolveClosed = r;
+    });
+    const tunnel = (): Tunnel => ({ socket, reply: reply ?? buf.toString("latin1"), data: () => after, closed });
+    socket.on("data", (chunk: Buffer) => {
+      if (reply !== null) {
+        after = Buffer.concat([after, chunk]);
+        return;
+      }
+      buf = Buffer.concat([buf, chunk]);
+      const end = buf.indexOf("\r\n\r\n");
+      if (end === -1) return;
+      reply = buf.subarray(0, end + 4).toString("latin1");
+      after = Buffer.from(buf.subarray(end + 4));
+      resolve(tunnel());
+    });
+    socket.on("error", () => undefined);
+    socket.on("close", () => {
+      resolveClosed();
+      if (reply === null) resolve(tunnel());
+    });
+    socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${extraHeaders}\r\n`);
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` until it is true (or fails after `timeoutMs`). */
+export async function waitFor(check: () => boolean, timeoutMs = 3_000): Promise<void> {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > timeoutMs) throw new Error("timed out waiting");
+    await sleep(10);
+  }
+}
+
+export function bodyOf(response: string): string {
+  const end = response.indexOf("\r\n\r\n");
+  return end === -1 ? "" : response.slice(end + 4);
+}
+
+export function statusOf(response: string): number {
+  const match = /^HTTP\/1\.[01] ([0-9]{3})/.exec(response);
+  return match ? Number(match[1]) : 0;
+}

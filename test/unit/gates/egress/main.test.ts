@@ -1,0 +1,140 @@
+/**
+ * Bundles the gate exactly like the build does (Bun.build, target node, ESM)
+ * and runs it under the host's `node` (the gate image runs Node 20): ready
+ * line, a refusal, SIGHUP reload, DNS, SIGTERM. Skipped when there is no node.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import * as dgram from "node:dgram";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { EGRESS_READY_LINE, type EgressConfig } from "../../../../lib/gates/egress/config.ts";
+import { QTYPE, RCODE, decodeResponse, encodeQuery } from "../../../../lib/gates/egress/dns.ts";
+import { bodyOf, rawRequest, readAudit, startUpstream, statusOf, type Upstream, waitFor } from "./helpers.ts";
+
+const node = Bun.which("node");
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe.skipIf(!node)("bundled gate under node", () => {
+  let dir: string;
+  let bundle: string;
+  let origin: Upstream;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "egress-main-"));
+    const result = await Bun.build({
+      entrypoints: [join(import.meta.dir, "../../../../lib/gates/egress/main.ts")],
+      target: "node",
+      format: "esm",
+      outdir: dir,
+      naming: "egress-gate.mjs",
+    });
+    if (!result.success) throw new Error(result.logs.map(String).join("\n"));
+    bundle = join(dir, "egress-gate.mjs");
+    origin = await startUpstream();
+  });
+
+  afterAll(async () => {
+    await origin.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("only node:* imports in the bundle", async () => {
+    const text = await Bun.file(bundle).text();
+    const imports = [...text.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1] ?? "");
+    expect(imports.length).toBeGreaterThan(0);
+    for (const name of imports) expect(name.startsWith("node:")).toBe(true);
+    expect(text).not.toContain("Bun.");
+  });
+
+  test("ready line, refusal, SIGHUP reload, DNS, SIGTERM", async () => {
+    const proxyPort = await freePort();
+    const dnsPort = await freePort();
+    const configPath = join(dir, "egress.json");
+    const auditLog = join(dir, "audit.jsonl");
+    const config: EgressConfig = {
+      bottle: "nodebottle",
+      proxyPort,
+      dnsPort,
+      listen: "127.0.0.1",
+      allow: ["allowed.test"],
+      allowPrivate: ["127.0.0.1/32"],
+      auditLog,
+      limits: { requestsPerMinute: 100, bytesOut: 0, idleTimeoutMs: 5000, maxTunnelMs: 60_000 },
+      hostAddresses: [],
+    };
+    writeFileSync(configPath, JSON.stringify(config));
+    const child = Bun.spawn([node ?? "node", bundle, configPath], { stdout: "pipe", stderr: "pipe" });
+    let stdout = "";
+    let stderr = "";
+    const decoder = new TextDecoder();
+    void (async () => {
+      for await (const chunk of child.stdout) stdout += decoder.decode(chunk);
+    })();
+    void (async () => {
+      for await (const chunk of child.stderr) stderr += decoder.decode(chunk);
+    })();
+    try {
+      await waitFor(() => stdout.includes(EGRESS_READY_LINE), 10_000);
+      expect(stdout).toBe(`${EGRESS_READY_LINE}\n`);
+
+      const url = `http://127.0.0.1:${origin.port}/`;
+      const request = `GET ${url} HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\n\r\n`;
+      const refused = await rawRequest(proxyPort, request);
+      expect(statusOf(refused)).toBe(403);
+      expect(bodyOf(refused)).toContain("(rule: ip-literal)");
+      expect(bodyOf(refused)).toContain(`bottle allow nodebottle 127.0.0.1:${origin.port}`);
+      // The WHATWG number forms are IP literals under Node too.
+      const numeric = await rawRequest(proxyPort, `GET http://2130706433:${origin.port}/ HTTP/1.1\r\n\r\n`);
+      expect(bodyOf(numeric)).toContain("127.0.0.1 is an IP address");
+
+      writeFileSync(configPath, JSON.stringify({ ...config, allow: [`127.0.0.1:${origin.port}`] }));
+      child.kill("SIGHUP");
+      await waitFor(() => stderr.includes("configuration reloaded"), 5_000);
+      const allowed = await rawRequest(proxyPort, request);
+      expect(statusOf(allowed)).toBe(200);
+      expect(bodyOf(allowed)).toBe("hello");
+
+      const answer = await new Promise<Buffer>((resolve, reject) => {
+        const socket = dgram.createSocket("udp4");
+        const timer = setTimeout(() => reject(new Error("dns timeout")), 3000);
+        socket.on("message", (message) => {
+          clearTimeout(timer);
+          socket.close();
+          resolve(message);
+        });
+        socket.send(encodeQuery("exfil-data.evil.test", QTYPE.TXT), dnsPort, "127.0.0.1");
+      });
+      expect(decodeResponse(answer).rcode).toBe(RCODE.NXDOMAIN);
+
+      await waitFor(() => readAudit(auditLog).length === 4);
+      const rules = readAudit(auditLog).map((line) => line.rule);
+      expect(rules).toEqual(["ip-literal", "ip-literal", "allowlist", "dns-not-allowed"]);
+
+      child.kill("SIGTERM");
+      expect(await child.exited).toBe(0);
+    } finally {
+      child.kill("SIGKILL");
+    }
+    expect(stderr).not.toContain("unexpected");
+  });
+
+  test("a bad config exits non-zero with the reason on stderr", async () => {
+    const configPath = join(dir, "bad.json");
+    writeFileSync(configPath, JSON.stringify({ bottle: "x" }));
+    const child = Bun.spawn([node ?? "node", bundle, configPath], { stdout: "pipe", stderr: "pipe" });
+    expect(await child.exited).toBe(1);
+    const stderr = await new Response(child.stderr).text();
+    expect(stderr).toContain("limits: expected an object");
+  });
+});
