@@ -63,7 +63,8 @@ export function stderrTail(text: string, lines = 12): string {
   return text.trimEnd().split("\n").slice(-lines).join("\n");
 }
 
-function signalExitCode(signal: string | number | null | undefined): number | undefined {
+/** 128+N for a signal name or number, as shells report it. */
+export function signalExitCode(signal: string | number | null | undefined): number | undefined {
   if (signal === null || signal === undefined) return undefined;
   if (typeof signal === "number") return 128 + signal;
   const number = (constants.signals as Record<string, number>)[signal];

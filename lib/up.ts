@@ -10,7 +10,7 @@ import {
 } from "./backends/docker.ts";
 import { Docker } from "./docker.ts";
 import { BottleError } from "./errors.ts";
-import type { Exec } from "./exec.ts";
+import { signalExitCode, type Exec } from "./exec.ts";
 import { summarizeDenials } from "./audit.ts";
 import { agentImageSpec, customImageSpec, ensureImage, gateImageSpec, imageExists, imageRef, type ImageRef } from "./images.ts";
 import { log } from "./log.ts";
@@ -196,7 +196,7 @@ class Interrupts {
   }
 
   check(): void {
-    if (this.signal) throw new BottleError(`interrupted (${this.signal}); removing what was created`, { exitCode: this.signal === "SIGINT" ? 130 : 143 });
+    if (this.signal) throw new BottleError(`interrupted (${this.signal}); removing what was created`, { exitCode: signalExitCode(this.signal) ?? 130 });
   }
 
   dispose(): void {
@@ -283,7 +283,9 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
       return 0;
     }
     log.success(`${plan.name} ready`);
-    return await attachTo(docker, plan, agentCommand(plan, options.passthrough));
+    const code = await attachTo(docker, plan, agentCommand(plan, options.passthrough));
+    // Interrupted while attached: report the signal, whatever the child made of it.
+    return interrupts.signal ? (signalExitCode(interrupts.signal) ?? 130) : code;
   } finally {
     interrupts.dispose();
     if (!detached) await teardown();
