@@ -9,7 +9,9 @@ ARG NPM_REGISTRY
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ca-certificates curl >/dev/null \
  && rm -rf /var/lib/apt/lists/*
-COPY ca-certs/ /usr/local/share/ca-certificates/bottle/
+# Only the host's CA bundles here (TLS-inspecting proxies): a bottle's own
+# ca_certs must not invalidate the download layer below.
+COPY build-ca/ /usr/local/share/ca-certificates/bottle/
 RUN update-ca-certificates >/dev/null 2>&1
 RUN set -e; \
     case "$(dpkg --print-architecture)" in amd64) arch=x64 ;; arm64) arch=arm64 ;; *) echo "unsupported architecture" >&2; exit 1 ;; esac; \
@@ -24,8 +26,6 @@ RUN apt-get update -qq \
       ca-certificates git openssh-client ripgrep curl less procps jq unzip \
       >/dev/null \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
-COPY ca-certs/ /usr/local/share/ca-certificates/bottle/
-RUN update-ca-certificates >/dev/null 2>&1
 COPY --from=claude /opt/claude/claude /usr/local/bin/claude
 RUN useradd --create-home --uid 1000 --shell /bin/bash agent \
  && mkdir -p /workspace /run/bottle \
@@ -33,6 +33,9 @@ RUN useradd --create-home --uid 1000 --shell /bin/bash agent \
  && chmod 0700 /run/bottle
 COPY bottle-run.sh /usr/local/bin/bottle-run
 RUN chmod 0755 /usr/local/bin/bottle-run
+# Last: the bottle's and the host's extra CAs, trusted by everything inside.
+COPY ca-certs/ /usr/local/share/ca-certificates/bottle/
+RUN update-ca-certificates >/dev/null 2>&1
 ENV HOME=/home/agent \
     DISABLE_AUTOUPDATER=1 \
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 \

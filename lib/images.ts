@@ -88,12 +88,12 @@ export function imageRef(spec: ImageSpec): ImageRef {
   return { kind: spec.kind, hash, tag: `bottle-${spec.kind}:${hash.slice(0, 16)}` };
 }
 
-/** The CA certificates as context files `ca-certs/extra-N.crt` (always at least the dir). */
-export function caCertFiles(extraPaths: string[], env: Env = process.env): Record<string, string> {
+/** The CA certificates as context files `<dir>/extra-N.crt` (always at least the dir). */
+export function caCertFiles(extraPaths: string[], env: Env = process.env, dir = "ca-certs"): Record<string, string> {
   const certs = collectCertificates([...extraPaths, ...extraCaBundlesFromEnv(env)]);
-  const files: Record<string, string> = { "ca-certs/.keep": "" };
+  const files: Record<string, string> = { [`${dir}/.keep`]: "" };
   certs.forEach((cert, i) => {
-    files[`ca-certs/extra-${String(i).padStart(3, "0")}.crt`] = cert;
+    files[`${dir}/extra-${String(i).padStart(3, "0")}.crt`] = cert;
   });
   return files;
 }
@@ -109,7 +109,7 @@ export async function agentImageSpec(docker: Docker, caCerts: string[], env: Env
   return {
     kind: "agent",
     dockerfile: assets.agentDockerfile,
-    files: { "bottle-run.sh": assets.bottleRun, ...caCertFiles(caCerts, env) },
+    files: { "bottle-run.sh": assets.bottleRun, ...caCertFiles([], env, "build-ca"), ...caCertFiles(caCerts, env) },
     buildArgs: { BASE_IMAGE: baseImage(env), CLAUDE_CODE_VERSION, NPM_REGISTRY: npmRegistry(env) },
     inputs: [await baseInput(docker, env)],
   };

@@ -102,7 +102,7 @@ describeDocker("a running bottle's isolation", () => {
   test("the Docker host is unreachable: gateway addresses and the host's own address", async () => {
     const port = hostServer!.port;
     const gateways = new Set<string>();
-    for (const network of [`${name}-egress`, "bridge"])
+    for (const network of [`${name}-internal`, `${name}-egress`, "bridge"])
       for (const gateway of docker("network", "inspect", "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}", network).split(" "))
         if (gateway) gateways.add(gateway);
     const hostIps = Bun.spawnSync(["hostname", "-I"]).stdout.toString().trim().split(/\s+/).filter((ip) => ip.includes("."));
