@@ -28,11 +28,24 @@ export interface WorldHost {
  * Start an echo server (on the gate image, which has Node.js) attached to
  * `network` under the given made-up names.
  */
-export function startEchoHost(image: string, network: string, aliases: string[], label: string): WorldHost {
+export function startEchoHost(
+  image: string,
+  network: string,
+  aliases: string[],
+  label: string,
+  server: { script: string; env?: Record<string, string> } = { script: ECHO_SERVER },
+): WorldHost {
   const container = uniqueId("world");
   const args = ["run", "-d", "--name", container, "--label", label, "--network", network];
   for (const alias of aliases) args.push("--network-alias", alias);
-  docker(...args, "--entrypoint", "node", image, "-e", ECHO_SERVER);
+  // Values (certificates) travel by name from this process's environment.
+  for (const key of Object.keys(server.env ?? {})) args.push("--env", key);
+  const out = Bun.spawnSync(["docker", ...args, "--entrypoint", "node", image, "-e", server.script], {
+    env: { ...process.env, ...server.env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  if (out.exitCode !== 0) throw new Error(`starting ${container} failed: ${out.stderr.toString()}`);
   waitForLogLine(container, "listening");
   return { container, remove: () => void Bun.spawnSync(["docker", "rm", "-f", container]) };
 }
