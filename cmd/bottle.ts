@@ -14,6 +14,7 @@ const commands = {
   exec: () => import("./exec.ts").then((m) => m.default),
   logs: () => import("./logs.ts").then((m) => m.default),
   down: () => import("./down.ts").then((m) => m.default),
+  allow: () => import("./allow.ts").then((m) => m.default),
   cleanup: () => import("./cleanup.ts").then((m) => m.default),
   agents: () => import("./agents.ts").then((m) => m.default),
   info: () => import("./info.ts").then((m) => m.default),

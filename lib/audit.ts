@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
+import { SELF_TEST_HOST } from "./selftest.ts";
 
 /** Reading the gates' JSON-lines audit logs. */
 
@@ -38,7 +39,8 @@ export function formatAuditLine(line: AuditLine): string {
 
 /** "3 requests denied: evil.test ×2, x.test  see bottle logs NAME", or undefined. */
 export function summarizeDenials(path: string, name?: string): string | undefined {
-  const denied = readAudit(path).filter((line) => line.decision === "deny");
+  // The launch self-test's probe is expected to be denied; it is not news.
+  const denied = readAudit(path).filter((line) => line.decision === "deny" && line.host !== SELF_TEST_HOST);
   if (denied.length === 0) return undefined;
   const counts = new Map<string, number>();
   for (const line of denied) counts.set(line.host ?? "?", (counts.get(line.host ?? "?") ?? 0) + 1);

@@ -249,6 +249,10 @@ export class Docker {
     return JSON.parse(out.stdout) as ContainerInspect;
   }
 
+  async kill(container: string, signal: string): Promise<void> {
+    await this.run(["kill", "--signal", signal, container]);
+  }
+
   async containerRm(containers: string[]): Promise<void> {
     if (containers.length) await this.run(["rm", "--force", "--volumes", ...containers], { check: false });
   }

@@ -26,6 +26,7 @@ import { LABELS, type Plan } from "./plan.ts";
 import { agentCommand, provisionEntries, workspaceEntries } from "./provision.ts";
 import { chooseRuntime } from "./runtime.ts";
 import { auditLogPath, claimName, peekName, processAlive, readOwner, removeState, writeState } from "./state.ts";
+import { verifyEgressPolicy } from "./selftest.ts";
 import { createTar } from "./tar.ts";
 import { buildInfo } from "./version.ts";
 import { prepareMountedWorkspace, recordWorkspaceRefs, saveCopiedWork, workspacePlan } from "./workspace.ts";
@@ -245,6 +246,7 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
   try {
     // Claim a name; when docker says another launch took it first, take the next one.
     const skip = new Set<string>();
+    let gateEgressIp = "";
     for (let attempt = 1; ; attempt++) {
       const { containers } = await listBottleObjects(docker);
       const taken = new Set(containers.map((c) => c.labels[LABELS.name] ?? ""));
@@ -254,7 +256,7 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
       writeState(plan, { pid: process.pid, detach: options.detach, startedAt: plan.createdAt });
       interrupts.check();
       try {
-        await launchDocker(docker, plan, { version: buildInfo.version, secrets: secretValues(envValues), created });
+        ({ gateEgressIp } = await launchDocker(docker, plan, { version: buildInfo.version, secrets: secretValues(envValues), created }));
         break;
       } catch (error) {
         if (!isNameConflict(error) || attempt >= NAME_RETRIES) throw error;
@@ -272,7 +274,7 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
     const entries = [...(await passwdEntries(docker, plan)), ...provisionEntries({ plan, envValues, prompt: resolved.agent.prompt, skillDirs: skillDirs(resolved, options.env) })];
     if (plan.workspace.mode === "copy" && plan.workspace.hostPath)
       entries.push(...workspaceEntries(plan.workspace.hostPath, plan.workspace.user.uid, plan.workspace.user.gid));
-    await docker.copyArchiveIn(plan.containers.bottle, "/", createTar(entries));
+    await Promise.all([docker.copyArchiveIn(plan.containers.bottle, "/", createTar(entries)), verifyEgressPolicy(docker, plan, gateEgressIp)]);
     if (plan.workspace.mode === "copy") await recordWorkspaceRefs(docker, plan);
     interrupts.check();
 

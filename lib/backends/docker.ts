@@ -106,7 +106,7 @@ export interface LaunchOptions {
  * recorded in `created` as soon as it exists, so a failure half-way can be
  * undone by `teardownDocker`.
  */
-export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOptions): Promise<{ gateIp: string }> {
+export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOptions): Promise<{ gateIp: string; gateEgressIp: string }> {
   const { created } = options;
   const networkLabels = bottleLabels(plan, "network", options.version);
   await Promise.all([
@@ -141,11 +141,12 @@ export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOp
 
   const gate = await docker.containerInspect(plan.containers.gate);
   const gateIp = gate?.NetworkSettings.Networks[plan.networks.internal]?.IPAddress;
-  if (!gateIp) throw new BottleError(`the gate ${plan.containers.gate} has no address on ${plan.networks.internal}`);
+  const gateEgressIp = gate?.NetworkSettings.Networks[plan.networks.egress]?.IPAddress;
+  if (!gateIp || !gateEgressIp) throw new BottleError(`the gate ${plan.containers.gate} is missing an address on its networks`);
 
   await docker.runDetached(bottleContainerSpec(plan, gateIp, bottleLabels(plan, "bottle", options.version)));
   created.containers.push(plan.containers.bottle);
-  return { gateIp };
+  return { gateIp, gateEgressIp };
 }
 
 /** The container's /etc/passwd plus a line for the agent's uid when it is not the image's 1000. */

@@ -1,0 +1,46 @@
+import type { Docker } from "./docker.ts";
+import { BottleError } from "./errors.ts";
+import type { Plan } from "./plan.ts";
+
+/**
+ * Launch-time check, run inside the bottle before the agent gets it: a direct
+ * connection past the proxy must fail and a host off the list must be denied
+ * by the gate. If the policy leaks, the launch is refused (fail closed).
+ */
+
+export const SELF_TEST_HOST = "bottle-self-test.invalid";
+
+/** A connection that succeeds on a bridge does so in well under this. */
+const CONNECT_TIMEOUT_S = "0.5";
+
+export function selfTestScript(plan: Plan, gateEgressIp: string): string {
+  const proxy = `http://gate:${plan.egress.proxyPort}`;
+  return [
+    `curl -s -o /dev/null --noproxy '*' --connect-timeout ${CONNECT_TIMEOUT_S} http://${gateEgressIp}:${plan.egress.proxyPort}/ && echo DIRECT-OPEN`,
+    `echo "DENIED=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -x ${proxy} http://${SELF_TEST_HOST}/)"`,
+    "true",
+  ].join("; ");
+}
+
+export function selfTestProblems(output: string): string[] {
+  const problems: string[] = [];
+  if (output.includes("DIRECT-OPEN")) problems.push("a direct connection past the egress gate succeeded");
+  const denied = /DENIED=(\d{3})/.exec(output)?.[1];
+  if (denied !== "403") problems.push(`a host off the allowlist was not denied by the gate (got ${denied ?? "no answer"})`);
+  return problems;
+}
+
+export async function verifyEgressPolicy(docker: Docker, plan: Plan, gateEgressIp: string): Promise<void> {
+  const { uid, gid } = plan.workspace.user;
+  const out = await docker.execIn(plan.containers.bottle, ["sh", "-c", selfTestScript(plan, gateEgressIp)], {
+    user: `${uid}:${gid}`,
+    check: false,
+    timeoutMs: 20_000,
+  });
+  const problems = selfTestProblems(out.stdout);
+  if (problems.length)
+    throw new BottleError(`the egress policy self-test failed: ${problems.join("; ")} — refusing to start ${plan.name}`, {
+      fix: "run `bottle doctor` and report this; the bottle was removed",
+      details: out.stdout + out.stderr,
+    });
+}
