@@ -1,35 +1,57 @@
 /**
  * Compiles the single `bottle` binary. `--release` cross-compiles every
  * supported target into dist/. Version and commit are baked in via `define`.
+ * scripts/release.ts imports `compile` and `bundleSha256` from here.
  */
 import { $ } from "bun";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { RELEASE_TARGETS } from "../lib/release/platform.ts";
 import pkg from "../package.json" with { type: "json" };
 
-const root = join(import.meta.dir, "..");
-const release = process.argv.includes("--release");
+export { RELEASE_TARGETS };
 
-export const RELEASE_TARGETS = [
-  "linux-x64",
-  "linux-x64-baseline",
-  "linux-arm64",
-  "darwin-x64",
-  "darwin-arm64",
-] as const;
+export const ROOT = join(import.meta.dir, "..");
+const ENTRY = join(ROOT, "cmd/bottle.ts");
+
+export interface BuildInfo {
+  version: string;
+  commit: string;
+}
 
 async function gitCommit(): Promise<string> {
-  const out = await $`git -C ${root} rev-parse --short=12 HEAD`.nothrow().quiet();
+  const out = await $`git -C ${ROOT} rev-parse --short=12 HEAD`.nothrow().quiet();
   return out.exitCode === 0 ? out.stdout.toString().trim() : "unknown";
 }
 
-await $`bun run ${join(root, "scripts/gen-assets.ts")}`;
-const build = { version: process.env.BOTTLE_VERSION || pkg.version, commit: process.env.BOTTLE_COMMIT || (await gitCommit()) };
+/** Regenerates assets/gen/ (embedded into the binary); run once before compiling. */
+export async function generateAssets(): Promise<void> {
+  await $`bun run ${join(ROOT, "scripts/gen-assets.ts")}`;
+}
 
-async function compile(target: string | undefined, outfile: string): Promise<void> {
-  const result = await Bun.build({
-    entrypoints: [join(root, "cmd/bottle.ts")],
+/** BOTTLE_VERSION / BOTTLE_COMMIT when set, else package.json and `git rev-parse`. */
+export async function resolveBuildInfo(env: Record<string, string | undefined> = process.env): Promise<BuildInfo> {
+  return { version: env.BOTTLE_VERSION || pkg.version, commit: env.BOTTLE_COMMIT || (await gitCommit()) };
+}
+
+/** What the bundle and the compiled binary share: same entry, same minify, same define. */
+function bundleOptions(build: BuildInfo) {
+  return {
+    entrypoints: [ENTRY],
     minify: true,
     define: { BOTTLE_BUILD: JSON.stringify(build) },
+  };
+}
+
+function failed(logs: ReadonlyArray<unknown>, what: string): never {
+  for (const message of logs) console.error(message);
+  throw new Error(`${what} failed`);
+}
+
+/** Compile one binary; `target` like "linux-x64" (undefined: this machine). */
+export async function compile(target: string | undefined, outfile: string, build?: BuildInfo): Promise<void> {
+  const result = await Bun.build({
+    ...bundleOptions(build ?? (await resolveBuildInfo())),
     compile: {
       ...(target ? { target: `bun-${target}` as Bun.Build.CompileTarget } : {}),
       outfile,
@@ -39,15 +61,37 @@ async function compile(target: string | undefined, outfile: string): Promise<voi
       autoloadPackageJson: false,
     },
   });
-  if (!result.success) {
-    for (const message of result.logs) console.error(message);
-    process.exit(1);
-  }
+  if (!result.success) failed(result.logs, `compiling ${outfile}`);
   console.error(`built ${outfile}`);
 }
 
-if (release) {
-  for (const target of RELEASE_TARGETS) await compile(target, join(root, "dist", `bottle-${target}`));
-} else {
-  await compile(undefined, join(root, "dist", "bottle"));
+/**
+ * SHA-256 over the JS bundle the binaries embed (built without compile, same
+ * options): the same commit and build info must give the same hash.
+ */
+export async function bundleSha256(build: BuildInfo): Promise<string> {
+  const result = await Bun.build({ ...bundleOptions(build), target: "bun", format: "esm" });
+  if (!result.success) failed(result.logs, "bundling");
+  const hash = createHash("sha256");
+  const outputs = [...result.outputs].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  for (const output of outputs) {
+    hash.update(`${output.path}\0`);
+    hash.update(new Uint8Array(await output.arrayBuffer()));
+  }
+  return hash.digest("hex");
+}
+
+if (import.meta.main) {
+  try {
+    await generateAssets();
+    const build = await resolveBuildInfo();
+    if (process.argv.includes("--release")) {
+      for (const target of RELEASE_TARGETS) await compile(target, join(ROOT, "dist", `bottle-${target}`), build);
+    } else {
+      await compile(undefined, join(ROOT, "dist", "bottle"), build);
+    }
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  }
 }
