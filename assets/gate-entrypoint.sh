@@ -1,5 +1,8 @@
 #!/bin/sh
-# Starts the gate daemons. The egress gate's config was copied in with
-# `docker cp` before start; it exits the container if it dies.
+# Starts the gate daemons. Their config was copied in with `docker cp`
+# before start. The git gate (only when the bottle has git remotes) starts
+# git daemon in the background first; the egress gate exits the container if
+# it dies, and its ready line comes last.
 set -e
+if [ -x /etc/bottle/git/start ]; then /etc/bottle/git/start; fi
 exec node /opt/bottle/egress-gate.mjs /etc/bottle/egress.json

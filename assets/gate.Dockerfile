@@ -1,10 +1,11 @@
-# The gate image: the egress gate (Node.js runs the bundled proxy) on the
-# same Debian base as the agent image.
+# The gate image: the egress gate (Node.js runs the bundled proxy) and the
+# git gate (git daemon, openssh-client, gitleaks; its scripts and config are
+# copied in at launch) on the same Debian base as the agent image.
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      ca-certificates nodejs \
+      ca-certificates nodejs git openssh-client gitleaks jq \
       >/dev/null \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
 COPY ca-certs/ /usr/local/share/ca-certificates/bottle/

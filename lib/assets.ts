@@ -3,6 +3,12 @@ import bottleRun from "../assets/bottle-run.sh" with { type: "text" };
 import gateDockerfile from "../assets/gate.Dockerfile" with { type: "text" };
 import gateEntrypoint from "../assets/gate-entrypoint.sh" with { type: "text" };
 import egressGate from "../assets/gen/egress-gate.bundle" with { type: "text" };
+import gitAccessHook from "../assets/git/access-hook.sh" with { type: "text" };
+import gitForGitleaks from "../assets/git/git-for-gitleaks.sh" with { type: "text" };
+import gitleaksRules from "../assets/git/gitleaks.toml" with { type: "text" };
+import gitLib from "../assets/git/lib.sh" with { type: "text" };
+import gitPreReceive from "../assets/git/pre-receive.sh" with { type: "text" };
+import gitStart from "../assets/git/start.sh" with { type: "text" };
 import plumbingDockerfile from "../assets/plumbing/Dockerfile" with { type: "text" };
 
 /**
@@ -15,6 +21,12 @@ export const assets = {
   gateDockerfile,
   gateEntrypoint,
   egressGate,
+  gitAccessHook,
+  gitForGitleaks,
+  gitleaksRules: gitleaksRules as string,
+  gitLib,
+  gitPreReceive,
+  gitStart,
   plumbingDockerfile,
 } as const;
 

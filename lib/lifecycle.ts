@@ -2,6 +2,7 @@ import { existsSync, openSync, readSync, statSync, watch } from "node:fs";
 import { listBottleObjects, removeBottle } from "./backends/docker.ts";
 import { formatAuditLine, readAudit, type AuditLine } from "./audit.ts";
 import { Docker } from "./docker.ts";
+import { formatGitLogLine, type GitLogLine } from "./gates/git/config.ts";
 import { BottleError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
 import { bottleStateDir } from "./paths.ts";
@@ -78,11 +79,12 @@ export async function showLogs(exec: Exec, name: string, options: { gate?: strin
     await requireRunning(docker, name);
     return docker.logs(name, options.follow);
   }
-  if (options.gate !== "egress") throw new BottleError(`unknown gate "${options.gate}"`, { fix: "use --gate egress" });
+  if (options.gate !== "egress" && options.gate !== "git") throw new BottleError(`unknown gate "${options.gate}"`, { fix: "use --gate egress or --gate git" });
   if (!existsSync(bottleStateDir(name))) throw new BottleError(`no bottle named ${name}`, { fix: "see `bottle ls`" });
   const path = auditLogPath(name, options.gate);
+  const format = options.gate === "git" ? (line: AuditLine) => formatGitLogLine(line as GitLogLine) : formatAuditLine;
   const print = (lines: AuditLine[]) => {
-    for (const line of lines) process.stdout.write(`${options.json ? JSON.stringify(line) : formatAuditLine(line)}\n`);
+    for (const line of lines) process.stdout.write(`${options.json ? JSON.stringify(line) : format(line)}\n`);
   };
   print(readAudit(path));
   if (!options.follow) return 0;

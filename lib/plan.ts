@@ -42,6 +42,13 @@ export const PlanSchema = v.object({
     readonlyPaths: v.array(v.string()),
   }),
   gitUser: v.optional(v.object({ name: v.optional(v.string()), email: v.optional(v.string()) })),
+  /** The git gate: each remote's upstream, the gate URL the bottle uses instead, the key's host path (never the key). */
+  git: v.optional(
+    v.object({
+      port: v.number(),
+      remotes: v.array(v.object({ name: v.string(), upstream: v.string(), url: v.string(), identityFile: v.string() })),
+    }),
+  ),
   command: v.array(v.string()),
   interactive: v.boolean(),
   detach: v.boolean(),

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
+import { insteadOfConfig } from "./gates/git/config.ts";
 import type { Plan } from "./plan.ts";
 import type { TarEntry } from "./tar.ts";
 
@@ -43,14 +44,15 @@ export function claudeState(apiKey: string | undefined): Record<string, unknown>
   return state;
 }
 
-export function gitconfigContent(user: Plan["gitUser"]): string {
+/** The bottle user's gitconfig: identity, and each git remote's upstream rewritten to the git gate. */
+export function gitconfigContent(user: Plan["gitUser"], remotes: NonNullable<Plan["git"]>["remotes"] = []): string {
   const lines = ["[safe]", "\tdirectory = /workspace", "[init]", "\tdefaultBranch = main"];
   if (user?.name || user?.email) {
     lines.push("[user]");
     if (user.name) lines.push(`\tname = ${user.name}`);
     if (user.email) lines.push(`\temail = ${user.email}`);
   }
-  return `${lines.join("\n")}\n`;
+  return `${lines.join("\n")}\n${insteadOfConfig(remotes)}`;
 }
 
 function collectDir(hostDir: string, targetDir: string, uid: number, gid: number, into: TarEntry[]): void {
@@ -85,7 +87,7 @@ export function provisionEntries(input: ProvisionInput): TarEntry[] {
     dir(`${AGENT_HOME}/.claude/bottle`, 0o700),
     dir(`${AGENT_HOME}/.claude/skills`),
     file(`${AGENT_HOME}/.claude.json`, `${JSON.stringify(claudeState(apiKey), null, 2)}\n`, 0o600),
-    file(`${AGENT_HOME}/.gitconfig`, gitconfigContent(input.plan.gitUser)),
+    file(`${AGENT_HOME}/.gitconfig`, gitconfigContent(input.plan.gitUser, input.plan.git?.remotes)),
     dir("/run/bottle", 0o700),
     file(ENV_FILE, envFileContent(input.envValues), 0o400),
   ];

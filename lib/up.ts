@@ -12,6 +12,8 @@ import { Docker } from "./docker.ts";
 import { BottleError } from "./errors.ts";
 import { signalExitCode, type Exec } from "./exec.ts";
 import { summarizeDenials } from "./audit.ts";
+import { gitPlan } from "./gates/git/config.ts";
+import { readGitRemotes } from "./gates/git/host.ts";
 import { agentImageSpec, customImageSpec, ensureImage, gateImageSpec, imageExists, imageRef, type ImageRef } from "./images.ts";
 import { log } from "./log.ts";
 import {
@@ -131,6 +133,7 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
     env: Object.entries(env).map(([envName, entry]) => ({ name: envName, kind: entry.source.kind })),
     workspace,
     gitUser: resolved.gitUser,
+    git: gitPlan(resolved.bottle.git.remotes),
     command: options.passthrough,
     interactive: options.passthrough.length === 0,
     detach: options.detach,
@@ -154,6 +157,7 @@ function list(items: string[], max = 4): string {
 
 export function formatPreflight(prepared: Prepared): string {
   const { plan, missingImages } = prepared;
+  const gitRemotes = plan.git?.remotes ?? [];
   const image = `${plan.bottleImage}${missingImages.length ? ` (will build: ${missingImages.join(", ")})` : " (present)"}`;
   const workspace =
     plan.workspace.mode === "none"
@@ -169,7 +173,8 @@ export function formatPreflight(prepared: Prepared): string {
     ["env", list(plan.env.map((e) => `${e.name} (${e.kind})`), 8)],
     ["skills", list(plan.agent.skills, 8)],
     ["workspace", workspace],
-    ["gates", `egress (HTTP/HTTPS allowlist proxy + DNS) on ${plan.containers.gate}`],
+    ["gates", `egress (HTTP/HTTPS allowlist proxy + DNS)${gitRemotes.length ? " + git (mirror, gitleaks on push)" : ""} on ${plan.containers.gate}`],
+    ...gitRemotes.map((remote): [string, string] => ["git", `${remote.name} → ${remote.upstream} (via git gate ${remote.url}; pushes scanned by gitleaks)`]),
     ["runtime", plan.runtime === "runsc" ? "gVisor (runsc)" : "runc (gVisor not available)"],
     ["command", plan.command.length ? plan.command.join(" ") : "claude --dangerously-skip-permissions"],
   ];
@@ -216,6 +221,8 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
     { ...resolved.bottle, env },
     { hostEnv: options.env, interactive: docker.exec.isTerminal(), ask: askSecret },
   );
+  // The git gate's keys, read now so a missing one fails before anything is created.
+  const gitRemotes = readGitRemotes(resolved);
 
   // Images first: a build is the slow step and creates nothing to tear down.
   const [agent, gate] = await Promise.all([
@@ -256,7 +263,7 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
       writeState(plan, { pid: process.pid, detach: options.detach, startedAt: plan.createdAt });
       interrupts.check();
       try {
-        ({ gateEgressIp } = await launchDocker(docker, plan, { version: buildInfo.version, secrets: secretValues(envValues), created }));
+        ({ gateEgressIp } = await launchDocker(docker, plan, { version: buildInfo.version, secrets: secretValues(envValues), git: gitRemotes, created }));
         break;
       } catch (error) {
         if (!isNameConflict(error) || attempt >= NAME_RETRIES) throw error;

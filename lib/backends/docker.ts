@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { Docker, ContainerSpec } from "../docker.ts";
 import { BottleError } from "../errors.ts";
 import { EGRESS_READY_LINE, egressGateConfig } from "../gates/egress-config.ts";
+import { gitGateConfig, gitGateEntries, type GitGateRemote } from "../gates/git/config.ts";
 import { log } from "../log.ts";
 import { bottleStateDir } from "../paths.ts";
 import { LABELS, type Plan } from "../plan.ts";
@@ -98,6 +99,8 @@ export interface LaunchOptions {
   version: string;
   /** Secret values the gate's DLP must refuse to let out. */
   secrets: string[];
+  /** The git gate's remotes with their keys (copied into the gate only). */
+  git?: GitGateRemote[];
   created: Created;
 }
 
@@ -134,6 +137,8 @@ export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOp
   ];
   if (options.secrets.length)
     files.push({ path: "etc/bottle/secrets.json", content: JSON.stringify(options.secrets), mode: 0o600, uid: 0, gid: 0 });
+  // The git gate: config, hooks, upstream keys and pinned host keys (root-only; its start script runs before the egress gate).
+  files.push(...gitGateEntries(gitGateConfig(plan.name, plan.git?.port), options.git ?? []));
   await docker.copyArchiveIn(plan.containers.gate, "/", createTar(files));
   await docker.networkConnect(plan.networks.egress, plan.containers.gate);
   await docker.start(plan.containers.gate);

@@ -1,0 +1,118 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { assets } from "../../../../lib/assets.ts";
+import { realExec } from "../../../../lib/exec.ts";
+import { gateEnvContent } from "../../../../lib/gates/git/config.ts";
+import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
+
+/**
+ * The git gate's shell functions on the host, with a fake gitleaks: the
+ * fail-closed decisions do not need a container to be checked. Skipped when
+ * the host lacks bash or jq (the gate image has both).
+ */
+
+afterAll(cleanupTempDirs);
+
+const hasTools = ["bash", "jq", "git"].every((tool) => Bun.which(tool) !== null);
+
+/** A gate dir on the host: lib.sh pointed at it, gate.env, and a fake gitleaks first on its PATH. */
+function fakeGate(fakeGitleaks: string): { dir: string; run: (script: string, env?: Record<string, string>) => Promise<{ exitCode: number; stdout: string; stderr: string }> } {
+  const dir = tempDir("bottle-git-gate-");
+  mkdirSync(join(dir, "bin"));
+  writeFileSync(join(dir, "lib.sh"), assets.gitLib.replace("GIT_GATE_DIR=/etc/bottle/git", `GIT_GATE_DIR=${dir}`));
+  writeFileSync(join(dir, "gate.env"), gateEnvContent({ bottle: "bottle-unit", port: 9418, log: join(dir, "git.jsonl"), mirrors: join(dir, "mirrors") }));
+  writeFileSync(join(dir, "bin", "gitleaks"), `#!/bin/bash\n${fakeGitleaks}\n`);
+  chmodSync(join(dir, "bin", "gitleaks"), 0o755);
+  return {
+    dir,
+    run: async (script, env = {}) => {
+      const out = await realExec.run(["bash", "-c", `. "${dir}/lib.sh"; WORK="${dir}"; ${script}`], { check: false, env });
+      return { exitCode: out.exitCode, stdout: out.stdout, stderr: out.stderr };
+    },
+  };
+}
+
+/** A fake gitleaks: writes $FAKE_REPORT to --report-path (unless empty), prints $FAKE_LOG, exits $FAKE_RC. */
+const FAKE = `
+report=""
+while [ $# -gt 0 ]; do case "$1" in --report-path) report=$2; shift ;; esac; shift; done
+[ -n "$FAKE_REPORT" ] && printf '%s' "$FAKE_REPORT" > "$report"
+printf '%b\\n' "$FAKE_LOG" >&2
+exit "$FAKE_RC"
+`;
+
+const FINDING = JSON.stringify([{ File: "a.env", StartLine: 1, RuleID: "aws-access-token", Description: "AWS", Commit: "c".repeat(40), Secret: "REDACTED" }]);
+
+describe.skipIf(!hasTools)("run_gitleaks fails closed", () => {
+  const cases: Array<[string, Record<string, string>, number]> = [
+    ["a clean scan", { FAKE_RC: "0", FAKE_REPORT: "[]", FAKE_LOG: "INF 3 commits scanned.\\nINF no leaks found" }, 0],
+    ["findings", { FAKE_RC: "3", FAKE_REPORT: FINDING, FAKE_LOG: "WRN leaks found: 1" }, 1],
+    [
+      "gitleaks 8.16's 'partial scan' after a git error, exit 0",
+      { FAKE_RC: "0", FAKE_REPORT: "[]", FAKE_LOG: '\\e[90m1:13PM\\e[0m \\e[1m\\e[31mERR\\e[0m [git] fatal: bad revision\\n\\e[31mWRN\\e[0m no leaks found in partial scan' },
+      2,
+    ],
+    ["a fatal error (exit 1)", { FAKE_RC: "1", FAKE_REPORT: "", FAKE_LOG: "FTL unable to load config" }, 2],
+    ["exit 0 without a report", { FAKE_RC: "0", FAKE_REPORT: "", FAKE_LOG: "INF no leaks found" }, 2],
+    ["exit 3 without findings", { FAKE_RC: "3", FAKE_REPORT: "[]", FAKE_LOG: "" }, 2],
+  ];
+  for (const [what, env, expected] of cases)
+    test(`${what} → ${["clean", "findings", "failed"][expected]}`, async () => {
+      const gate = fakeGate(FAKE);
+      const out = await gate.run(`run_gitleaks "${gate.dir}/report.json" "${gate.dir}/scan.log" --source /nowhere; echo "status=$?"`, env);
+      expect(out.stdout.trim()).toBe(`status=${expected}`);
+    });
+
+  test("gitleaks runs with the gate's rules, redaction, and a PATH that starts with the gate's git wrapper", async () => {
+    const gate = fakeGate(`printf '%s\\n' "PATH=$PATH" "GITLEAKS_CONFIG=\${GITLEAKS_CONFIG-unset}" "$@" > "${"$"}{0%/bin/gitleaks}/args"; for a; do [ "$prev" = --report-path ] && echo '[]' > "$a"; prev=$a; done; exit 0`);
+    await gate.run(`run_gitleaks "${gate.dir}/r.json" "${gate.dir}/l.log" --source /repo --log-opts="x --not --all"`, { GITLEAKS_CONFIG: "/evil.toml" });
+    const args = readFileSync(join(gate.dir, "args"), "utf8").split("\n");
+    expect(args[0]).toBe(`PATH=${gate.dir}/bin:/usr/bin:/bin`);
+    expect(args[1]).toBe("GITLEAKS_CONFIG=unset");
+    expect(args).toContain("--redact");
+    expect(args).toContain(`${gate.dir}/gitleaks.toml`);
+    expect(args).toContain("--log-opts=x --not --all");
+  });
+});
+
+describe.skipIf(!hasTools)("the gate's helpers", () => {
+  test("failure_reason picks ssh's error or the upstream's refusal over git's closing words", async () => {
+    const gate = fakeGate("exit 0");
+    const reason = async (text: string) => (await gate.run(`printf '%b' "$T" | failure_reason`, { T: text })).stdout.trim();
+    expect(await reason("ssh: Could not resolve hostname h: Name or service not known\\nfatal: Could not read from remote repository.\\n\\nPlease make sure you have the correct access rights\\nand the repository exists.\\n")).toBe(
+      "ssh: Could not resolve hostname h: Name or service not known",
+    );
+    expect(await reason("No ED25519 host key is known for h and you have requested strict checking.\\nHost key verification failed.\\nfatal: Could not read from remote repository.\\n")).toContain("host key is known");
+    expect(await reason("remote: policy\\nTo h:r\\n ! [remote rejected] abc -> main (pre-receive hook declined)\\nerror: failed to push some refs to 'h:r'\\n")).toBe(
+      "! [remote rejected] abc -> main (pre-receive hook declined)",
+    );
+    expect(await reason("\\n\\nsomething odd\\n")).toBe("something odd");
+  });
+
+  test("log_event appends one JSON line with time, bottle, remote and the given fields", async () => {
+    const gate = fakeGate("exit 0");
+    await gate.run(`REMOTE=origin; log_event event=scan ref=refs/heads/main 'detail=a "quoted" = value' commits=json:3 findings=json:'[{"rule":"x"}]'`);
+    const line = JSON.parse(readFileSync(join(gate.dir, "git.jsonl"), "utf8").trim());
+    expect(line).toMatchObject({ bottle: "bottle-unit", remote: "origin", event: "scan", ref: "refs/heads/main", detail: 'a "quoted" = value', commits: 3, findings: [{ rule: "x" }] });
+    expect(line.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  });
+
+  test("load_remote accepts configured names only", async () => {
+    const gate = fakeGate("exit 0");
+    mkdirSync(join(gate.dir, "remotes", "origin"), { recursive: true });
+    writeFileSync(join(gate.dir, "remotes", "origin", "remote.env"), "REMOTE='origin'\nUPSTREAM='git@h.test:r.git'\n");
+    const out = await gate.run(`load_remote origin && echo "$REPO|$UPSTREAM"; load_remote docs || echo no-docs; load_remote '../origin' || echo no-escape`);
+    expect(out.stdout.split("\n")).toEqual([`${gate.dir}/mirrors/origin.git|git@h.test:r.git`, "no-docs", "no-escape", ""]);
+  });
+
+  test("the gitleaks git wrapper defuses gitleaks:allow in any case, keeping lines and exit status", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "real-git"), "#!/bin/sh\nprintf 'k = 1 # gitleaks:allow\\nx GITLEAKS:ALLOW y\\n'\nexit 4\n");
+    writeFileSync(join(dir, "git"), assets.gitForGitleaks.replace("/usr/bin/git", join(dir, "real-git")));
+    for (const file of ["git", "real-git"]) chmodSync(join(dir, file), 0o755);
+    const out = await realExec.run([join(dir, "git"), "log"], { check: false });
+    expect(out.stdout).toBe("k = 1 # gitleaks_allow\nx gitleaks_allow y\n");
+    expect(out.exitCode).toBe(4);
+  });
+});
