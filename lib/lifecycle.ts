@@ -35,7 +35,7 @@ function age(createdAt: string): string {
 
 export async function listBottles(exec: Exec): Promise<BottleRow[]> {
   const docker = new Docker(exec);
-  const { containers } = await listBottleObjects(docker);
+  const { containers } = await listBottleObjects(docker, { scope: "own" });
   return containers
     .filter((c) => c.labels[LABELS.role] === "bottle")
     .map((c) => ({
@@ -129,7 +129,7 @@ function followFile(path: string, onText: (text: string) => void): Promise<numbe
 
 export async function downBottles(exec: Exec, names: string[] | undefined): Promise<string[]> {
   const docker = new Docker(exec);
-  const { containers, networks } = await listBottleObjects(docker);
+  const { containers, networks } = await listBottleObjects(docker, { scope: "own" });
   const known = new Set([...containers, ...networks].map((o) => o.labels[LABELS.name] ?? "").filter(Boolean));
   const targets = names ?? [...known];
   for (const name of targets)
@@ -149,7 +149,7 @@ export interface Orphan {
 /** Bottles whose launching process is gone (SIGKILL) and detached bottles that stopped. */
 export async function findOrphans(exec: Exec): Promise<Orphan[]> {
   const docker = new Docker(exec);
-  const { containers, networks } = await listBottleObjects(docker);
+  const { containers, networks } = await listBottleObjects(docker, { scope: "own" });
   const names = new Set([...containers, ...networks].map((o) => o.labels[LABELS.name] ?? "").filter(Boolean));
   for (const name of stateNames()) names.add(name);
   const orphans: Orphan[] = [];

@@ -71,4 +71,6 @@ export const LABELS = {
   role: "bottle.role",
   backend: "bottle.backend",
   workspace: "bottle.workspace",
+  /** The state dir of the launching user: ls, down and cleanup keep to their own. */
+  state: "bottle.state",
 } as const;

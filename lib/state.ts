@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BottleError } from "./errors.ts";
 import { bottleStateDir, stateDir } from "./paths.ts";
@@ -38,6 +38,8 @@ function tooManyBottles(base: string): BottleError {
 /** Claim a name by creating its state dir; skips names docker already uses. */
 export function claimName(base: string, taken: Set<string>, skip: Set<string> = new Set()): string {
   mkdirSync(join(stateDir(), "bottles"), { recursive: true });
+  // Gate logs inside are world-writable (see launchDocker); the root keeps others out.
+  chmodSync(stateDir(), 0o700);
   for (const candidate of candidateNames(base)) {
     if (taken.has(candidate) || skip.has(candidate)) continue;
     try {

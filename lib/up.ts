@@ -101,7 +101,7 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
   const base = options.name ?? resolved.agent.name;
   if (!/^[a-z0-9][a-z0-9_.-]*$/.test(base))
     throw new BottleError(`invalid bottle name "${base}"`, { fix: "use lower-case letters, digits, '-', '_' or '.' with --name" });
-  const { containers } = await listBottleObjects(docker);
+  const { containers } = await listBottleObjects(docker, { scope: "all" });
   const name = peekName(`bottle-${base.replace(/^bottle-/, "")}`, new Set(containers.map((c) => c.labels[LABELS.name] ?? "")));
 
   const workspaceMode = resolved.bottle.workspace;
@@ -255,7 +255,7 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
     const skip = new Set<string>();
     let gateEgressIp = "";
     for (let attempt = 1; ; attempt++) {
-      const { containers } = await listBottleObjects(docker);
+      const { containers } = await listBottleObjects(docker, { scope: "all" });
       const taken = new Set(containers.map((c) => c.labels[LABELS.name] ?? ""));
       const base = prepared.plan.name.replace(/-\d+$/, "");
       claimed = claimName(base, taken, skip);

@@ -1,11 +1,11 @@
-import { mkdirSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Docker, ContainerSpec } from "../docker.ts";
 import { BottleError } from "../errors.ts";
 import { EGRESS_READY_LINE, egressGateConfig } from "../gates/egress-config.ts";
 import { gitGateConfig, gitGateEntries, type GitGateRemote } from "../gates/git/config.ts";
 import { log } from "../log.ts";
-import { bottleStateDir } from "../paths.ts";
+import { bottleStateDir, stateDir } from "../paths.ts";
 import { LABELS, type Plan } from "../plan.ts";
 import { createTar, type TarEntry } from "../tar.ts";
 
@@ -32,6 +32,7 @@ export function bottleLabels(plan: Pick<Plan, "name" | "agent" | "backend" | "wo
     [LABELS.backend]: plan.backend,
     [LABELS.role]: role,
     [LABELS.workspace]: plan.workspace.hostPath ?? plan.workspace.mode,
+    [LABELS.state]: stateDir(),
   };
 }
 
@@ -126,6 +127,9 @@ export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOp
 
   const logDir = join(bottleStateDir(plan.name), "logs");
   mkdirSync(logDir, { recursive: true });
+  // The gate's root has no CAP_DAC_OVERRIDE: it can write the logs only if the
+  // dir is writable for it. The state root itself is 0700, so no one else can.
+  chmodSync(logDir, 0o777);
   await docker.create(gateContainerSpec(plan, bottleLabels(plan, "gate", options.version), logDir));
   created.containers.push(plan.containers.gate);
 
@@ -181,16 +185,22 @@ export async function teardownDocker(docker: Docker, created: Created): Promise<
   }
 }
 
-/** Everything docker holds for bottles, by label (for ls, down, cleanup). */
-export async function listBottleObjects(docker: Docker, name?: string) {
-  const filter = name ? `label=${LABELS.name}=${name}` : `label=${LABELS.name}`;
-  const [containers, networks] = await Promise.all([docker.ps([filter]), docker.networkLs([filter])]);
+/**
+ * Everything docker holds for bottles, by label. `own` (ls, down, cleanup)
+ * keeps to bottles launched with this state dir, so another user's or another
+ * sandbox's bottles on a shared daemon are never listed or removed; `all`
+ * (name claiming) sees every bottle, since container names are global.
+ */
+export async function listBottleObjects(docker: Docker, options: { name?: string; scope: "own" | "all" }) {
+  const filters = [options.name ? `label=${LABELS.name}=${options.name}` : `label=${LABELS.name}`];
+  if (options.scope === "own") filters.push(`label=${LABELS.state}=${stateDir()}`);
+  const [containers, networks] = await Promise.all([docker.ps(filters), docker.networkLs(filters)]);
   return { containers, networks };
 }
 
 /** Remove every docker object and the state dir of the named bottle. */
 export async function removeBottle(docker: Docker, name: string): Promise<{ containers: number; networks: number }> {
-  const { containers, networks } = await listBottleObjects(docker, name);
+  const { containers, networks } = await listBottleObjects(docker, { name, scope: "own" });
   const bottles = containers.filter((c) => c.labels[LABELS.role] === "bottle").map((c) => c.name);
   const others = containers.filter((c) => c.labels[LABELS.role] !== "bottle").map((c) => c.name);
   await docker.containerRm([...bottles, ...others]);
