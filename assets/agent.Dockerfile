@@ -21,6 +21,11 @@ RUN set -e; \
     /opt/claude/claude --version >/dev/null
 
 FROM ${BASE_IMAGE}
+# Keep docs, man pages and translations out of the image (what -slim bases do).
+RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*/copyright' \
+      'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*' \
+      'path-exclude=/usr/share/locale/*' 'path-include=/usr/share/locale/locale.alias' \
+      > /etc/dpkg/dpkg.cfg.d/bottle-slim
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       ca-certificates git openssh-client ripgrep curl less procps jq unzip \

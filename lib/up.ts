@@ -5,6 +5,7 @@ import {
   launchDocker,
   listBottleObjects,
   passwdEntries,
+  settleAll,
   teardownDocker,
   type Created,
 } from "./backends/docker.ts";
@@ -14,7 +15,16 @@ import { signalExitCode, type Exec } from "./exec.ts";
 import { summarizeDenials } from "./audit.ts";
 import { gitPlan } from "./gates/git/config.ts";
 import { readGitRemotes } from "./gates/git/host.ts";
-import { agentImageSpec, customImageSpec, ensureImage, gateImageSpec, imageExists, imageRef, type ImageRef } from "./images.ts";
+import {
+  agentImageSpec,
+  customImageSpec,
+  ensureImage,
+  gateImageSpec,
+  imageExists,
+  imageRef,
+  type ImageRef,
+  type ImageSpec,
+} from "./images.ts";
 import { log } from "./log.ts";
 import {
   CLAUDE_CODE_HOSTS,
@@ -77,6 +87,12 @@ export interface Prepared {
   resolved: Resolved;
   docker: Docker;
   missingImages: string[];
+  /** `bottle-<agent>` (or --name): the launch claims it or the next free `-N`. */
+  nameBase: string;
+  /** Bottle names docker already uses, as seen at plan time. */
+  taken: string[];
+  /** What to build, computed once (hashing reads the CA bundles). */
+  specs: { agent: ImageSpec; gate: ImageSpec; custom?: ImageSpec };
 }
 
 /** Everything up to the confirm question; side-effect free (also for --dry-run). */
@@ -85,7 +101,6 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
   checkSkills(resolved.agent, options.env);
   const backend = selectBackend(options.backend, resolved, options.env);
   const docker = new Docker(exec);
-  await docker.version();
 
   const [agentSpec, gateSpec] = await Promise.all([
     agentImageSpec(docker, resolved.bottle.caCerts, options.env),
@@ -93,7 +108,8 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
   ]);
   const agentRef = imageRef(agentSpec);
   const gateRef = imageRef(gateSpec);
-  const customRef = resolved.bottle.image ? imageRef(customImageSpec(agentRef, resolved.bottle.image.dockerfile)) : undefined;
+  const customSpec = resolved.bottle.image ? customImageSpec(agentRef, resolved.bottle.image.dockerfile) : undefined;
+  const customRef = customSpec ? imageRef(customSpec) : undefined;
   const refs = [agentRef, gateRef, ...(customRef ? [customRef] : [])];
   const present = await Promise.all(refs.map((ref) => imageExists(docker, ref)));
   const missingImages = refs.filter((_, i) => !present[i]).map((ref) => ref.tag);
@@ -102,7 +118,9 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
   if (!/^[a-z0-9][a-z0-9_.-]*$/.test(base))
     throw new BottleError(`invalid bottle name "${base}"`, { fix: "use lower-case letters, digits, '-', '_' or '.' with --name" });
   const { containers } = await listBottleObjects(docker, { scope: "all" });
-  const name = peekName(`bottle-${base.replace(/^bottle-/, "")}`, new Set(containers.map((c) => c.labels[LABELS.name] ?? "")));
+  const nameBase = `bottle-${base.replace(/^bottle-/, "")}`;
+  const taken = containers.map((c) => c.labels[LABELS.name] ?? "");
+  const name = peekName(nameBase, new Set(taken));
 
   const workspaceMode = resolved.bottle.workspace;
   const workspace = workspacePlan(workspaceMode, options.workspace ?? options.cwd);
@@ -142,7 +160,7 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
     createdAt: new Date().toISOString(),
   };
   plan.labels = bottleLabels(plan, "bottle", buildInfo.version);
-  return { plan, resolved, docker, missingImages };
+  return { plan, resolved, docker, missingImages, nameBase, taken, specs: { agent: agentSpec, gate: gateSpec, ...(customSpec ? { custom: customSpec } : {}) } };
 }
 
 function paren(text: string): string {
@@ -225,14 +243,12 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
   const gitRemotes = readGitRemotes(resolved);
 
   // Images first: a build is the slow step and creates nothing to tear down.
-  const [agent, gate] = await Promise.all([
-    ensureImage(docker, await agentImageSpec(docker, resolved.bottle.caCerts, options.env), options.env),
-    ensureImage(docker, await gateImageSpec(docker, resolved.bottle.caCerts, options.env), options.env),
-  ]);
-  let custom: ImageRef | undefined;
-  if (resolved.bottle.image) custom = (await ensureImage(docker, customImageSpec(agent.ref, resolved.bottle.image.dockerfile), options.env)).ref;
+  const { specs } = prepared;
+  const [agent, gate] = await Promise.all([ensureImage(docker, specs.agent, options.env), ensureImage(docker, specs.gate, options.env)]);
+  const custom: ImageRef | undefined = specs.custom ? (await ensureImage(docker, specs.custom, options.env)).ref : undefined;
   plan = { ...plan, images: { agent: agent.ref, gate: gate.ref, ...(custom ? { custom } : {}) }, bottleImage: (custom ?? agent.ref).tag };
-  plan = { ...plan, runtime: await chooseRuntime(docker, gate.ref.tag, true) };
+  // gVisor was seen registered at plan time; only now may a probe container run.
+  if (plan.runtime === "runsc") plan = { ...plan, runtime: await chooseRuntime(docker, gate.ref.tag, true) };
   prepareMountedWorkspace(plan.workspace);
 
   const created: Created = { networks: [], containers: [] };
@@ -255,10 +271,12 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
     const skip = new Set<string>();
     let gateEgressIp = "";
     for (let attempt = 1; ; attempt++) {
-      const { containers } = await listBottleObjects(docker, { scope: "all" });
-      const taken = new Set(containers.map((c) => c.labels[LABELS.name] ?? ""));
-      const base = prepared.plan.name.replace(/-\d+$/, "");
-      claimed = claimName(base, taken, skip);
+      // The plan's view of taken names serves the first attempt; a lost race re-lists.
+      const taken =
+        attempt === 1
+          ? new Set(prepared.taken)
+          : new Set((await listBottleObjects(docker, { scope: "all" })).containers.map((c) => c.labels[LABELS.name] ?? ""));
+      claimed = claimName(prepared.nameBase, taken, skip);
       plan = renamePlan(plan, claimed);
       writeState(plan, { pid: process.pid, detach: options.detach, startedAt: plan.createdAt });
       interrupts.check();
@@ -281,7 +299,7 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
     const entries = [...(await passwdEntries(docker, plan)), ...provisionEntries({ plan, envValues, prompt: resolved.agent.prompt, skillDirs: skillDirs(resolved, options.env) })];
     if (plan.workspace.mode === "copy" && plan.workspace.hostPath)
       entries.push(...workspaceEntries(plan.workspace.hostPath, plan.workspace.user.uid, plan.workspace.user.gid));
-    await Promise.all([docker.copyArchiveIn(plan.containers.bottle, "/", createTar(entries)), verifyEgressPolicy(docker, plan, gateEgressIp)]);
+    await settleAll([docker.copyArchiveIn(plan.containers.bottle, "/", createTar(entries)), verifyEgressPolicy(docker, plan, gateEgressIp)]);
     if (plan.workspace.mode === "copy") await recordWorkspaceRefs(docker, plan);
     interrupts.check();
 

@@ -113,7 +113,7 @@ export interface LaunchOptions {
 export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOptions): Promise<{ gateIp: string; gateEgressIp: string }> {
   const { created } = options;
   const networkLabels = bottleLabels(plan, "network", options.version);
-  await Promise.all([
+  await settleAll([
     docker
       .networkCreate(plan.networks.internal, {
         internal: true,
@@ -130,10 +130,10 @@ export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOp
   // The gate's root has no CAP_DAC_OVERRIDE: it can write the logs only if the
   // dir is writable for it. The state root itself is 0700, so no one else can.
   chmodSync(logDir, 0o777);
-  await docker.create(gateContainerSpec(plan, bottleLabels(plan, "gate", options.version), logDir));
-  created.containers.push(plan.containers.gate);
-
-  const egressInspect = await docker.networkInspect(plan.networks.egress);
+  const [, egressInspect] = await settleAll([
+    docker.create(gateContainerSpec(plan, bottleLabels(plan, "gate", options.version), logDir)).then(() => created.containers.push(plan.containers.gate)),
+    docker.networkInspect(plan.networks.egress),
+  ]);
   const config = egressGateConfig(plan, networkGateway(egressInspect), options.secrets.length > 0);
   const files: TarEntry[] = [
     { path: "etc/bottle", type: "dir", mode: 0o700, uid: 0, gid: 0 },
@@ -146,16 +146,30 @@ export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOp
   await docker.copyArchiveIn(plan.containers.gate, "/", createTar(files));
   await docker.networkConnect(plan.networks.egress, plan.containers.gate);
   await docker.start(plan.containers.gate);
-  await docker.waitForLog(plan.containers.gate, EGRESS_READY_LINE, GATE_READY_TIMEOUT_MS);
 
+  // Addresses are assigned at start, so the bottle can start while the gate's daemons come up.
   const gate = await docker.containerInspect(plan.containers.gate);
   const gateIp = gate?.NetworkSettings.Networks[plan.networks.internal]?.IPAddress;
   const gateEgressIp = gate?.NetworkSettings.Networks[plan.networks.egress]?.IPAddress;
   if (!gateIp || !gateEgressIp) throw new BottleError(`the gate ${plan.containers.gate} is missing an address on its networks`);
-
-  await docker.runDetached(bottleContainerSpec(plan, gateIp, bottleLabels(plan, "bottle", options.version)));
-  created.containers.push(plan.containers.bottle);
+  await settleAll([
+    docker.waitForLog(plan.containers.gate, EGRESS_READY_LINE, GATE_READY_TIMEOUT_MS),
+    docker
+      .runDetached(bottleContainerSpec(plan, gateIp, bottleLabels(plan, "bottle", options.version)))
+      .then(() => created.containers.push(plan.containers.bottle)),
+  ]);
   return { gateIp, gateEgressIp };
+}
+
+/**
+ * Like Promise.all, but waits for every step to finish before throwing, so
+ * nothing is still being created while teardown runs.
+ */
+export async function settleAll<T extends readonly unknown[]>(steps: [...{ [K in keyof T]: Promise<T[K]> }]): Promise<T> {
+  const results = await Promise.allSettled(steps);
+  const failed = results.find((result): result is PromiseRejectedResult => result.status === "rejected");
+  if (failed) throw failed.reason;
+  return results.map((result) => (result as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 /** The container's /etc/passwd plus a line for the agent's uid when it is not the image's 1000. */
@@ -178,7 +192,8 @@ export async function passwdEntries(docker: Docker, plan: Plan): Promise<TarEntr
 /** Remove containers then networks; never throws (teardown must finish). */
 export async function teardownDocker(docker: Docker, created: Created): Promise<void> {
   try {
-    await docker.containerRm([...created.containers].reverse());
+    // One `rm` per container, concurrently: the daemon removes them in parallel.
+    await Promise.all(created.containers.map((container) => docker.containerRm([container])));
     await docker.networkRm([...created.networks].reverse());
   } catch (error) {
     log.warn(`teardown: ${error instanceof Error ? error.message : String(error)}`);

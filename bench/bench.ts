@@ -1,0 +1,394 @@
+/**
+ * `bun run bench`: bottle side by side with its floor (the same Docker
+ * operations by hand) and a peer, in one run on one machine. Every figure is
+ * a ratio against a baseline measured in the same run. Writes
+ * bench/results.json and prints a table.
+ *
+ *   bun run bench [--runs N] [--skip-peer] [--only row,row]
+ */
+import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+
+const ROOT = join(import.meta.dir, "..");
+const BIN = join(ROOT, "dist", "bottle");
+const args = process.argv.slice(2);
+const RUNS = Number(args[args.indexOf("--runs") + 1] ?? 0) || 5;
+const ONLY = args.includes("--only") ? new Set((args[args.indexOf("--only") + 1] ?? "").split(",")) : undefined;
+const SKIP_PEER = args.includes("--skip-peer");
+const BASE = process.env.BOTTLE_BASE_IMAGE || "bottle-local/debian:trixie";
+
+interface Row {
+  row: string;
+  what: string;
+  bottle: { median: number; p90: number; unit: string };
+  baseline: { what: string; median: number; p90: number };
+  ratio: number;
+  target?: string;
+  met?: boolean;
+  note?: string;
+}
+
+const rows: Row[] = [];
+
+// ---------- helpers ----------
+
+function sh(argv: string[], options: { env?: Record<string, string>; cwd?: string; allowFail?: boolean } = {}): string {
+  const out = Bun.spawnSync(argv, { env: { ...process.env, ...options.env }, cwd: options.cwd, stdout: "pipe", stderr: "pipe" });
+  if (out.exitCode !== 0 && !options.allowFail) throw new Error(`${argv.join(" ")} failed (${out.exitCode}): ${out.stderr.toString().slice(-2000)}`);
+  return out.stdout.toString().trim();
+}
+
+/** Follow a container's output until `text` shows (what a person scripting it would do), then stop following. */
+async function waitLog(container: string, text: string): Promise<void> {
+  const proc = Bun.spawn(["docker", "logs", "--follow", container], { stdout: "pipe", stderr: "pipe" });
+  const decoder = new TextDecoder();
+  let seen = "";
+  try {
+    for await (const chunk of proc.stdout) {
+      seen += decoder.decode(chunk);
+      if (seen.includes(text)) return;
+    }
+    throw new Error(`${container} exited before printing "${text}"`);
+  } finally {
+    proc.kill();
+  }
+}
+
+async function time(fn: () => unknown | Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await fn();
+  return performance.now() - start;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index] ?? NaN;
+}
+
+/** N timed runs after one warm-up run. */
+async function measure(fn: () => unknown | Promise<unknown>, runs = RUNS): Promise<number[]> {
+  await fn();
+  const samples: number[] = [];
+  for (let i = 0; i < runs; i++) samples.push(await time(fn));
+  return samples;
+}
+
+function stats(samples: number[]) {
+  return { median: percentile(samples, 50), p90: percentile(samples, 90) };
+}
+
+function add(row: Omit<Row, "ratio" | "met"> & { targetRatio?: number; higherIsBetter?: boolean }): void {
+  const ratio = row.bottle.median / row.baseline.median;
+  const met = row.targetRatio === undefined ? undefined : row.higherIsBetter ? ratio >= row.targetRatio : ratio <= row.targetRatio;
+  const { targetRatio: _t, higherIsBetter: _h, ...rest } = row;
+  rows.push({ ...rest, ratio, met });
+  console.error(`  ${row.row}: ${row.what}: ${row.bottle.median.toFixed(1)} vs ${row.baseline.median.toFixed(1)} (${ratio.toFixed(2)}×)`);
+}
+
+function want(row: string): boolean {
+  return !ONLY || ONLY.has(row);
+}
+
+// ---------- sandbox ----------
+
+const home = mkdtempSync(join(tmpdir(), "bottle-bench-"));
+const project = join(home, "project");
+mkdirSync(project, { recursive: true });
+chownSync(project, 1000, 1000);
+const env: Record<string, string> = {
+  HOME: home,
+  BOTTLE_CONFIG_DIR: join(home, ".config", "bottle"),
+  XDG_STATE_HOME: join(home, ".local", "state"),
+  XDG_CACHE_HOME: join(home, ".cache"),
+  BOTTLE_BASE_IMAGE: BASE,
+  NO_COLOR: "1",
+};
+mkdirSync(join(env.BOTTLE_CONFIG_DIR!, "agents"), { recursive: true });
+mkdirSync(join(env.BOTTLE_CONFIG_DIR!, "bottles"), { recursive: true });
+writeFileSync(join(env.BOTTLE_CONFIG_DIR!, "agents", "bench.md"), "---\nbottle: bench\n---\n");
+writeFileSync(join(env.BOTTLE_CONFIG_DIR!, "bottles", "bench.yaml"), "egress:\n  allow: [bulk.test]\n  allow_private: [bulk.test]\n");
+
+function bottle(...argv: string[]): string {
+  return sh([BIN, ...argv], { env, cwd: project });
+}
+
+async function cleanupAll(): Promise<void> {
+  sh([BIN, "down", "--all"], { env, cwd: project, allowFail: true });
+}
+
+if (!existsSync(BIN)) {
+  console.error(`${BIN} missing: run \`bun run build\` first`);
+  process.exit(1);
+}
+
+console.error(`bottle bench: ${RUNS} runs per row (+1 warm-up), ${cpus().length} cores, ${cpus()[0]?.model ?? "?"}`);
+// Warm: images present.
+const plan = JSON.parse(bottle("up", "bench", "--dry-run", "--json")) as {
+  images: { agent: { tag: string }; gate: { tag: string } };
+  egress: { allow: string[] };
+};
+bottle("up", "bench", "--yes", "--", "true");
+const agentImage = plan.images.agent.tag;
+const gateImage = plan.images.gate.tag;
+
+// ---------- row 1: warm launch vs the same docker operations by hand ----------
+
+async function floorLaunch(): Promise<void> {
+  const id = `bench-floor-${Math.random().toString(36).slice(2, 8)}`;
+  const config = join(home, `${id}.json`);
+  writeFileSync(
+    config,
+    JSON.stringify({
+      bottle: id,
+      proxyPort: 3128,
+      dnsPort: 53,
+      listen: "0.0.0.0",
+      allow: plan.egress.allow,
+      allowPrivate: [],
+      auditLog: "/tmp/egress.jsonl",
+      limits: { requestsPerMinute: 0, bytesOut: 0, idleTimeoutMs: 0, maxTunnelMs: 0 },
+      hostAddresses: [],
+    }),
+  );
+  try {
+    sh(["docker", "network", "create", "--internal", "-o", "com.docker.network.bridge.inhibit_ipv4=true", `${id}-int`]);
+    sh(["docker", "network", "create", `${id}-egress`]);
+    sh(["docker", "create", "--name", `${id}-gate`, "--network", `${id}-int`, "--network-alias", "gate", gateImage]);
+    sh(["docker", "cp", config, `${id}-gate:/etc/bottle/egress.json`]);
+    sh(["docker", "network", "connect", `${id}-egress`, `${id}-gate`]);
+    sh(["docker", "start", `${id}-gate`]);
+    await waitLog(`${id}-gate`, "egress gate ready");
+    sh(["docker", "run", "-d", "--name", id, "--network", `${id}-int`, "--user", "1000:1000", "--cap-drop", "ALL", agentImage, "sleep", "infinity"]);
+    sh(["docker", "exec", id, "true"]);
+  } finally {
+    sh(["docker", "rm", "-f", id, `${id}-gate`], { allowFail: true });
+    sh(["docker", "network", "rm", `${id}-int`, `${id}-egress`], { allowFail: true });
+    rmSync(config, { force: true });
+  }
+}
+
+let warmLaunch: number[] = [];
+if (want("1") || want("4")) {
+  warmLaunch = await measure(() => bottle("up", "bench", "--yes", "--", "true"));
+  const floor = await measure(floorLaunch);
+  add({
+    row: "1",
+    what: "warm `bottle up --yes -- true` (ms)",
+    bottle: { ...stats(warmLaunch), unit: "ms" },
+    baseline: { what: "same docker CLI steps, sequential", ...stats(floor) },
+    target: "≤ 1.0×",
+    targetRatio: 1.0,
+  });
+}
+
+// ---------- row 2: time to agent ready ----------
+
+let readySamples: number[] = [];
+if (want("2") || want("3")) {
+  readySamples = await measure(() => bottle("up", "bench", "--yes", "--", "claude", "--version"));
+  const direct = await measure(() => sh(["docker", "run", "--rm", agentImage, "claude", "--version"]));
+  add({
+    row: "2",
+    what: "`bottle up --yes -- claude --version` (ms)",
+    bottle: { ...stats(readySamples), unit: "ms" },
+    baseline: { what: "docker run --rm <agent image> claude --version", ...stats(direct) },
+  });
+}
+
+// ---------- row 3: peer (Dev Containers CLI) ----------
+
+if (want("3") && !SKIP_PEER) {
+  const peerDir = join(home, "peer");
+  mkdirSync(join(peerDir, "ws", ".devcontainer"), { recursive: true });
+  writeFileSync(join(peerDir, "ws", ".devcontainer", "devcontainer.json"), JSON.stringify({ image: agentImage }));
+  const installed = Bun.spawnSync(["npm", "install", "--silent", "--prefix", peerDir, "@devcontainers/cli@0"], { stdout: "pipe", stderr: "pipe" });
+  const cli = join(peerDir, "node_modules", ".bin", "devcontainer");
+  if (installed.exitCode === 0 && existsSync(cli)) {
+    const ws = join(peerDir, "ws");
+    const peer = await measure(() => {
+      const up = sh([cli, "up", "--workspace-folder", ws, "--remove-existing-container"]);
+      const id = /"containerId":"([0-9a-f]+)"/.exec(up)?.[1];
+      sh([cli, "exec", "--workspace-folder", ws, "claude", "--version"]);
+      if (id) sh(["docker", "rm", "-f", id], { allowFail: true });
+    });
+    add({
+      row: "3",
+      what: "peer: bottle row 2 vs `devcontainer up` + `exec claude --version` (ms)",
+      bottle: { ...stats(readySamples), unit: "ms" },
+      baseline: { what: "@devcontainers/cli up + exec", ...stats(peer) },
+      target: "< 1.0×",
+      targetRatio: 1.0,
+    });
+  } else {
+    console.error("  3: skipped: @devcontainers/cli did not install from the npm registry");
+  }
+}
+
+// ---------- row 4: no-change relaunch builds nothing ----------
+
+if (want("4")) {
+  const since = Math.floor(Date.now() / 1000);
+  const relaunch = await measure(() => bottle("up", "bench", "--yes", "--", "true"));
+  const until = Math.floor(Date.now() / 1000) + 1;
+  const builds = sh(["docker", "events", "--since", String(since), "--until", String(until), "--filter", "type=image", "--filter", "event=tag", "--format", "{{.ID}}"])
+    .split("\n")
+    .filter(Boolean).length;
+  add({
+    row: "4",
+    what: `no-change relaunch (ms); image builds: ${builds}`,
+    bottle: { ...stats(relaunch), unit: "ms" },
+    baseline: { what: "row 1 (warm launch)", ...stats(warmLaunch) },
+    target: "0 builds, ≤ 1.1×",
+    targetRatio: 1.1,
+    note: `${builds} image tag events during ${RUNS + 1} relaunches`,
+  });
+}
+
+// ---------- row 5: 8 parallel detached launches ----------
+
+if (want("5")) {
+  const single = await measure(() => {
+    const name = bottle("up", "bench", "--yes", "--detach");
+    bottle("down", name);
+  }, Math.min(RUNS, 3));
+  const parallel: number[] = [];
+  let distinct = true;
+  for (let i = 0; i < Math.min(RUNS, 3); i++) {
+    let names: string[] = [];
+    parallel.push(
+      await time(async () => {
+        const procs = Array.from({ length: 8 }, () =>
+          Bun.spawn([BIN, "up", "bench", "--yes", "--detach"], { env: { ...process.env, ...env }, cwd: project, stdout: "pipe", stderr: "pipe" }),
+        );
+        names = await Promise.all(procs.map(async (proc) => (await new Response(proc.stdout).text()).trim()));
+      }),
+    );
+    distinct &&= new Set(names).size === 8 && names.every(Boolean);
+    await cleanupAll();
+  }
+  const eightSingles = single.map((ms) => ms * 8);
+  add({
+    row: "5",
+    what: `8 parallel \`up --detach\` (ms); names distinct: ${distinct}`,
+    bottle: { ...stats(parallel), unit: "ms" },
+    baseline: { what: "8 × a single launch", ...stats(eightSingles) },
+    target: "≤ 3× a single launch (ratio ≤ 0.375)",
+    targetRatio: 3 / 8,
+  });
+}
+
+// ---------- row 6: CLI overhead ----------
+
+if (want("6")) {
+  const spawnFloor = await measure(() => sh(["true"]), 20);
+  const version = await measure(() => bottle("--version"), 20);
+  add({ row: "6a", what: "`bottle --version` (ms)", bottle: { ...stats(version), unit: "ms" }, baseline: { what: "`true` (spawn floor)", ...stats(spawnFloor) }, target: "≤ floor + 50 ms" });
+  const names: string[] = [];
+  for (let i = 0; i < 10; i++) names.push(bottle("up", "bench", "--yes", "--detach"));
+  const ls = await measure(() => bottle("ls"), 10);
+  await cleanupAll();
+  add({ row: "6b", what: "`bottle ls` with 10 bottles (ms)", bottle: { ...stats(ls), unit: "ms" }, baseline: { what: "`true` (spawn floor)", ...stats(spawnFloor) }, target: "≤ floor + 50 ms (plus docker ps)" });
+  const dry = await measure(() => bottle("up", "bench", "--dry-run", "--json"), 10);
+  add({ row: "6c", what: "`bottle up --dry-run --json` (ms)", bottle: { ...stats(dry), unit: "ms" }, baseline: { what: "`true` (spawn floor)", ...stats(spawnFloor) }, target: "≤ floor + 50 ms (plus docker queries)" });
+  for (const row of rows.filter((r) => r.row.startsWith("6"))) row.met = row.row === "6a" ? row.bottle.median - row.baseline.median <= 50 : undefined;
+}
+
+// ---------- row 7: the gate's added latency and throughput ----------
+
+const BULK_SERVER = `
+const http = require("node:http");
+const chunk = Buffer.alloc(1 << 20, 120);
+http.createServer((req, res) => {
+  const mb = Number(new URL(req.url, "http://x").searchParams.get("mb") || "0");
+  res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(mb * chunk.length) });
+  let sent = 0;
+  const pump = () => { while (sent < mb) { sent++; if (!res.write(chunk)) return res.once("drain", pump); } res.end(); };
+  pump();
+}).listen(80, "0.0.0.0", () => console.log("listening"));
+`;
+
+if (want("7")) {
+  const name = bottle("up", "bench", "--yes", "--detach");
+  const server = `bench-bulk-${Math.random().toString(36).slice(2, 8)}`;
+  const client = `${server}-client`;
+  try {
+    sh(["docker", "run", "-d", "--name", server, "--network", `${name}-egress`, "--network-alias", "bulk.test", "--entrypoint", "node", gateImage, "-e", BULK_SERVER]);
+    await waitLog(server, "listening");
+    // The direct baseline: the same curl from a container on the egress network itself.
+    sh(["docker", "run", "-d", "--name", client, "--network", `${name}-egress`, "--entrypoint", "sleep", agentImage, "infinity"]);
+    const curlLoop = (n: number, extra: string) =>
+      `for i in $(seq ${n}); do curl -s -o /dev/null ${extra} -w '%{time_total}\\n' http://bulk.test/?mb=0; done`;
+    const viaGate = sh([BIN, "exec", name, "--", "sh", "-c", curlLoop(100, "")], { env, cwd: project })
+      .split("\n")
+      .map((s) => Number(s) * 1000);
+    const direct = sh(["docker", "exec", client, "sh", "-c", curlLoop(100, "")])
+      .split("\n")
+      .map((s) => Number(s) * 1000);
+    const added50 = percentile(viaGate, 50) - percentile(direct, 50);
+    const added99 = percentile(viaGate, 99) - percentile(direct, 99);
+    add({
+      row: "7a",
+      what: `request latency through the gate (ms); added p50 ${added50.toFixed(2)} ms, p99 ${added99.toFixed(2)} ms`,
+      bottle: { median: percentile(viaGate, 50), p90: percentile(viaGate, 90), unit: "ms" },
+      baseline: { what: "same request direct on the egress network", median: percentile(direct, 50), p90: percentile(direct, 90) },
+      target: "≤ 2 ms added at p50",
+    });
+    rows.at(-1)!.met = added50 <= 2;
+    const speed = (run: () => string) => {
+      const seconds = Number(run());
+      return 100 / seconds;
+    };
+    const gateMbps = [0, 1, 2].map(() => speed(() => sh([BIN, "exec", name, "--", "curl", "-s", "-o", "/dev/null", "-w", "%{time_total}", "http://bulk.test/?mb=100"], { env, cwd: project })));
+    const directMbps = [0, 1, 2].map(() => speed(() => sh(["docker", "exec", client, "curl", "-s", "-o", "/dev/null", "-w", "%{time_total}", "http://bulk.test/?mb=100"])));
+    add({
+      row: "7b",
+      what: "100 MB download throughput through the gate (MB/s)",
+      bottle: { ...stats(gateMbps), unit: "MB/s" },
+      baseline: { what: "same download direct", ...stats(directMbps) },
+      target: "≥ 0.8×",
+      targetRatio: 0.8,
+      higherIsBetter: true,
+    });
+  } finally {
+    sh(["docker", "rm", "-f", server, client], { allowFail: true });
+    await cleanupAll();
+  }
+}
+
+// ---------- row 8: sizes ----------
+
+if (want("8")) {
+  const size = (image: string) => Number(sh(["docker", "image", "inspect", "--format", "{{.Size}}", image])) / 1e6;
+  const claudeBinary = Number(sh(["docker", "run", "--rm", "--entrypoint", "stat", agentImage, "-c", "%s", "/usr/local/bin/claude"])) / 1e6;
+  const baseSize = size(BASE);
+  const hello = join(home, "hello");
+  writeFileSync(`${hello}.ts`, 'console.log("hello")\n');
+  sh(["bun", "build", "--compile", `${hello}.ts`, "--outfile", hello]);
+  const one = (mb: number) => ({ median: mb, p90: mb });
+  add({ row: "8a", what: "agent image (MB)", bottle: { ...one(size(agentImage)), unit: "MB" }, baseline: { what: "Debian base + Claude Code binary", ...one(baseSize + claudeBinary) }, target: "≤ 1.25×", targetRatio: 1.25 });
+  add({ row: "8b", what: "gate image (MB)", bottle: { ...one(size(gateImage)), unit: "MB" }, baseline: { what: "Debian base", ...one(baseSize) }, target: "≤ 250 MB" });
+  rows.at(-1)!.met = rows.at(-1)!.bottle.median <= 250;
+  add({ row: "8c", what: "compiled binary (MB)", bottle: { ...one(statSync(BIN).size / 1e6), unit: "MB" }, baseline: { what: "hello-world bun build --compile", ...one(statSync(hello).size / 1e6) } });
+}
+
+await cleanupAll();
+rmSync(home, { recursive: true, force: true });
+
+// ---------- report ----------
+
+const machine = `${cpus().length} cores, ${cpus()[0]?.model ?? "?"}, ${sh(["docker", "version", "--format", "{{.Server.Version}}"])} engine`;
+const result = { date: new Date().toISOString(), machine, runs: RUNS, rows };
+writeFileSync(join(ROOT, "bench", "results.json"), `${JSON.stringify(result, null, 2)}\n`);
+const lines = [
+  `bottle bench — ${result.date} — ${machine} — ${RUNS} runs`,
+  "",
+  "| row | what | bottle median (p90) | baseline median (p90) | ratio | target | met |",
+  "|---|---|---|---|---|---|---|",
+  ...rows.map(
+    (r) =>
+      `| ${r.row} | ${r.what} | ${r.bottle.median.toFixed(1)} (${r.bottle.p90.toFixed(1)}) ${r.bottle.unit} | ${r.baseline.median.toFixed(1)} (${r.baseline.p90.toFixed(1)}) — ${r.baseline.what} | ${r.ratio.toFixed(2)}× | ${r.target ?? ""} | ${r.met === undefined ? "" : r.met ? "yes" : "no"} |`,
+  ),
+];
+console.log(lines.join("\n"));
