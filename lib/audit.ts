@@ -31,10 +31,15 @@ export function readAudit(path: string): AuditLine[] {
   return lines;
 }
 
+/** Control characters (C0, DEL, C1) shown as \xNN: log lines come from inside a bottle. */
+export function escapeControls(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
 export function formatAuditLine(line: AuditLine): string {
   const target = `${line.host ?? "?"}${line.port ? `:${line.port}` : ""}${line.path ?? ""}`;
   const bytes = line.bytesOut !== undefined ? `  out ${line.bytesOut}B in ${line.bytesIn ?? 0}B` : "";
-  return `${line.time ?? ""}  ${(line.decision ?? "?").padEnd(5)}  ${(line.method ?? "").padEnd(7)} ${target}  (${line.rule ?? ""})${bytes}`;
+  return escapeControls(`${line.time ?? ""}  ${(line.decision ?? "?").padEnd(5)}  ${(line.method ?? "").padEnd(7)} ${target}  (${line.rule ?? ""})${bytes}`);
 }
 
 /** "3 requests denied: evil.test ×2, x.test  see bottle logs NAME", or undefined. */

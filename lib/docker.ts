@@ -361,6 +361,13 @@ export class Docker {
     return JSON.parse(out.stdout) as NetworkInspect;
   }
 
+  /** Inspect several networks in one call (one JSON document per line). */
+  async networksInspect(networks: string[]): Promise<NetworkInspect[]> {
+    if (networks.length === 0) return [];
+    const out = await this.run(["network", "inspect", "--format", "{{json .}}", ...networks], { check: false });
+    return parseJsonLines<NetworkInspect>(out.stdout);
+  }
+
   async networkLs(filters: string[] = []): Promise<NetworkSummary[]> {
     const args = ["network", "ls", "--no-trunc", "--format", "{{json .}}"];
     for (const filter of filters) args.push("--filter", filter);

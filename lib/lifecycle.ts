@@ -1,8 +1,9 @@
 import { existsSync, openSync, readSync, statSync, watch } from "node:fs";
 import { listBottleObjects, removeBottle } from "./backends/docker.ts";
-import { formatAuditLine, readAudit, type AuditLine } from "./audit.ts";
+import { escapeControls, formatAuditLine, readAudit, type AuditLine } from "./audit.ts";
 import { Docker } from "./docker.ts";
 import { formatGitLogLine, type GitLogLine } from "./gates/git/config.ts";
+import { formatSshLogLine, type SshLogLine } from "./gates/ssh/config.ts";
 import { BottleError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
 import { bottleStateDir } from "./paths.ts";
@@ -73,18 +74,29 @@ export async function attachBottle(exec: Exec, name: string, command: string[]):
   return attachTo(docker, plan, agentCommand(plan, command));
 }
 
+/** JSON escapes C0 controls itself; C1 (and DEL) pass through raw unless escaped here. */
+function jsonLine(line: AuditLine): string {
+  return JSON.stringify(line).replace(/[\x7f-\x9f]/g, (ch) => `\\u00${ch.charCodeAt(0).toString(16)}`);
+}
+
 export async function showLogs(exec: Exec, name: string, options: { gate?: string; follow: boolean; json: boolean }): Promise<number> {
   const docker = new Docker(exec);
   if (!options.gate) {
     await requireRunning(docker, name);
     return docker.logs(name, options.follow);
   }
-  if (options.gate !== "egress" && options.gate !== "git") throw new BottleError(`unknown gate "${options.gate}"`, { fix: "use --gate egress or --gate git" });
+  if (options.gate !== "egress" && options.gate !== "git" && options.gate !== "ssh")
+    throw new BottleError(`unknown gate "${options.gate}"`, { fix: "use --gate egress, --gate git or --gate ssh" });
   if (!existsSync(bottleStateDir(name))) throw new BottleError(`no bottle named ${name}`, { fix: "see `bottle ls`" });
   const path = auditLogPath(name, options.gate);
-  const format = options.gate === "git" ? (line: AuditLine) => formatGitLogLine(line as GitLogLine) : formatAuditLine;
+  const format =
+    options.gate === "git"
+      ? (line: AuditLine) => formatGitLogLine(line as GitLogLine)
+      : options.gate === "ssh"
+        ? (line: AuditLine) => formatSshLogLine(line as SshLogLine)
+        : formatAuditLine;
   const print = (lines: AuditLine[]) => {
-    for (const line of lines) process.stdout.write(`${options.json ? JSON.stringify(line) : format(line)}\n`);
+    for (const line of lines) process.stdout.write(`${options.json ? jsonLine(line) : escapeControls(format(line))}\n`);
   };
   print(readAudit(path));
   if (!options.follow) return 0;

@@ -1,9 +1,11 @@
 import { chmodSync, mkdirSync, rmSync } from "node:fs";
+import { networkInterfaces } from "node:os";
 import { join } from "node:path";
-import type { Docker, ContainerSpec } from "../docker.ts";
+import type { ContainerSpec, Docker, NetworkInspect } from "../docker.ts";
 import { BottleError } from "../errors.ts";
 import { EGRESS_READY_LINE, egressGateConfig } from "../gates/egress-config.ts";
 import { gitGateConfig, gitGateEntries, type GitGateRemote } from "../gates/git/config.ts";
+import { sshGateConfig, sshGateEntries, type SshGateHost } from "../gates/ssh/config.ts";
 import { log } from "../log.ts";
 import { bottleStateDir, stateDir } from "../paths.ts";
 import { LABELS, type Plan } from "../plan.ts";
@@ -64,6 +66,8 @@ export function bottleContainerSpec(plan: Plan, gateIp: string, labels: Record<s
       NO_PROXY: "localhost,127.0.0.1,::1",
       no_proxy: "localhost,127.0.0.1,::1",
       BOTTLE_NAME: plan.name,
+      // The SSH gate's agent, through the relay provisioning starts.
+      ...(plan.ssh?.hosts.length ? { SSH_AUTH_SOCK: plan.ssh.agentSocket } : {}),
     },
     mounts,
     user: `${plan.workspace.user.uid}:${plan.workspace.user.gid}`,
@@ -89,11 +93,35 @@ export function gateContainerSpec(plan: Plan, labels: Record<string, string>, lo
     capAdd: ["NET_BIND_SERVICE"],
     securityOpt: ["no-new-privileges"],
     pidsLimit: 512,
+    // The gate joins two networks; it must never route packets between them.
+    sysctls: { "net.ipv4.ip_forward": "0", "net.ipv4.conf.all.forwarding": "0" },
   };
 }
 
-function networkGateway(inspect: Awaited<ReturnType<Docker["networkInspect"]>>): string[] {
-  return (inspect?.IPAM.Config ?? []).map((config) => config.Gateway).filter((ip): ip is string => Boolean(ip));
+/** A network's gateway, or for IPv4 subnets without one (the default bridge) the subnet's first address. */
+export function networkGateways(inspect: NetworkInspect): string[] {
+  return (inspect.IPAM.Config ?? []).flatMap((config) => {
+    if (config.Gateway) return [config.Gateway];
+    const v4 = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/\d+$/.exec(config.Subnet ?? "");
+    return v4 ? [`${v4[1]}.${v4[2]}.${v4[3]}.${Number(v4[4]) + 1}`] : [];
+  });
+}
+
+/**
+ * Every address the Docker host answers on that we can see: the gateways of
+ * all docker networks and the host's own interfaces. The gate refuses them
+ * even when `allow_private` would let a name resolve there.
+ */
+export async function dockerHostAddresses(docker: Docker): Promise<string[]> {
+  const networks = await docker.networkLs();
+  const inspects = await docker.networksInspect(networks.map((network) => network.id));
+  // Loopback is refused by its own rule (with a clearer message).
+  const local = Object.values(networkInterfaces())
+    .flat()
+    .filter((info) => info && !info.internal)
+    .map((info) => info?.address.split("%")[0])
+    .filter((address): address is string => Boolean(address));
+  return [...new Set([...inspects.flatMap(networkGateways), ...local])];
 }
 
 export interface LaunchOptions {
@@ -102,6 +130,8 @@ export interface LaunchOptions {
   secrets: string[];
   /** The git gate's remotes with their keys (copied into the gate only). */
   git?: GitGateRemote[];
+  /** The SSH gate's keys, in the plan's host order (copied into the gate only). */
+  ssh?: SshGateHost[];
   created: Created;
 }
 
@@ -130,11 +160,11 @@ export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOp
   // The gate's root has no CAP_DAC_OVERRIDE: it can write the logs only if the
   // dir is writable for it. The state root itself is 0700, so no one else can.
   chmodSync(logDir, 0o777);
-  const [, egressInspect] = await settleAll([
+  const [, hostAddresses] = await settleAll([
     docker.create(gateContainerSpec(plan, bottleLabels(plan, "gate", options.version), logDir)).then(() => created.containers.push(plan.containers.gate)),
-    docker.networkInspect(plan.networks.egress),
+    dockerHostAddresses(docker),
   ]);
-  const config = egressGateConfig(plan, networkGateway(egressInspect), options.secrets.length > 0);
+  const config = egressGateConfig(plan, hostAddresses, options.secrets.length > 0);
   const files: TarEntry[] = [
     { path: "etc/bottle", type: "dir", mode: 0o700, uid: 0, gid: 0 },
     { path: "etc/bottle/egress.json", content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o600, uid: 0, gid: 0 },
@@ -143,6 +173,8 @@ export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOp
     files.push({ path: "etc/bottle/secrets.json", content: JSON.stringify(options.secrets), mode: 0o600, uid: 0, gid: 0 });
   // The git gate: config, hooks, upstream keys and pinned host keys (root-only; its start script runs before the egress gate).
   files.push(...gitGateEntries(gitGateConfig(plan.name, plan.git?.port), options.git ?? []));
+  // The SSH gate: its keys (root-only), pinned host keys and daemon; its start script loads the agent.
+  if (plan.ssh?.hosts.length) files.push(...sshGateEntries(sshGateConfig(plan.name, plan.ssh), options.ssh ?? []));
   await docker.copyArchiveIn(plan.containers.gate, "/", createTar(files));
   await docker.networkConnect(plan.networks.egress, plan.containers.gate);
   await docker.start(plan.containers.gate);

@@ -31,6 +31,8 @@ export interface AuditRecord {
   status?: number;
   /** DNS: the query type. */
   qtype?: string;
+  /** Credential custody: "injected (GH_TOKEN)" when the gate added a credential (never its value). */
+  auth?: string;
 }
 
 export type AuditInput = Omit<AuditRecord, "time" | "bottle">;
@@ -44,7 +46,13 @@ export function auditPath(rawPath: string): string {
     const at = rawPath.indexOf(ch);
     if (at !== -1 && at < end) end = at;
   }
-  return rawPath.slice(0, Math.min(end, MAX_AUDIT_PATH));
+  // Anything outside printable ASCII is percent-encoded: 8-bit C1 codes (CSI,
+  // OSC) in a bottle's request would otherwise drive the terminal of whoever
+  // reads the log.
+  return rawPath.slice(0, Math.min(end, MAX_AUDIT_PATH)).replace(/[^\x21-\x7e]/g, (ch) => {
+    const code = ch.charCodeAt(0);
+    return code < 0x100 ? `%${code.toString(16).toUpperCase().padStart(2, "0")}` : encodeURIComponent(ch);
+  });
 }
 
 export interface AuditSink {
