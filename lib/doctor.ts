@@ -1,4 +1,6 @@
 import { existsSync, statSync, statfsSync } from "node:fs";
+import { listSmolmachineCache } from "./backends/smolmachines/cache.ts";
+import { smolvmBinary } from "./backends/smolmachines/smolvm.ts";
 import { Docker } from "./docker.ts";
 import { errorMessage, isBottleError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
@@ -68,12 +70,21 @@ export async function runDoctor(exec: Exec, env: Record<string, string | undefin
     }
   }
 
-  const smolvm = Bun.which("smolvm");
+  const smolvm = Bun.which(smolvmBinary(env));
+  let smolvmVersion = "";
+  if (smolvm) smolvmVersion = (await exec.run([smolvm, "--version"], { check: false, timeoutMs: 5000 })).stdout.trim();
   checks.push(
     smolvm
-      ? { name: "smolvm", status: "ok", detail: smolvm }
+      ? { name: "smolvm", status: "ok", detail: `${smolvm}${smolvmVersion ? ` (${smolvmVersion})` : ""}` }
       : { name: "smolvm", status: "info", detail: "not installed; only needed for --backend smolmachines" },
   );
+  const cached = listSmolmachineCache(env);
+  if (cached.length)
+    checks.push({
+      name: "smolmachine cache",
+      status: "info",
+      detail: `${cached.length} packed image${cached.length === 1 ? "" : "s"}, ${(cached.reduce((n, e) => n + e.size, 0) / 1024 ** 3).toFixed(1)} GiB`,
+    });
   checks.push(
     existsSync("/dev/kvm")
       ? { name: "/dev/kvm", status: "ok", detail: "present" }
