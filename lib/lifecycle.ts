@@ -1,5 +1,6 @@
 import { existsSync, openSync, readSync, statSync, watch } from "node:fs";
 import { listBottleObjects, removeBottle } from "./backends/docker.ts";
+import { findPackLeftovers, removePackLeftovers, type PackLeftovers } from "./backends/smolmachines/prepare.ts";
 import { escapeControls, formatAuditLine, readAudit, type AuditLine } from "./audit.ts";
 import { Docker } from "./docker.ts";
 import { formatGitLogLine, type GitLogLine } from "./gates/git/config.ts";
@@ -156,6 +157,8 @@ export interface Orphan {
   containers: string[];
   networks: string[];
   stateDir: boolean;
+  /** Registry/crane objects and staging dirs of a killed smolmachines prepare. */
+  pack?: PackLeftovers;
 }
 
 /** Bottles whose launching process is gone (SIGKILL) and detached bottles that stopped. */
@@ -176,10 +179,13 @@ export async function findOrphans(exec: Exec): Promise<Orphan[]> {
       stateDir: existsSync(bottleStateDir(name)),
     });
   }
+  const pack = await findPackLeftovers(docker);
+  if (pack.containers.length || pack.networks.length || pack.stagingDirs.length)
+    orphans.push({ name: "(smolmachines prepare)", containers: pack.containers, networks: pack.networks, stateDir: false, pack });
   return orphans.sort((a, b) => a.name.localeCompare(b.name));
 }
 
 export async function removeOrphans(exec: Exec, orphans: Orphan[]): Promise<void> {
   const docker = new Docker(exec);
-  await Promise.all(orphans.map((orphan) => removeBottle(docker, orphan.name)));
+  await Promise.all(orphans.map((orphan) => (orphan.pack ? removePackLeftovers(docker, orphan.pack) : removeBottle(docker, orphan.name))));
 }
