@@ -1,6 +1,7 @@
 # The gate image: the egress gate (Node.js runs the bundled proxy) and the
 # git gate (git daemon, openssh-client, gitleaks; its scripts and config are
-# copied in at launch) on the same Debian base as the agent image.
+# copied in at launch) on the same Debian base as the agent image. openssl
+# makes the CA of credential routes (credential custody) at gate start.
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 # Keep docs, man pages and translations out of the image (what -slim bases do).
@@ -12,7 +13,7 @@ RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*
 # push, hooks and gitleaks' `git log` are C or shell): drop it to stay small.
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      ca-certificates nodejs git openssh-client gitleaks jq \
+      ca-certificates nodejs openssl git openssh-client gitleaks jq \
       >/dev/null \
  && dpkg --remove --force-depends perl perl-modules-5.40 libperl5.40 liberror-perl git-man >/dev/null 2>&1 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/lib/dpkg/*-old

@@ -8,7 +8,7 @@ export default defineCommand({
   meta: { name: "down", description: "Stop and remove bottles: bottle down NAME… | --all" },
   args: {
     all: { type: "boolean", description: "Remove every bottle" },
-    names: { type: "positional", required: false, description: "Bottle names" },
+    names: { type: "positional", required: false, valueHint: "NAME…", description: "Bottle names" },
   },
   async run({ args }) {
     const names = args._.length ? args._ : [];

@@ -7,7 +7,7 @@ export default defineCommand({
   meta: { name: "logs", description: "Show a bottle's gate decisions (or its container output)" },
   args: {
     name: { type: "positional", required: true, description: "Bottle name (see bottle ls)" },
-    gate: { type: "string", description: "Gate whose log to show: egress | git (default: the bottle's own output)" },
+    gate: { type: "string", description: "Gate whose log to show: egress | git | ssh (default: the bottle's own output)" },
     follow: { type: "boolean", alias: "f", description: "Keep printing new lines" },
     ...jsonArgs,
   },

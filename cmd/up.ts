@@ -29,6 +29,7 @@ export default defineCommand({
       passthrough: cli.passthrough,
       cwd: process.cwd(),
       env: process.env,
+      dryRun: Boolean(args["dry-run"]),
     };
     const prepared = await planUp(realExec, options);
     if (args["dry-run"]) {

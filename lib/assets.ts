@@ -9,6 +9,8 @@ import gitleaksRules from "../assets/git/gitleaks.toml" with { type: "text" };
 import gitLib from "../assets/git/lib.sh" with { type: "text" };
 import gitPreReceive from "../assets/git/pre-receive.sh" with { type: "text" };
 import gitStart from "../assets/git/start.sh" with { type: "text" };
+import sshGate from "../assets/gen/ssh-gate.bundle" with { type: "text" };
+import sshStart from "../assets/ssh/start.sh" with { type: "text" };
 import plumbingDockerfile from "../assets/plumbing/Dockerfile" with { type: "text" };
 
 /**
@@ -28,6 +30,8 @@ export const assets = {
   gitPreReceive,
   gitStart,
   plumbingDockerfile,
+  sshGate,
+  sshStart,
 } as const;
 
 export type AssetName = keyof typeof assets;

@@ -15,6 +15,8 @@ export interface AuditLine {
   bytesIn?: number;
   bytesOut?: number;
   durationMs?: number;
+  /** Credential custody: "injected (GH_TOKEN)" (a name, never a value). */
+  auth?: string;
 }
 
 export function readAudit(path: string): AuditLine[] {
@@ -39,7 +41,8 @@ export function escapeControls(text: string): string {
 export function formatAuditLine(line: AuditLine): string {
   const target = `${line.host ?? "?"}${line.port ? `:${line.port}` : ""}${line.path ?? ""}`;
   const bytes = line.bytesOut !== undefined ? `  out ${line.bytesOut}B in ${line.bytesIn ?? 0}B` : "";
-  return escapeControls(`${line.time ?? ""}  ${(line.decision ?? "?").padEnd(5)}  ${(line.method ?? "").padEnd(7)} ${target}  (${line.rule ?? ""})${bytes}`);
+  const auth = line.auth ? `  auth: ${line.auth}` : "";
+  return escapeControls(`${line.time ?? ""}  ${(line.decision ?? "?").padEnd(5)}  ${(line.method ?? "").padEnd(7)} ${target}  (${line.rule ?? ""})${bytes}${auth}`);
 }
 
 /** "3 requests denied: evil.test ×2, x.test  see bottle logs NAME", or undefined. */

@@ -68,7 +68,9 @@ export async function checkCommandLine(root: CommandDef, argv: string[]): Promis
     const subCommands = await resolve(command.subCommands);
     const args = (await resolve(command.args)) ?? {};
     const known = flagNames(args);
-    const positionals = Object.values(args).filter((def) => def.type === "positional").length;
+    const positionalDefs = Object.values(args).filter((def) => def.type === "positional");
+    // A positional whose valueHint ends in "…" takes any number of values (`bottle down NAME…`).
+    const positionals = positionalDefs.some((def) => def.valueHint?.endsWith("…")) ? Infinity : positionalDefs.length;
     let seenPositionals = 0;
     let next: { name: string; index: number } | undefined;
     for (let i = 0; i < rest.length; i++) {

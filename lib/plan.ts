@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { CustodyPlanSchema } from "./gates/custody/plan.ts";
 
 /**
  * The plan of one launch: plain data, serialisable, with env NAMES but never
@@ -49,6 +50,25 @@ export const PlanSchema = v.object({
       remotes: v.array(v.object({ name: v.string(), upstream: v.string(), url: v.string(), identityFile: v.string() })),
     }),
   ),
+  /** The SSH gate: each listed host, the gate port the bottle's ssh_config sends it to, the key's host path (never the key). */
+  ssh: v.optional(
+    v.object({
+      agentPort: v.number(),
+      agentSocket: v.string(),
+      hosts: v.array(
+        v.object({
+          host: v.string(),
+          port: v.number(),
+          user: v.optional(v.string()),
+          gatePort: v.number(),
+          identityFile: v.string(),
+          knownHostKey: v.string(),
+        }),
+      ),
+    }),
+  ),
+  /** Credential custody: which credentials the gate holds and where it uses them (names only). */
+  custody: v.optional(CustodyPlanSchema),
   command: v.array(v.string()),
   interactive: v.boolean(),
   detach: v.boolean(),

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { insteadOfConfig } from "./gates/git/config.ts";
+import { sshBottleEntries } from "./gates/ssh/config.ts";
 import type { Plan } from "./plan.ts";
 import type { TarEntry } from "./tar.ts";
 
@@ -74,6 +75,8 @@ export interface ProvisionInput {
   prompt: string;
   /** Host dir of each skill by name. */
   skillDirs: Record<string, string>;
+  /** The SSH gate's public keys by host (`<type> <base64>`), for ~/.ssh. */
+  sshPublicKeys?: Record<string, string>;
 }
 
 export function provisionEntries(input: ProvisionInput): TarEntry[] {
@@ -92,6 +95,7 @@ export function provisionEntries(input: ProvisionInput): TarEntry[] {
     file(ENV_FILE, envFileContent(input.envValues), 0o400),
   ];
   if (input.prompt.trim()) entries.push(file(PROMPT_PATH, input.prompt, 0o600));
+  if (input.plan.ssh) entries.push(...sshBottleEntries(input.plan.ssh, input.sshPublicKeys ?? {}, AGENT_HOME, uid, gid));
   for (const [name, hostDir] of Object.entries(input.skillDirs)) collectDir(hostDir, `${AGENT_HOME}/.claude/skills/${name}`, uid, gid, entries);
   if (input.plan.workspace.mode !== "mount") entries.push(dir("/workspace"));
   return entries;

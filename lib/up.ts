@@ -13,8 +13,23 @@ import { Docker } from "./docker.ts";
 import { BottleError } from "./errors.ts";
 import { signalExitCode, type Exec } from "./exec.ts";
 import { summarizeDenials } from "./audit.ts";
+import {
+  bottleTrust,
+  CLAUDE_CREDENTIAL_VARS,
+  custodyHosts,
+  custodyPlan,
+  custodyRows,
+  heldEnvNames,
+  isPlaceholder,
+  missingCredentialError,
+  resolveCustody,
+  SETUP_TOKEN_FIX,
+  sharedWithBottle,
+} from "./gates/custody/index.ts";
 import { gitPlan } from "./gates/git/config.ts";
 import { readGitRemotes } from "./gates/git/host.ts";
+import { sshPlan, sshPublicKeys } from "./gates/ssh/config.ts";
+import { readSshHosts, startAgentRelay } from "./gates/ssh/host.ts";
 import {
   agentImageSpec,
   customImageSpec,
@@ -55,13 +70,15 @@ export interface UpOptions {
   passthrough: string[];
   cwd: string;
   env: Record<string, string | undefined>;
+  /** Only planning (--dry-run): a missing Claude Code credential is shown, not an error. */
+  dryRun?: boolean;
 }
 
 export const PROXY_PORT = 3128;
 export const DNS_PORT = 53;
 
-/** Credentials Claude Code reads, passed from the host when the bottle does not set them. */
-export const CLAUDE_AUTH_VARS = ["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"];
+/** Credentials Claude Code reads: held by the gate (credential custody), never passed into the bottle. */
+export const CLAUDE_AUTH_VARS: readonly string[] = CLAUDE_CREDENTIAL_VARS;
 
 export function selectBackend(option: string | undefined, resolved: Resolved, env: Record<string, string | undefined>): "docker" | "smolmachines" {
   const chosen = option ?? env.BOTTLE_BACKEND ?? resolved.bottle.backend ?? "docker";
@@ -74,11 +91,13 @@ export function selectBackend(option: string | undefined, resolved: Resolved, en
   return chosen;
 }
 
-/** The env the bottle gets: the manifest's, plus Claude Code's credentials from the host. */
+/**
+ * The env the bottle gets from its manifest: everything but what the gate
+ * holds (Claude Code's credential, route tokens); those become placeholders.
+ */
 export function bottleEnv(resolved: Resolved, env: Record<string, string | undefined>): Resolved["bottle"]["env"] {
   const entries = { ...resolved.bottle.env };
-  for (const name of CLAUDE_AUTH_VARS)
-    if (!entries[name] && env[name]) entries[name] = { source: { kind: "host", variable: name }, file: "(host environment)", line: 0, col: 0 };
+  for (const name of heldEnvNames(custodyPlan(resolved.bottle, env))) delete entries[name];
   return entries;
 }
 
@@ -124,6 +143,9 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
 
   const workspaceMode = resolved.bottle.workspace;
   const workspace = workspacePlan(workspaceMode, options.workspace ?? options.cwd);
+  const custody = custodyPlan(resolved.bottle, options.env);
+  // Attaching Claude Code without a credential would only show its login error: say how to make one first.
+  if (!custody.claude && options.passthrough.length === 0 && !options.detach && !options.dryRun) throw missingCredentialError();
   const env = bottleEnv(resolved, options.env);
   const plan: Plan = {
     version: 1,
@@ -142,7 +164,7 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
     networks: { internal: `${name}-internal`, egress: `${name}-egress` },
     containers: { bottle: name, gate: `${name}-gate` },
     egress: {
-      allow: [...new Set([...CLAUDE_CODE_HOSTS, ...resolved.bottle.egress.allow])],
+      allow: [...new Set([...CLAUDE_CODE_HOSTS, ...resolved.bottle.egress.allow, ...custodyHosts(custody)])],
       defaults: [...CLAUDE_CODE_HOSTS],
       allowPrivate: resolved.bottle.egress.allowPrivate,
       proxyPort: PROXY_PORT,
@@ -152,6 +174,8 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
     workspace,
     gitUser: resolved.gitUser,
     git: gitPlan(resolved.bottle.git.remotes),
+    custody,
+    ...(resolved.bottle.ssh.hosts.length ? { ssh: sshPlan(resolved.bottle.ssh.hosts) } : {}),
     command: options.passthrough,
     interactive: options.passthrough.length === 0,
     detach: options.detach,
@@ -176,6 +200,7 @@ function list(items: string[], max = 4): string {
 export function formatPreflight(prepared: Prepared): string {
   const { plan, missingImages } = prepared;
   const gitRemotes = plan.git?.remotes ?? [];
+  const sshHosts = plan.ssh?.hosts ?? [];
   const image = `${plan.bottleImage}${missingImages.length ? ` (will build: ${missingImages.join(", ")})` : " (present)"}`;
   const workspace =
     plan.workspace.mode === "none"
@@ -189,10 +214,12 @@ export function formatPreflight(prepared: Prepared): string {
     ["image", image],
     ["egress", `${plan.egress.allow.length} hosts: ${list(plan.egress.allow)}`],
     ["env", list(plan.env.map((e) => `${e.name} (${e.kind})`), 8)],
+    ...custodyRows(plan.custody),
     ["skills", list(plan.agent.skills, 8)],
     ["workspace", workspace],
-    ["gates", `egress (HTTP/HTTPS allowlist proxy + DNS)${gitRemotes.length ? " + git (mirror, gitleaks on push)" : ""} on ${plan.containers.gate}`],
+    ["gates", `egress (HTTP/HTTPS allowlist proxy + DNS)${gitRemotes.length ? " + git (mirror, gitleaks on push)" : ""}${sshHosts.length ? " + ssh (listed hosts, keys stay in the gate)" : ""} on ${plan.containers.gate}`],
     ...gitRemotes.map((remote): [string, string] => ["git", `${remote.name} → ${remote.upstream} (via git gate ${remote.url}; pushes scanned by gitleaks)`]),
+    ...sshHosts.map((host): [string, string] => ["ssh", `${host.user ? `${host.user}@` : ""}${host.host}:${host.port} (via ssh gate; key ${host.identityFile} stays in the gate)`]),
     ["runtime", plan.runtime === "runsc" ? "gVisor (runsc)" : "runc (gVisor not available)"],
     ["command", plan.command.length ? plan.command.join(" ") : "claude --dangerously-skip-permissions"],
   ];
@@ -239,8 +266,15 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
     { ...resolved.bottle, env },
     { hostEnv: options.env, interactive: docker.exec.isTerminal(), ask: askSecret },
   );
+  // Credentials for the gate only; the bottle gets placeholders.
+  const custody = await resolveCustody(resolved.bottle, plan.custody, { hostEnv: options.env, interactive: docker.exec.isTerminal(), ask: askSecret });
+  if (!plan.custody?.claude && (options.detach || plan.command[0] === "claude"))
+    log.warn(`no credential for Claude Code, so it will not be logged in; to give it one: ${SETUP_TOKEN_FIX}`);
+  for (const name of sharedWithBottle(resolved.bottle, env, options.env))
+    log.warn(`env.${name} copies a host variable the gate holds as a credential: the bottle gets its real value (remove it from env; the gate adds it)`);
   // The git gate's keys, read now so a missing one fails before anything is created.
   const gitRemotes = readGitRemotes(resolved);
+  const sshKeys = readSshHosts(resolved);
 
   // Images first: a build is the slow step and creates nothing to tear down.
   const { specs } = prepared;
@@ -281,7 +315,7 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
       writeState(plan, { pid: process.pid, detach: options.detach, startedAt: plan.createdAt });
       interrupts.check();
       try {
-        ({ gateEgressIp } = await launchDocker(docker, plan, { version: buildInfo.version, secrets: secretValues(envValues), git: gitRemotes, created }));
+        ({ gateEgressIp } = await launchDocker(docker, plan, { version: buildInfo.version, secrets: secretValues(envValues), custody: custody.credentials, git: gitRemotes, ssh: sshKeys, created }));
         break;
       } catch (error) {
         if (!isNameConflict(error) || attempt >= NAME_RETRIES) throw error;
@@ -296,10 +330,15 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
     }
     interrupts.check();
 
-    const entries = [...(await passwdEntries(docker, plan)), ...provisionEntries({ plan, envValues, prompt: resolved.agent.prompt, skillDirs: skillDirs(resolved, options.env) })];
+    const [passwd, trust] = await Promise.all([passwdEntries(docker, plan), bottleTrust(docker, plan)]);
+    const bottleValues = { ...envValues, ...custody.env, ...trust.env };
+    const entries = [...passwd, ...trust.entries, ...provisionEntries({ plan, envValues: bottleValues, prompt: resolved.agent.prompt, skillDirs: skillDirs(resolved, options.env), sshPublicKeys: sshPublicKeys(sshKeys) })];
     if (plan.workspace.mode === "copy" && plan.workspace.hostPath)
       entries.push(...workspaceEntries(plan.workspace.hostPath, plan.workspace.user.uid, plan.workspace.user.gid));
-    await settleAll([docker.copyArchiveIn(plan.containers.bottle, "/", createTar(entries)), verifyEgressPolicy(docker, plan, gateEgressIp)]);
+    await settleAll([
+      docker.copyArchiveIn(plan.containers.bottle, "/", createTar(entries)).then(() => startAgentRelay(docker, plan)),
+      verifyEgressPolicy(docker, plan, gateEgressIp),
+    ]);
     if (plan.workspace.mode === "copy") await recordWorkspaceRefs(docker, plan);
     interrupts.check();
 
@@ -330,9 +369,9 @@ function renamePlan(plan: Plan, name: string): Plan {
   return renamed;
 }
 
-/** Values long enough to be secrets (short literals would make DLP refuse ordinary words). */
+/** Values long enough to be secrets (short literals would make DLP refuse ordinary words); placeholders are not secrets. */
 export function secretValues(values: Record<string, string>): string[] {
-  return [...new Set(Object.values(values).filter((value) => value.length >= 8))];
+  return [...new Set(Object.values(values).filter((value) => value.length >= 8 && !isPlaceholder(value)))];
 }
 
 export async function attachTo(docker: Docker, plan: Plan, command: string[]): Promise<number> {

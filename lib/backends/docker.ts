@@ -3,6 +3,7 @@ import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import type { ContainerSpec, Docker, NetworkInspect } from "../docker.ts";
 import { BottleError } from "../errors.ts";
+import { custodyGateFiles } from "../gates/custody/index.ts";
 import { EGRESS_READY_LINE, egressGateConfig } from "../gates/egress-config.ts";
 import { gitGateConfig, gitGateEntries, type GitGateRemote } from "../gates/git/config.ts";
 import { sshGateConfig, sshGateEntries, type SshGateHost } from "../gates/ssh/config.ts";
@@ -128,6 +129,8 @@ export interface LaunchOptions {
   version: string;
   /** Secret values the gate's DLP must refuse to let out. */
   secrets: string[];
+  /** Credential custody: name → value, for the gate only (Claude Code's token, route tokens). */
+  custody?: Record<string, string>;
   /** The git gate's remotes with their keys (copied into the gate only). */
   git?: GitGateRemote[];
   /** The SSH gate's keys, in the plan's host order (copied into the gate only). */
@@ -160,17 +163,21 @@ export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOp
   // The gate's root has no CAP_DAC_OVERRIDE: it can write the logs only if the
   // dir is writable for it. The state root itself is 0700, so no one else can.
   chmodSync(logDir, 0o777);
-  const [, hostAddresses] = await settleAll([
+  const [, hostAddresses, internal] = await settleAll([
     docker.create(gateContainerSpec(plan, bottleLabels(plan, "gate", options.version), logDir)).then(() => created.containers.push(plan.containers.gate)),
     dockerHostAddresses(docker),
+    docker.networkInspect(plan.networks.internal),
   ]);
-  const config = egressGateConfig(plan, hostAddresses, options.secrets.length > 0);
+  // Claude Code's route listens only on the gate's address in the internal network.
+  const internalSubnets = (internal?.IPAM.Config ?? []).map((config) => config.Subnet).filter((subnet): subnet is string => Boolean(subnet));
+  const config = egressGateConfig(plan, hostAddresses, options.secrets.length > 0, internalSubnets);
   const files: TarEntry[] = [
     { path: "etc/bottle", type: "dir", mode: 0o700, uid: 0, gid: 0 },
     { path: "etc/bottle/egress.json", content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o600, uid: 0, gid: 0 },
   ];
   if (options.secrets.length)
     files.push({ path: "etc/bottle/secrets.json", content: JSON.stringify(options.secrets), mode: 0o600, uid: 0, gid: 0 });
+  files.push(...custodyGateFiles(options.custody ?? {}));
   // The git gate: config, hooks, upstream keys and pinned host keys (root-only; its start script runs before the egress gate).
   files.push(...gitGateEntries(gitGateConfig(plan.name, plan.git?.port), options.git ?? []));
   // The SSH gate: its keys (root-only), pinned host keys and daemon; its start script loads the agent.

@@ -1,4 +1,5 @@
 import type { Plan } from "../plan.ts";
+import { custodyGateConfig } from "./custody/index.ts";
 import type { EgressConfig } from "./egress/config.ts";
 
 export { EGRESS_READY_LINE } from "./egress/config.ts";
@@ -19,7 +20,8 @@ export const DEFAULT_LIMITS: EgressGateFile["limits"] = {
   maxTunnelMs: 6 * 60 * 60 * 1000,
 };
 
-export function egressGateConfig(plan: Plan, hostAddresses: string[], withSecrets: boolean): EgressGateFile {
+/** `internalSubnets`: the bottle's internal network, where Claude Code's route (credential custody) listens. */
+export function egressGateConfig(plan: Plan, hostAddresses: string[], withSecrets: boolean, internalSubnets: string[] = []): EgressGateFile {
   return {
     bottle: plan.name,
     proxyPort: plan.egress.proxyPort,
@@ -31,5 +33,6 @@ export function egressGateConfig(plan: Plan, hostAddresses: string[], withSecret
     ...(withSecrets ? { secretsFile: "/etc/bottle/secrets.json" } : {}),
     limits: DEFAULT_LIMITS,
     hostAddresses,
+    ...custodyGateConfig(plan.custody, internalSubnets),
   };
 }

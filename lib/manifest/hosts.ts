@@ -163,3 +163,41 @@ export function normalizeHostKey(entry: string): string {
   const typeIndex = parts.findIndex((part) => KEY_TYPES.includes(part));
   return typeIndex === -1 ? entry.trim() : `${parts[typeIndex]} ${parts[typeIndex + 1] ?? ""}`;
 }
+
+/** `egress.routes[].host`: a host name, optionally `:port` — no wildcard, no IP address, no URL. */
+export function routeHostProblem(entry: string): string | undefined {
+  const base = allowEntryProblem(entry);
+  if (base) return base;
+  const host = /^(.*):(\d+)$/.exec(entry)?.[1] ?? entry;
+  if (host.startsWith("*.")) return `"${entry}": a route names one host, not a wildcard`;
+  if (isIP(host) || isIP(host.replace(/^\[|\]$/g, "")) || isIP(entry)) return `"${entry}": a route needs a host name, not an IP address (the gate presents a certificate for it)`;
+  return undefined;
+}
+
+/** `egress.routes[].paths[]`: an absolute path prefix without query, dot segments or encoded slashes. */
+export function pathPrefixProblem(entry: string): string | undefined {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(entry)) return `expected a path like /repos/acme/, got a URL — put the host in host:`;
+  if (!entry.startsWith("/")) return `expected a path starting with /, got "${entry}"`;
+  if (/[\s?#\\]/.test(entry)) return `"${entry}": a path prefix has no query, fragment, spaces or backslashes`;
+  if (/%2e|%2f|%5c/i.test(entry) || entry.includes("//") || entry.split("/").some((segment) => segment === "." || segment === "..")) {
+    return `"${entry}": no dot segments, empty segments or encoded slashes in a path prefix`;
+  }
+  return undefined;
+}
+
+/** `auth.upstream`: an https:// URL without credentials, query or fragment. */
+export function upstreamUrlProblem(entry: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(entry);
+  } catch {
+    return `expected an https:// URL, got "${entry.replace(/\/\/[^/@]*@/, "//…@")}"`;
+  }
+  const shown = redactUrl(url, entry);
+  if (url.username || url.password) return `the URL contains credentials; put the token in auth.token instead — got "${shown}"`;
+  if (url.protocol !== "https:") return `expected an https:// URL (the gate talks TLS to the upstream), got "${shown}"`;
+  // The query may hold a key: never echoed.
+  if (entry.includes("?") || entry.includes("#")) return `expected an https:// URL without query or fragment, got "${url.origin}${url.pathname}?…"`;
+  if (isIP(url.hostname.replace(/^\[|\]$/g, ""))) return `expected a host name in the URL, not an IP address, got "${shown}"`;
+  return undefined;
+}

@@ -1,6 +1,6 @@
 import { BUILTIN, CLAUDE_CODE_HOSTS } from "./defaults.ts";
 import { displayPath } from "./errors.ts";
-import type { Resolved } from "./types.ts";
+import type { EnvSource, Resolved } from "./types.ts";
 
 type Env = Record<string, string | undefined>;
 
@@ -24,6 +24,25 @@ export interface InfoView {
     egress: {
       allow: Array<{ host: string; default: boolean; from: string }>;
       allowPrivate: Array<{ entry: string; from: string }>;
+      /** Credential routes: the gate adds the credential; the bottle holds a placeholder. */
+      routes: Array<{
+        host: string;
+        port: number;
+        paths: string[];
+        methods: string[];
+        header: string;
+        scheme?: string;
+        token: { kind: "literal" | "host" | "ask"; variable?: string };
+        env?: string;
+        via: "egress gate";
+        from: string;
+      }>;
+    };
+    /** How Claude Code logs in (the token, when set here, stays in the gate). */
+    auth: {
+      token?: { kind: "literal" | "host" | "ask"; variable?: string; from: string };
+      kind?: { name: "oauth" | "api-key"; from: string };
+      upstream: { url: string; from: string };
     };
     env: Array<{ name: string; kind: "literal" | "host" | "ask"; variable?: string; question?: string; from: string }>;
     git: {
@@ -36,6 +55,15 @@ export interface InfoView {
     image?: { dockerfile: string; from: string };
     backend?: { name: string; from: string };
   };
+}
+
+/** A credential's source without its value. */
+function tokenView(source: EnvSource): { kind: "literal" | "host" | "ask"; variable?: string } {
+  return source.kind === "host" ? { kind: "host", variable: source.variable } : { kind: source.kind };
+}
+
+function describeToken(token: { kind: string; variable?: string }): string {
+  return token.kind === "host" ? `$${token.variable}` : token.kind === "ask" ? "asked at launch" : "literal";
 }
 
 export function infoView(resolved: Resolved, env: Env = process.env): InfoView {
@@ -71,6 +99,23 @@ export function infoView(resolved: Resolved, env: Env = process.env): InfoView {
           ...bottle.egress.allow.filter((host) => !CLAUDE_CODE_HOSTS.includes(host)).map((host) => ({ host, default: false, from: origin(`egress.allow.${host}`) })),
         ],
         allowPrivate: bottle.egress.allowPrivate.map((entry) => ({ entry, from: origin(`egress.allow_private.${entry}`) })),
+        routes: bottle.egress.routes.map((route) => ({
+          host: route.host,
+          port: route.port,
+          paths: [...route.paths],
+          methods: [...route.methods],
+          header: route.header,
+          ...(route.scheme === undefined ? {} : { scheme: route.scheme }),
+          token: tokenView(route.token.source),
+          ...(route.env === undefined ? {} : { env: route.env }),
+          via: "egress gate" as const,
+          from: show(route.token.file),
+        })),
+      },
+      auth: {
+        ...(bottle.auth.token ? { token: { ...tokenView(bottle.auth.token.source), from: origin("auth.token") } } : {}),
+        ...(bottle.auth.kind ? { kind: { name: bottle.auth.kind, from: origin("auth.kind") } } : {}),
+        upstream: { url: bottle.auth.upstream ?? "https://api.anthropic.com", from: origin("auth.upstream") },
       },
       env: Object.entries(bottle.env).map(([name, entry]) => {
         const from = show(entry.file);
@@ -132,6 +177,27 @@ export function formatInfo(view: InfoView): string {
     lines.push("", "egress allow_private");
     lines.push(...table(bottle.egress.allowPrivate.map((entry) => [entry.entry, entry.from])));
   }
+  if (bottle.egress.routes.length) {
+    lines.push("", "egress routes (the gate adds the credential; the bottle holds a placeholder)");
+    lines.push(
+      ...table(
+        bottle.egress.routes.map((route) => [
+          `${route.host}${route.port === 443 ? "" : `:${route.port}`}`,
+          `${route.paths.length ? route.paths.join(" ") : "all paths"}${route.methods.length ? ` (${route.methods.join(", ")})` : ""}`,
+          `${route.header}: ${route.scheme ? `${route.scheme} ` : ""}${describeToken(route.token)}`,
+          route.from,
+        ]),
+      ),
+    );
+  }
+  lines.push("", "auth (Claude Code; the token stays in the gate)");
+  lines.push(
+    ...table([
+      ["token", bottle.auth.token ? describeToken(bottle.auth.token) : "$CLAUDE_CODE_OAUTH_TOKEN or $ANTHROPIC_API_KEY from the host", bottle.auth.token?.from ?? BUILTIN],
+      ...(bottle.auth.kind ? [["kind", bottle.auth.kind.name, bottle.auth.kind.from]] : []),
+      ["upstream", bottle.auth.upstream.url, bottle.auth.upstream.from],
+    ]),
+  );
   lines.push("", "env (values never shown)");
   if (bottle.env.length === 0) lines.push("  (none)");
   lines.push(

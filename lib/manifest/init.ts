@@ -31,6 +31,19 @@ egress:
   #  - "*.npmjs.org"
   # Hosts or networks that resolve to private addresses:
   # allow_private: [10.0.0.0/8, registry.internal]
+  # Tokens the gate adds to requests to one host; the bottle's $GH_TOKEN is
+  # only a placeholder (paths and methods narrow where it is added):
+  # routes:
+  #   - host: api.github.com
+  #     paths: [/repos/you/project/]
+  #     auth:
+  #       token: \${GH_TOKEN}
+
+# Claude Code's login: by default $CLAUDE_CODE_OAUTH_TOKEN (from
+# \`claude setup-token\`) or $ANTHROPIC_API_KEY from your env. Only the gate
+# holds it; the bottle gets a placeholder.
+# auth:
+#   token: \${MY_CLAUDE_TOKEN}
 
 # Env vars for the agent. Values never appear in any output.
 # env:

@@ -24,8 +24,9 @@ export function expandPath(path: string, baseDir: string, env: Env = process.env
 
 /**
  * Merge layers in order (parents left to right, then the child): env by key
- * and scalars later-wins, host lists union, git remotes by name, SSH hosts by
- * host name. Paths are made absolute relative to the layer's own file.
+ * and scalars later-wins (auth per field), host lists union, git remotes by
+ * name, SSH hosts by host name, credential routes appended (the gate picks
+ * the longest matching path prefix; on a tie the later one). Paths are made absolute relative to the layer's own file.
  */
 export function mergeLayers(name: string, layers: BottleLayer[], env: Env = process.env): ResolvedBottle {
   const out = builtinBottle();
@@ -49,6 +50,35 @@ export function mergeLayers(name: string, layers: BottleLayer[], env: Env = proc
         out.egress.allowPrivate.push(entry);
         out.origins[`egress.allow_private.${entry}`] = file;
       }
+    }
+    (value.egress?.routes ?? []).forEach((route, index) => {
+      const { line, col } = locate(["egress", "routes", index, "auth", "token"]);
+      const portMatch = /^(.*):(\d+)$/.exec(route.host);
+      const header = route.auth.header ?? "Authorization";
+      const scheme = route.auth.scheme ?? (header.toLowerCase() === "authorization" ? "Bearer" : undefined);
+      out.egress.routes.push({
+        host: portMatch ? portMatch[1]! : route.host,
+        port: portMatch ? Number(portMatch[2]) : 443,
+        header,
+        ...(scheme === undefined ? {} : { scheme }),
+        token: { source: route.auth.token, file, line, col },
+        ...(route.auth.env === undefined ? {} : { env: route.auth.env }),
+        paths: route.paths ?? [],
+        methods: [...new Set(route.methods ?? [])],
+      });
+    });
+    if (value.auth?.token !== undefined) {
+      const { line, col } = locate(["auth", "token"]);
+      out.auth.token = { source: value.auth.token, file, line, col };
+      out.origins["auth.token"] = file;
+    }
+    if (value.auth?.kind !== undefined) {
+      out.auth.kind = value.auth.kind;
+      out.origins["auth.kind"] = file;
+    }
+    if (value.auth?.upstream !== undefined) {
+      out.auth.upstream = value.auth.upstream;
+      out.origins["auth.upstream"] = file;
     }
     const user = value.git?.user;
     if (user?.name !== undefined || user?.email !== undefined) {

@@ -1,7 +1,17 @@
 import * as v from "valibot";
 import { didYouMean } from "../suggest.ts";
 import { parseEnvValue, envValueProblem } from "./env-value.ts";
-import { allowEntryProblem, hostKeyProblem, normalizeHostKey, privateEntryProblem, sshHostProblem, upstreamProblem } from "./hosts.ts";
+import {
+  allowEntryProblem,
+  hostKeyProblem,
+  normalizeHostKey,
+  pathPrefixProblem,
+  privateEntryProblem,
+  routeHostProblem,
+  sshHostProblem,
+  upstreamProblem,
+  upstreamUrlProblem,
+} from "./hosts.ts";
 
 /**
  * The valibot schemas of bottle and agent manifests. They are the single
@@ -18,6 +28,8 @@ export const NAME_PATTERN = /^[a-z][a-z0-9-]*$/;
 export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SKILL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const REMOTE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** HTTP header names, auth schemes and methods (RFC 9110 tokens). */
+const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** What kind of value this is, without showing it. */
 export function describeValue(input: unknown): string {
@@ -90,6 +102,80 @@ const envValue = v.pipe(
   problem(envValueProblem),
   v.transform(parseEnvValue),
 );
+
+/** A credential held by the gate: same syntax as an env value, never given to the bottle. */
+const credential = v.pipe(
+  v.union(
+    [v.string(), v.number()],
+    (issue) => `expected a credential (\${HOST_VAR}, ?question or text), got ${describeValue(issue.input)}${issue.input === null ? " — write ${HOST_VAR} to copy it from the host environment" : ""}`,
+  ),
+  v.description('The credential: "${HOST_VAR}" (copied from the host env at launch), "?question" (asked at launch) or a literal. Only the gate holds it; the bottle gets a placeholder.'),
+  v.transform((value): string => String(value)),
+  problem(envValueProblem),
+  problem((value) => (value === "" ? "expected a credential, got an empty string" : undefined)),
+  v.transform(parseEnvValue),
+);
+
+const httpToken = (what: string, example: string) =>
+  v.pipe(
+    nonEmptyText(what),
+    v.regex(HTTP_TOKEN, (issue) => `"${String(issue.input)}" is not a valid ${what} — like ${example}`),
+  );
+
+const routeAuthSchema = strict({
+  token: credential,
+  header: v.optional(v.pipe(httpToken("header name", "Authorization or X-Api-Key"), v.description("The header the credential goes in (default Authorization)"))),
+  scheme: v.optional(
+    v.pipe(httpToken("auth scheme", "Bearer or token"), v.description("Put before the credential (default Bearer for Authorization, none for other headers)")),
+  ),
+  env: v.optional(
+    v.pipe(
+      text("an environment variable name"),
+      v.regex(ENV_NAME_PATTERN, (issue) => `"${String(issue.input)}" is not a valid environment variable name — use letters, digits and _, not starting with a digit`),
+      v.description("The bottle's env var that holds the placeholder (default: the ${HOST_VAR} name of token)"),
+    ),
+  ),
+});
+
+const routeSchema = strict({
+  host: v.pipe(
+    text("a host name"),
+    problem(routeHostProblem),
+    v.description('The host (optionally "host:port") whose HTTPS the gate opens to add the credential'),
+    v.transform((host) => host.toLowerCase()),
+  ),
+  auth: routeAuthSchema,
+  paths: v.optional(
+    v.pipe(
+      list(v.pipe(text("a path prefix"), problem(pathPrefixProblem)), "path prefixes"),
+      v.description("Only requests under these path prefixes get the credential (default: every path)"),
+    ),
+  ),
+  methods: v.optional(
+    v.pipe(
+      list(v.pipe(httpToken("HTTP method", "GET or POST"), v.transform((method) => method.toUpperCase())), "HTTP methods"),
+      v.description("Only requests with these methods get the credential (default: every method)"),
+    ),
+  ),
+});
+
+const authSchema = strict({
+  token: v.optional(
+    v.pipe(
+      credential,
+      v.description("Claude Code's credential (an OAuth token from `claude setup-token`, or an API key). Default: $CLAUDE_CODE_OAUTH_TOKEN or $ANTHROPIC_API_KEY from the host"),
+    ),
+  ),
+  kind: v.optional(
+    v.pipe(
+      v.picklist(["oauth", "api-key"], (issue) => `expected oauth or api-key, got ${quoteIfText(issue.input)}`),
+      v.description("oauth (Authorization: Bearer) or api-key (x-api-key); default: from the token's prefix or variable name"),
+    ),
+  ),
+  upstream: v.optional(
+    v.pipe(text("an https:// URL"), problem(upstreamUrlProblem), v.description("Where the gate sends Claude Code's requests (default https://api.anthropic.com)")),
+  ),
+});
 
 const allowHost = v.pipe(
   text("a host name"),
@@ -169,8 +255,15 @@ export const bottleSchema = v.pipe(
         allow_private: v.optional(
           v.pipe(list(privateEntry, "hosts or CIDRs"), v.description("Hosts or networks allowed although they are private addresses")),
         ),
+        routes: v.optional(
+          v.pipe(
+            list(routeSchema, "routes"),
+            v.description("Hosts the gate adds a credential for (the bottle holds only a placeholder); each host is also allowed"),
+          ),
+        ),
       }),
     ),
+    auth: v.optional(v.pipe(authSchema, v.description("How Claude Code logs in; the credential stays in the gate"))),
     git: v.optional(
       strict({
         user: v.optional(gitUserSchema),

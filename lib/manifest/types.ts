@@ -17,6 +17,30 @@ export interface ResolvedEnvEntry {
   col: number;
 }
 
+/** A credential route: the gate adds `header: [scheme ]<token>` to matching HTTPS requests to `host`. */
+export interface ResolvedRoute {
+  host: string;
+  /** 443 unless the host named a port. */
+  port: number;
+  header: string;
+  scheme?: string;
+  /** Where the credential comes from (its value never leaves the gate). */
+  token: ResolvedEnvEntry;
+  /** The bottle's env var holding the placeholder; default the `${VAR}` name of token. */
+  env?: string;
+  /** Path prefixes; empty = every path. */
+  paths: string[];
+  /** Upper-case methods; empty = every method. */
+  methods: string[];
+}
+
+/** How Claude Code logs in (`auth:`); every field optional, later files win per field. */
+export interface ResolvedAuth {
+  token?: ResolvedEnvEntry;
+  kind?: "oauth" | "api-key";
+  upstream?: string;
+}
+
 /** A bottle after `extends` is merged and paths are made absolute. */
 export interface ResolvedBottle {
   name: string;
@@ -24,7 +48,8 @@ export interface ResolvedBottle {
   sources: string[];
   env: Record<string, ResolvedEnvEntry>;
   /** User entries only (not CLAUDE_CODE_HOSTS), deduped, in order. */
-  egress: { allow: string[]; allowPrivate: string[] };
+  egress: { allow: string[]; allowPrivate: string[]; routes: ResolvedRoute[] };
+  auth: ResolvedAuth;
   git: {
     user?: GitUser;
     remotes: Record<string, { upstream: string; identityFile: string; knownHostKey: string }>;
@@ -40,7 +65,8 @@ export interface ResolvedBottle {
    * Which file each value came from, keyed by field: `workspace`, `image`,
    * `backend`, `git.user.name`, `git.user.email`, `git.remotes.<name>`,
    * `ssh.hosts.<host>`, `egress.allow.<host>`, `egress.allow_private.<entry>`,
-   * `ca_certs.<path>`. Missing key = built-in default.
+   * `ca_certs.<path>`, `auth.token`, `auth.kind`, `auth.upstream`. Missing key = built-in default.
+   * Routes carry their own file in `token.file`.
    */
   origins: Record<string, string>;
 }

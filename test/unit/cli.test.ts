@@ -195,3 +195,18 @@ describe("checkCommandLine", () => {
     await expect(checkCommandLine(tree, ["bare", "x"])).rejects.toThrow("too many arguments for bottle bare");
   });
 });
+
+describe("variadic positionals", () => {
+  test("a positional with a valueHint ending in … takes any number of values", async () => {
+    const { defineCommand } = await import("citty");
+    const { checkCommandLine } = await import("../../lib/cli.ts");
+    const root = defineCommand({
+      subCommands: {
+        down: defineCommand({ args: { names: { type: "positional", required: false, valueHint: "NAME…" } } }),
+        one: defineCommand({ args: { name: { type: "positional", required: false } } }),
+      },
+    });
+    await expect(checkCommandLine(root, ["down", "a", "b", "c"])).resolves.toMatchObject({ path: ["down"] });
+    await expect(checkCommandLine(root, ["one", "a", "b"])).rejects.toThrow(/too many arguments/);
+  });
+});

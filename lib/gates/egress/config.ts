@@ -4,7 +4,9 @@
  * hand to keep the gate bundle small.
  */
 import { readFileSync } from "node:fs";
-import { Policy } from "./policy.ts";
+import { parseCidr } from "./addresses.ts";
+import { type AnthropicRouteConfig, type RouteConfig, isCredentialName } from "./custody.ts";
+import { Policy, normalizeHost } from "./policy.ts";
 
 export interface EgressLimits {
   /** Requests (plain HTTP requests + CONNECTs) per minute for the whole bottle; 0 = unlimited. */
@@ -37,6 +39,14 @@ export interface EgressConfig {
   limits: EgressLimits;
   /** Addresses (or CIDRs) of the Docker host: always refused. */
   hostAddresses: string[];
+  /** Credential custody: a root-only JSON object of credential name → value. */
+  credentialsFile?: string;
+  /** Hosts whose HTTPS the gate terminates to inject a credential (needs tlsDir). */
+  routes?: RouteConfig[];
+  /** Claude Code's plain-HTTP route to the Anthropic API. */
+  anthropic?: AnthropicRouteConfig;
+  /** Where the gate keeps the CA and certificate it makes for `routes` (root-only; ca.pem is read by the host). */
+  tlsDir?: string;
 }
 
 /** The line the gate prints on stdout once both listeners are bound. */
@@ -82,7 +92,106 @@ const KNOWN_KEYS = new Set([
   "secretsFile",
   "limits",
   "hostAddresses",
+  "credentialsFile",
+  "routes",
+  "anthropic",
+  "tlsDir",
 ]);
+const ROUTE_KEYS = new Set(["host", "port", "header", "scheme", "credential", "paths", "methods"]);
+const ANTHROPIC_KEYS = new Set(["listen", "port", "prefix", "upstream", "credential", "kind"]);
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+function credentialName(value: unknown, path: string): string {
+  const name = str(value, path, { nonEmpty: true });
+  if (!isCredentialName(name)) throw new EgressConfigError(`${path}: expected a variable-like name`);
+  return name;
+}
+
+function checkKeys(value: Record<string, unknown>, known: Set<string>, path: string): void {
+  for (const key of Object.keys(value)) if (!known.has(key)) throw new EgressConfigError(`${path}.${key}: unknown field`);
+}
+
+function validateRoute(value: unknown, path: string): RouteConfig {
+  if (!isRecord(value)) throw new EgressConfigError(`${path}: expected an object`);
+  checkKeys(value, ROUTE_KEYS, path);
+  const hostText = str(value.host, `${path}.host`, { nonEmpty: true });
+  const host = normalizeHost(hostText);
+  if (!host || host.kind !== "name" || host.host !== hostText) throw new EgressConfigError(`${path}.host: expected a lower-case host name`);
+  const header = str(value.header, `${path}.header`, { nonEmpty: true });
+  if (!TOKEN.test(header)) throw new EgressConfigError(`${path}.header: not a header name`);
+  const route: RouteConfig = {
+    host: host.host,
+    port: int(value.port, `${path}.port`, 1, 65535),
+    header,
+    credential: credentialName(value.credential, `${path}.credential`),
+    paths: strings(value.paths, `${path}.paths`),
+    methods: strings(value.methods, `${path}.methods`),
+  };
+  if (value.scheme !== undefined) {
+    const scheme = str(value.scheme, `${path}.scheme`, { nonEmpty: true });
+    if (!TOKEN.test(scheme)) throw new EgressConfigError(`${path}.scheme: not an auth scheme`);
+    route.scheme = scheme;
+  }
+  route.paths.forEach((prefix, i) => {
+    if (!prefix.startsWith("/") || /[?#\s]/.test(prefix)) throw new EgressConfigError(`${path}.paths[${i}]: expected a path starting with /`);
+  });
+  route.methods.forEach((method, i) => {
+    if (!TOKEN.test(method) || method !== method.toUpperCase()) throw new EgressConfigError(`${path}.methods[${i}]: expected an upper-case method`);
+  });
+  return route;
+}
+
+function validateAnthropic(value: unknown): AnthropicRouteConfig {
+  if (!isRecord(value)) throw new EgressConfigError("anthropic: expected an object");
+  checkKeys(value, ANTHROPIC_KEYS, "anthropic");
+  const listen = strings(value.listen, "anthropic.listen");
+  if (listen.length === 0) throw new EgressConfigError("anthropic.listen: must not be empty");
+  listen.forEach((entry, i) => {
+    if (!parseCidr(entry)) throw new EgressConfigError(`anthropic.listen[${i}]: expected an address or CIDR`);
+  });
+  const prefix = str(value.prefix, "anthropic.prefix", { nonEmpty: true });
+  if (!/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/.test(prefix)) throw new EgressConfigError("anthropic.prefix: expected a path like /anthropic");
+  const upstream = str(value.upstream, "anthropic.upstream", { nonEmpty: true });
+  let url: URL;
+  try {
+    url = new URL(upstream);
+  } catch {
+    throw new EgressConfigError("anthropic.upstream: expected an https:// URL");
+  }
+  if (url.protocol !== "https:" || url.username || url.password || url.search || url.hash || upstream.includes("#") || upstream.includes("?")) {
+    throw new EgressConfigError("anthropic.upstream: expected an https:// URL without credentials, query or fragment");
+  }
+  const kind = str(value.kind, "anthropic.kind");
+  if (kind !== "oauth" && kind !== "api-key") throw new EgressConfigError("anthropic.kind: expected oauth or api-key");
+  return {
+    listen,
+    port: int(value.port, "anthropic.port", 0, 65535),
+    prefix,
+    upstream,
+    credential: credentialName(value.credential, "anthropic.credential"),
+    kind,
+  };
+}
+
+/** Custody fields: each route host terminates on one port; credentials need a file, routes a TLS dir. */
+function validateCustody(value: Record<string, unknown>, config: EgressConfig): void {
+  if (value.credentialsFile !== undefined) config.credentialsFile = str(value.credentialsFile, "credentialsFile", { nonEmpty: true });
+  if (value.tlsDir !== undefined) config.tlsDir = str(value.tlsDir, "tlsDir", { nonEmpty: true });
+  if (value.routes !== undefined) {
+    if (!Array.isArray(value.routes)) throw new EgressConfigError("routes: expected an array");
+    config.routes = value.routes.map((route, i) => validateRoute(route, `routes[${i}]`));
+    const ports = new Map<string, number>();
+    config.routes.forEach((route, i) => {
+      const port = ports.get(route.host);
+      if (port !== undefined && port !== route.port) throw new EgressConfigError(`routes[${i}].port: every route of ${route.host} must use the same port`);
+      ports.set(route.host, route.port);
+    });
+  }
+  if (value.anthropic !== undefined) config.anthropic = validateAnthropic(value.anthropic);
+  const needsCredentials = (config.routes?.length ?? 0) > 0 || config.anthropic !== undefined;
+  if (needsCredentials && !config.credentialsFile) throw new EgressConfigError("credentialsFile: needed for routes and anthropic");
+  if ((config.routes?.length ?? 0) > 0 && !config.tlsDir) throw new EgressConfigError("tlsDir: needed for routes");
+}
 const LIMIT_KEYS = new Set(["requestsPerMinute", "bytesOut", "idleTimeoutMs", "maxTunnelMs"]);
 
 /** Validates a parsed config object; throws EgressConfigError naming the bad field. */
@@ -111,6 +220,7 @@ export function validateConfig(value: unknown): EgressConfig {
     hostAddresses: strings(value.hostAddresses, "hostAddresses"),
   };
   if (value.secretsFile !== undefined) config.secretsFile = str(value.secretsFile, "secretsFile", { nonEmpty: true });
+  validateCustody(value, config);
   try {
     // Every entry must parse; the Policy constructor names the bad one.
     new Policy(config.allow, config.allowPrivate, config.hostAddresses);
@@ -163,4 +273,42 @@ export function loadSecrets(path: string): string[] {
     throw new EgressConfigError(`secrets file ${path} must be a JSON array of strings`);
   }
   return value;
+}
+
+/**
+ * Reads the credentials file: a JSON object of name → value. Every name in
+ * `needed` must be there. Errors name the file and the credential, never a value.
+ */
+export function loadCredentials(path: string, needed: readonly string[]): Map<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    const code = isRecord(error) && typeof error.code === "string" ? error.code : "error";
+    throw new EgressConfigError(`cannot read credentials file ${path} (${code})`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new EgressConfigError(`credentials file ${path} is not valid JSON`);
+  }
+  if (!isRecord(value)) throw new EgressConfigError(`credentials file ${path} must be a JSON object of name: value`);
+  const credentials = new Map<string, string>();
+  for (const [name, secret] of Object.entries(value)) {
+    if (!isCredentialName(name) || typeof secret !== "string" || secret === "") {
+      throw new EgressConfigError(`credentials file ${path}: ${isCredentialName(name) ? name : "an entry"} must be a non-empty string`);
+    }
+    credentials.set(name, secret);
+  }
+  for (const name of needed) if (!credentials.has(name)) throw new EgressConfigError(`credentials file ${path} has no ${name}`);
+  return credentials;
+}
+
+/** The credential names a config refers to. */
+export function neededCredentials(config: EgressConfig): string[] {
+  const names = new Set<string>();
+  for (const route of config.routes ?? []) names.add(route.credential);
+  if (config.anthropic) names.add(config.anthropic.credential);
+  return [...names];
 }

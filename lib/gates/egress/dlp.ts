@@ -10,7 +10,9 @@
  * Every text is scanned as is, percent-decoded (up to three times), and with
  * embedded base64/hex runs decoded. A finding names the rule, never the value.
  * All haystacks are "byte strings" (latin1), so UTF-8 secrets match too.
+ * Credential placeholders (`bottle-placeholder-NAME`) are never secrets.
  */
+import { isPlaceholder } from "./custody.ts";
 
 export interface DlpPattern {
   id: string;
@@ -141,9 +143,11 @@ export class Dlp {
   readonly skippedShort: number;
 
   constructor(secrets: readonly string[] = []) {
-    const usable = secrets.filter((secret) => secret.length >= MIN_SECRET_LENGTH);
+    // Placeholders are harmless by design: the bottle sends them all the time.
+    const real = secrets.filter((secret) => !isPlaceholder(secret));
+    const usable = real.filter((secret) => secret.length >= MIN_SECRET_LENGTH);
     this.secretCount = usable.length;
-    this.skippedShort = secrets.length - usable.length;
+    this.skippedShort = real.length - usable.length;
     this.plainSecrets = usable.map(toByteString);
     this.needles = usable.flatMap(needlesFor);
   }

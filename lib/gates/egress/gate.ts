@@ -1,13 +1,15 @@
 /**
  * The egress gate: owns the configuration (reloadable), the compiled policy,
- * DLP, limits and audit log, and the proxy and DNS listeners.
+ * DLP, limits and audit log, the proxy and DNS listeners, and credential
+ * custody (Claude Code's route, the TLS terminator of credential routes).
  */
 import { lookup } from "node:dns/promises";
 import * as net from "node:net";
 import { AuditLog, type AuditSink } from "./audit.ts";
-import { type EgressConfig, EgressConfigError, loadConfig, loadSecrets, validateConfig } from "./config.ts";
+import { type EgressConfig, EgressConfigError, loadConfig, loadCredentials, loadSecrets, neededCredentials, validateConfig } from "./config.ts";
 import { Dlp } from "./dlp.ts";
 import { type DnsServers, type DnsState, startDns } from "./dnsServer.ts";
+import { Custody, type CustodyOptions } from "./forward.ts";
 import { ByteBudget, RateLimiter } from "./limits.ts";
 import { Policy } from "./policy.ts";
 import {
@@ -38,6 +40,8 @@ export interface EgressGateOptions {
   logError?: (message: string) => void;
   /** Audit sink instead of the config's auditLog file (tests). */
   audit?: AuditSink;
+  /** Credential custody: upstream TLS options, openssl, interfaces (tests). */
+  custody?: CustodyOptions;
 }
 
 const MAX_CLIENTS = 1024;
@@ -58,6 +62,10 @@ export class EgressGate implements GateState {
   private readonly sockets = new Set<net.Socket>();
   private proxyServer: net.Server | null = null;
   private dns: DnsServers | null = null;
+  /** Credential values by name (custody); fixed for the gate's lifetime. */
+  private readonly credentials: Map<string, string>;
+  private readonly custodyOptions: CustodyOptions;
+  private custody: Custody | null = null;
 
   /** Loads config + secrets and opens the audit log; throws EgressConfigError when invalid. */
   constructor(options: EgressGateOptions) {
@@ -69,6 +77,8 @@ export class EgressGate implements GateState {
     else throw new EgressConfigError("either configPath or config is needed");
     this.config = config;
     this.policy = new Policy(config.allow, config.allowPrivate, config.hostAddresses);
+    this.credentials = config.credentialsFile ? loadCredentials(config.credentialsFile, neededCredentials(config)) : new Map();
+    this.custodyOptions = options.custody ?? {};
     this.dlp = this.buildDlp(config);
     this.rate = new RateLimiter(config.limits.requestsPerMinute);
     this.budget = new ByteBudget(config.limits.bytesOut);
@@ -85,7 +95,8 @@ export class EgressGate implements GateState {
   }
 
   private buildDlp(config: EgressConfig): Dlp {
-    const secrets = config.secretsFile ? loadSecrets(config.secretsFile) : [];
+    // The custody credentials are known secrets too: the bottle never has them, so it must never send them.
+    const secrets = [...(config.secretsFile ? loadSecrets(config.secretsFile) : []), ...this.credentials.values()];
     const dlp = new Dlp(secrets);
     if (dlp.skippedShort > 0) {
       this.logError(`egress gate: ignoring ${dlp.skippedShort} secret(s) shorter than 6 characters for DLP`);
@@ -95,6 +106,16 @@ export class EgressGate implements GateState {
 
   logError(message: string): void {
     this.errorSink(message);
+  }
+
+  /** The TLS terminator of credential routes (the proxy splices their CONNECTs to it). */
+  get terminator(): Custody | null {
+    return this.custody;
+  }
+
+  /** The gate's CA certificate (PEM) when the bottle has credential routes. */
+  get caPem(): string | null {
+    return this.custody?.caPem ?? null;
   }
 
   track(socket: net.Socket): void {
@@ -135,21 +156,30 @@ export class EgressGate implements GateState {
     });
     this.proxyServer = server;
     try {
+      const { config } = this;
+      if ((config.routes?.length ?? 0) > 0 || config.anthropic) {
+        const custody = new Custody(this, config, this.credentials, this.custodyOptions);
+        this.custody = custody;
+        await custody.start(config.tlsDir, config.bottle);
+      }
       this.dns = await startDns(() => this.dnsState(), this.config.listen, this.config.dnsPort, (m) => this.logError(m));
     } catch (error) {
       server.close();
       this.proxyServer = null;
+      await this.custody?.close();
+      this.custody = null;
       throw error;
     }
   }
 
   /** The bound ports (useful when the config asked for port 0). */
-  ports(): { proxy: number; dnsUdp: number; dnsTcp: number } {
+  ports(): { proxy: number; dnsUdp: number; dnsTcp: number; anthropic?: number; terminator?: number } {
     const address = this.proxyServer?.address();
     return {
       proxy: typeof address === "object" && address ? address.port : this.config.proxyPort,
       dnsUdp: this.dns?.udpPort ?? this.config.dnsPort,
       dnsTcp: this.dns?.tcpPort ?? this.config.dnsPort,
+      ...(this.custody?.ports() ?? {}),
     };
   }
 
@@ -172,6 +202,16 @@ export class EgressGate implements GateState {
       if (config.listen !== this.config.listen || config.proxyPort !== this.config.proxyPort || config.dnsPort !== this.config.dnsPort) {
         this.logError("egress gate: listen address and ports change only on restart");
       }
+      const custodyOf = (c: EgressConfig): string => JSON.stringify([c.routes ?? [], c.anthropic ?? null, c.credentialsFile ?? null, c.tlsDir ?? null]);
+      if (custodyOf(config) !== custodyOf(this.config)) {
+        // Keep what the listeners, certificates and credentials were made from.
+        this.logError("egress gate: credential routes change only on restart");
+        config = { ...config };
+        for (const key of ["routes", "anthropic", "credentialsFile", "tlsDir"] as const) {
+          if (this.config[key] === undefined) delete config[key];
+          else (config as unknown as Record<string, unknown>)[key] = this.config[key];
+        }
+      }
       this.policy = policy;
       this.dlp = dlp;
       this.rate.setRate(config.limits.requestsPerMinute);
@@ -188,11 +228,14 @@ export class EgressGate implements GateState {
   async close(): Promise<void> {
     const server = this.proxyServer;
     this.proxyServer = null;
+    const custody = this.custody;
+    this.custody = null;
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
     await Promise.all([
       server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve(),
       this.dns ? this.dns.close() : Promise.resolve(),
+      custody ? custody.close() : Promise.resolve(),
     ]);
     this.dns = null;
     this.auditFile?.close();

@@ -4,7 +4,9 @@
  *   node /opt/bottle/egress-gate.mjs /etc/bottle/egress.json
  *
  * Bundled for Node (node:* modules only). Prints `egress gate ready` once the
- * proxy and DNS listeners are bound; SIGHUP re-reads the config file;
+ * proxy and DNS listeners are bound — and, with credential custody, once the
+ * CA of credential routes is made (`tlsDir`/ca.pem, read back by the host)
+ * and Claude Code's route listens; SIGHUP re-reads the config file;
  * SIGTERM/SIGINT stop the gate. Errors go to stderr.
  */
 import { EGRESS_READY_LINE } from "./config.ts";

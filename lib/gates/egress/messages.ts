@@ -18,6 +18,8 @@ export type DenyRule =
   | "bad-request"
   | "unsupported-scheme"
   | "not-absolute-form"
+  | "upstream-tls"
+  | "no-route"
   | `dlp-${string}`;
 
 export interface DenialInfo {
@@ -41,7 +43,10 @@ export function statusFor(rule: DenyRule): number {
   switch (rule) {
     case "resolve-failed":
     case "upstream-unreachable":
+    case "upstream-tls":
       return 502;
+    case "no-route":
+      return 404;
     case "bad-request":
     case "unsupported-scheme":
     case "not-absolute-form":
@@ -92,6 +97,10 @@ export function denialBody(info: DenialInfo): string {
       return `${head} malformed request${info.reason ? `: ${info.reason}` : ""} (rule: bad-request).\n`;
     case "unsupported-scheme":
       return `${head} only http:// URLs can be proxied as plain requests; use CONNECT (an https:// URL) for TLS (rule: unsupported-scheme).\n`;
+    case "upstream-tls":
+      return `${head} could not make a trusted TLS connection to ${hostPort(host, port, isV6)}${info.reason ? ` (${info.reason})` : ""} (rule: upstream-tls).\n`;
+    case "no-route":
+      return `${head} nothing is routed here${info.reason ? `: ${info.reason}` : ""} (rule: no-route).\n`;
     case "not-absolute-form":
       return `${head} this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT (rule: not-absolute-form).\n`;
     default:
@@ -103,7 +112,7 @@ export function denialBody(info: DenialInfo): string {
 }
 
 export function httpResponse(status: number, rule: string, body: string): Buffer {
-  const reason = status === 403 ? "Forbidden" : status === 400 ? "Bad Request" : status === 502 ? "Bad Gateway" : "Error";
+  const reason = status === 403 ? "Forbidden" : status === 400 ? "Bad Request" : status === 502 ? "Bad Gateway" : status === 404 ? "Not Found" : "Error";
   const bytes = Buffer.from(body, "utf8");
   const head =
     `HTTP/1.1 ${status} ${reason}\r\n` +

@@ -52,6 +52,16 @@ export const DEFAULT_TIMING: Timing = {
   headTimeoutMs: 30_000,
 };
 
+/**
+ * Credential custody's TLS termination: CONNECTs to a credential route's
+ * host:port are spliced to a local TLS server instead of the upstream.
+ */
+export interface TlsTerminator {
+  terminates(host: string, port: number): boolean;
+  /** A connection to the local TLS server (null when it is gone). */
+  connect(): Promise<net.Socket | null>;
+}
+
 /** What the proxy needs from the gate; read at request time so reloads apply to new requests. */
 export interface GateState {
   readonly config: EgressConfig;
@@ -66,6 +76,8 @@ export interface GateState {
   /** Registers a socket so that closing the gate ends it. */
   track(socket: net.Socket): void;
   logError(message: string): void;
+  /** Set when the bottle has credential routes. */
+  readonly terminator?: TlsTerminator | null;
 }
 
 export const defaultConnector: UpstreamConnector = (address, port) =>
@@ -90,7 +102,7 @@ function timeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   });
 }
 
-interface Denial {
+export interface Denial {
   rule: DenyRule;
   detail?: string;
   category?: string;
@@ -170,7 +182,7 @@ function admit(state: GateState, target: HostTarget, port: number, texts: string
   return { entry: decision.entry };
 }
 
-async function resolveAndVet(state: GateState, target: HostTarget): Promise<Denial | { addresses: Ip[] }> {
+export async function resolveAndVet(state: GateState, target: HostTarget): Promise<Denial | { addresses: Ip[] }> {
   let addresses: string[];
   if (target.kind === "ip") {
     addresses = [target.host];
@@ -219,7 +231,7 @@ function connectOne(state: GateState, address: string, port: number): Promise<ne
 }
 
 /** Connects to the vetted addresses in order (never resolving again). */
-async function connectVetted(state: GateState, addresses: readonly Ip[], port: number): Promise<net.Socket | null> {
+export async function connectVetted(state: GateState, addresses: readonly Ip[], port: number): Promise<net.Socket | null> {
   for (const ip of addresses) {
     const socket = await connectOne(state, formatIp(ip), port);
     if (socket) return socket;
@@ -447,7 +459,9 @@ async function handleConnect(state: GateState, client: net.Socket, head: Request
     }
   }
 
-  const upstream = await connectVetted(state, vetted.addresses, port);
+  // A credential route's host: TLS ends in the gate, which forwards each request itself.
+  const terminated = target.kind === "name" && first.kind === "hello" && state.terminator?.terminates(target.host, port) === true;
+  const upstream = terminated ? await state.terminator!.connect() : await connectVetted(state, vetted.addresses, port);
   if (!upstream) {
     tunnelDeny("upstream-unreachable", undefined, false);
     return;
@@ -469,10 +483,11 @@ async function handleConnect(state: GateState, client: net.Socket, head: Request
     bytesOut: counters.bytesOut,
     durationMs: Date.now() - ctx.started,
     end,
+    ...(terminated ? { detail: "TLS terminated in the gate for credential routes; requests are logged one by one" } : {}),
   });
 }
 
-interface Counters {
+export interface Counters {
   bytesIn: number;
   bytesOut: number;
 }
@@ -499,7 +514,7 @@ function limitTimers(state: GateState, started: number, onExpire: (reason: strin
  * Splices client ↔ upstream until both sides are closed, enforcing the byte
  * budget, idle timeout and max duration. Resolves with why it ended.
  */
-function relay(state: GateState, client: net.Socket, upstream: net.Socket, counters: Counters, initial: Buffer, started: number): Promise<string> {
+export function relay(state: GateState, client: net.Socket, upstream: net.Socket, counters: Counters, initial: Buffer, started: number): Promise<string> {
   return new Promise((resolve) => {
     let done = false;
     let clientClosed = false;

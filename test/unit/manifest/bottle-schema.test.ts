@@ -125,7 +125,7 @@ describe("valid bottles", () => {
     box.bottle("dev", "");
     const bottle = resolveBottle("dev", { env: box.env });
     expect(bottle.workspace).toBe("mount");
-    expect(bottle.egress).toEqual({ allow: [], allowPrivate: [] });
+    expect(bottle.egress).toEqual({ allow: [], allowPrivate: [], routes: [] });
   });
 
   test("every field, with paths resolved and defaults applied", () => {

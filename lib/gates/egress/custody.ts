@@ -1,0 +1,251 @@
+/**
+ * Credential custody, the pure part: placeholders, credential routes and
+ * their matching, header injection, and scrubbing of responses. The real
+ * values live only in the gate (a root-only credentials file); the bottle
+ * holds a fixed-format placeholder that the gate swaps for the real value on
+ * matching requests. Runs in the gate under Node and in unit tests under Bun.
+ */
+import type { Header } from "./http1.ts";
+
+/** Every placeholder starts with this; the rest is the variable's name. */
+export const PLACEHOLDER_PREFIX = "bottle-placeholder-";
+
+const CREDENTIAL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The obviously fake value a bottle holds instead of the credential `name`. */
+export function placeholderFor(name: string): string {
+  if (!CREDENTIAL_NAME.test(name)) throw new Error(`not a valid credential name: ${JSON.stringify(name)}`);
+  return `${PLACEHOLDER_PREFIX}${name}`;
+}
+
+/** Whether `value` is a placeholder (harmless: DLP ignores it, it never counts as a secret). */
+export function isPlaceholder(value: string): boolean {
+  return value.startsWith(PLACEHOLDER_PREFIX) && CREDENTIAL_NAME.test(value.slice(PLACEHOLDER_PREFIX.length));
+}
+
+export function isCredentialName(name: string): boolean {
+  return CREDENTIAL_NAME.test(name);
+}
+
+/** One credential route of the egress gate's config. */
+export interface RouteConfig {
+  /** Normalised host name (no wildcards, no IP literal). */
+  host: string;
+  /** The port TLS is terminated on (443 unless the route names one). */
+  port: number;
+  /** Header that carries the credential, e.g. "Authorization". */
+  header: string;
+  /** Put before the value with a space, e.g. "Bearer". */
+  scheme?: string;
+  /** Name of the credential (in the credentials file; also the placeholder's name and the bottle's env var). */
+  credential: string;
+  /** Path prefixes the credential is injected for; empty = every path. */
+  paths: string[];
+  /** Upper-case methods the credential is injected for; empty = every method. */
+  methods: string[];
+}
+
+export type ClaudeCredentialKind = "oauth" | "api-key";
+
+/** The plain-HTTP route for Claude Code (`ANTHROPIC_BASE_URL=http://gate:<port><prefix>`). */
+export interface AnthropicRouteConfig {
+  /** Addresses or CIDRs: the listener binds to each local address inside them (the gate's internal network). */
+  listen: string[];
+  port: number;
+  /** Path prefix of the route, e.g. "/anthropic". */
+  prefix: string;
+  /** Where requests go, e.g. "https://api.anthropic.com" (https only; may carry a path prefix). */
+  upstream: string;
+  credential: string;
+  /** oauth: `Authorization: Bearer <token>`; api-key: `x-api-key: <key>`. */
+  kind: ClaudeCredentialKind;
+}
+
+/**
+ * Whether `path` (without query) is under `prefix`, on segment boundaries:
+ * "/repos/acme" matches "/repos/acme" and "/repos/acme/x", not "/repos/acmecorp".
+ */
+export function pathMatches(prefix: string, path: string): boolean {
+  if (prefix === "" || prefix === "/") return true;
+  if (path === prefix) return true;
+  const base = prefix.endsWith("/") ? prefix : `${prefix}/`;
+  return path.startsWith(base);
+}
+
+/** The path of a request target without query or fragment. */
+export function pathOf(target: string): string {
+  const cut = target.search(/[?#]/);
+  return cut === -1 ? target : target.slice(0, cut);
+}
+
+/**
+ * Whether a request path is plain enough to match prefixes on: no dot
+ * segments (also percent-encoded), no encoded slashes or backslashes, no
+ * empty segments. A request that is not gets no credential (a server would
+ * normalise `/allowed/../other` into a path the route does not cover).
+ */
+export function plainPath(path: string): boolean {
+  if (!path.startsWith("/")) return false;
+  if (/%2e|%2f|%5c|\\/i.test(path)) return false;
+  if (path.includes("//")) return false;
+  return !path.split("/").some((segment) => segment === "." || segment === "..");
+}
+
+/**
+ * The route whose credential a request gets: same host and port, method
+ * listed (or none listed), and the longest matching path prefix; on a tie the
+ * later route wins (a child bottle's over its parent's). Null when none
+ * matches or the path is not plain.
+ */
+export function matchRoute(routes: readonly RouteConfig[], host: string, port: number, method: string, target: string): RouteConfig | null {
+  const path = pathOf(target);
+  if (!plainPath(path)) return null;
+  const upper = method.toUpperCase();
+  let best: RouteConfig | null = null;
+  let bestLength = -1;
+  for (const route of routes) {
+    if (route.host !== host || route.port !== port) continue;
+    if (route.methods.length > 0 && !route.methods.includes(upper)) continue;
+    const prefixes = route.paths.length > 0 ? route.paths : [""];
+    for (const prefix of prefixes) {
+      if (!pathMatches(prefix, path)) continue;
+      if (prefix.length >= bestLength) {
+        best = route;
+        bestLength = prefix.length;
+      }
+    }
+  }
+  return best;
+}
+
+/** The header value a route sends: `<scheme> <token>` or the token alone. */
+export function authValue(route: Pick<RouteConfig, "scheme">, token: string): string {
+  return route.scheme ? `${route.scheme} ${token}` : token;
+}
+
+/** Replaces every `name` header (any case) with one `name: value`. */
+export function setHeader(headers: readonly Header[], name: string, value: string): Header[] {
+  const lower = name.toLowerCase();
+  return [...headers.filter(([n]) => n.toLowerCase() !== lower), [name, value]];
+}
+
+export function removeHeaders(headers: readonly Header[], names: readonly string[]): Header[] {
+  const lower = new Set(names.map((name) => name.toLowerCase()));
+  return headers.filter(([n]) => !lower.has(n.toLowerCase()));
+}
+
+/** A route's credential put into the request headers (whatever the bottle sent in that header is dropped). */
+export function injectRoute(headers: readonly Header[], route: RouteConfig, token: string): Header[] {
+  return setHeader(headers, route.header, authValue(route, token));
+}
+
+/** Claude Code's credential: an OAuth token as `Authorization: Bearer`, an API key as `x-api-key`. */
+export function injectAnthropic(headers: readonly Header[], kind: ClaudeCredentialKind, token: string): Header[] {
+  const rest = removeHeaders(headers, ["authorization", "x-api-key"]);
+  return kind === "oauth" ? [...rest, ["authorization", `Bearer ${token}`]] : [...rest, ["x-api-key", token]];
+}
+
+/** Joins the upstream's path prefix and the part of the request after the route prefix. */
+export function upstreamTarget(upstreamPath: string, rest: string): string {
+  const base = upstreamPath.replace(/\/+$/, "");
+  if (rest === "") return base === "" ? "/" : base;
+  if (rest.startsWith("?")) return `${base === "" ? "/" : base}${rest}`;
+  return `${base}${rest}`;
+}
+
+/**
+ * The part of an origin-form target after the route prefix ("/anthropic"),
+ * or null when the target is not under it.
+ */
+export function stripPrefix(prefix: string, target: string): string | null {
+  if (!target.startsWith(prefix)) return null;
+  const rest = target.slice(prefix.length);
+  if (rest === "" || rest.startsWith("/") || rest.startsWith("?")) return rest;
+  return null;
+}
+
+/**
+ * Replaces secrets in a byte stream as it goes by, without waiting for the
+ * end: only a tail that could be the start of a secret is held back, so
+ * server-sent events still arrive as they are written.
+ */
+export class Scrubber {
+  private readonly pairs: Array<{ secret: Buffer; replacement: Buffer }>;
+  private readonly source: ReadonlyArray<readonly [string, string]>;
+  private held: Buffer = Buffer.alloc(0);
+  /** How many secrets were replaced so far. */
+  replaced = 0;
+
+  /** `pairs`: [secret, replacement]; empty secrets are ignored. */
+  constructor(pairs: ReadonlyArray<readonly [string, string]>) {
+    this.source = pairs;
+    this.pairs = pairs
+      .filter(([secret]) => secret.length > 0)
+      .map(([secret, replacement]) => ({ secret: Buffer.from(secret, "utf8"), replacement: Buffer.from(replacement, "utf8") }))
+      // Longer first, so a secret containing another is replaced whole.
+      .sort((a, b) => b.secret.length - a.secret.length);
+  }
+
+  get active(): boolean {
+    return this.pairs.length > 0;
+  }
+
+  /** Scrubs a complete text (a header value). */
+  text(value: string): string {
+    if (this.pairs.length === 0) return value;
+    const scrubber = new Scrubber(this.source);
+    const out = Buffer.concat([scrubber.push(Buffer.from(value, "latin1")), scrubber.flush()]).toString("latin1");
+    this.replaced += scrubber.replaced;
+    return out;
+  }
+
+  /** The scrubbed bytes that can be sent now. */
+  push(chunk: Buffer): Buffer {
+    if (this.pairs.length === 0) return chunk;
+    const data = this.held.length === 0 ? chunk : Buffer.concat([this.held, chunk]);
+    const out: Buffer[] = [];
+    let pos = 0;
+    for (;;) {
+      let at = -1;
+      let found: { secret: Buffer; replacement: Buffer } | null = null;
+      for (const pair of this.pairs) {
+        const index = data.indexOf(pair.secret, pos);
+        if (index !== -1 && (at === -1 || index < at)) {
+          at = index;
+          found = pair;
+        }
+      }
+      if (!found) break;
+      out.push(data.subarray(pos, at), found.replacement);
+      this.replaced++;
+      pos = at + found.secret.length;
+    }
+    const tail = data.subarray(pos);
+    const hold = this.holdLength(tail);
+    out.push(tail.subarray(0, tail.length - hold));
+    this.held = Buffer.from(tail.subarray(tail.length - hold));
+    return out.length === 1 ? (out[0] ?? Buffer.alloc(0)) : Buffer.concat(out);
+  }
+
+  /** What was held back (the stream ended; it cannot become a secret any more). */
+  flush(): Buffer {
+    const rest = this.held;
+    this.held = Buffer.alloc(0);
+    return rest;
+  }
+
+  /** Length of the longest suffix of `tail` that is a proper prefix of some secret. */
+  private holdLength(tail: Buffer): number {
+    let best = 0;
+    for (const { secret } of this.pairs) {
+      const max = Math.min(secret.length - 1, tail.length);
+      for (let length = max; length > best; length--) {
+        if (tail.compare(secret, 0, length, tail.length - length, tail.length) === 0) {
+          best = length;
+          break;
+        }
+      }
+    }
+    return best;
+  }
+}

@@ -1,0 +1,561 @@
+/**
+ * Credential custody in the gate: the listeners and the request forwarder.
+ *
+ *  - Claude Code's route: a plain-HTTP listener on the gate's internal
+ *    address (`ANTHROPIC_BASE_URL=http://gate:3129/anthropic`). Each request
+ *    goes over TLS to the configured upstream with the placeholder swapped
+ *    for the real token.
+ *  - Credential routes: CONNECTs to a route's host:port are spliced (by the
+ *    proxy) to a loopback TLS server with a certificate from the gate's own
+ *    CA; each request inside gets the route's credential when its method and
+ *    path match, and goes on over TLS to the real host.
+ *
+ * Every forwarded request passes the same checks as the proxy (rate limit,
+ * byte budget, DLP on what the bottle sent, allowlist, private addresses),
+ * is audited on its own line (`auth: injected (NAME)`, never the value), and
+ * its response has every credential value replaced by its placeholder.
+ */
+import * as http from "node:http";
+import * as net from "node:net";
+import { networkInterfaces } from "node:os";
+import { Transform, type TransformCallback } from "node:stream";
+import * as tls from "node:tls";
+import * as zlib from "node:zlib";
+import { parseCidr, parseIp, cidrContains } from "./addresses.ts";
+import { type AuditInput, auditPath } from "./audit.ts";
+import { ensureGateTls } from "./certs.ts";
+import type { EgressConfig } from "./config.ts";
+import {
+  type AnthropicRouteConfig,
+  type RouteConfig,
+  Scrubber,
+  injectAnthropic,
+  injectRoute,
+  matchRoute,
+  pathOf,
+  placeholderFor,
+  plainPath,
+  removeHeaders,
+  stripPrefix,
+  upstreamTarget,
+} from "./custody.ts";
+import { MIN_SECRET_LENGTH } from "./dlp.ts";
+import { type Header, stripHopByHop } from "./http1.ts";
+import { type DenyRule, denialBody, statusFor } from "./messages.ts";
+import { normalizeHost } from "./policy.ts";
+import { type Denial, type GateState, type TlsTerminator, connectVetted, resolveAndVet } from "./proxy.ts";
+
+export interface CustodyOptions {
+  /** Extra options for TLS to upstreams (tests: a CA). The gate trusts the system bundle plus NODE_EXTRA_CA_CERTS. */
+  upstreamTls?: tls.ConnectionOptions;
+  /** The openssl binary (default: from PATH). */
+  openssl?: string;
+  /** The machine's interface addresses (default: os.networkInterfaces()). */
+  interfaces?: () => string[];
+}
+
+interface ForwardSpec {
+  /** Upstream host (normalised) and port. */
+  host: string;
+  port: number;
+  /** Host header value for the upstream. */
+  hostHeader: string;
+  /** Origin-form target sent upstream. */
+  path: string;
+  /** Adds the credential; null = forward as is. */
+  inject: ((headers: Header[]) => Header[]) | null;
+  /** Audit: which credential was injected. */
+  credential?: string;
+  /** Audit: what matched ("anthropic", "route api.github.com", "terminated api.github.com"). */
+  match: string;
+  /** The request bytes count against the byte budget here (not when a CONNECT relay already counted them). */
+  countBudget: boolean;
+}
+
+const RESPONSE_DROP = new Set(["connection", "keep-alive", "proxy-connection", "upgrade", "trailer", "transfer-encoding"]);
+
+function headerPairs(raw: readonly string[]): Header[] {
+  const pairs: Header[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i] ?? "", raw[i + 1] ?? ""]);
+  return pairs;
+}
+
+function flat(headers: readonly Header[]): string[] {
+  return headers.flatMap(([name, value]) => [name, value]);
+}
+
+function decoderFor(encoding: string): Transform | null | "unsupported" {
+  switch (encoding) {
+    case "":
+    case "identity":
+      return null;
+    case "gzip":
+    case "x-gzip":
+      return zlib.createGunzip();
+    case "deflate":
+      return zlib.createInflate();
+    case "br":
+      return zlib.createBrotliDecompress();
+    default:
+      return "unsupported";
+  }
+}
+
+/** The local addresses inside any of `listen` (addresses or CIDRs). */
+export function listenAddresses(listen: readonly string[], interfaces: readonly string[]): string[] {
+  const cidrs = listen.map((entry) => parseCidr(entry)).filter((cidr) => cidr !== null);
+  return interfaces.filter((address) => {
+    const ip = parseIp(address);
+    return ip !== null && cidrs.some((cidr) => cidrContains(cidr, ip));
+  });
+}
+
+function systemInterfaces(): string[] {
+  return Object.values(networkInterfaces())
+    .flatMap((list) => list ?? [])
+    .map((info) => info.address.replace(/%.*$/, ""));
+}
+
+class ScrubTransform extends Transform {
+  constructor(private readonly scrubber: Scrubber) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const out = this.scrubber.push(chunk);
+    callback(null, out.length > 0 ? out : undefined);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    const rest = this.scrubber.flush();
+    callback(null, rest.length > 0 ? rest : undefined);
+  }
+}
+
+export class Custody implements TlsTerminator {
+  readonly routes: RouteConfig[];
+  readonly anthropic: AnthropicRouteConfig | undefined;
+  /** The gate's CA certificate (PEM) when there are routes. */
+  caPem: string | null = null;
+  private readonly credentials: Map<string, string>;
+  private readonly scrubPairs: Array<[string, string]>;
+  private readonly options: CustodyOptions;
+  private readonly terminatedHttp: http.Server;
+  private tlsServer: tls.Server | null = null;
+  private tlsPort = 0;
+  private routeServers: http.Server[] = [];
+
+  constructor(
+    private readonly gate: GateState,
+    config: EgressConfig,
+    credentials: Map<string, string>,
+    options: CustodyOptions = {},
+  ) {
+    this.routes = config.routes ?? [];
+    this.anthropic = config.anthropic;
+    this.credentials = credentials;
+    this.options = options;
+    // Values too short to be told from ordinary text are not scrubbed (DLP ignores them too).
+    this.scrubPairs = [...credentials.entries()].filter(([, value]) => value.length >= MIN_SECRET_LENGTH).map(([name, value]) => [value, placeholderFor(name)]);
+    this.terminatedHttp = this.httpServer((req, res) => this.onTerminated(req, res));
+  }
+
+  private httpServer(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void): http.Server {
+    const server = http.createServer(
+      { requestTimeout: 0, headersTimeout: this.gate.timing.headTimeoutMs, keepAliveTimeout: 5_000, maxHeaderSize: 64 * 1024 },
+      (req, res) => {
+        try {
+          handler(req, res);
+        } catch (error) {
+          this.gate.logError(`egress gate: custody: ${error instanceof Error ? error.message : String(error)}`);
+          res.destroy();
+        }
+      },
+    );
+    const idle = this.gate.config.limits.idleTimeoutMs;
+    if (idle > 0) server.setTimeout(idle);
+    server.on("connection", (socket: net.Socket) => {
+      this.gate.track(socket);
+      socket.setNoDelay(true);
+    });
+    server.on("clientError", (_error, socket) => socket.destroy());
+    return server;
+  }
+
+  terminates(host: string, port: number): boolean {
+    return this.tlsServer !== null && this.routes.some((route) => route.host === host && route.port === port);
+  }
+
+  connect(): Promise<net.Socket | null> {
+    return new Promise((resolve) => {
+      if (!this.tlsServer) {
+        resolve(null);
+        return;
+      }
+      const socket = net.connect({ host: "127.0.0.1", port: this.tlsPort, allowHalfOpen: true, noDelay: true });
+      this.gate.track(socket);
+      socket.once("error", () => resolve(null));
+      socket.once("connect", () => {
+        socket.on("error", () => undefined);
+        resolve(socket);
+      });
+    });
+  }
+
+  /** Makes the CA and certificate (routes), binds the TLS terminator and Claude Code's route. */
+  async start(tlsDir: string | undefined, bottle: string): Promise<void> {
+    if (this.routes.length > 0) {
+      if (!tlsDir) throw new Error("credential routes need tlsDir");
+      const hosts = [...new Set(this.routes.map((route) => route.host))];
+      const made = ensureGateTls(tlsDir, hosts, bottle, this.options.openssl);
+      this.caPem = made.caPem;
+      const server = tls.createServer({ cert: made.certPem, key: made.keyPem, ALPNProtocols: ["http/1.1"], minVersion: "TLSv1.2" }, (socket) => {
+        this.terminatedHttp.emit("connection", socket);
+      });
+      server.on("tlsClientError", (_error, socket) => socket.destroy());
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen({ host: "127.0.0.1", port: 0 }, () => {
+          server.removeListener("error", reject);
+          resolve();
+        });
+      });
+      server.on("error", (error) => this.gate.logError(`egress gate: TLS terminator: ${error.message}`));
+      this.tlsServer = server;
+      const address = server.address();
+      this.tlsPort = typeof address === "object" && address ? address.port : 0;
+    }
+    if (this.anthropic) {
+      const route = this.anthropic;
+      const addresses = listenAddresses(route.listen, (this.options.interfaces ?? systemInterfaces)());
+      if (addresses.length === 0) throw new Error(`no local address inside ${route.listen.join(", ")} for Claude Code's route`);
+      for (const address of addresses) {
+        const server = this.httpServer((req, res) => this.onAnthropic(req, res));
+        await new Promise<void>((resolve, reject) => {
+          server.once("error", reject);
+          server.listen({ host: address, port: route.port }, () => {
+            server.removeListener("error", reject);
+            resolve();
+          });
+        });
+        server.on("error", (error) => this.gate.logError(`egress gate: Claude Code route: ${error.message}`));
+        this.routeServers.push(server);
+      }
+    }
+  }
+
+  ports(): { anthropic?: number; terminator?: number } {
+    const first = this.routeServers[0]?.address();
+    return {
+      ...(typeof first === "object" && first ? { anthropic: first.port } : {}),
+      ...(this.tlsServer ? { terminator: this.tlsPort } : {}),
+    };
+  }
+
+  async close(): Promise<void> {
+    const servers: Array<net.Server> = [...this.routeServers, ...(this.tlsServer ? [this.tlsServer] : [])];
+    this.routeServers = [];
+    this.tlsServer = null;
+    this.terminatedHttp.close();
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  }
+
+  // ---------------------------------------------------------------- handlers
+
+  private onAnthropic(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const route = this.anthropic;
+    if (!route) return void res.destroy();
+    const url = new URL(route.upstream);
+    const host = url.hostname.replace(/^\[|\]$/g, "").toLowerCase();
+    const port = url.port ? Number(url.port) : 443;
+    const base = { method: req.method ?? "?", host, port };
+    const target = req.url ?? "";
+    const rest = target.startsWith("/") ? stripPrefix(route.prefix, target) : null;
+    if (rest === null) {
+      this.deny(req, res, { ...base, path: target.startsWith("/") ? target : "" }, { rule: "no-route", reason: `Claude Code's route is ${route.prefix}/…` });
+      return;
+    }
+    const path = upstreamTarget(url.pathname === "/" ? "" : url.pathname, rest);
+    if (!plainPath(pathOf(path))) {
+      this.deny(req, res, { ...base, path }, { rule: "bad-request", reason: "dot segments or encoded slashes in the path" });
+      return;
+    }
+    const token = this.credentials.get(route.credential) ?? "";
+    void this.forward(req, res, {
+      host,
+      port,
+      hostHeader: url.host,
+      path,
+      inject: (headers) => injectAnthropic(headers, route.kind, token),
+      credential: route.credential,
+      match: "anthropic",
+      countBudget: true,
+    });
+  }
+
+  private onTerminated(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const socket = req.socket as tls.TLSSocket;
+    const host = typeof socket.servername === "string" ? socket.servername.toLowerCase() : "";
+    const first = this.routes.find((route) => route.host === host);
+    if (!first) return void res.destroy();
+    const port = first.port;
+    const target = req.url ?? "";
+    const base = { method: req.method ?? "?", host, port };
+    if (!target.startsWith("/")) {
+      this.deny(req, res, { ...base, path: "" }, { rule: "bad-request", reason: "send origin-form requests (GET /path) inside the tunnel" });
+      return;
+    }
+    const claimed = req.headers.host;
+    if (claimed !== undefined) {
+      const match = /^([^:]+|\[[^\]]*\])(?::([0-9]{1,5}))?$/.exec(claimed);
+      const name = match ? normalizeHost(match[1] ?? "") : null;
+      if (!name || name.host !== host || (match?.[2] !== undefined && Number(match[2]) !== port)) {
+        this.deny(req, res, { ...base, path: target }, { rule: "host-header-mismatch" });
+        return;
+      }
+    }
+    const route = matchRoute(this.routes, host, port, req.method ?? "", target);
+    const token = route ? this.credentials.get(route.credential) : undefined;
+    void this.forward(req, res, {
+      host,
+      port,
+      hostHeader: port === 443 ? host : `${host}:${port}`,
+      path: target,
+      inject: route && token !== undefined ? (headers) => injectRoute(headers, route, token) : null,
+      ...(route ? { credential: route.credential } : {}),
+      match: route ? `route ${host}` : `terminated ${host}`,
+      countBudget: false,
+    });
+  }
+
+  private deny(req: http.IncomingMessage, res: http.ServerResponse, where: { method: string; host: string; port: number; path: string }, denial: Denial, started = Date.now()): void {
+    const isDlp = denial.rule.startsWith("dlp-");
+    const entry: AuditInput = {
+      method: where.method.slice(0, 32),
+      host: where.host,
+      port: where.port,
+      path: isDlp ? "<redacted>" : auditPath(where.path),
+      decision: "deny",
+      rule: denial.rule,
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: Date.now() - started,
+    };
+    if (denial.detail !== undefined) entry.detail = denial.detail;
+    this.gate.audit.write(entry);
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    const target = normalizeHost(where.host);
+    const body = denialBody({
+      rule: denial.rule,
+      bottle: this.gate.config.bottle,
+      host: where.host,
+      port: where.port,
+      ...(target ? { target } : {}),
+      ...(denial.category !== undefined ? { category: denial.category } : {}),
+      ...(denial.description !== undefined ? { description: denial.description } : {}),
+      ...(denial.reason !== undefined ? { reason: denial.reason } : {}),
+      ...(denial.rule === "rate-limit" ? { limit: this.gate.config.limits.requestsPerMinute } : {}),
+      ...(denial.rule === "bytes-out-limit" ? { limit: this.gate.config.limits.bytesOut } : {}),
+    });
+    const bytes = Buffer.from(body, "utf8");
+    res.writeHead(statusFor(denial.rule), {
+      "content-type": "text/plain; charset=utf-8",
+      "content-length": String(bytes.length),
+      "x-bottle-egress-rule": denial.rule,
+      connection: "close",
+    });
+    res.end(bytes);
+    req.resume();
+  }
+
+  /** Upstream TLS on an already vetted connection; verifies the certificate against the host name. */
+  private secure(raw: net.Socket, host: string, isName: boolean): Promise<tls.TLSSocket | string> {
+    return new Promise((resolve) => {
+      const socket = tls.connect({
+        ...this.options.upstreamTls,
+        socket: raw,
+        ...(isName ? { servername: host } : {}),
+        host,
+        ALPNProtocols: ["http/1.1"],
+      });
+      this.gate.track(socket);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve("TLS handshake timed out");
+      }, this.gate.timing.connectTimeoutMs);
+      socket.once("error", (error: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(error.code ?? error.message);
+      });
+      socket.once("secureConnect", () => {
+        clearTimeout(timer);
+        socket.removeAllListeners("error");
+        socket.on("error", () => undefined);
+        resolve(socket);
+      });
+    });
+  }
+
+  private async forward(req: http.IncomingMessage, res: http.ServerResponse, spec: ForwardSpec): Promise<void> {
+    const gate = this.gate;
+    const started = Date.now();
+    const method = (req.method ?? "GET").slice(0, 32);
+    const where = { method, host: spec.host, port: spec.port, path: spec.path };
+    const deny = (denial: Denial): void => this.deny(req, res, where, denial, started);
+    req.pause();
+    if (!gate.rate.take()) return deny({ rule: "rate-limit" });
+    if (gate.budget.exhausted) return deny({ rule: "bytes-out-limit" });
+    const incoming = headerPairs(req.rawHeaders);
+    // What the bottle sent must not carry a secret (a placeholder is fine; the real value is added below).
+    const finding = gate.dlp.scan([`${method} ${req.url ?? ""}`, ...incoming.map(([name, value]) => `${name}: ${value}`)]);
+    if (finding) return deny({ rule: finding.rule as DenyRule, description: finding.description });
+    const target = normalizeHost(spec.host);
+    if (!target) return deny({ rule: "bad-request", reason: "malformed upstream host" });
+    const decision = gate.policy.checkHost(target, spec.port);
+    if (!decision.ok) return deny({ rule: decision.rule });
+    const vetted = await resolveAndVet(gate, target);
+    if (!("addresses" in vetted)) return deny(vetted);
+    if (res.destroyed) return;
+    const raw = await connectVetted(gate, vetted.addresses, spec.port);
+    if (!raw) return deny({ rule: "upstream-unreachable" });
+    if (res.destroyed) {
+      raw.destroy();
+      return;
+    }
+    const upstreamSocket = await this.secure(raw, target.host, target.kind === "name");
+    if (typeof upstreamSocket === "string") return deny({ rule: "upstream-tls", reason: upstreamSocket });
+    if (res.destroyed) {
+      upstreamSocket.destroy();
+      return;
+    }
+
+    let headers = removeHeaders(stripHopByHop(incoming), ["host", "accept-encoding"]);
+    // Plain bodies, so that a credential echoed back can be found and replaced.
+    headers.push(["accept-encoding", "identity"]);
+    if (spec.inject) headers = spec.inject(headers);
+    headers = [["host", spec.hostHeader], ...headers];
+
+    const scrubber = new Scrubber(this.scrubPairs);
+    const counters = { bytesIn: 0, bytesOut: 0 };
+    let status: number | undefined;
+    let finished = false;
+    const finish = (end: string): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(maxTimer);
+      const entry: AuditInput = {
+        method,
+        host: spec.host,
+        port: spec.port,
+        path: auditPath(spec.path),
+        decision: "allow",
+        rule: spec.credential ? "route" : "allowlist",
+        match: spec.credential ? spec.match : decision.entry,
+        bytesIn: counters.bytesIn,
+        bytesOut: counters.bytesOut,
+        durationMs: Date.now() - started,
+        end,
+      };
+      if (spec.credential && spec.inject) entry.auth = `injected (${spec.credential})`;
+      if (status !== undefined) entry.status = status;
+      gate.audit.write(entry);
+    };
+    const abort = (end: string): void => {
+      upstreamSocket.destroy();
+      res.destroy();
+      finish(end);
+    };
+    const { maxTunnelMs, idleTimeoutMs } = gate.config.limits;
+    const maxTimer = setTimeout(() => abort("max-duration"), maxTunnelMs > 0 ? maxTunnelMs : 2 ** 31 - 1);
+    if (idleTimeoutMs > 0) upstreamSocket.setTimeout(idleTimeoutMs, () => abort("idle-timeout"));
+
+    const upstreamReq = http.request({
+      createConnection: () => upstreamSocket,
+      method,
+      path: spec.path,
+      headers: flat(headers),
+      setHost: false,
+      // No agent: only then does node use createConnection (the vetted, verified socket).
+    });
+    upstreamReq.on("error", () => {
+      if (!res.headersSent && !res.destroyed) {
+        finished = true;
+        clearTimeout(maxTimer);
+        deny({ rule: "upstream-unreachable", detail: "the upstream connection failed" });
+        upstreamSocket.destroy();
+        return;
+      }
+      abort("upstream-error");
+    });
+    res.on("close", () => {
+      if (!res.writableFinished) abort("client-closed");
+    });
+
+    upstreamReq.on("response", (upstreamRes: http.IncomingMessage) => {
+      status = upstreamRes.statusCode ?? 502;
+      const noBody = method === "HEAD" || status === 204 || status === 304;
+      let out = headerPairs(upstreamRes.rawHeaders).filter(([name]) => {
+        const lower = name.toLowerCase();
+        return !RESPONSE_DROP.has(lower) && !lower.startsWith("proxy-");
+      });
+      let decoder: Transform | null = null;
+      if (!noBody) {
+        const encoding = (upstreamRes.headers["content-encoding"] ?? "").toString().trim().toLowerCase();
+        const chosen = decoderFor(encoding);
+        if (chosen === "unsupported") {
+          upstreamRes.resume();
+          status = undefined;
+          finished = true;
+          clearTimeout(maxTimer);
+          upstreamSocket.destroy();
+          deny({ rule: "bad-request", reason: `the upstream answered with an unsupported Content-Encoding (${encoding.slice(0, 32)})` });
+          return;
+        }
+        decoder = chosen;
+        // The body may change length (scrubbing, decoding): it goes out chunked.
+        out = removeHeaders(out, decoder ? ["content-length", "content-encoding"] : ["content-length"]);
+      }
+      out = out.map(([name, value]) => [name, scrubber.text(value)]);
+      res.writeHead(status, scrubber.text(upstreamRes.statusMessage ?? ""), flat(out));
+      res.flushHeaders();
+      upstreamRes.on("data", (chunk: Buffer) => {
+        counters.bytesIn += chunk.length;
+      });
+      if (noBody) {
+        upstreamRes.resume();
+        upstreamRes.on("end", () => {
+          res.end();
+          finish("closed");
+        });
+        return;
+      }
+      const scrub = new ScrubTransform(scrubber);
+      const source: NodeJS.ReadableStream = decoder ? upstreamRes.pipe(decoder) : upstreamRes;
+      decoder?.on("error", () => abort("bad-response"));
+      upstreamRes.on("error", () => abort("upstream-error"));
+      source.pipe(scrub).pipe(res);
+      res.on("finish", () => {
+        upstreamSocket.end();
+        finish("closed");
+      });
+    });
+
+    // The request body, counted against the byte budget unless a CONNECT relay already did.
+    req.on("data", (chunk: Buffer) => {
+      if (spec.countBudget && !gate.budget.spend(chunk.length)) {
+        abort("bytes-out-limit");
+        return;
+      }
+      counters.bytesOut += chunk.length;
+      if (!upstreamReq.write(chunk)) req.pause();
+    });
+    upstreamReq.on("drain", () => req.resume());
+    req.on("end", () => upstreamReq.end());
+    req.on("error", () => abort("client-error"));
+    req.resume();
+  }
+}
