@@ -3,6 +3,7 @@ import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import type { ContainerSpec, Docker, NetworkInspect } from "../docker.ts";
 import { BottleError } from "../errors.ts";
+import { proxyEnvironment } from "../proxy-env.ts";
 import { custodyGateFiles } from "../gates/custody/index.ts";
 import { EGRESS_READY_LINE, egressGateConfig } from "../gates/egress-config.ts";
 import { gitGateConfig, gitGateEntries, type GitGateRemote } from "../gates/git/config.ts";
@@ -60,12 +61,7 @@ export function bottleContainerSpec(plan: Plan, gateIp: string, labels: Record<s
     network: plan.networks.internal,
     dns: [gateIp],
     env: {
-      HTTP_PROXY: proxy,
-      HTTPS_PROXY: proxy,
-      http_proxy: proxy,
-      https_proxy: proxy,
-      NO_PROXY: "localhost,127.0.0.1,::1",
-      no_proxy: "localhost,127.0.0.1,::1",
+      ...proxyEnvironment(proxy),
       BOTTLE_NAME: plan.name,
       // The SSH gate's agent, through the relay provisioning starts.
       ...(plan.ssh?.hosts.length ? { SSH_AUTH_SOCK: plan.ssh.agentSocket } : {}),

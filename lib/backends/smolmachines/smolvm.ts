@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { BottleError } from "../../errors.ts";
 import type { Exec } from "../../exec.ts";
 import { log } from "../../log.ts";
+import { proxyEnvironment } from "../../proxy-env.ts";
 
 /**
  * argv builders for the smolvm CLI — pure functions, unit-tested; everything
@@ -101,15 +102,7 @@ export function proxyUrl(gate: Endpoint): string {
 
 /** The proxy variables a bottle VM gets, set explicitly (TSI has no transparent proxy here). */
 export function proxyEnv(gate: Endpoint): Record<string, string> {
-  const proxy = proxyUrl(gate);
-  return {
-    HTTP_PROXY: proxy,
-    HTTPS_PROXY: proxy,
-    http_proxy: proxy,
-    https_proxy: proxy,
-    NO_PROXY: "localhost,127.0.0.1,::1",
-    no_proxy: "localhost,127.0.0.1,::1",
-  };
+  return proxyEnvironment(proxyUrl(gate));
 }
 
 // ---- pack ----

@@ -13,6 +13,7 @@ import type { Dlp } from "./dlp.ts";
 import { CLASS_IN, QTYPE, RCODE, decodeQuery, encodeError, encodeResponse, qtypeName } from "./dns.ts";
 import { type Policy, normalizeHost } from "./policy.ts";
 import type { Resolver } from "./proxy.ts";
+import { errorCode, withTimeout } from "./async.ts";
 
 export interface DnsState {
   readonly policy: Policy;
@@ -26,25 +27,6 @@ export interface DnsState {
 export const DNS_TTL = 60;
 const MAX_AUDIT_NAME = 253;
 
-function errorCode(error: unknown): string {
-  return typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(Object.assign(new Error("timeout"), { code: "ETIMEOUT" })), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
-}
 
 /** Answers one DNS message; null means "drop it" (not a query at all). */
 export async function answerDns(state: DnsState, packet: Uint8Array, maxSize: number): Promise<Buffer | null> {
@@ -86,7 +68,7 @@ export async function answerDns(state: DnsState, packet: Uint8Array, maxSize: nu
   if (question.qtype !== QTYPE.A && question.qtype !== QTYPE.AAAA) return encodeResponse(query, RCODE.NOERROR, [], maxSize);
   let addresses: string[];
   try {
-    addresses = await withTimeout(state.resolve(target.host), state.resolveTimeoutMs);
+    addresses = await withTimeout(state.resolve(target.host), state.resolveTimeoutMs, "resolve");
   } catch (error) {
     const code = errorCode(error);
     if (code === "ENOTFOUND") return encodeResponse(query, RCODE.NXDOMAIN, [], maxSize);

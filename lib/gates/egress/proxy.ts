@@ -27,6 +27,7 @@ import type { ByteBudget, RateLimiter } from "./limits.ts";
 import { type DenyRule, denialBody, httpResponse, statusFor } from "./messages.ts";
 import { type HostTarget, type Policy, normalizeHost, parseAuthority } from "./policy.ts";
 import { MAX_CLIENT_HELLO, parseClientHello } from "./sni.ts";
+import { errorCode, withTimeout } from "./async.ts";
 
 /** Resolves a host name to all its addresses (node:dns lookup in the gate; a fake in tests). */
 export type Resolver = (host: string) => Promise<string[]>;
@@ -86,21 +87,6 @@ export const defaultConnector: UpstreamConnector = (address, port) =>
 const TLS_ALERT_ACCESS_DENIED = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31]);
 const REDACTED = "<redacted>";
 
-function timeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} timed out`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
-}
 
 export interface Denial {
   rule: DenyRule;
@@ -188,10 +174,9 @@ export async function resolveAndVet(state: GateState, target: HostTarget): Promi
     addresses = [target.host];
   } else {
     try {
-      addresses = await timeout(state.resolve(target.host), state.timing.resolveTimeoutMs, "resolve");
+      addresses = await withTimeout(state.resolve(target.host), state.timing.resolveTimeoutMs, "resolve");
     } catch (error) {
-      const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
-      return { rule: "resolve-failed", detail: code || (error instanceof Error ? error.message : "lookup failed") };
+      return { rule: "resolve-failed", detail: errorCode(error) || (error instanceof Error ? error.message : "lookup failed") };
     }
   }
   const vet = state.policy.vet(target, addresses);
@@ -411,21 +396,24 @@ async function handleConnect(state: GateState, client: net.Socket, head: Request
     if (alert && !client.destroyed) endWith(client, TLS_ALERT_ACCESS_DENIED);
     else client.destroy();
   };
+  const tunnelAllowed = (counters: { bytesIn: number; bytesOut: number }, end: string, detail?: string): void =>
+    state.audit.write({
+      method: "CONNECT",
+      host: target.host,
+      port,
+      decision: "allow",
+      rule: "allowlist",
+      match: admitted.entry,
+      bytesIn: counters.bytesIn,
+      bytesOut: counters.bytesOut,
+      durationMs: Date.now() - ctx.started,
+      end,
+      ...(detail !== undefined ? { detail } : {}),
+    });
   let initial: Buffer = Buffer.alloc(0);
   switch (first.kind) {
     case "closed":
-      state.audit.write({
-        method: "CONNECT",
-        host: target.host,
-        port,
-        decision: "allow",
-        rule: "allowlist",
-        match: admitted.entry,
-        bytesIn: 0,
-        bytesOut: 0,
-        durationMs: Date.now() - ctx.started,
-        end: "client-closed",
-      });
+      tunnelAllowed({ bytesIn: 0, bytesOut: 0 }, "client-closed");
       client.destroy();
       return;
     case "timeout":
@@ -472,19 +460,7 @@ async function handleConnect(state: GateState, client: net.Socket, head: Request
   }
   const counters = { bytesIn: 0, bytesOut: 0 };
   const end = await relay(state, client, upstream, counters, initial, ctx.started);
-  state.audit.write({
-    method: "CONNECT",
-    host: target.host,
-    port,
-    decision: "allow",
-    rule: "allowlist",
-    match: admitted.entry,
-    bytesIn: counters.bytesIn,
-    bytesOut: counters.bytesOut,
-    durationMs: Date.now() - ctx.started,
-    end,
-    ...(terminated ? { detail: "TLS terminated in the gate for credential routes; requests are logged one by one" } : {}),
-  });
+  tunnelAllowed(counters, end, terminated ? "TLS terminated in the gate for credential routes; requests are logged one by one" : undefined);
 }
 
 export interface Counters {
