@@ -31,6 +31,8 @@ export const PlanSchema = v.object({
     defaults: v.array(v.string()),
     allowPrivate: v.array(v.string()),
     proxyPort: v.number(),
+    /** The gate's limits (defaults merged with the bottle's egress.limits). */
+    limits: v.object({ requestsPerMinute: v.number(), bytesOut: v.number(), idleTimeoutMs: v.number(), maxTunnelMs: v.number() }),
     dnsPort: v.number(),
   }),
   env: v.array(v.object({ name: v.string(), kind: v.picklist(["literal", "host", "ask"]) })),

@@ -31,7 +31,7 @@ export function egressGateConfig(plan: Plan, hostAddresses: string[], withSecret
     allowPrivate: plan.egress.allowPrivate,
     auditLog: `/var/log/bottle/${EGRESS_AUDIT_FILE}`,
     ...(withSecrets ? { secretsFile: "/etc/bottle/secrets.json" } : {}),
-    limits: DEFAULT_LIMITS,
+    limits: plan.egress.limits,
     hostAddresses,
     ...custodyGateConfig(plan.custody, internalSubnets),
   };

@@ -31,6 +31,9 @@ egress:
   #  - "*.npmjs.org"
   # Hosts or networks that resolve to private addresses:
   # allow_private: [10.0.0.0/8, registry.internal]
+  # The gate's limits (0 = none); defaults: 1200 requests/min, 2 GiB out,
+  # 10 min idle, 6 h per tunnel.
+  # limits: { requests_per_minute: 600, bytes_out: 1073741824 }
   # Tokens the gate adds to requests to one host; the bottle's $GH_TOKEN is
   # only a placeholder (paths and methods narrow where it is added):
   # routes:

@@ -51,6 +51,15 @@ export function mergeLayers(name: string, layers: BottleLayer[], env: Env = proc
         out.origins[`egress.allow_private.${entry}`] = file;
       }
     }
+    const limits = value.egress?.limits;
+    if (limits) {
+      // Per field, later wins; seconds in the manifest, milliseconds in the gate.
+      if (limits.requests_per_minute !== undefined) out.egress.limits.requestsPerMinute = limits.requests_per_minute;
+      if (limits.bytes_out !== undefined) out.egress.limits.bytesOut = limits.bytes_out;
+      if (limits.idle_timeout_seconds !== undefined) out.egress.limits.idleTimeoutMs = limits.idle_timeout_seconds * 1000;
+      if (limits.max_tunnel_seconds !== undefined) out.egress.limits.maxTunnelMs = limits.max_tunnel_seconds * 1000;
+      out.origins["egress.limits"] = file;
+    }
     (value.egress?.routes ?? []).forEach((route, index) => {
       const { line, col } = locate(["egress", "routes", index, "auth", "token"]);
       const portMatch = /^(.*):(\d+)$/.exec(route.host);

@@ -235,6 +235,22 @@ const sshHostSchema = strict({
   known_host_key: hostKey,
 });
 
+function wholeNumber(description: string) {
+  return v.pipe(
+    v.number((issue) => `expected a whole number, got ${describeValue(issue.input)}`),
+    v.integer("expected a whole number"),
+    v.minValue(0, "must be 0 or more (0 = no limit)"),
+    v.description(description),
+  );
+}
+
+const limitsSchema = strict({
+  requests_per_minute: v.optional(wholeNumber("Requests (plain HTTP and CONNECT) per minute for the whole bottle; 0 = no limit")),
+  bytes_out: v.optional(wholeNumber("Total bytes the bottle may send out; 0 = no limit")),
+  idle_timeout_seconds: v.optional(wholeNumber("Close a connection idle this long; 0 = never")),
+  max_tunnel_seconds: v.optional(wholeNumber("Close a tunnel after this long; 0 = never")),
+});
+
 export const bottleSchema = v.pipe(
   strict({
     extends: v.optional(
@@ -255,6 +271,7 @@ export const bottleSchema = v.pipe(
         allow_private: v.optional(
           v.pipe(list(privateEntry, "hosts or CIDRs"), v.description("Hosts or networks allowed although they are private addresses")),
         ),
+        limits: v.optional(v.pipe(limitsSchema, v.description("The egress gate's limits for this bottle (defaults: see `bottle info`)"))),
         routes: v.optional(
           v.pipe(
             list(routeSchema, "routes"),

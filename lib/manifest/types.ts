@@ -48,7 +48,7 @@ export interface ResolvedBottle {
   sources: string[];
   env: Record<string, ResolvedEnvEntry>;
   /** User entries only (not CLAUDE_CODE_HOSTS), deduped, in order. */
-  egress: { allow: string[]; allowPrivate: string[]; routes: ResolvedRoute[] };
+  egress: { allow: string[]; allowPrivate: string[]; routes: ResolvedRoute[]; limits: EgressLimitOverrides };
   auth: ResolvedAuth;
   git: {
     user?: GitUser;
@@ -91,4 +91,12 @@ export interface Resolved {
   bottle: ResolvedBottle;
   /** The agent's git user over the bottle's, per field. */
   gitUser?: GitUser;
+}
+
+/** Limits a bottle sets for its egress gate (the rest keep their defaults). */
+export interface EgressLimitOverrides {
+  requestsPerMinute?: number;
+  bytesOut?: number;
+  idleTimeoutMs?: number;
+  maxTunnelMs?: number;
 }

@@ -32,7 +32,7 @@ describe("the embedded default", () => {
       name: "default",
       sources: ["(built-in)"],
       env: {},
-      egress: { allow: [], allowPrivate: [], routes: [] },
+      egress: { allow: [], allowPrivate: [], routes: [], limits: {} },
       auth: {},
       git: { remotes: {} },
       ssh: { hosts: [] },

@@ -125,7 +125,7 @@ describe("valid bottles", () => {
     box.bottle("dev", "");
     const bottle = resolveBottle("dev", { env: box.env });
     expect(bottle.workspace).toBe("mount");
-    expect(bottle.egress).toEqual({ allow: [], allowPrivate: [], routes: [] });
+    expect(bottle.egress).toEqual({ allow: [], allowPrivate: [], routes: [], limits: {} });
   });
 
   test("every field, with paths resolved and defaults applied", () => {
@@ -201,5 +201,25 @@ backend: docker
 
   test("an invalid bottle name is refused before any file is read", () => {
     expect(box.normalize(thrown(() => resolveBottle("Dev", { env: box.env })).message)).toMatchSnapshot();
+  });
+});
+
+describe("egress.limits", () => {
+  test("per field, later files win; seconds become milliseconds for the gate", () => {
+    const box = sandbox();
+    box.bottle("base", "egress:\n  limits: { requests_per_minute: 60, idle_timeout_seconds: 30 }\n");
+    box.bottle("dev", "extends: base\negress:\n  limits: { requests_per_minute: 120, max_tunnel_seconds: 3600 }\n");
+    const bottle = resolveBottle("dev", { env: box.env });
+    expect(bottle.egress.limits).toEqual({ requestsPerMinute: 120, idleTimeoutMs: 30_000, maxTunnelMs: 3_600_000 });
+  });
+
+  test("a negative or fractional limit and an unknown limit are positioned errors", () => {
+    const box = sandbox();
+    box.bottle("dev", "egress:\n  limits:\n    bytes_out: -1\n    requests_per_minute: 1.5\n    request_per_minute: 3\n");
+    const error = thrown(() => resolveBottle("dev", { env: box.env }));
+    expect(error.message).toContain("dev.yaml:3:16: egress.limits.bytes_out: must be 0 or more (0 = no limit)");
+    expect(error.message).toContain("dev.yaml:4:26: egress.limits.requests_per_minute: expected a whole number");
+    expect(error.message).toContain("egress.limits.request_per_minute");
+    expect(error.message).toContain("did you mean");
   });
 });
