@@ -79,3 +79,37 @@ describe("the compiled binary", () => {
     expect(() => JSON.parse(out.stdout)).not.toThrow();
   });
 });
+
+describe("no Docker", () => {
+  test("no docker CLI: one line that says so and how to fix it, no stack trace, nothing created", async () => {
+    const sandbox = makeSandbox({ PATH: "/nonexistent-bin" });
+    const proc = Bun.spawn([BIN, "up", "--yes", "--", "true"], { cwd: sandbox.project, env: sandbox.env, stdout: "pipe", stderr: "pipe" });
+    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+    expect(code).toBe(1);
+    expect(stderr).toContain("bottle: the docker CLI is not installed (or not on PATH)");
+    expect(stderr).toContain("fix: install Docker");
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test("daemon down: one line that says so and how to fix it", async () => {
+    const sandbox = makeSandbox({ DOCKER_HOST: "unix:///nonexistent/docker.sock" });
+    const proc = Bun.spawn([BIN, "up", "--yes", "--", "true"], { cwd: sandbox.project, env: sandbox.env, stdout: "pipe", stderr: "pipe" });
+    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+    expect(code).toBe(1);
+    expect(stderr).toContain("bottle: the Docker daemon is not running");
+    expect(stderr).toContain("fix: start Docker");
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test("a broken manifest: file, line, column, field and fix; nothing created", async () => {
+    const sandbox = makeSandbox({ DOCKER_HOST: "unix:///nonexistent/docker.sock" });
+    writeFile(join(sandbox.config, "bottles", "default.yaml"), "egress:\n  allow:\n    - https://x.com/\n  alow_private: []\n");
+    const proc = Bun.spawn([BIN, "up", "--yes"], { cwd: sandbox.project, env: sandbox.env, stdout: "pipe", stderr: "pipe" });
+    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+    expect(code).not.toBe(0);
+    expect(stderr).toContain("default.yaml:3:7: egress.allow[0]: expected a host name");
+    expect(stderr).toContain("write the host only: x.com");
+    expect(stderr).toContain("alow_private");
+    expect(stderr).toContain("did you mean");
+  });
+});
