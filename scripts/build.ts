@@ -52,6 +52,11 @@ function failed(logs: ReadonlyArray<unknown>, what: string): never {
 export async function compile(target: string | undefined, outfile: string, build?: BuildInfo): Promise<void> {
   const result = await Bun.build({
     ...bundleOptions(build ?? (await resolveBuildInfo())),
+    // Precompiled bytecode: startup drops from ~55 ms to ~20 ms. Safe here
+    // because every asset is an `import … with { type: "text" }` (bytecode
+    // breaks `--asset` files, see ENVIRONMENT.md).
+    bytecode: true,
+    format: "esm",
     compile: {
       ...(target ? { target: `bun-${target}` as Bun.Build.CompileTarget } : {}),
       outfile,
