@@ -2,7 +2,8 @@ import { defineCommand } from "citty";
 import { BottleError } from "../lib/errors.ts";
 import { realExec } from "../lib/exec.ts";
 import { log } from "../lib/log.ts";
-import { formatPreflight, planUp, runUp, type UpOptions } from "../lib/up.ts";
+import { formatPreflight } from "../lib/preflight.ts";
+import { planUp, runUp, type UpOptions } from "../lib/up.ts";
 import { backendArgs, cli, jsonArgs, printJson, yesArgs } from "./_shared.ts";
 
 export default defineCommand({
@@ -34,10 +35,10 @@ export default defineCommand({
     const prepared = await planUp(realExec, options);
     if (args["dry-run"]) {
       if (args.json) printJson(prepared.plan);
-      else process.stdout.write(`${formatPreflight(prepared)}\n`);
+      else process.stdout.write(`${formatPreflight(prepared.plan, prepared.missingImages)}\n`);
       return;
     }
-    process.stderr.write(`${formatPreflight(prepared)}\n`);
+    process.stderr.write(`${formatPreflight(prepared.plan, prepared.missingImages)}\n`);
     if (!args.yes) {
       if (!process.stdin.isTTY)
         throw new BottleError("no terminal to confirm the launch", { fix: "pass --yes to launch without asking (or --dry-run to only see the plan)" });

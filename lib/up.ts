@@ -19,7 +19,6 @@ import {
   CLAUDE_CREDENTIAL_VARS,
   custodyHosts,
   custodyPlan,
-  custodyRows,
   heldEnvNames,
   isPlaceholder,
   missingCredentialError,
@@ -187,45 +186,6 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
   };
   plan.labels = bottleLabels(plan, "bottle", buildInfo.version);
   return { plan, resolved, docker, missingImages, nameBase, taken, specs: { agent: agentSpec, gate: gateSpec, ...(customSpec ? { custom: customSpec } : {}) } };
-}
-
-function paren(text: string): string {
-  return text.startsWith("(") ? text : `(${text})`;
-}
-
-function list(items: string[], max = 4): string {
-  if (items.length === 0) return "none";
-  const shown = items.slice(0, max).join(", ");
-  return items.length > max ? `${shown}, … +${items.length - max} more` : shown;
-}
-
-export function formatPreflight(prepared: Prepared): string {
-  const { plan, missingImages } = prepared;
-  const gitRemotes = plan.git?.remotes ?? [];
-  const sshHosts = plan.ssh?.hosts ?? [];
-  const image = `${plan.bottleImage}${missingImages.length ? ` (will build: ${missingImages.join(", ")})` : " (present)"}`;
-  const workspace =
-    plan.workspace.mode === "none"
-      ? "none (empty /workspace)"
-      : `${plan.workspace.mode} ${plan.workspace.hostPath} → ${plan.workspace.containerPath}${
-          plan.workspace.readonlyPaths.length ? ` (read-only: ${plan.workspace.readonlyPaths.join(", ")})` : ""
-        }`;
-  const rows: Array<[string, string]> = [
-    ["agent", `${plan.agent.name}  ${paren(plan.agent.source)}`],
-    ["bottle", `${plan.bottle.name}  ${paren(plan.bottle.sources.join(" → "))}`],
-    ["image", image],
-    ["egress", `${plan.egress.allow.length} hosts: ${list(plan.egress.allow)}`],
-    ["env", list(plan.env.map((e) => `${e.name} (${e.kind})`), 8)],
-    ...custodyRows(plan.custody),
-    ["skills", list(plan.agent.skills, 8)],
-    ["workspace", workspace],
-    ["gates", `egress (HTTP/HTTPS allowlist proxy + DNS)${gitRemotes.length ? " + git (mirror, gitleaks on push)" : ""}${sshHosts.length ? " + ssh (listed hosts, keys stay in the gate)" : ""} on ${plan.containers.gate}`],
-    ...gitRemotes.map((remote): [string, string] => ["git", `${remote.name} → ${remote.upstream} (via git gate ${remote.url}; pushes scanned by gitleaks)`]),
-    ...sshHosts.map((host): [string, string] => ["ssh", `${host.user ? `${host.user}@` : ""}${host.host}:${host.port} (via ssh gate; key ${host.identityFile} stays in the gate)`]),
-    ["runtime", plan.runtime === "runsc" ? "gVisor (runsc)" : "runc (gVisor not available)"],
-    ["command", plan.command.length ? plan.command.join(" ") : "claude --dangerously-skip-permissions"],
-  ];
-  return rows.map(([key, value]) => `  ${key.padEnd(10)} ${value}`).join("\n");
 }
 
 function skillDirs(resolved: Resolved, env: Record<string, string | undefined>): Record<string, string> {

@@ -23,7 +23,7 @@ import {
 import { readGitRemotes } from "../../../../lib/gates/git/host.ts";
 import { parsePlan } from "../../../../lib/plan.ts";
 import { gitconfigContent, provisionEntries } from "../../../../lib/provision.ts";
-import { formatPreflight, type Prepared } from "../../../../lib/up.ts";
+import { formatPreflight } from "../../../../lib/preflight.ts";
 import { cleanupTempDirs, makePlan, tempDir } from "../../../helpers/unit.ts";
 
 afterAll(cleanupTempDirs);
@@ -237,10 +237,10 @@ describe("the plan and the preflight", () => {
 
   test("the preflight lists the git gate and each remote", () => {
     const plan = makePlan({ git: gitPlan({ origin: { upstream: "git@github.com:org/repo.git", identityFile: "/k" } }) });
-    const text = formatPreflight({ plan, missingImages: [] } as unknown as Prepared);
+    const text = formatPreflight(plan, []);
     expect(text).toContain("+ git (mirror, gitleaks on push)");
     expect(text).toContain("origin → git@github.com:org/repo.git (via git gate git://gate/origin.git; pushes scanned by gitleaks)");
-    expect(formatPreflight({ plan: makePlan(), missingImages: [] } as unknown as Prepared)).not.toMatch(/git gate|\+ git/);
+    expect(formatPreflight(makePlan(), [])).not.toMatch(/git gate|\+ git/);
   });
 });
 

@@ -21,7 +21,7 @@ import { inspectPrivateKey, readSshHosts } from "../../../../lib/gates/ssh/host.
 import { keyBlob } from "../../../../lib/gates/ssh/wire.ts";
 import { parsePlan } from "../../../../lib/plan.ts";
 import { provisionEntries } from "../../../../lib/provision.ts";
-import { formatPreflight, type Prepared } from "../../../../lib/up.ts";
+import { formatPreflight } from "../../../../lib/preflight.ts";
 import { cleanupTempDirs, makePlan, tempDir } from "../../../helpers/unit.ts";
 
 afterAll(cleanupTempDirs);
@@ -73,11 +73,11 @@ describe("the plan", () => {
   });
 
   test("the preflight names each host and says the key stays in the gate", () => {
-    const text = formatPreflight({ plan: makePlan({ ssh: plan }), missingImages: [] } as unknown as Prepared);
+    const text = formatPreflight(makePlan({ ssh: plan }), []);
     expect(text).toContain("+ ssh (listed hosts, keys stay in the gate)");
     expect(text).toContain("deploy@build.example.test:22 (via ssh gate; key /keys/build stays in the gate)");
     expect(text).toContain("10.1.2.3:2222 (via ssh gate");
-    expect(formatPreflight({ plan: makePlan(), missingImages: [] } as unknown as Prepared)).not.toContain("ssh");
+    expect(formatPreflight(makePlan(), [])).not.toContain("ssh");
   });
 });
 
