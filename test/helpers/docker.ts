@@ -51,3 +51,28 @@ export function objectsWithLabel(label: string): { containers: string[]; network
 export function uniqueId(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 }
+
+/** Run a host command synchronously; trimmed stdout, or an error naming it with its stderr. */
+export function sh(args: string[], cwd?: string): string {
+  const out = Bun.spawnSync(args, { cwd, stdout: "pipe", stderr: "pipe" });
+  if (out.exitCode !== 0) throw new Error(`${args.join(" ")} failed: ${out.stderr.toString()}`);
+  return out.stdout.toString().trim();
+}
+
+/**
+ * A test-only image from an inline Dockerfile on the base image, built once
+ * per content (Dockerfile + base image id) and tagged `<name>:<hash>`.
+ */
+export function testImage(name: string, dockerfile: string): string {
+  const baseId = docker("image", "inspect", "--format", "{{.Id}}", BASE_IMAGE);
+  const hash = new Bun.CryptoHasher("sha256").update(dockerfile + baseId).digest("hex").slice(0, 16);
+  const tag = `${name}:${hash}`;
+  if (dockerOk("image", "inspect", tag)) return tag;
+  const out = Bun.spawnSync(["docker", "build", "--quiet", "--build-arg", `BASE_IMAGE=${BASE_IMAGE}`, "--tag", tag, "-"], {
+    stdin: new Blob([dockerfile]),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  if (out.exitCode !== 0) throw new Error(`building ${tag} failed: ${out.stderr.toString()}`);
+  return tag;
+}

@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeSandbox, runBottle, writeFile, type Sandbox } from "../helpers/cli.ts";
-import { BASE_IMAGE, describeDocker, docker, dockerOk, objectsWithLabel, uniqueId } from "../helpers/docker.ts";
+import { BASE_IMAGE, describeDocker, docker, objectsWithLabel, sh, testImage, uniqueId } from "../helpers/docker.ts";
 import { containerIp, waitForLogLine } from "../helpers/world.ts";
 
 /**
@@ -39,24 +38,9 @@ const awsKey = () => `AKIA${randomFrom(UPPER, 16)}`;
 const githubToken = () => `ghp_${randomFrom(ALNUM, 36)}`;
 const OLD_SECRET = awsKey();
 
-function sh(args: string[], cwd?: string): string {
-  const out = Bun.spawnSync(args, { cwd, stdout: "pipe", stderr: "pipe" });
-  if (out.exitCode !== 0) throw new Error(`${args.join(" ")} failed: ${out.stderr.toString()}`);
-  return out.stdout.toString().trim();
-}
 
-/** The upstream test image, built once per content (Dockerfile + base image id). */
 function upstreamImage(): string {
-  const baseId = docker("image", "inspect", "--format", "{{.Id}}", BASE_IMAGE);
-  const tag = `bottle-test-upstream:${createHash("sha256").update(UPSTREAM_DOCKERFILE + baseId).digest("hex").slice(0, 16)}`;
-  if (dockerOk("image", "inspect", tag)) return tag;
-  const out = Bun.spawnSync(["docker", "build", "--quiet", "--build-arg", `BASE_IMAGE=${BASE_IMAGE}`, "--tag", tag, "-"], {
-    stdin: new Blob([UPSTREAM_DOCKERFILE]),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  if (out.exitCode !== 0) throw new Error(`building ${tag} failed: ${out.stderr.toString()}`);
-  return tag;
+  return testImage("bottle-test-upstream", UPSTREAM_DOCKERFILE);
 }
 
 describeDocker("the git gate", () => {

@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeSandbox, runBottle, writeFile, type Sandbox } from "../helpers/cli.ts";
-import { BASE_IMAGE, describeDocker, docker, dockerOk, objectsWithLabel, uniqueId } from "../helpers/docker.ts";
+import { BASE_IMAGE, describeDocker, docker, dockerOk, objectsWithLabel, sh, testImage, uniqueId } from "../helpers/docker.ts";
 import { containerIp, waitForLogLine } from "../helpers/world.ts";
 
 /**
@@ -29,24 +28,9 @@ RUN apt-get update -qq \\
 RUN useradd --create-home --shell /bin/bash deploy && usermod -p '*' deploy && mkdir -p /run/sshd && rm -f /etc/ssh/ssh_host_*
 `;
 
-function sh(args: string[]): string {
-  const out = Bun.spawnSync(args, { stdout: "pipe", stderr: "pipe" });
-  if (out.exitCode !== 0) throw new Error(`${args.join(" ")} failed: ${out.stderr.toString()}`);
-  return out.stdout.toString().trim();
-}
 
-/** The sshd test image, built once per content (Dockerfile + base image id). */
 function sshdImage(): string {
-  const baseId = docker("image", "inspect", "--format", "{{.Id}}", BASE_IMAGE);
-  const tag = `bottle-test-sshd:${createHash("sha256").update(SSHD_DOCKERFILE + baseId).digest("hex").slice(0, 16)}`;
-  if (dockerOk("image", "inspect", tag)) return tag;
-  const out = Bun.spawnSync(["docker", "build", "--quiet", "--build-arg", `BASE_IMAGE=${BASE_IMAGE}`, "--tag", tag, "-"], {
-    stdin: new Blob([SSHD_DOCKERFILE]),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  if (out.exitCode !== 0) throw new Error(`building ${tag} failed: ${out.stderr.toString()}`);
-  return tag;
+  return testImage("bottle-test-sshd", SSHD_DOCKERFILE);
 }
 
 const pub = (path: string) => readFileSync(path, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
