@@ -28,7 +28,7 @@ RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*
       > /etc/dpkg/dpkg.cfg.d/bottle-slim
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      ca-certificates git openssh-client ripgrep curl less procps jq unzip socat \
+      ca-certificates git openssh-client rsync ripgrep curl less procps jq unzip socat \
       >/dev/null \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
 COPY --from=claude /opt/claude/claude /usr/local/bin/claude

@@ -23,7 +23,7 @@ const OTHER = "other.ssh.test";
 const SSHD_DOCKERFILE = `ARG BASE_IMAGE
 FROM \${BASE_IMAGE}
 RUN apt-get update -qq \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server rsync >/dev/null \\
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --shell /bin/bash deploy && usermod -p '*' deploy && mkdir -p /run/sshd && rm -f /etc/ssh/ssh_host_*
 `;
@@ -108,7 +108,7 @@ describeDocker("the SSH gate", () => {
     if (keys) rmSync(keys, { recursive: true, force: true });
   });
 
-  test("`ssh <listed host>` just works: as the listed user, through the gate's forwarder; scp too", async () => {
+  test("`ssh <listed host>` just works: as the listed user, through the gate's forwarder; scp and rsync -e ssh too", async () => {
     const out = await inBottle(`${SSH} ${LISTED} 'echo "user=$(whoami)"; echo "peer=$SSH_CONNECTION"'`);
     expect(out.stderr).toBe("");
     expect(out.exitCode).toBe(0);
@@ -120,6 +120,10 @@ describeDocker("the SSH gate", () => {
       `set -e; head -c 200000 /dev/urandom > /tmp/blob; scp -q -o ConnectTimeout=10 /tmp/blob ${LISTED}:/tmp/blob; scp -q -o ConnectTimeout=10 ${LISTED}:/tmp/blob /tmp/back; cmp /tmp/blob /tmp/back && echo same`,
     );
     expect(copy.stdout.trim()).toBe("same");
+    const synced = await inBottle(
+      `set -e; mkdir -p /tmp/tree/sub; echo one > /tmp/tree/a; echo two > /tmp/tree/sub/b; rsync -a -e ssh /tmp/tree/ ${LISTED}:/tmp/tree/; ${SSH} ${LISTED} 'cat /tmp/tree/a /tmp/tree/sub/b'`,
+    );
+    expect(synced.stdout.trim().split("\n")).toEqual(["one", "two"]);
     expect((await inBottle(`${SSH} ${LISTED} true`)).exitCode).toBe(0);
   });
 
