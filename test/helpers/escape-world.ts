@@ -5,6 +5,7 @@ import { makeSandbox, runBottle, writeFile, type CliResult, type Sandbox } from 
 import { BASE_IMAGE, docker, dockerOk, objectsWithLabel, uniqueId } from "./docker.ts";
 import { applyMutations } from "./escape-mutate.ts";
 import { containerIp, startEchoHost, waitForLogLine, type WorldHost } from "./world.ts";
+import type { AuditRecord } from "../../lib/gates/egress/audit.ts";
 
 /**
  * Shared pieces of the sandbox-escape suite (test/integration/escape/): an
@@ -21,21 +22,8 @@ export const ATTACK_DOCKERFILE =
   "RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends " +
   "bind9-dnsutils netcat-openbsd iputils-ping python3-minimal >/dev/null && rm -rf /var/lib/apt/lists/*\n";
 
-/** One JSON line per gate decision (the fields the suite asserts on). */
-export interface AuditRecord {
-  time: string;
-  bottle: string;
-  method: string;
-  host: string;
-  port: number;
-  path?: string;
-  decision: "allow" | "deny";
-  rule: string;
-  match?: string;
-  detail?: string;
-  qtype?: string;
-  status?: number;
-}
+/** One JSON line per gate decision: the gate's own record type. */
+export type { AuditRecord } from "../../lib/gates/egress/audit.ts";
 
 export interface Attacker {
   sandbox: Sandbox;
