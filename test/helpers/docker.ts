@@ -76,3 +76,11 @@ export function testImage(name: string, dockerfile: string): string {
   if (out.exitCode !== 0) throw new Error(`building ${tag} failed: ${out.stderr.toString()}`);
   return tag;
 }
+
+/** After a test: remove every container, then every network, carrying any of these labels. */
+export function removeLabelled(...labels: string[]): void {
+  const found = labels.map(objectsWithLabel);
+  const containers = found.flatMap((f) => f.containers);
+  if (containers.length) Bun.spawnSync(["docker", "rm", "-f", ...containers], { stdout: "pipe", stderr: "pipe" });
+  for (const network of new Set(found.flatMap((f) => f.networks))) Bun.spawnSync(["docker", "network", "rm", network], { stdout: "pipe", stderr: "pipe" });
+}

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeSandbox, runBottle, writeFile, type Sandbox } from "../helpers/cli.ts";
-import { describeDocker, docker, objectsWithLabel, uniqueId } from "../helpers/docker.ts";
+import { describeDocker, docker, objectsWithLabel, uniqueId, removeLabelled } from "../helpers/docker.ts";
 import { makeTestCa, type TestCa } from "../helpers/tls.ts";
 import { containerIp, startEchoHost, type WorldHost } from "../helpers/world.ts";
 
@@ -142,8 +142,7 @@ describeDocker("credential custody", () => {
   afterAll(async () => {
     server?.remove();
     if (name) await runBottle(sandbox, ["down", name]);
-    const left = objectsWithLabel(`bottle.agent=${agent}`);
-    if (left.containers.length) docker("rm", "-f", ...left.containers);
+    removeLabelled(`bottle.agent=${agent}`);
   });
 
   test("real Claude Code completes `claude -p` through the gate's route; the API saw the real token, the bottle only the placeholder", async () => {

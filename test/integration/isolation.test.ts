@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { chownSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { makeSandbox, runBottle, writeFile, type Sandbox } from "../helpers/cli.ts";
-import { describeDocker, docker, objectsWithLabel, uniqueId } from "../helpers/docker.ts";
+import { describeDocker, docker, removeLabelled, uniqueId } from "../helpers/docker.ts";
 import { containerIp, startEchoHost, type WorldHost } from "../helpers/world.ts";
 
 /**
@@ -67,8 +67,7 @@ describeDocker("a running bottle's isolation", () => {
     for (const host of world) host.remove();
     hostServer?.stop(true);
     if (name || other) await runBottle(sandbox, ["down", ...[name, other].filter(Boolean)]);
-    const left = objectsWithLabel(`bottle.agent=${agent}`);
-    if (left.containers.length) docker("rm", "-f", ...left.containers);
+    removeLabelled(`bottle.agent=${agent}`);
   });
 
   test("an allowed host is reachable through the gate", async () => {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { chownSync, existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { bottleArgv, makeSandbox, runBottle, writeFile, type Sandbox } from "../helpers/cli.ts";
-import { describeDocker, docker, objectsWithLabel, uniqueId } from "../helpers/docker.ts";
+import { describeDocker, objectsWithLabel, removeLabelled, uniqueId } from "../helpers/docker.ts";
 import { HTTPS_ECHO_SERVER, makeTestCa, type TestCa } from "../helpers/tls.ts";
 import { startEchoHost, type WorldHost } from "../helpers/world.ts";
 
@@ -64,8 +64,7 @@ describeDocker("provisioning a bottle", () => {
   afterAll(async () => {
     for (const host of world) host.remove();
     if (name) await runBottle(sandbox, ["down", name]);
-    const left = objectsWithLabel(`bottle.agent=${agent}`);
-    if (left.containers.length) docker("rm", "-f", ...left.containers);
+    removeLabelled(`bottle.agent=${agent}`);
   });
 
   test("skills are copied into the bottle user's ~/.claude/skills", async () => {

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeSandbox, runBottle, writeFile, type Sandbox } from "../helpers/cli.ts";
-import { BASE_IMAGE, describeDocker, docker, dockerOk, objectsWithLabel, sh, testImage, uniqueId } from "../helpers/docker.ts";
+import { BASE_IMAGE, describeDocker, docker, dockerOk, objectsWithLabel, sh, testImage, uniqueId, removeLabelled } from "../helpers/docker.ts";
 import { containerIp, waitForLogLine } from "../helpers/world.ts";
 
 /**
@@ -101,10 +101,7 @@ describeDocker("the SSH gate", () => {
 
   afterAll(async () => {
     if (name) await runBottle(sandbox, ["down", name]);
-    for (const label_ of [label, `bottle.agent=${agent}`]) {
-      const left = objectsWithLabel(label_);
-      if (left.containers.length) docker("rm", "-f", ...left.containers);
-    }
+    removeLabelled(label, `bottle.agent=${agent}`);
     if (keys) rmSync(keys, { recursive: true, force: true });
   });
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { chownSync, existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { makeSandbox, runBottle, spawnBottle, writeFile, type Sandbox } from "../helpers/cli.ts";
-import { describeDocker, docker, objectsWithLabel, uniqueId } from "../helpers/docker.ts";
+import { describeDocker, docker, objectsWithLabel, uniqueId, removeLabelled } from "../helpers/docker.ts";
 
 /** `bottle up` lifecycle on the real engine: launch, exit codes, teardown in every way it can end. */
 
@@ -33,11 +33,7 @@ describeDocker("bottle up on docker", () => {
     writeFile(join(sandbox.config, "agents", `${agent}.md`), "---\ndescription: lifecycle test agent\n---\nYou are a test agent.\n");
   });
 
-  afterAll(() => {
-    const { containers, networks } = leftovers(agent);
-    if (containers.length) docker("rm", "-f", ...containers);
-    for (const network of networks) Bun.spawnSync(["docker", "network", "rm", network]);
-  });
+  afterAll(() => removeLabelled(`bottle.agent=${agent}`));
 
   test("--dry-run --json prints the plan and creates nothing", async () => {
     const sorted = (text: string) => text.split("\n").sort().join(",");
