@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { BottleError } from "../../../lib/errors.ts";
 import { ManifestError, resolveBottle } from "../../../lib/manifest/index.ts";
-import { sandbox, thrown, type Sandbox } from "./helpers.ts";
+import { bottleErrorFor, sandbox, thrown, type Sandbox } from "./helpers.ts";
 
 let box: Sandbox;
 beforeEach(() => {
@@ -9,14 +8,7 @@ beforeEach(() => {
 });
 afterEach(() => box.cleanup());
 
-/** Write `dev.yaml`, resolve it, return the normalised error message. */
-function errorFor(text: string): string {
-  box.bottle("dev", text);
-  const error = thrown(() => resolveBottle("dev", { env: box.env }));
-  expect(error).toBeInstanceOf(ManifestError);
-  expect(error).toBeInstanceOf(BottleError);
-  return box.normalize(error.message);
-}
+const errorFor = (text: string): string => bottleErrorFor(box, text);
 
 describe("bottle schema errors name file:line:col and the field path", () => {
   test("the issue's example: a URL in egress.allow", () => {

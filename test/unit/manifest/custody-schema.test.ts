@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { formatInfo, infoView, ManifestError, resolveBottle } from "../../../lib/manifest/index.ts";
-import { sandbox, thrown, type Sandbox } from "./helpers.ts";
+import { formatInfo, infoView, resolveBottle } from "../../../lib/manifest/index.ts";
+import { bottleErrorFor, sandbox, type Sandbox } from "./helpers.ts";
 
 /** The bottle schema's `auth` (Claude Code's credential) and `egress.routes` (credential routes). */
 
@@ -10,12 +10,7 @@ beforeEach(() => {
 });
 afterEach(() => box.cleanup());
 
-function errorFor(text: string): string {
-  box.bottle("dev", text);
-  const error = thrown(() => resolveBottle("dev", { env: box.env }));
-  expect(error).toBeInstanceOf(ManifestError);
-  return box.normalize(error.message);
-}
+const errorFor = (text: string): string => bottleErrorFor(box, text);
 
 const ROUTE = "egress:\n  routes:\n    - host: api.github.com\n";
 

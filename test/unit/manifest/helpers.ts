@@ -2,7 +2,9 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { expect, spyOn } from "bun:test";
+import { BottleError } from "../../../lib/errors.ts";
 import { log } from "../../../lib/log.ts";
+import { ManifestError, resolveBottle } from "../../../lib/manifest/index.ts";
 
 /** A throwaway HOME with a config dir and a project dir; paths in messages normalise to <tmp>. */
 export interface Sandbox {
@@ -98,4 +100,13 @@ export function prng(seed: number): () => number {
 export function captureWarnings(): { messages: () => string[]; restore: () => void } {
   const spy = spyOn(log, "warn").mockImplementation((() => undefined) as unknown as typeof log.warn);
   return { messages: () => spy.mock.calls.map((call) => String(call[0])), restore: () => spy.mockRestore() };
+}
+
+/** Write `dev.yaml` into the sandbox, resolve it, return the normalised error message. */
+export function bottleErrorFor(box: Sandbox, text: string): string {
+  box.bottle("dev", text);
+  const error = thrown(() => resolveBottle("dev", { env: box.env }));
+  expect(error).toBeInstanceOf(ManifestError);
+  expect(error).toBeInstanceOf(BottleError);
+  return box.normalize(error.message);
 }
