@@ -21,16 +21,9 @@ RUN set -e; \
     /opt/claude/claude --version >/dev/null
 
 FROM ${BASE_IMAGE}
-# Keep docs, man pages and translations out of the image (what -slim bases do).
-RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*/copyright' \
-      'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*' \
-      'path-exclude=/usr/share/locale/*' 'path-include=/usr/share/locale/locale.alias' \
-      > /etc/dpkg/dpkg.cfg.d/bottle-slim
-RUN apt-get update -qq \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      ca-certificates git openssh-client rsync ripgrep curl less procps jq unzip socat \
-      >/dev/null \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
+COPY install-packages.sh /usr/local/sbin/install-packages
+RUN sh /usr/local/sbin/install-packages \
+      ca-certificates git openssh-client rsync ripgrep curl less procps jq unzip socat
 COPY --from=claude /opt/claude/claude /usr/local/bin/claude
 RUN useradd --create-home --uid 1000 --shell /bin/bash agent \
  && mkdir -p /workspace /run/bottle \

@@ -4,19 +4,13 @@
 # makes the CA of credential routes (credential custody) at gate start.
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
-# Keep docs, man pages and translations out of the image (what -slim bases do).
-RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*/copyright' \
-      'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*' \
-      'path-exclude=/usr/share/locale/*' 'path-include=/usr/share/locale/locale.alias' \
-      > /etc/dpkg/dpkg.cfg.d/bottle-slim
 # Perl comes with git but nothing in the gate uses it (git daemon, fetch,
-# push, hooks and gitleaks' `git log` are C or shell): drop it to stay small.
-RUN apt-get update -qq \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      ca-certificates nodejs openssl git openssh-client gitleaks jq \
-      >/dev/null \
- && dpkg --remove --force-depends perl perl-modules-5.40 libperl5.40 liberror-perl git-man >/dev/null 2>&1 \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/lib/dpkg/*-old
+# push, hooks and gitleaks' `git log` are C or shell), nor corepack or Node's
+# type definitions: dropped in the installing layer to stay small.
+COPY install-packages.sh /usr/local/sbin/install-packages
+RUN sh /usr/local/sbin/install-packages ca-certificates nodejs openssl git openssh-client gitleaks jq \
+ && dpkg --remove --force-depends perl perl-modules-5.40 libperl5.40 liberror-perl git-man node-corepack >/dev/null 2>&1 \
+ && rm -rf /usr/share/nodejs/@types
 COPY ca-certs/ /usr/local/share/ca-certificates/bottle/
 RUN update-ca-certificates >/dev/null 2>&1
 COPY egress-gate.mjs /opt/bottle/egress-gate.mjs

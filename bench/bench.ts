@@ -16,7 +16,7 @@ const args = process.argv.slice(2);
 const RUNS = Number(args[args.indexOf("--runs") + 1] ?? 0) || 5;
 const ONLY = args.includes("--only") ? new Set((args[args.indexOf("--only") + 1] ?? "").split(",")) : undefined;
 const SKIP_PEER = args.includes("--skip-peer");
-const BASE = process.env.BOTTLE_BASE_IMAGE || "bottle-local/debian:trixie";
+const BASE = process.env.BOTTLE_BASE_IMAGE || "bottle-local/debian:trixie-slim";
 
 interface Row {
   row: string;

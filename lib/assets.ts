@@ -2,6 +2,7 @@ import agentDockerfile from "../assets/agent.Dockerfile" with { type: "text" };
 import bottleRun from "../assets/bottle-run.sh" with { type: "text" };
 import gateDockerfile from "../assets/gate.Dockerfile" with { type: "text" };
 import gateEntrypoint from "../assets/gate-entrypoint.sh" with { type: "text" };
+import installPackages from "../assets/install-packages.sh" with { type: "text" };
 import egressGate from "../assets/gen/egress-gate.bundle" with { type: "text" };
 import gitAccessHook from "../assets/git/access-hook.sh" with { type: "text" };
 import gitForGitleaks from "../assets/git/git-for-gitleaks.sh" with { type: "text" };
@@ -29,6 +30,7 @@ export const assets = {
   gitLib,
   gitPreReceive,
   gitStart,
+  installPackages,
   plumbingDockerfile,
   sshGate,
   sshStart,

@@ -109,7 +109,7 @@ export async function agentImageSpec(docker: Docker, caCerts: string[], env: Env
   return {
     kind: "agent",
     dockerfile: assets.agentDockerfile,
-    files: { "bottle-run.sh": assets.bottleRun, ...caCertFiles([], env, "build-ca"), ...caCertFiles(caCerts, env) },
+    files: { "bottle-run.sh": assets.bottleRun, "install-packages.sh": assets.installPackages, ...caCertFiles([], env, "build-ca"), ...caCertFiles(caCerts, env) },
     buildArgs: { BASE_IMAGE: baseImage(env), CLAUDE_CODE_VERSION, NPM_REGISTRY: npmRegistry(env) },
     inputs: [await baseInput(docker, env)],
   };
@@ -119,7 +119,7 @@ export async function gateImageSpec(docker: Docker, caCerts: string[], env: Env 
   return {
     kind: "gate",
     dockerfile: assets.gateDockerfile,
-    files: { "egress-gate.mjs": assets.egressGate, "gate-entrypoint.sh": assets.gateEntrypoint, ...caCertFiles(caCerts, env) },
+    files: { "egress-gate.mjs": assets.egressGate, "gate-entrypoint.sh": assets.gateEntrypoint, "install-packages.sh": assets.installPackages, ...caCertFiles(caCerts, env) },
     buildArgs: { BASE_IMAGE: baseImage(env) },
     inputs: [await baseInput(docker, env)],
   };

@@ -5,7 +5,7 @@ import { describe } from "bun:test";
  * a reason — unless BOTTLE_REQUIRE_DOCKER=1 (CI), where a missing engine fails.
  */
 
-export const BASE_IMAGE = process.env.BOTTLE_BASE_IMAGE || "bottle-local/debian:trixie";
+export const BASE_IMAGE = process.env.BOTTLE_BASE_IMAGE || "bottle-local/debian:trixie-slim";
 
 function probeDocker(): string | undefined {
   try {
