@@ -1,8 +1,11 @@
 import { existsSync, openSync, readSync, statSync, watch } from "node:fs";
 import { listBottleObjects, removeBottle } from "./backends/docker.ts";
+import { removeMachineQuietly } from "./backends/smolmachines/launch.ts";
+import { MachineDocker } from "./backends/smolmachines/machine-docker.ts";
 import { findPackLeftovers, removePackLeftovers, type PackLeftovers } from "./backends/smolmachines/prepare.ts";
+import { machineListArgv, parseMachineList, smolvmBinary } from "./backends/smolmachines/smolvm.ts";
 import { escapeControls, formatAuditLine, readAudit, type AuditLine } from "./audit.ts";
-import { Docker } from "./docker.ts";
+import { type ContainerSummary, Docker, type NetworkSummary } from "./docker.ts";
 import { formatGitLogLine, type GitLogLine } from "./gates/git/config.ts";
 import { formatSshLogLine, type SshLogLine } from "./gates/ssh/config.ts";
 import { BottleError } from "./errors.ts";
@@ -35,20 +38,47 @@ function age(createdAt: string): string {
   return `${Math.round(seconds / 86400)}d`;
 }
 
+/** A smolmachines bottle has no container: its gate container stands for it in docker. */
+function isSmolmachinesGate(container: ContainerSummary): boolean {
+  return container.labels[LABELS.role] === "gate" && container.labels[LABELS.backend] === "smolmachines";
+}
+
+/** The container that stands for a bottle: the bottle container, or a smolmachines bottle's gate. */
+function standsForBottle(container: ContainerSummary): boolean {
+  return container.labels[LABELS.role] === "bottle" || isSmolmachinesGate(container);
+}
+
+/** smolvm's machines by name → state; undefined when smolvm cannot be asked (not installed). */
+async function machineStates(exec: Exec): Promise<Map<string, string> | undefined> {
+  try {
+    const out = await exec.run(machineListArgv(smolvmBinary()), { check: false, timeoutMs: 10_000 });
+    if (out.exitCode !== 0) return undefined;
+    return new Map(parseMachineList(out.stdout).map((machine) => [machine.name, machine.state ?? "?"]));
+  } catch {
+    return undefined;
+  }
+}
+
 export async function listBottles(exec: Exec): Promise<BottleRow[]> {
   const docker = new Docker(exec);
   const { containers } = await listBottleObjects(docker, { scope: "own" });
-  return containers
-    .filter((c) => c.labels[LABELS.role] === "bottle")
-    .map((c) => ({
-      name: c.labels[LABELS.name] ?? c.name,
-      agent: c.labels[LABELS.agent] ?? "?",
-      backend: c.labels[LABELS.backend] ?? "docker",
-      status: c.state,
-      createdAt: c.createdAt,
-      age: age(c.createdAt),
-      workspace: c.labels[LABELS.workspace] ?? "",
-    }))
+  const shown = containers.filter(standsForBottle);
+  const machines = shown.some(isSmolmachinesGate) ? await machineStates(exec) : undefined;
+  return shown
+    .map((c) => {
+      const name = c.labels[LABELS.name] ?? c.name;
+      // A VM's state is smolvm's to tell; without smolvm, the gate's.
+      const status = isSmolmachinesGate(c) ? (machines ? (machines.get(name) ?? "machine missing") : `gate ${c.state}`) : c.state;
+      return {
+        name,
+        agent: c.labels[LABELS.agent] ?? "?",
+        backend: c.labels[LABELS.backend] ?? "docker",
+        status,
+        createdAt: c.createdAt,
+        age: age(c.createdAt),
+        workspace: c.labels[LABELS.workspace] ?? "",
+      };
+    })
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
@@ -60,19 +90,29 @@ export function formatBottleTable(rows: BottleRow[]): string {
   return [header, ...rows].map((row) => keys.map((key, i) => row[key].padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
 }
 
-async function requireRunning(docker: Docker, name: string): Promise<void> {
+/**
+ * The running bottle's Docker: the docker one for a bottle container; for a
+ * smolmachines bottle (its state says so and its gate runs) one whose exec
+ * on the bottle goes to the VM.
+ */
+async function requireRunning(docker: Docker, name: string): Promise<Docker> {
   const inspect = await docker.containerInspect(name);
-  if (inspect?.Config.Labels?.[LABELS.role] === "bottle" && inspect.State.Running) return;
+  if (inspect?.Config.Labels?.[LABELS.role] === "bottle" && inspect.State.Running) return docker;
+  const plan = readPlan(name);
+  if (plan?.backend === "smolmachines") {
+    const gate = await docker.containerInspect(plan.containers.gate);
+    if (gate?.Config.Labels?.[LABELS.backend] === "smolmachines" && gate.State.Running)
+      return new MachineDocker(docker.exec, plan.containers.bottle, smolvmBinary(), docker.binary);
+  }
   const names = (await listBottles(docker.exec)).map((row) => row.name);
   throw new BottleError(`no running bottle named ${name}${didYouMean(name, names)}`, { fix: "see `bottle ls`" });
 }
 
 export async function attachBottle(exec: Exec, name: string, command: string[]): Promise<number> {
-  const docker = new Docker(exec);
-  await requireRunning(docker, name);
+  const bottle = await requireRunning(new Docker(exec), name);
   const plan = readPlan(name);
   if (!plan) throw new BottleError(`the state of ${name} is missing`, { fix: `remove it with \`bottle down ${name}\` and start a new one` });
-  return attachTo(docker, plan, agentCommand(plan, command));
+  return attachTo(bottle, plan, agentCommand(plan, command));
 }
 
 /** JSON escapes C0 controls itself; C1 (and DEL) pass through raw unless escaped here. */
@@ -82,10 +122,7 @@ function jsonLine(line: AuditLine): string {
 
 export async function showLogs(exec: Exec, name: string, options: { gate?: string; follow: boolean; json: boolean }): Promise<number> {
   const docker = new Docker(exec);
-  if (!options.gate) {
-    await requireRunning(docker, name);
-    return docker.logs(name, options.follow);
-  }
+  if (!options.gate) return (await requireRunning(docker, name)).logs(name, options.follow);
   if (options.gate !== "egress" && options.gate !== "git" && options.gate !== "ssh")
     throw new BottleError(`unknown gate "${options.gate}"`, { fix: "use --gate egress, --gate git or --gate ssh" });
   if (!existsSync(bottleStateDir(name))) throw new BottleError(`no bottle named ${name}`, { fix: "see `bottle ls`" });
@@ -140,15 +177,33 @@ function followFile(path: string, onText: (text: string) => void): Promise<numbe
   });
 }
 
+/**
+ * The smolvm machine of a smolmachines bottle (its objects' labels or its
+ * state say so), else undefined. The machine is named like the bottle
+ * container would be.
+ */
+function bottleMachine(name: string, objects: Array<ContainerSummary | NetworkSummary>): string | undefined {
+  const plan = readPlan(name);
+  if (plan) return plan.backend === "smolmachines" ? plan.containers.bottle : undefined;
+  return objects.some((o) => o.labels[LABELS.name] === name && o.labels[LABELS.backend] === "smolmachines") ? name : undefined;
+}
+
+/** The VM (if any) first, then the docker objects and the state dir. */
+async function removeBottleAndMachine(docker: Docker, name: string, machine: string | undefined): Promise<void> {
+  if (machine) await removeMachineQuietly(docker.exec, machine, smolvmBinary());
+  await removeBottle(docker, name);
+}
+
 export async function downBottles(exec: Exec, names: string[] | undefined): Promise<string[]> {
   const docker = new Docker(exec);
   const { containers, networks } = await listBottleObjects(docker, { scope: "own" });
-  const known = new Set([...containers, ...networks].map((o) => o.labels[LABELS.name] ?? "").filter(Boolean));
+  const objects = [...containers, ...networks];
+  const known = new Set(objects.map((o) => o.labels[LABELS.name] ?? "").filter(Boolean));
   const targets = names ?? [...known];
   for (const name of targets)
     if (!known.has(name) && !existsSync(bottleStateDir(name)))
       throw new BottleError(`no bottle named ${name}${didYouMean(name, known)}`, { fix: "see `bottle ls`" });
-  await Promise.all(targets.map((name) => removeBottle(docker, name)));
+  await Promise.all(targets.map((name) => removeBottleAndMachine(docker, name, bottleMachine(name, objects))));
   return targets;
 }
 
@@ -157,6 +212,8 @@ export interface Orphan {
   containers: string[];
   networks: string[];
   stateDir: boolean;
+  /** The smolvm machine of a smolmachines bottle (removed first). */
+  machine?: string;
   /** Registry/crane objects and staging dirs of a killed smolmachines prepare. */
   pack?: PackLeftovers;
 }
@@ -170,13 +227,15 @@ export async function findOrphans(exec: Exec): Promise<Orphan[]> {
   const orphans: Orphan[] = [];
   for (const name of names) {
     const own = containers.filter((c) => c.labels[LABELS.name] === name);
-    const running = own.some((c) => c.labels[LABELS.role] === "bottle" && c.state === "running");
+    const running = own.some((c) => standsForBottle(c) && c.state === "running");
     if (!isOrphan(name, running)) continue;
+    const machine = bottleMachine(name, [...containers, ...networks]);
     orphans.push({
       name,
       containers: own.map((c) => c.name),
       networks: networks.filter((n) => n.labels[LABELS.name] === name).map((n) => n.name),
       stateDir: existsSync(bottleStateDir(name)),
+      ...(machine ? { machine } : {}),
     });
   }
   const pack = await findPackLeftovers(docker);
@@ -187,5 +246,5 @@ export async function findOrphans(exec: Exec): Promise<Orphan[]> {
 
 export async function removeOrphans(exec: Exec, orphans: Orphan[]): Promise<void> {
   const docker = new Docker(exec);
-  await Promise.all(orphans.map((orphan) => (orphan.pack ? removePackLeftovers(docker, orphan.pack) : removeBottle(docker, orphan.name))));
+  await Promise.all(orphans.map((orphan) => (orphan.pack ? removePackLeftovers(docker, orphan.pack) : removeBottleAndMachine(docker, orphan.name, orphan.machine))));
 }

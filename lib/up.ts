@@ -7,8 +7,18 @@ import {
   passwdEntries,
   settleAll,
   teardownDocker,
-  type Created,
 } from "./backends/docker.ts";
+import {
+  type CreatedMachine,
+  launchSmolmachine,
+  realSmolvmHost,
+  type SmolvmHost,
+  smolvmUnavailable,
+  teardownSmolmachine,
+} from "./backends/smolmachines/launch.ts";
+import { MachineDocker } from "./backends/smolmachines/machine-docker.ts";
+import { prepareSmolmachine } from "./backends/smolmachines/prepare.ts";
+import { smolvmBinary } from "./backends/smolmachines/smolvm.ts";
 import { Docker } from "./docker.ts";
 import { BottleError } from "./errors.ts";
 import { signalExitCode, type Exec } from "./exec.ts";
@@ -80,14 +90,25 @@ export const DNS_PORT = 53;
 /** Credentials Claude Code reads: held by the gate (credential custody), never passed into the bottle. */
 export const CLAUDE_AUTH_VARS: readonly string[] = CLAUDE_CREDENTIAL_VARS;
 
-export function selectBackend(option: string | undefined, resolved: Resolved, env: Record<string, string | undefined>): "docker" | "smolmachines" {
+/**
+ * --backend, else BOTTLE_BACKEND, else the bottle's `backend:`, else docker.
+ * smolmachines needs smolvm (and /dev/kvm on Linux); planning alone
+ * (--dry-run) only warns when they are missing.
+ */
+export function selectBackend(
+  option: string | undefined,
+  resolved: { bottle: Pick<Resolved["bottle"], "backend"> },
+  env: Record<string, string | undefined>,
+  options: { dryRun?: boolean; host?: SmolvmHost } = {},
+): "docker" | "smolmachines" {
   const chosen = option ?? env.BOTTLE_BACKEND ?? resolved.bottle.backend ?? "docker";
   if (chosen !== "docker" && chosen !== "smolmachines")
     throw new BottleError(`unknown backend "${chosen}"`, { fix: "use --backend docker or --backend smolmachines" });
-  if (chosen === "smolmachines")
-    throw new BottleError("the smolmachines backend is not available in this build yet", {
-      fix: "use --backend docker (or unset BOTTLE_BACKEND / the bottle's `backend:`)",
-    });
+  if (chosen === "smolmachines") {
+    const unavailable = smolvmUnavailable(env, options.host ?? realSmolvmHost);
+    if (unavailable && !options.dryRun) throw unavailable;
+    if (unavailable) log.warn(`${unavailable.message} (fix: ${unavailable.fix})`);
+  }
   return chosen;
 }
 
@@ -118,7 +139,7 @@ export interface Prepared {
 export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> {
   const resolved = await resolveAgentAndBottle({ agent: options.agent, bottle: options.bottle, projectDir: options.cwd, env: options.env });
   checkSkills(resolved.agent, options.env);
-  const backend = selectBackend(options.backend, resolved, options.env);
+  const backend = selectBackend(options.backend, resolved, options.env, { dryRun: options.dryRun });
   const docker = new Docker(exec);
 
   const [agentSpec, gateSpec] = await Promise.all([
@@ -180,7 +201,8 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
     command: options.passthrough,
     interactive: options.passthrough.length === 0,
     detach: options.detach,
-    runtime: await chooseRuntime(docker, gateRef.tag, false),
+    // gVisor is a container runtime; a VM does not use one.
+    runtime: backend === "smolmachines" ? "runc" : await chooseRuntime(docker, gateRef.tag, false),
     labels: {},
     createdAt: new Date().toISOString(),
   };
@@ -223,6 +245,8 @@ const NAME_RETRIES = 5;
 export async function runUp(prepared: Prepared, options: UpOptions): Promise<number> {
   const { docker, resolved } = prepared;
   let plan = prepared.plan;
+  const vm = plan.backend === "smolmachines";
+  const smolvm = smolvmBinary(options.env);
   const env = bottleEnv(resolved, options.env);
   const envValues = await resolveEnvValues(
     { ...resolved.bottle, env },
@@ -239,20 +263,20 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
   const sshKeys = readSshHosts(resolved);
 
   // Images first: a build is the slow step and creates nothing to tear down.
-  const { specs } = prepared;
-  const [agent, gate] = await Promise.all([ensureImage(docker, specs.agent, options.env), ensureImage(docker, specs.gate, options.env)]);
-  const custom: ImageRef | undefined = specs.custom ? (await ensureImage(docker, specs.custom, options.env)).ref : undefined;
-  plan = { ...plan, images: { agent: agent.ref, gate: gate.ref, ...(custom ? { custom } : {}) }, bottleImage: (custom ?? agent.ref).tag };
-  // gVisor was seen registered at plan time; only now may a probe container run.
-  if (plan.runtime === "runsc") plan = { ...plan, runtime: await chooseRuntime(docker, gate.ref.tag, true) };
+  let smolmachine: string | undefined;
+  ({ plan, smolmachine } = await prepareImages(prepared, plan, options.env));
   prepareMountedWorkspace(plan.workspace);
 
-  const created: Created = { networks: [], containers: [] };
+  const created: CreatedMachine = { networks: [], containers: [] };
+  // Addresses the bottle: its container, or (smolmachines) its VM behind the same calls.
+  let bottle: Docker = docker;
+  const removeCreated = () => (vm ? teardownSmolmachine(docker, created, smolvm) : teardownDocker(docker, created));
   let claimed: string | undefined;
   let detached = false;
   const teardown = async () => {
-    if (plan.workspace.mode === "copy" && created.containers.includes(plan.containers.bottle)) await saveCopiedWork(docker, plan).catch(() => undefined);
-    await teardownDocker(docker, created);
+    const bottleExists = vm ? created.machine !== undefined : created.containers.includes(plan.containers.bottle);
+    if (plan.workspace.mode === "copy" && bottleExists) await saveCopiedWork(bottle, plan).catch(() => undefined);
+    await removeCreated();
     if (claimed) {
       const summary = summarizeDenials(auditLogPath(claimed, "egress"));
       if (summary) log.info(summary);
@@ -274,17 +298,20 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
           : new Set((await listBottleObjects(docker, { scope: "all" })).containers.map((c) => c.labels[LABELS.name] ?? ""));
       claimed = claimName(prepared.nameBase, taken, skip);
       plan = renamePlan(plan, claimed);
+      bottle = vm ? new MachineDocker(docker.exec, plan.containers.bottle, smolvm, docker.binary) : docker;
       writeState(plan, { pid: process.pid, detach: options.detach, startedAt: plan.createdAt });
       interrupts.check();
       try {
-        ({ gateEgressIp } = await launchDocker(docker, plan, { version: buildInfo.version, secrets: secretValues(envValues), custody: custody.credentials, git: gitRemotes, ssh: sshKeys, created }));
+        const launch = { version: buildInfo.version, secrets: secretValues(envValues), custody: custody.credentials, git: gitRemotes, ssh: sshKeys, created };
+        ({ gateEgressIp } = smolmachine ? await launchSmolmachine(docker, plan, { ...launch, smolmachine, binary: smolvm }) : await launchDocker(docker, plan, launch));
         break;
       } catch (error) {
         if (!isNameConflict(error) || attempt >= NAME_RETRIES) throw error;
         log.debug(`name ${claimed} was taken by another launch; trying the next one`);
-        await teardownDocker(docker, created);
+        await removeCreated();
         created.containers.length = 0;
         created.networks.length = 0;
+        delete created.machine;
         removeState(claimed);
         skip.add(claimed);
         claimed = undefined;
@@ -292,16 +319,16 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
     }
     interrupts.check();
 
-    const [passwd, trust] = await Promise.all([passwdEntries(docker, plan), bottleTrust(docker, plan)]);
+    const [passwd, trust] = await Promise.all([passwdEntries(bottle, plan), bottleTrust(bottle, plan)]);
     const bottleValues = { ...envValues, ...custody.env, ...trust.env };
     const entries = [...passwd, ...trust.entries, ...provisionEntries({ plan, envValues: bottleValues, prompt: resolved.agent.prompt, skillDirs: skillDirs(resolved, options.env), sshPublicKeys: sshPublicKeys(sshKeys) })];
     if (plan.workspace.mode === "copy" && plan.workspace.hostPath)
       entries.push(...workspaceEntries(plan.workspace.hostPath, plan.workspace.user.uid, plan.workspace.user.gid));
     await settleAll([
-      docker.copyArchiveIn(plan.containers.bottle, "/", createTar(entries)).then(() => startAgentRelay(docker, plan)),
-      verifyEgressPolicy(docker, plan, gateEgressIp),
+      bottle.copyArchiveIn(plan.containers.bottle, "/", createTar(entries)).then(() => startAgentRelay(bottle, plan)),
+      verifyEgressPolicy(bottle, plan, gateEgressIp),
     ]);
-    if (plan.workspace.mode === "copy") await recordWorkspaceRefs(docker, plan);
+    if (plan.workspace.mode === "copy") await recordWorkspaceRefs(bottle, plan);
     interrupts.check();
 
     if (options.detach) {
@@ -311,13 +338,36 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
       return 0;
     }
     log.success(`${plan.name} ready`);
-    const code = await attachTo(docker, plan, agentCommand(plan, options.passthrough));
+    const code = await attachTo(bottle, plan, agentCommand(plan, options.passthrough));
     // Interrupted while attached: report the signal, whatever the child made of it.
     return interrupts.signal ? (signalExitCode(interrupts.signal) ?? 130) : code;
   } finally {
     interrupts.dispose();
     if (!detached) await teardown();
   }
+}
+
+/**
+ * Build (or reuse) the images. docker: agent, gate, the bottle's layers, and
+ * the gVisor probe. smolmachines: the gate, and the bottle's image (agent,
+ * then its layers) packed into a cached .smolmachine.
+ */
+async function prepareImages(prepared: Prepared, plan: Plan, env: Record<string, string | undefined>): Promise<{ plan: Plan; smolmachine?: string }> {
+  const { docker, specs } = prepared;
+  if (plan.backend === "smolmachines") {
+    const [gate, packed] = await Promise.all([
+      ensureImage(docker, specs.gate, env),
+      prepareSmolmachine({ docker, images: [specs.agent, ...(specs.custom ? [specs.custom] : [])], env }),
+    ]);
+    const images = { ...plan.images, gate: gate.ref, ...(specs.custom ? { custom: packed.ref } : { agent: packed.ref }) };
+    return { plan: { ...plan, images, bottleImage: packed.ref.tag }, smolmachine: packed.path };
+  }
+  const [agent, gate] = await Promise.all([ensureImage(docker, specs.agent, env), ensureImage(docker, specs.gate, env)]);
+  const custom: ImageRef | undefined = specs.custom ? (await ensureImage(docker, specs.custom, env)).ref : undefined;
+  plan = { ...plan, images: { agent: agent.ref, gate: gate.ref, ...(custom ? { custom } : {}) }, bottleImage: (custom ?? agent.ref).tag };
+  // gVisor was seen registered at plan time; only now may a probe container run.
+  if (plan.runtime === "runsc") plan = { ...plan, runtime: await chooseRuntime(docker, gate.ref.tag, true) };
+  return { plan };
 }
 
 function renamePlan(plan: Plan, name: string): Plan {

@@ -45,6 +45,15 @@ export function isNameConflict(error: unknown): boolean {
   return /already in use|already exists|Conflict/i.test(error instanceof Error ? error.message : String(error));
 }
 
+/** The bottle's variables besides the proxy (both backends); values, never secrets. */
+export function bottleVariables(plan: Plan): Record<string, string> {
+  return {
+    BOTTLE_NAME: plan.name,
+    // The SSH gate's agent, through the relay provisioning starts.
+    ...(plan.ssh?.hosts.length ? { SSH_AUTH_SOCK: plan.ssh.agentSocket } : {}),
+  };
+}
+
 export function bottleContainerSpec(plan: Plan, gateIp: string, labels: Record<string, string>): ContainerSpec {
   const proxy = `http://${GATE_ALIAS}:${plan.egress.proxyPort}`;
   const mounts: ContainerSpec["mounts"] = [];
@@ -60,12 +69,7 @@ export function bottleContainerSpec(plan: Plan, gateIp: string, labels: Record<s
     labels,
     network: plan.networks.internal,
     dns: [gateIp],
-    env: {
-      ...proxyEnvironment(proxy),
-      BOTTLE_NAME: plan.name,
-      // The SSH gate's agent, through the relay provisioning starts.
-      ...(plan.ssh?.hosts.length ? { SSH_AUTH_SOCK: plan.ssh.agentSocket } : {}),
-    },
+    env: { ...proxyEnvironment(proxy), ...bottleVariables(plan) },
     mounts,
     user: `${plan.workspace.user.uid}:${plan.workspace.user.gid}`,
     capDrop: ["ALL"],
@@ -78,13 +82,19 @@ export function bottleContainerSpec(plan: Plan, gateIp: string, labels: Record<s
   };
 }
 
-export function gateContainerSpec(plan: Plan, labels: Record<string, string>, logDir: string): ContainerSpec {
+/**
+ * `publish` (a VM's gate): the gate sits on the egress network only and is
+ * reached through these loopback-only ports; otherwise (a docker bottle) it
+ * starts on the internal network and joins the egress network later.
+ */
+export function gateContainerSpec(plan: Plan, labels: Record<string, string>, logDir: string, publish?: string[]): ContainerSpec {
   return {
     name: plan.containers.gate,
     image: plan.images.gate.tag,
     labels,
-    network: plan.networks.internal,
+    network: gateHomeNetwork(plan, publish),
     networkAliases: [GATE_ALIAS],
+    ...(publish ? { publish } : {}),
     mounts: [{ source: logDir, target: "/var/log/bottle" }],
     capDrop: ["ALL"],
     capAdd: ["NET_BIND_SERVICE"],
@@ -134,23 +144,47 @@ export interface LaunchOptions {
   created: Created;
 }
 
+/** The network where the gate's alias `gate` lives, so where its listeners bind: the internal one, or for a VM's gate the egress one. */
+function gateHomeNetwork(plan: Plan, publish: string[] | undefined): string {
+  return publish ? plan.networks.egress : plan.networks.internal;
+}
+
+/** The gate's addresses: where its listeners bind (the `gate` alias) and on the egress network. */
+export interface GateAddresses {
+  gateIp: string;
+  gateEgressIp: string;
+}
+
+export interface GateLaunch {
+  /** A VM's gate: no internal network; these `address:port:port` publishes are the only way in. */
+  publish?: string[];
+  /** Runs while the gate's daemons come up (a docker bottle starts then). */
+  alongside?: (gate: GateAddresses) => Promise<unknown>;
+}
+
 /**
- * Create networks, start the gate, start the bottle. Everything created is
- * recorded in `created` as soon as it exists, so a failure half-way can be
- * undone by `teardownDocker`.
+ * The gate both backends share: networks, the gate container with its
+ * config (egress, custody, git and SSH gates) copied in, start, ready.
+ * Everything created is recorded in `created` as soon as it exists, so a
+ * failure half-way can be undone by `teardownDocker`.
  */
-export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOptions): Promise<{ gateIp: string; gateEgressIp: string }> {
+export async function launchGate(docker: Docker, plan: Plan, options: LaunchOptions, launch: GateLaunch = {}): Promise<GateAddresses> {
   const { created } = options;
+  const home = gateHomeNetwork(plan, launch.publish);
   const networkLabels = bottleLabels(plan, "network", options.version);
   await settleAll([
-    docker
-      .networkCreate(plan.networks.internal, {
-        internal: true,
-        labels: networkLabels,
-        // No address on the host side of the bridge: the host is unreachable.
-        driverOptions: { "com.docker.network.bridge.inhibit_ipv4": "true" },
-      })
-      .then(() => created.networks.push(plan.networks.internal)),
+    ...(launch.publish
+      ? []
+      : [
+          docker
+            .networkCreate(plan.networks.internal, {
+              internal: true,
+              labels: networkLabels,
+              // No address on the host side of the bridge: the host is unreachable.
+              driverOptions: { "com.docker.network.bridge.inhibit_ipv4": "true" },
+            })
+            .then(() => created.networks.push(plan.networks.internal)),
+        ]),
     docker.networkCreate(plan.networks.egress, { labels: networkLabels }).then(() => created.networks.push(plan.networks.egress)),
   ]);
 
@@ -159,14 +193,14 @@ export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOp
   // The gate's root has no CAP_DAC_OVERRIDE: it can write the logs only if the
   // dir is writable for it. The state root itself is 0700, so no one else can.
   chmodSync(logDir, 0o777);
-  const [, hostAddresses, internal] = await settleAll([
-    docker.create(gateContainerSpec(plan, bottleLabels(plan, "gate", options.version), logDir)).then(() => created.containers.push(plan.containers.gate)),
+  const [, hostAddresses, homeNetwork] = await settleAll([
+    docker.create(gateContainerSpec(plan, bottleLabels(plan, "gate", options.version), logDir, launch.publish)).then(() => created.containers.push(plan.containers.gate)),
     dockerHostAddresses(docker),
-    docker.networkInspect(plan.networks.internal),
+    docker.networkInspect(home),
   ]);
-  // Claude Code's route listens only on the gate's address in the internal network.
-  const internalSubnets = (internal?.IPAM.Config ?? []).map((config) => config.Subnet).filter((subnet): subnet is string => Boolean(subnet));
-  const config = egressGateConfig(plan, hostAddresses, options.secrets.length > 0, internalSubnets);
+  // Claude Code's route listens only on the gate's address in the network the bottle reaches it on.
+  const routeSubnets = (homeNetwork?.IPAM.Config ?? []).map((config) => config.Subnet).filter((subnet): subnet is string => Boolean(subnet));
+  const config = egressGateConfig(plan, hostAddresses, options.secrets.length > 0, routeSubnets);
   const files: TarEntry[] = [
     { path: "etc/bottle", type: "dir", mode: 0o700, uid: 0, gid: 0 },
     { path: "etc/bottle/egress.json", content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o600, uid: 0, gid: 0 },
@@ -179,21 +213,27 @@ export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOp
   // The SSH gate: its keys (root-only), pinned host keys and daemon; its start script loads the agent.
   if (plan.ssh?.hosts.length) files.push(...sshGateEntries(sshGateConfig(plan.name, plan.ssh), options.ssh ?? []));
   await docker.copyArchiveIn(plan.containers.gate, "/", createTar(files));
-  await docker.networkConnect(plan.networks.egress, plan.containers.gate);
+  if (!launch.publish) await docker.networkConnect(plan.networks.egress, plan.containers.gate);
   await docker.start(plan.containers.gate);
 
   // Addresses are assigned at start, so the bottle can start while the gate's daemons come up.
   const gate = await docker.containerInspect(plan.containers.gate);
-  const gateIp = gate?.NetworkSettings.Networks[plan.networks.internal]?.IPAddress;
+  const gateIp = gate?.NetworkSettings.Networks[home]?.IPAddress;
   const gateEgressIp = gate?.NetworkSettings.Networks[plan.networks.egress]?.IPAddress;
   if (!gateIp || !gateEgressIp) throw new BottleError(`the gate ${plan.containers.gate} is missing an address on its networks`);
-  await settleAll([
-    docker.waitForLog(plan.containers.gate, EGRESS_READY_LINE, GATE_READY_TIMEOUT_MS),
-    docker
-      .runDetached(bottleContainerSpec(plan, gateIp, bottleLabels(plan, "bottle", options.version)))
-      .then(() => created.containers.push(plan.containers.bottle)),
-  ]);
-  return { gateIp, gateEgressIp };
+  const addresses = { gateIp, gateEgressIp };
+  await settleAll([docker.waitForLog(plan.containers.gate, EGRESS_READY_LINE, GATE_READY_TIMEOUT_MS), launch.alongside ? launch.alongside(addresses) : Promise.resolve()]);
+  return addresses;
+}
+
+/** The docker backend's launch: the gate, and the bottle on the internal network while the gate comes up. */
+export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOptions): Promise<GateAddresses> {
+  return launchGate(docker, plan, options, {
+    alongside: (gate) =>
+      docker
+        .runDetached(bottleContainerSpec(plan, gate.gateIp, bottleLabels(plan, "bottle", options.version)))
+        .then(() => options.created.containers.push(plan.containers.bottle)),
+  });
 }
 
 /**

@@ -1,0 +1,187 @@
+import { existsSync, statSync } from "node:fs";
+import { networkInterfaces } from "node:os";
+import { join } from "node:path";
+import { bottleVariables, launchGate, teardownDocker, type Created, type GateAddresses, type LaunchOptions } from "../docker.ts";
+import type { Docker } from "../../docker.ts";
+import { BottleError } from "../../errors.ts";
+import type { Exec } from "../../exec.ts";
+import { log } from "../../log.ts";
+import type { Plan } from "../../plan.ts";
+import {
+  type Endpoint,
+  gateLoopbackAddress,
+  isLoopbackIPv4,
+  launchMachine,
+  machineExecArgv,
+  type MachineSpec,
+  removeMachine,
+  smolvmBinary,
+  type Volume,
+  withCanary,
+} from "./smolvm.ts";
+
+/**
+ * Launch for the smolmachines backend: the gate container in Docker on the
+ * bottle's egress network only, its ports published on a loopback address of
+ * its own; the bottle a smolvm VM created from the cached `.smolmachine`,
+ * allowed to reach exactly that address (`--allow-cidr <it>/32`), checked
+ * from inside before anything else runs.
+ *
+ * DNS. smolvm answers the guest's DNS itself and, when only `--allow-cidr` is
+ * given (no `--allow-host`), forwards every query to the host's resolver
+ * without filtering (smolvm-network `stack.rs` classify_dns_query: "When the
+ * DNS filter is inactive everything is forwarded (no learning)"; port-53
+ * datagrams to any address are intercepted the same way). Resolved addresses
+ * stay unreachable (nothing is learned into the allowlist), so names give no
+ * route out — but the query names themselves reach whatever nameserver is
+ * authoritative for them: a DNS exfiltration channel the docker backend
+ * closes (its gate answers DNS) and this backend does not. smolvm's
+ * `--allow-host` would turn on its filter (NXDOMAIN for unlisted names), but
+ * it also opens direct egress to the listed names' addresses, so it is not
+ * used. `gate` resolves from the VM's /etc/hosts.
+ */
+
+type Env = Record<string, string | undefined>;
+
+/** What `--backend smolmachines` needs from this host; injectable for tests. */
+export interface SmolvmHost {
+  platform: NodeJS.Platform;
+  which(binary: string): string | null;
+  exists(path: string): boolean;
+}
+
+export const realSmolvmHost: SmolvmHost = { platform: process.platform, which: (binary) => Bun.which(binary), exists: existsSync };
+
+/** Why this host cannot run smolmachines bottles (one error naming everything missing), or undefined. */
+export function smolvmUnavailable(env: Env, host: SmolvmHost = realSmolvmHost): BottleError | undefined {
+  const binary = smolvmBinary(env);
+  const missing: string[] = [];
+  const fixes: string[] = [];
+  if (!host.which(binary)) {
+    missing.push(env.BOTTLE_SMOLVM ? `smolvm at BOTTLE_SMOLVM=${binary}` : "smolvm (not on PATH)");
+    fixes.push("install smolvm (https://github.com/smol-machines/smolvm) or point BOTTLE_SMOLVM at it");
+  }
+  // smolvm runs its VMs on KVM on Linux (Hypervisor.framework on macOS).
+  if (host.platform === "linux" && !host.exists("/dev/kvm")) {
+    missing.push("/dev/kvm");
+    fixes.push("enable KVM (virtualization in the firmware, the kvm module loaded)");
+  }
+  if (missing.length === 0) return undefined;
+  return new BottleError(`the smolmachines backend cannot run here: ${missing.join(" and ")} missing`, {
+    fix: `${fixes.join("; ")} — \`bottle doctor\` checks both — or use --backend docker`,
+  });
+}
+
+/** Where the VM reaches the egress proxy: the bottle's own loopback address (see gateLoopbackAddress). */
+export function machineGate(plan: Plan, platform: NodeJS.Platform = process.platform): Endpoint {
+  return { host: gateLoopbackAddress(plan.name, platform), port: plan.egress.proxyPort };
+}
+
+/** The gate ports a bottle uses: the proxy, Claude Code's route, the git daemon, the SSH agent and forwarders. */
+export function gatePorts(plan: Plan): number[] {
+  const ports = [plan.egress.proxyPort];
+  if (plan.custody?.claude) ports.push(plan.custody.port);
+  if (plan.git?.remotes.length) ports.push(plan.git.port);
+  if (plan.ssh?.hosts.length) ports.push(plan.ssh.agentPort, ...plan.ssh.hosts.map((host) => host.gatePort));
+  return [...new Set(ports)];
+}
+
+/**
+ * `ADDRESS:PORT:PORT` for each gate port, on the loopback address only: the
+ * VM then reaches `gate:PORT` exactly as a docker bottle does (same gitconfig,
+ * ssh_config and ANTHROPIC_BASE_URL), with `gate` → ADDRESS in its /etc/hosts.
+ */
+export function gatePublish(plan: Plan, address: string): string[] {
+  if (!isLoopbackIPv4(address)) throw new BottleError(`refusing to publish the gate on ${address}: not a loopback address`);
+  return gatePorts(plan).map((port) => `${address}:${port}:${port}`);
+}
+
+/** Host paths of the workspace's read-only parts that smolvm can mount (directories; it mounts no single files). */
+function readonlyVolumes(plan: Plan): { volumes: Volume[]; files: string[] } {
+  const { hostPath, containerPath, readonlyPaths } = plan.workspace;
+  const volumes: Volume[] = [];
+  const files: string[] = [];
+  for (const path of readonlyPaths) {
+    const source = join(hostPath ?? "", path);
+    if (hostPath && existsSync(source) && statSync(source).isDirectory()) volumes.push({ host: source, guest: `${containerPath}/${path}`, readonly: true });
+    else files.push(path);
+  }
+  return { volumes, files };
+}
+
+/** The VM: the cached .smolmachine, the workspace (mount mode) as a virtiofs volume, non-secret variables only. */
+export function machineSpec(plan: Plan, smolmachine: string, gate: Endpoint): MachineSpec {
+  const volumes: Volume[] = [];
+  if (plan.workspace.mode === "mount" && plan.workspace.hostPath) {
+    volumes.push({ host: plan.workspace.hostPath, guest: plan.workspace.containerPath });
+    const readonly = readonlyVolumes(plan);
+    volumes.push(...readonly.volumes);
+    if (readonly.files.length)
+      log.warn(`smolvm mounts no single files, so these stay writable from ${plan.name} (the docker backend mounts them read-only): ${readonly.files.join(", ")}`);
+  }
+  return { name: plan.containers.bottle, smolmachine, gate, env: bottleVariables(plan), volumes };
+}
+
+/**
+ * A host address outside the gate's /32 for the canary the VM must not
+ * reach: 127.0.0.1 on Linux (the gate has its own 127.x address); elsewhere
+ * the gate is on 127.0.0.1, so one of the host's other addresses.
+ */
+export function canaryHost(platform: NodeJS.Platform = process.platform): string {
+  if (platform === "linux") return "127.0.0.1";
+  const address = Object.values(networkInterfaces())
+    .flat()
+    .find((info) => info && !info.internal && info.family === "IPv4")?.address;
+  if (!address)
+    throw new BottleError("cannot check the VM's egress policy: this host has no address besides loopback to put a canary on", {
+      fix: "connect a network interface, or use --backend docker",
+    });
+  return address;
+}
+
+/** What a smolmachines launch created: the docker objects, and the machine once it exists. */
+export interface CreatedMachine extends Created {
+  machine?: string;
+}
+
+export interface MachineLaunchOptions extends LaunchOptions {
+  created: CreatedMachine;
+  /** The cached `.smolmachine` of the bottle's image. */
+  smolmachine: string;
+  /** The smolvm binary (smolvmBinary(env)). */
+  binary: string;
+  platform?: NodeJS.Platform;
+}
+
+/**
+ * Gate up (published on the bottle's loopback address), then the VM:
+ * create → start → the egress check against a canary (launchMachine removes
+ * the VM when any of them fails), then `gate` in its /etc/hosts.
+ */
+export async function launchSmolmachine(docker: Docker, plan: Plan, options: MachineLaunchOptions): Promise<GateAddresses> {
+  const platform = options.platform ?? process.platform;
+  const gate = machineGate(plan, platform);
+  const addresses = await launchGate(docker, plan, options, { publish: gatePublish(plan, gate.host) });
+  const spec = machineSpec(plan, options.smolmachine, gate);
+  await withCanary(canaryHost(platform), (canary) => launchMachine(docker.exec, spec, { denied: [canary], binary: options.binary }));
+  options.created.machine = spec.name;
+  await docker.exec.run(
+    machineExecArgv({ name: spec.name, command: ["sh", "-c", 'printf "%s gate\\n" "$1" >> /etc/hosts', "hosts", gate.host] }, options.binary),
+  );
+  return addresses;
+}
+
+/** The machine first (it is what reaches the gate), then the gate and its network. Never throws. */
+export async function teardownSmolmachine(docker: Docker, created: CreatedMachine, binary: string): Promise<void> {
+  if (created.machine) await removeMachineQuietly(docker.exec, created.machine, binary);
+  await teardownDocker(docker, created);
+}
+
+/** removeMachine, but a missing smolvm (or any failure) is a warning: teardown and `down` must go on. */
+export async function removeMachineQuietly(exec: Exec, name: string, binary: string): Promise<void> {
+  try {
+    await removeMachine(exec, name, binary);
+  } catch (error) {
+    log.warn(`removing the smolvm machine ${name}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}

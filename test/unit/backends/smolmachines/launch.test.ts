@@ -1,0 +1,443 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { launchDocker } from "../../../../lib/backends/docker.ts";
+import {
+  canaryHost,
+  type CreatedMachine,
+  gatePorts,
+  gatePublish,
+  launchSmolmachine,
+  machineSpec,
+  smolvmUnavailable,
+  type SmolvmHost,
+  teardownSmolmachine,
+} from "../../../../lib/backends/smolmachines/launch.ts";
+import { MachineDocker, parseUser } from "../../../../lib/backends/smolmachines/machine-docker.ts";
+import { gateLoopbackAddress } from "../../../../lib/backends/smolmachines/smolvm.ts";
+import { Docker } from "../../../../lib/docker.ts";
+import { BottleError } from "../../../../lib/errors.ts";
+import { type RecordedCall, recordingExec, type Responder } from "../../../../lib/exec.ts";
+import { gitPlan } from "../../../../lib/gates/git/config.ts";
+import { sshPlan } from "../../../../lib/gates/ssh/config.ts";
+import type { Plan } from "../../../../lib/plan.ts";
+import { provisionEntries } from "../../../../lib/provision.ts";
+import { createTar } from "../../../../lib/tar.ts";
+import { selectBackend } from "../../../../lib/up.ts";
+import { cleanupTempDirs, makePlan, tempDir } from "../../../helpers/unit.ts";
+
+afterAll(cleanupTempDirs);
+
+const SMOLMACHINE = "/home/u/.cache/bottle/smolmachines/0123456789abcdef.smolmachine";
+const SECRETS = ["s3cret-dlp-value-0001", "sk-ant-oat01-held-by-the-gate", "hunter2-env-secret"];
+
+function host(overrides: Partial<SmolvmHost> = {}): SmolvmHost {
+  return { platform: "linux", which: (binary) => `/usr/bin/${binary}`, exists: () => true, ...overrides };
+}
+
+describe("selectBackend", () => {
+  const bottle = (backend?: "docker" | "smolmachines") => ({ bottle: { backend } });
+
+  test("docker by default; --backend, then BOTTLE_BACKEND, then the bottle's backend", () => {
+    expect(selectBackend(undefined, bottle(), {})).toBe("docker");
+    expect(selectBackend(undefined, bottle("smolmachines"), {}, { host: host() })).toBe("smolmachines");
+    expect(selectBackend(undefined, bottle("smolmachines"), { BOTTLE_BACKEND: "docker" })).toBe("docker");
+    expect(selectBackend("smolmachines", bottle("docker"), { BOTTLE_BACKEND: "docker" }, { host: host() })).toBe("smolmachines");
+    expect(() => selectBackend("podman", bottle(), {})).toThrow(/unknown backend "podman"/);
+  });
+
+  test("smolmachines without smolvm or /dev/kvm: one error naming both, with the fix", () => {
+    const error = (() => {
+      try {
+        selectBackend("smolmachines", bottle(), {}, { host: host({ which: () => null, exists: () => false }) });
+      } catch (caught) {
+        return caught;
+      }
+    })();
+    expect(error).toBeInstanceOf(BottleError);
+    expect((error as BottleError).message).toBe("the smolmachines backend cannot run here: smolvm (not on PATH) and /dev/kvm missing");
+    expect((error as BottleError).fix).toContain("install smolvm");
+    expect((error as BottleError).fix).toContain("--backend docker");
+  });
+
+  test("BOTTLE_SMOLVM names the binary that is looked for", () => {
+    const seen: string[] = [];
+    const error = smolvmUnavailable({ BOTTLE_SMOLVM: "/opt/smolvm/bin/smolvm" }, host({ which: (binary) => (seen.push(binary), null) }));
+    expect(seen).toEqual(["/opt/smolvm/bin/smolvm"]);
+    expect(error?.message).toContain("smolvm at BOTTLE_SMOLVM=/opt/smolvm/bin/smolvm");
+    expect(smolvmUnavailable({}, host())).toBeUndefined();
+  });
+
+  test("/dev/kvm matters on Linux only", () => {
+    expect(smolvmUnavailable({}, host({ exists: () => false }))?.message).toBe("the smolmachines backend cannot run here: /dev/kvm missing");
+    expect(smolvmUnavailable({}, host({ platform: "darwin", exists: () => false }))).toBeUndefined();
+  });
+
+  test("--dry-run plans a smolmachines bottle even where smolvm is missing", () => {
+    expect(selectBackend("smolmachines", bottle(), {}, { dryRun: true, host: host({ which: () => null }) })).toBe("smolmachines");
+  });
+});
+
+describe("how the VM reaches its gate", () => {
+  test("only the ports the bottle uses, each published on the loopback address only", () => {
+    const plan = makePlan({ name: "bottle-dev" });
+    expect(gatePorts(plan)).toEqual([3128]);
+    const full: Plan = {
+      ...plan,
+      custody: { claude: { source: "x", kind: "oauth", env: "CLAUDE_CODE_OAUTH_TOKEN", upstream: "https://api.anthropic.com", baseUrl: "http://gate:3129/anthropic" }, routes: [], port: 3129 },
+      git: gitPlan({ origin: { upstream: "git@example.test:o/r.git", identityFile: "/k" } }),
+      ssh: sshPlan([
+        { host: "a.test", port: 22, identityFile: "/k", knownHostKey: "ssh-ed25519 AAAA" },
+        { host: "b.test", port: 22, identityFile: "/k", knownHostKey: "ssh-ed25519 AAAA" },
+      ]),
+    };
+    expect(gatePorts(full)).toEqual([3128, 3129, 9418, 2199, 2200, 2201]);
+    expect(gatePublish(full, "127.201.7.9")).toEqual([
+      "127.201.7.9:3128:3128",
+      "127.201.7.9:3129:3129",
+      "127.201.7.9:9418:9418",
+      "127.201.7.9:2199:2199",
+      "127.201.7.9:2200:2200",
+      "127.201.7.9:2201:2201",
+    ]);
+    expect(() => gatePublish(plan, "0.0.0.0")).toThrow(/not a loopback address/);
+    expect(() => gatePublish(plan, "192.168.1.2")).toThrow(/not a loopback address/);
+  });
+
+  test("the canary sits outside the gate's /32: 127.0.0.1 on Linux, never the gate's address", () => {
+    expect(canaryHost("linux")).toBe("127.0.0.1");
+    expect(gateLoopbackAddress("bottle-dev", "linux")).not.toBe("127.0.0.1");
+  });
+
+  test("the VM: the workspace as a volume, read-only git hooks, non-secret variables only", () => {
+    const project = tempDir("bottle-vm-ws-");
+    mkdirSync(`${project}/.git/hooks`, { recursive: true });
+    writeFileSync(`${project}/.git/config`, "[core]\n");
+    const plan = makePlan({ name: "bottle-dev", backend: "smolmachines", workspace: { mode: "mount", hostPath: project, readonlyPaths: [".git/config", ".git/hooks"] } });
+    const spec = machineSpec(plan, SMOLMACHINE, { host: "127.201.7.9", port: 3128 });
+    expect(spec.volumes).toEqual([
+      { host: project, guest: "/workspace" },
+      { host: `${project}/.git/hooks`, guest: "/workspace/.git/hooks", readonly: true },
+    ]);
+    expect(spec.env).toEqual({ BOTTLE_NAME: "bottle-dev" });
+    expect(machineSpec(makePlan({ workspace: { mode: "copy", hostPath: project } }), SMOLMACHINE, { host: "127.201.7.9", port: 3128 }).volumes).toEqual([]);
+  });
+});
+
+// ---- the launch, recorded ----
+
+const SUBNET = "172.30.0.0/16";
+const GATE_EGRESS_IP = "172.30.0.2";
+
+/** Answers docker like a healthy engine; `smolvm` per `machine`. */
+function engine(plan: Plan, machine: Responder = () => undefined): Responder {
+  return (argv) => {
+    if (argv[0] === "docker") {
+      const sub = argv.slice(1).join(" ");
+      if (sub.startsWith("network inspect"))
+        return { stdout: JSON.stringify({ Id: "n", Name: argv.at(-1), Internal: false, IPAM: { Config: [{ Subnet: SUBNET, Gateway: "172.30.0.1" }] } }) };
+      if (sub.startsWith("container inspect"))
+        return {
+          stdout: JSON.stringify({
+            Id: "g",
+            Name: plan.containers.gate,
+            State: { Status: "running", Running: true, ExitCode: 0 },
+            Config: { Image: "gate", Labels: {} },
+            HostConfig: {},
+            NetworkSettings: { Networks: { [plan.networks.egress]: { IPAddress: GATE_EGRESS_IP }, [plan.networks.internal]: { IPAddress: "172.31.0.2" } } },
+          }),
+        };
+      return undefined;
+    }
+    return machine(argv);
+  };
+}
+
+/** The VM reaches exactly the gate: probes to the gate succeed, to anything else fail. */
+function policyHolds(gateHost: string): Responder {
+  return (argv) => (argv.includes("probe") ? { exitCode: argv.at(-2) === gateHost ? 0 : 1 } : undefined);
+}
+
+function argvs(calls: RecordedCall[]): string[][] {
+  return calls.map((call) => call.argv);
+}
+
+/** Each call as "docker network create", "smolvm machine create", … (the first words that say what it is). */
+function steps(calls: RecordedCall[]): string[] {
+  return calls.map(({ argv }) => {
+    if (argv[0] === "smolvm") return argv.slice(0, 3).join(" ") + (argv.includes("probe") ? " (probe)" : "");
+    const words = argv.slice(1, argv[1] === "network" || argv[1] === "container" ? 3 : 2);
+    return ["docker", ...words].join(" ");
+  });
+}
+
+function launchOptions(plan: Plan, created: CreatedMachine) {
+  return {
+    version: "1.2.3",
+    secrets: SECRETS.slice(0, 1),
+    custody: { CLAUDE_CODE_OAUTH_TOKEN: SECRETS[1]! },
+    created,
+    smolmachine: SMOLMACHINE,
+    binary: "smolvm",
+    platform: "linux" as const,
+  };
+}
+
+function withState<T>(work: () => Promise<T>): Promise<T> {
+  const saved = process.env.XDG_STATE_HOME;
+  process.env.XDG_STATE_HOME = tempDir("bottle-vm-state-");
+  return work().finally(() => {
+    if (saved === undefined) delete process.env.XDG_STATE_HOME;
+    else process.env.XDG_STATE_HOME = saved;
+  });
+}
+
+describe("launchSmolmachine", () => {
+  const plan = makePlan({ name: "bottle-vm", backend: "smolmachines", workspace: { mode: "none", hostPath: undefined } });
+  const address = gateLoopbackAddress("bottle-vm", "linux");
+
+  test("the exact sequence: egress network, gate published on loopback, VM created from the cache with the gate's /32, checked", async () => {
+    await withState(async () => {
+      const exec = recordingExec(engine(plan, policyHolds(address)));
+      const created: CreatedMachine = { networks: [], containers: [] };
+      const addresses = await launchSmolmachine(new Docker(exec, "docker"), plan, launchOptions(plan, created));
+      expect(addresses).toEqual({ gateIp: GATE_EGRESS_IP, gateEgressIp: GATE_EGRESS_IP });
+      expect(created).toEqual({ networks: ["bottle-vm-egress"], containers: ["bottle-vm-gate"], machine: "bottle-vm" });
+      expect(steps(exec.calls)).toEqual([
+        "docker network create",
+        "docker create",
+        "docker network ls",
+        "docker network inspect",
+        "docker cp",
+        "docker start",
+        "docker container inspect",
+        "docker logs",
+        "smolvm machine create",
+        "smolvm machine start",
+        "smolvm machine exec (probe)",
+        "smolvm machine exec (probe)",
+        "smolvm machine exec",
+      ]);
+      const all = argvs(exec.calls);
+      // No internal network, no `network connect`: the VM's only way in is the published ports.
+      expect(all[0]).toEqual(expect.arrayContaining(["bottle-vm-egress"]));
+      expect(all.some((argv) => argv.includes("--internal") || argv.includes("connect"))).toBe(false);
+      const create = all[1]!;
+      expect(create.slice(create.indexOf("--network"), create.indexOf("--network") + 4)).toEqual(["--network", "bottle-vm-egress", "--network-alias", "gate"]);
+      const published = create.filter((_, i) => create[i - 1] === "--publish");
+      expect(published).toEqual([`${address}:3128:3128`]);
+      expect(create.filter((arg) => arg === "-p" || arg === "--publish").length).toBe(1);
+      expect(all.flat().some((arg) => arg.includes("0.0.0.0"))).toBe(false);
+      expect(all[3]).toEqual(["docker", "network", "inspect", "--format", "{{json .}}", "bottle-vm-egress"]);
+      expect(all[8]).toEqual([
+        "smolvm",
+        "machine",
+        "create",
+        "--name",
+        "bottle-vm",
+        "--from",
+        SMOLMACHINE,
+        "--allow-cidr",
+        `${address}/32`,
+        "-e",
+        "BOTTLE_NAME=bottle-vm",
+        "-e",
+        `HTTP_PROXY=http://${address}:3128`,
+        "-e",
+        `HTTPS_PROXY=http://${address}:3128`,
+        "-e",
+        `http_proxy=http://${address}:3128`,
+        "-e",
+        `https_proxy=http://${address}:3128`,
+        "-e",
+        "NO_PROXY=localhost,127.0.0.1,::1",
+        "-e",
+        "no_proxy=localhost,127.0.0.1,::1",
+        "--",
+        "sleep",
+        "infinity",
+      ]);
+      // The gate must answer, the canary on 127.0.0.1 must not.
+      expect(all[10]!.slice(-2)).toEqual([address, "3128"]);
+      expect(all[11]!.at(-2)).toBe("127.0.0.1");
+      expect(all[12]).toEqual(["smolvm", "machine", "exec", "--name", "bottle-vm", "--", "sh", "-c", 'printf "%s gate\\n" "$1" >> /etc/hosts', "hosts", address]);
+    });
+  });
+
+  test("Claude Code's route listens on the egress network the published port reaches", async () => {
+    await withState(async () => {
+      const custodyPlan: Plan = {
+        ...plan,
+        custody: { claude: { source: "x", kind: "oauth", env: "CLAUDE_CODE_OAUTH_TOKEN", upstream: "https://api.anthropic.com", baseUrl: "http://gate:3129/anthropic" }, routes: [], port: 3129 },
+      };
+      const exec = recordingExec(engine(custodyPlan, policyHolds(address)));
+      await launchSmolmachine(new Docker(exec, "docker"), custodyPlan, launchOptions(custodyPlan, { networks: [], containers: [] }));
+      const cp = exec.calls.find((call) => call.argv.slice(0, 3).join(" ") === "docker cp -")!;
+      const tar = Buffer.from(cp.options && "stdin" in cp.options ? (cp.options.stdin as Uint8Array) : new Uint8Array()).toString("latin1");
+      const config = JSON.parse(tar.slice(tar.indexOf('{\n  "bottle"'), tar.indexOf("\n}\n") + 2)) as { anthropic?: { listen: string[] } };
+      expect(config.anthropic?.listen).toEqual([SUBNET]);
+      expect(exec.calls.find((call) => call.argv[1] === "create")!.argv).toContain(`${address}:3129:3129`);
+    });
+  });
+
+  test("no secret value in any argv: they travel in archives and in smolvm's own environment", async () => {
+    await withState(async () => {
+      const exec = recordingExec(engine(plan, policyHolds(address)));
+      const docker = new Docker(exec, "docker");
+      await launchSmolmachine(docker, plan, launchOptions(plan, { networks: [], containers: [] }));
+      const bottle = new MachineDocker(exec, plan.containers.bottle, "smolvm", "docker");
+      const entries = provisionEntries({ plan, envValues: { API_TOKEN: SECRETS[2]! }, prompt: "", skillDirs: {} });
+      let archived = "";
+      const seeArchive = recordingExec((argv) => {
+        if (argv[2] === "cp") {
+          const file = argv[3]!;
+          expect(statSync(file).mode & 0o777).toBe(0o600);
+          archived = readFileSync(file, "latin1");
+        }
+        return undefined;
+      });
+      await new MachineDocker(seeArchive, plan.containers.bottle, "smolvm", "docker").copyArchiveIn(plan.containers.bottle, "/", createTar(entries));
+      expect(archived).toContain(SECRETS[2]!);
+      await bottle.execIn(plan.containers.bottle, ["env"], { envNames: ["API_TOKEN"], envValues: { API_TOKEN: SECRETS[2]! } });
+      const last = exec.calls.at(-1)!;
+      expect(last.argv).toContain("--secret-env");
+      expect(last.argv).toContain("API_TOKEN=API_TOKEN");
+      expect(last.options?.env).toEqual({ API_TOKEN: SECRETS[2] });
+      for (const call of [...exec.calls, ...seeArchive.calls]) for (const secret of SECRETS) expect(call.argv.join(" ")).not.toContain(secret);
+    });
+  });
+
+  test("a failed start removes the machine that was created, and the error stands", async () => {
+    await withState(async () => {
+      const exec = recordingExec(engine(plan, (argv) => (argv[2] === "start" ? { exitCode: 1, stderr: "boom" } : undefined)));
+      const created: CreatedMachine = { networks: [], containers: [] };
+      await expect(launchSmolmachine(new Docker(exec, "docker"), plan, launchOptions(plan, created))).rejects.toThrow(/machine start/);
+      expect(steps(exec.calls).slice(-4)).toEqual(["smolvm machine create", "smolvm machine start", "smolvm machine stop", "smolvm machine delete"]);
+      expect(argvs(exec.calls).at(-1)).toEqual(["smolvm", "machine", "delete", "--name", "bottle-vm", "-f"]);
+      // launchMachine removed it; teardown only has the gate and its network left.
+      expect(created.machine).toBeUndefined();
+      expect(created.containers).toEqual(["bottle-vm-gate"]);
+    });
+  });
+
+  test("a VM that reaches the canary (--allow-cidr ignored) is removed before the terminal is handed over", async () => {
+    await withState(async () => {
+      const exec = recordingExec(engine(plan, (argv) => (argv.includes("probe") ? { exitCode: 0 } : undefined)));
+      const created: CreatedMachine = { networks: [], containers: [] };
+      await expect(launchSmolmachine(new Docker(exec, "docker"), plan, launchOptions(plan, created))).rejects.toThrow(/egress policy not applied/);
+      expect(steps(exec.calls).slice(-2)).toEqual(["smolvm machine stop", "smolvm machine delete"]);
+      expect(exec.calls.some((call) => call.argv.includes("/etc/hosts"))).toBe(false);
+      expect(created.machine).toBeUndefined();
+    });
+  });
+
+  test("a create that fails (the name is taken) removes no machine", async () => {
+    await withState(async () => {
+      const exec = recordingExec(engine(plan, (argv) => (argv[2] === "create" ? { exitCode: 1, stderr: "machine bottle-vm already exists" } : undefined)));
+      await expect(launchSmolmachine(new Docker(exec, "docker"), plan, launchOptions(plan, { networks: [], containers: [] }))).rejects.toThrow(/already exists/);
+      expect(exec.calls.some((call) => call.argv[2] === "delete")).toBe(false);
+    });
+  });
+
+  test("teardown: the machine, then the gate, then its network", async () => {
+    const exec = recordingExec();
+    await teardownSmolmachine(new Docker(exec, "docker"), { machine: "bottle-vm", containers: ["bottle-vm-gate"], networks: ["bottle-vm-egress"] }, "smolvm");
+    expect(argvs(exec.calls)).toEqual([
+      ["smolvm", "machine", "stop", "--name", "bottle-vm"],
+      ["smolvm", "machine", "delete", "--name", "bottle-vm", "-f"],
+      ["docker", "rm", "--force", "--volumes", "bottle-vm-gate"],
+      ["docker", "network", "rm", "bottle-vm-egress"],
+    ]);
+  });
+
+  test("teardown goes on when smolvm cannot even be spawned", async () => {
+    const exec = recordingExec();
+    const failing = { ...exec, run: async (argv: string[], options?: Parameters<typeof exec.run>[1]) => (argv[0] === "smolvm" ? Promise.reject(new Error("ENOENT")) : exec.run(argv, options)) };
+    await teardownSmolmachine(new Docker(failing, "docker"), { machine: "bottle-vm", containers: ["bottle-vm-gate"], networks: [] }, "smolvm");
+    expect(argvs(exec.calls)).toEqual([["docker", "rm", "--force", "--volumes", "bottle-vm-gate"]]);
+  });
+});
+
+describe("the docker backend's launch is unchanged by the shared gate", () => {
+  test("internal + egress networks, gate on the internal one then connected, bottle started while the gate comes up", async () => {
+    await withState(async () => {
+      const plan = makePlan({ name: "bottle-dk" });
+      const exec = recordingExec(engine(plan));
+      const created = { networks: [] as string[], containers: [] as string[] };
+      const addresses = await launchDocker(new Docker(exec, "docker"), plan, { version: "1", secrets: [], created });
+      expect(addresses).toEqual({ gateIp: "172.31.0.2", gateEgressIp: GATE_EGRESS_IP });
+      expect(steps(exec.calls)).toEqual([
+        "docker network create",
+        "docker network create",
+        "docker create",
+        "docker network ls",
+        "docker network inspect",
+        "docker cp",
+        "docker network connect",
+        "docker start",
+        "docker container inspect",
+        "docker logs",
+        "docker run",
+      ]);
+      const create = exec.calls.find((call) => call.argv[1] === "create")!.argv;
+      expect(create).toContain("bottle-dk-internal");
+      expect(create).not.toContain("--publish");
+      expect(exec.calls.find((call) => call.argv[2] === "inspect" && call.argv[1] === "network")!.argv.at(-1)).toBe("bottle-dk-internal");
+      expect(created.containers.sort()).toEqual(["bottle-dk", "bottle-dk-gate"]);
+    });
+  });
+});
+
+describe("MachineDocker: the shared steps, addressed to the VM", () => {
+  test("exec as the agent user drops privileges with setpriv; the gate stays docker", async () => {
+    const exec = recordingExec();
+    const bottle = new MachineDocker(exec, "bottle-vm", "/opt/smolvm", "docker");
+    await bottle.execIn("bottle-vm", ["cat", "/etc/passwd"], { user: "1234:1234", workdir: "/workspace" });
+    await bottle.execIn("bottle-vm-gate", ["cat", "/etc/bottle/tls/ca.pem"]);
+    expect(argvs(exec.calls)).toEqual([
+      ["/opt/smolvm", "machine", "exec", "--name", "bottle-vm", "-w", "/workspace", "--", "setpriv", "--reuid=1234", "--regid=1234", "--clear-groups", "--", "cat", "/etc/passwd"],
+      ["docker", "exec", "bottle-vm-gate", "cat", "/etc/bottle/tls/ca.pem"],
+    ]);
+  });
+
+  test("attach is `machine exec -i [-t]` on the user's terminal", async () => {
+    for (const terminal of [false, true]) {
+      const exec = recordingExec(undefined, terminal);
+      await new MachineDocker(exec, "bottle-vm", "smolvm").execInteractive("bottle-vm", ["bottle-run", "claude"], { user: "1000:1000", workdir: "/workspace" });
+      expect(exec.calls[0]!.interactive).toBe(true);
+      expect(exec.calls[0]!.argv).toEqual([
+        "smolvm", "machine", "exec", "--name", "bottle-vm", "-i", ...(terminal ? ["-t"] : []), "-w", "/workspace",
+        "--", "setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--", "bottle-run", "claude",
+      ]);
+    }
+  });
+
+  test("an archive goes in by `machine cp` of a private temp file, unpacked (and deleted) by one exec", async () => {
+    let file = "";
+    const exec = recordingExec((argv) => {
+      if (argv[2] === "cp") file = argv[3]!;
+      return undefined;
+    });
+    await new MachineDocker(exec, "bottle-vm", "smolvm").copyArchiveIn("bottle-vm", "/", createTar([{ path: "x", content: "y", mode: 0o644, uid: 0, gid: 0 }]));
+    const [cp, unpack] = argvs(exec.calls);
+    const inVm = cp![4]!.slice("bottle-vm:".length);
+    expect(cp!.slice(0, 3)).toEqual(["smolvm", "machine", "cp"]);
+    expect(inVm).toMatch(/^\/tmp\/bottle-archive-[0-9a-f]{12}\.tar$/);
+    expect(unpack!.slice(0, 8)).toEqual(["smolvm", "machine", "exec", "--name", "bottle-vm", "--", "sh", "-c"]);
+    expect(unpack!.slice(-3)).toEqual(["unpack", inVm, "/"]);
+    expect(unpack![8]).toContain("--same-owner --numeric-owner");
+    expect(unpack![8]).toContain('rm -f "$1"');
+    expect(existsSync(file)).toBe(false);
+  });
+
+  test("copying work out of the VM is `machine cp NAME:PATH DST`", async () => {
+    const exec = recordingExec();
+    await new MachineDocker(exec, "bottle-vm", "smolvm").cp("bottle-vm:/tmp/bottle-save/.", "/saved");
+    expect(argvs(exec.calls)).toEqual([["smolvm", "machine", "cp", "bottle-vm:/tmp/bottle-save/.", "/saved"]]);
+  });
+
+  test("the bottle has no container log; numeric users only", async () => {
+    await expect(new MachineDocker(recordingExec(), "bottle-vm", "smolvm").logs("bottle-vm")).rejects.toThrow(/no container log/);
+    expect(parseUser("1000:1001")).toEqual({ uid: 1000, gid: 1001 });
+    expect(() => parseUser("agent")).toThrow(/numeric uid:gid/);
+  });
+});
