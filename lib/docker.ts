@@ -27,6 +27,8 @@ export interface ContainerSpec {
   memory?: string;
   runtime?: string;
   dns?: string[];
+  /** `/etc/hosts` entries (name → address): names that then need no DNS round trip. */
+  extraHosts?: Record<string, string>;
   user?: string;
   workdir?: string;
   hostname?: string;
@@ -137,6 +139,7 @@ export function containerArgs(spec: ContainerSpec): string[] {
   if (spec.memory) args.push("--memory", spec.memory);
   if (spec.runtime) args.push("--runtime", spec.runtime);
   for (const dns of spec.dns ?? []) args.push("--dns", dns);
+  for (const [host, address] of Object.entries(spec.extraHosts ?? {})) args.push("--add-host", `${host}:${address}`);
   if (spec.user) args.push("--user", spec.user);
   if (spec.workdir) args.push("--workdir", spec.workdir);
   if (spec.hostname) args.push("--hostname", spec.hostname);

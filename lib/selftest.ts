@@ -16,13 +16,29 @@ export const SELF_TEST_HOST = "bottle-self-test.invalid";
  * the probe waits this long and counts anything slower as refused.
  */
 const CONNECT_TIMEOUT_S = "0.1";
+/** How long the denied-host probe keeps retrying while the gate's proxy comes up. */
+const GATE_WAIT_S = 30;
 
-/** Both probes at once; each prints one marker line. */
+/**
+ * Both probes at once; each prints one marker line. The script may start
+ * while the gate's daemons are still coming up:
+ * - the direct probe counts a refused connection as open (the bottle reached
+ *   the gate's egress address; only the port was not listening yet), a
+ *   timeout or no route as closed;
+ * - the denied-host probe retries until the proxy answers.
+ */
 export function selfTestScript(plan: Plan, gateEgressIp: string): string {
   const proxy = `http://gate:${plan.egress.proxyPort}`;
   return [
-    `(curl -s -o /dev/null --noproxy '*' --connect-timeout ${CONNECT_TIMEOUT_S} http://${gateEgressIp}:${plan.egress.proxyPort}/ && echo DIRECT-OPEN) &`,
-    `echo "DENIED=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -x ${proxy} http://${SELF_TEST_HOST}/)"`,
+    `(out=$(curl -sS -o /dev/null --noproxy '*' --connect-timeout ${CONNECT_TIMEOUT_S} http://${gateEgressIp}:${plan.egress.proxyPort}/ 2>&1); rc=$?`,
+    `  if [ "$rc" = 0 ] || printf '%s' "$out" | grep -qi 'refused'; then echo DIRECT-OPEN; fi) &`,
+    `end=$(($(date +%s) + ${GATE_WAIT_S}))`,
+    `while :; do`,
+    `  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -x ${proxy} http://${SELF_TEST_HOST}/)`,
+    `  if [ "$code" != 000 ] || [ "$(date +%s)" -ge "$end" ]; then break; fi`,
+    `  sleep 0.02`,
+    `done`,
+    `echo "DENIED=$code"`,
     "wait",
   ].join("\n");
 }
@@ -40,7 +56,7 @@ export async function verifyEgressPolicy(docker: Docker, plan: Plan, gateEgressI
   const out = await docker.execIn(plan.containers.bottle, ["sh", "-c", selfTestScript(plan, gateEgressIp)], {
     user: `${uid}:${gid}`,
     check: false,
-    timeoutMs: 20_000,
+    timeoutMs: (GATE_WAIT_S + 10) * 1000,
   });
   const problems = selfTestProblems(out.stdout);
   if (problems.length)

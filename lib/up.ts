@@ -303,7 +303,11 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
       interrupts.check();
       try {
         const launch = { version: buildInfo.version, secrets: secretValues(envValues), custody: custody.credentials, git: gitRemotes, ssh: sshKeys, created };
-        ({ gateEgressIp } = smolmachine ? await launchSmolmachine(docker, plan, { ...launch, smolmachine, binary: smolvm }) : await launchDocker(docker, plan, launch));
+        const launched = plan;
+        ({ gateEgressIp } = smolmachine
+          ? await launchSmolmachine(docker, plan, { ...launch, smolmachine, binary: smolvm })
+          : // The self-test runs while the gate's daemons come up (it waits for the proxy).
+            await launchDocker(docker, plan, { ...launch, checks: (gate) => verifyEgressPolicy(docker, launched, gate.gateEgressIp) }));
         break;
       } catch (error) {
         if (!isNameConflict(error) || attempt >= NAME_RETRIES) throw error;
@@ -326,7 +330,8 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
       entries.push(...workspaceEntries(plan.workspace.hostPath, plan.workspace.user.uid, plan.workspace.user.gid));
     await settleAll([
       bottle.copyArchiveIn(plan.containers.bottle, "/", createTar(entries)).then(() => startAgentRelay(bottle, plan)),
-      verifyEgressPolicy(bottle, plan, gateEgressIp),
+      // A VM starts after its gate is ready: its self-test runs now.
+      vm ? verifyEgressPolicy(bottle, plan, gateEgressIp) : Promise.resolve(),
     ]);
     if (plan.workspace.mode === "copy") await recordWorkspaceRefs(bottle, plan);
     interrupts.check();

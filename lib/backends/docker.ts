@@ -9,6 +9,7 @@ import { EGRESS_READY_LINE, egressGateConfig } from "../gates/egress-config.ts";
 import { gitGateConfig, gitGateEntries, type GitGateRemote } from "../gates/git/config.ts";
 import { sshGateConfig, sshGateEntries, type SshGateHost } from "../gates/ssh/config.ts";
 import { log } from "../log.ts";
+import { isSubnetConflict, randomInternalAddresses, type InternalAddresses } from "./internal-subnet.ts";
 import { bottleStateDir, stateDir } from "../paths.ts";
 import { LABELS, type Plan } from "../plan.ts";
 import { createTar, type TarEntry } from "../tar.ts";
@@ -54,7 +55,8 @@ export function bottleVariables(plan: Plan): Record<string, string> {
   };
 }
 
-export function bottleContainerSpec(plan: Plan, gateIp: string, labels: Record<string, string>): ContainerSpec {
+/** `internal`: the addresses chosen for the internal network (the gate's, the bottle's own). */
+export function bottleContainerSpec(plan: Plan, internal: Pick<InternalAddresses, "gate" | "bottle">, labels: Record<string, string>): ContainerSpec {
   const proxy = `http://${GATE_ALIAS}:${plan.egress.proxyPort}`;
   const mounts: ContainerSpec["mounts"] = [];
   if (plan.workspace.mode === "mount" && plan.workspace.hostPath) {
@@ -68,7 +70,12 @@ export function bottleContainerSpec(plan: Plan, gateIp: string, labels: Record<s
     image: plan.bottleImage,
     labels,
     network: plan.networks.internal,
-    dns: [gateIp],
+    // Static: the bottle may start before the gate, and must not take the gate's address.
+    ip: internal.bottle,
+    // Docker's embedded DNS forwards what it cannot answer to the gate's DNS.
+    dns: [internal.gate],
+    // Every proxied request names the gate: /etc/hosts spares it a DNS round trip.
+    extraHosts: { [GATE_ALIAS]: internal.gate },
     env: { ...proxyEnvironment(proxy), ...bottleVariables(plan) },
     mounts,
     user: `${plan.workspace.user.uid}:${plan.workspace.user.gid}`,
@@ -92,7 +99,8 @@ export function gateContainerSpec(plan: Plan, labels: Record<string, string>, lo
     name: plan.containers.gate,
     image: plan.images.gate.tag,
     labels,
-    network: gateHomeNetwork(plan, publish),
+    // A VM's gate lives on the egress network only.
+    network: publish ? plan.networks.egress : plan.networks.internal,
     networkAliases: [GATE_ALIAS],
     ...(publish ? { publish } : {}),
     mounts: [{ source: logDir, target: "/var/log/bottle" }],
@@ -122,13 +130,16 @@ export function networkGateways(inspect: NetworkInspect): string[] {
 export async function dockerHostAddresses(docker: Docker): Promise<string[]> {
   const networks = await docker.networkLs();
   const inspects = await docker.networksInspect(networks.map((network) => network.id));
-  // Loopback is refused by its own rule (with a clearer message).
-  const local = Object.values(networkInterfaces())
+  return [...new Set([...inspects.flatMap(networkGateways), ...localAddresses()])];
+}
+
+/** The host's own interface addresses; loopback is refused by its own rule (with a clearer message). */
+function localAddresses(): string[] {
+  return Object.values(networkInterfaces())
     .flat()
     .filter((info) => info && !info.internal)
     .map((info) => info?.address.split("%")[0])
     .filter((address): address is string => Boolean(address));
-  return [...new Set([...inspects.flatMap(networkGateways), ...local])];
 }
 
 export interface LaunchOptions {
@@ -142,11 +153,11 @@ export interface LaunchOptions {
   /** The SSH gate's keys, in the plan's host order (copied into the gate only). */
   ssh?: SshGateHost[];
   created: Created;
-}
-
-/** The network where the gate's alias `gate` lives, so where its listeners bind: the internal one, or for a VM's gate the egress one. */
-function gateHomeNetwork(plan: Plan, publish: string[] | undefined): string {
-  return publish ? plan.networks.egress : plan.networks.internal;
+  /**
+   * The docker backend's launch self-test: runs once the gate has started
+   * and the bottle runs, alongside the wait for the gate's ready line.
+   */
+  checks?: (addresses: GateAddresses) => Promise<unknown>;
 }
 
 /** The gate's addresses: where its listeners bind (the `gate` alias) and on the egress network. */
@@ -158,8 +169,43 @@ export interface GateAddresses {
 export interface GateLaunch {
   /** A VM's gate: no internal network; these `address:port:port` publishes are the only way in. */
   publish?: string[];
-  /** Runs while the gate's daemons come up (a docker bottle starts then). */
-  alongside?: (gate: GateAddresses) => Promise<unknown>;
+  /**
+   * The docker backend's bottle: runs as soon as the networks exist, given the
+   * internal network's chosen addresses, alongside the gate's create, config,
+   * start and ready wait.
+   */
+  alongside?: (internal: InternalAddresses) => Promise<unknown>;
+}
+
+const SUBNET_ATTEMPTS = 8;
+
+/**
+ * The internal network on a /28 of its own (see internal-subnet.ts), drawn
+ * again when Docker already uses it. Its bridge has no host-side address, so
+ * the host is unreachable; a jumbo MTU is safe on a link that only ever
+ * carries bottle ↔ gate traffic and halves the gate's per-packet work.
+ */
+export async function createInternalNetwork(
+  docker: Docker,
+  name: string,
+  labels: Record<string, string>,
+  random: () => number = Math.random,
+): Promise<InternalAddresses> {
+  for (let attempt = 1; ; attempt++) {
+    const addresses = randomInternalAddresses(random);
+    try {
+      await docker.networkCreate(name, {
+        internal: true,
+        labels,
+        subnet: addresses.subnet,
+        driverOptions: { "com.docker.network.bridge.inhibit_ipv4": "true", "com.docker.network.driver.mtu": "65520" },
+      });
+      return addresses;
+    } catch (error) {
+      if (!isSubnetConflict(error) || attempt >= SUBNET_ATTEMPTS) throw error;
+      log.debug(`subnet ${addresses.subnet} is taken; drawing another`);
+    }
+  }
 }
 
 /**
@@ -170,36 +216,54 @@ export interface GateLaunch {
  */
 export async function launchGate(docker: Docker, plan: Plan, options: LaunchOptions, launch: GateLaunch = {}): Promise<GateAddresses> {
   const { created } = options;
-  const home = gateHomeNetwork(plan, launch.publish);
+  if (launch.publish && (launch.alongside || options.checks)) throw new Error("launchGate: a published gate has no internal network for `alongside` or `checks`");
+  // Listed while the networks are created; the new egress network's gateway is added once it exists.
+  const known = dockerHostAddresses(docker);
+  known.catch(() => undefined);
   const networkLabels = bottleLabels(plan, "network", options.version);
-  await settleAll([
-    ...(launch.publish
-      ? []
-      : [
-          docker
-            .networkCreate(plan.networks.internal, {
-              internal: true,
-              labels: networkLabels,
-              // No address on the host side of the bridge: the host is unreachable.
-              driverOptions: { "com.docker.network.bridge.inhibit_ipv4": "true" },
-            })
-            .then(() => created.networks.push(plan.networks.internal)),
-        ]),
+  const [internal] = await settleAll([
+    launch.publish
+      ? Promise.resolve(undefined)
+      : createInternalNetwork(docker, plan.networks.internal, networkLabels).then((addresses) => {
+          created.networks.push(plan.networks.internal);
+          return addresses;
+        }),
     docker.networkCreate(plan.networks.egress, { labels: networkLabels }).then(() => created.networks.push(plan.networks.egress)),
   ]);
+  const bottleUp = internal && launch.alongside ? launch.alongside(internal) : Promise.resolve();
+  const started = startGate(docker, plan, options, { publish: launch.publish, internal, known });
+  const ready = started.then(() => docker.waitForLog(plan.containers.gate, EGRESS_READY_LINE, GATE_READY_TIMEOUT_MS));
+  const { checks } = options;
+  const checked = checks ? Promise.all([started, bottleUp]).then(([addresses]) => checks(addresses)) : Promise.resolve();
+  const [addresses] = await settleAll([started, bottleUp, ready, checked]);
+  return addresses;
+}
 
+/** Create, configure and start the gate container (its daemons then come up). */
+async function startGate(
+  docker: Docker,
+  plan: Plan,
+  options: LaunchOptions,
+  where: { publish: string[] | undefined; internal: InternalAddresses | undefined; known: Promise<string[]> },
+): Promise<GateAddresses> {
+  const { created } = options;
+  const { internal } = where;
   const logDir = join(bottleStateDir(plan.name), "logs");
   mkdirSync(logDir, { recursive: true });
   // The gate's root has no CAP_DAC_OVERRIDE: it can write the logs only if the
   // dir is writable for it. The state root itself is 0700, so no one else can.
   chmodSync(logDir, 0o777);
-  const [, hostAddresses, homeNetwork] = await settleAll([
-    docker.create(gateContainerSpec(plan, bottleLabels(plan, "gate", options.version), logDir, launch.publish)).then(() => created.containers.push(plan.containers.gate)),
-    dockerHostAddresses(docker),
-    docker.networkInspect(home),
+  const spec = gateContainerSpec(plan, bottleLabels(plan, "gate", options.version), logDir, where.publish);
+  const [, known, egress] = await settleAll([
+    docker.create(internal ? { ...spec, ip: internal.gate } : spec).then(() => created.containers.push(plan.containers.gate)),
+    where.known,
+    docker.networkInspect(plan.networks.egress),
   ]);
-  // Claude Code's route listens only on the gate's address in the network the bottle reaches it on.
-  const routeSubnets = (homeNetwork?.IPAM.Config ?? []).map((config) => config.Subnet).filter((subnet): subnet is string => Boolean(subnet));
+  if (!egress) throw new BottleError(`the network ${plan.networks.egress} disappeared during the launch`, { fix: "run the launch again" });
+  const hostAddresses = [...new Set([...known, ...networkGateways(egress), ...localAddresses()])];
+  // Claude Code's route listens only on the gate's address in the network the
+  // bottle reaches it on: the internal one, or a VM's (published) egress one.
+  const routeSubnets = internal ? [internal.subnet] : (egress.IPAM.Config ?? []).map((config) => config.Subnet).filter((subnet): subnet is string => Boolean(subnet));
   const config = egressGateConfig(plan, hostAddresses, options.secrets.length > 0, routeSubnets);
   const files: TarEntry[] = [
     { path: "etc/bottle", type: "dir", mode: 0o700, uid: 0, gid: 0 },
@@ -212,26 +276,28 @@ export async function launchGate(docker: Docker, plan: Plan, options: LaunchOpti
   files.push(...gitGateEntries(gitGateConfig(plan.name, plan.git?.port), options.git ?? []));
   // The SSH gate: its keys (root-only), pinned host keys and daemon; its start script loads the agent.
   if (plan.ssh?.hosts.length) files.push(...sshGateEntries(sshGateConfig(plan.name, plan.ssh), options.ssh ?? []));
-  await docker.copyArchiveIn(plan.containers.gate, "/", createTar(files));
-  if (!launch.publish) await docker.networkConnect(plan.networks.egress, plan.containers.gate);
+  await settleAll([
+    docker.copyArchiveIn(plan.containers.gate, "/", createTar(files)),
+    internal ? docker.networkConnect(plan.networks.egress, plan.containers.gate) : Promise.resolve(),
+  ]);
   await docker.start(plan.containers.gate);
-
-  // Addresses are assigned at start, so the bottle can start while the gate's daemons come up.
+  // The egress address is Docker's choice, known once the gate runs.
   const gate = await docker.containerInspect(plan.containers.gate);
-  const gateIp = gate?.NetworkSettings.Networks[home]?.IPAddress;
   const gateEgressIp = gate?.NetworkSettings.Networks[plan.networks.egress]?.IPAddress;
+  const gateIp = internal ? internal.gate : gateEgressIp;
   if (!gateIp || !gateEgressIp) throw new BottleError(`the gate ${plan.containers.gate} is missing an address on its networks`);
-  const addresses = { gateIp, gateEgressIp };
-  await settleAll([docker.waitForLog(plan.containers.gate, EGRESS_READY_LINE, GATE_READY_TIMEOUT_MS), launch.alongside ? launch.alongside(addresses) : Promise.resolve()]);
-  return addresses;
+  return { gateIp, gateEgressIp };
 }
 
-/** The docker backend's launch: the gate, and the bottle on the internal network while the gate comes up. */
+/**
+ * The docker backend's launch: the internal network's addresses are chosen
+ * up front, so the bottle is created and started while the gate is.
+ */
 export async function launchDocker(docker: Docker, plan: Plan, options: LaunchOptions): Promise<GateAddresses> {
   return launchGate(docker, plan, options, {
-    alongside: (gate) =>
+    alongside: (internal) =>
       docker
-        .runDetached(bottleContainerSpec(plan, gate.gateIp, bottleLabels(plan, "bottle", options.version)))
+        .runDetached(bottleContainerSpec(plan, internal, bottleLabels(plan, "bottle", options.version)))
         .then(() => options.created.containers.push(plan.containers.bottle)),
   });
 }

@@ -1,4 +1,6 @@
-import { describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, test } from "bun:test";
 import {
   bottleContainerSpec,
   bottleLabels,
@@ -10,15 +12,19 @@ import { Docker } from "../../lib/docker.ts";
 import { recordingExec } from "../../lib/exec.ts";
 import { LABELS } from "../../lib/plan.ts";
 import { selfTestProblems, selfTestScript } from "../../lib/selftest.ts";
-import { makePlan } from "../helpers/unit.ts";
+import { cleanupTempDirs, makePlan, tempDir } from "../helpers/unit.ts";
+
+afterAll(cleanupTempDirs);
 
 describe("the bottle container", () => {
   const plan = makePlan({ workspace: { mode: "mount", hostPath: "/home/u/p", readonlyPaths: [".git/config", ".git/hooks"], user: { uid: 1234, gid: 1234 } } });
-  const spec = bottleContainerSpec(plan, "172.30.0.2", { a: "b" });
+  const spec = bottleContainerSpec(plan, { gate: "198.18.4.2", bottle: "198.18.4.3" }, { a: "b" });
 
-  test("sits only on the internal network, resolves through the gate, proxies through the gate", () => {
+  test("sits only on the internal network at its own address, resolves through the gate, proxies through the gate", () => {
     expect(spec.network).toBe(plan.networks.internal);
-    expect(spec.dns).toEqual(["172.30.0.2"]);
+    expect(spec.ip).toBe("198.18.4.3");
+    expect(spec.dns).toEqual(["198.18.4.2"]);
+    expect(spec.extraHosts).toEqual({ gate: "198.18.4.2" });
     expect(spec.env?.HTTPS_PROXY).toBe(`http://gate:${plan.egress.proxyPort}`);
     expect(spec.env?.https_proxy).toBe(spec.env?.HTTPS_PROXY);
     expect(spec.env?.NO_PROXY).toBe("localhost,127.0.0.1,::1");
@@ -47,7 +53,7 @@ describe("the bottle container", () => {
 
   test("uses gVisor only when the plan chose it", () => {
     expect(spec.runtime).toBeUndefined();
-    expect(bottleContainerSpec({ ...plan, runtime: "runsc" }, "x", {}).runtime).toBe("runsc");
+    expect(bottleContainerSpec({ ...plan, runtime: "runsc" }, { gate: "x", bottle: "y" }, {}).runtime).toBe("runsc");
   });
 });
 
@@ -100,5 +106,40 @@ describe("the launch self-test", () => {
     expect(script).toContain("--noproxy '*'");
     expect(script).toContain("http://172.31.0.3:3128/");
     expect(script).toContain("-x http://gate:3128 http://bottle-self-test.invalid/");
+  });
+
+  /** Runs the real script under sh with a stand-in curl: `direct` is what the direct probe meets, the proxy answers 000 `starting` times first. */
+  function runScript(direct: { rc: number; stderr: string }, starting: number, answer = "403"): string {
+    const bin = tempDir("selftest-bin");
+    const count = join(bin, "count");
+    writeFileSync(count, "0");
+    writeFileSync(
+      join(bin, "curl"),
+      [
+        "#!/bin/sh",
+        `case "$*" in *--noproxy*) printf '%s' '${direct.stderr}' >&2; exit ${direct.rc};; esac`,
+        `n=$(cat ${count}); echo $((n + 1)) > ${count}`,
+        `if [ "$n" -lt ${starting} ]; then printf 000; exit 7; fi`,
+        `printf ${answer}`,
+      ].join("\n"),
+      { mode: 0o755 },
+    );
+    const out = Bun.spawnSync(["sh", "-c", selfTestScript(makePlan(), "172.31.0.3")], { env: { PATH: `${bin}:${process.env.PATH}` } });
+    return out.stdout.toString();
+  }
+
+  test("a direct probe that times out or finds no route is closed; a refused one reached the gate", () => {
+    expect(selfTestProblems(runScript({ rc: 28, stderr: "curl: (28) Connection timed out after 100 milliseconds" }, 0))).toEqual([]);
+    expect(selfTestProblems(runScript({ rc: 7, stderr: "curl: (7) Failed to connect to 172.31.0.3 port 3128: No route to host" }, 0))).toEqual([]);
+    expect(selfTestProblems(runScript({ rc: 7, stderr: "curl: (7) Failed to connect to 172.31.0.3 port 3128 after 0 ms: Connection refused" }, 0))).toEqual([
+      "a direct connection past the egress gate succeeded",
+    ]);
+    expect(selfTestProblems(runScript({ rc: 0, stderr: "" }, 0))[0]).toContain("direct connection");
+  });
+
+  test("the denied-host probe waits for a gate that is still starting, and still judges its answer", () => {
+    const timeout = { rc: 28, stderr: "timed out" };
+    expect(runScript(timeout, 3)).toContain("DENIED=403");
+    expect(selfTestProblems(runScript(timeout, 2, "200"))[0]).toContain("not denied");
   });
 });

@@ -203,9 +203,9 @@ describe("launchSmolmachine", () => {
       expect(addresses).toEqual({ gateIp: GATE_EGRESS_IP, gateEgressIp: GATE_EGRESS_IP });
       expect(created).toEqual({ networks: ["bottle-vm-egress"], containers: ["bottle-vm-gate"], machine: "bottle-vm" });
       expect(steps(exec.calls)).toEqual([
+        "docker network ls",
         "docker network create",
         "docker create",
-        "docker network ls",
         "docker network inspect",
         "docker cp",
         "docker start",
@@ -219,9 +219,9 @@ describe("launchSmolmachine", () => {
       ]);
       const all = argvs(exec.calls);
       // No internal network, no `network connect`: the VM's only way in is the published ports.
-      expect(all[0]).toEqual(expect.arrayContaining(["bottle-vm-egress"]));
+      expect(all.find((argv) => argv[2] === "create")).toEqual(expect.arrayContaining(["bottle-vm-egress"]));
       expect(all.some((argv) => argv.includes("--internal") || argv.includes("connect"))).toBe(false);
-      const create = all[1]!;
+      const create = all[2]!;
       expect(create.slice(create.indexOf("--network"), create.indexOf("--network") + 4)).toEqual(["--network", "bottle-vm-egress", "--network-alias", "gate"]);
       const published = create.filter((_, i) => create[i - 1] === "--publish");
       expect(published).toEqual([`${address}:3128:3128`]);
@@ -357,32 +357,61 @@ describe("launchSmolmachine", () => {
   });
 });
 
-describe("the docker backend's launch is unchanged by the shared gate", () => {
-  test("internal + egress networks, gate on the internal one then connected, bottle started while the gate comes up", async () => {
+describe("the docker backend's launch: internal addresses chosen up front, the bottle starts alongside the gate", () => {
+  const launch = async (responder: Responder = () => undefined) => {
+    const plan = makePlan({ name: "bottle-dk" });
+    const base = engine(plan);
+    const exec = recordingExec((argv) => responder(argv) ?? base(argv));
+    const created = { networks: [] as string[], containers: [] as string[] };
+    const addresses = await launchDocker(new Docker(exec, "docker"), plan, { version: "1", secrets: [], created });
+    return { exec, created, addresses };
+  };
+  const flag = (argv: string[], name: string) => argv[argv.indexOf(name) + 1];
+
+  test("a /28 of 198.18.0.0/15; the gate and the bottle get fixed addresses in it; the bottle runs before the gate starts", async () => {
     await withState(async () => {
-      const plan = makePlan({ name: "bottle-dk" });
-      const exec = recordingExec(engine(plan));
-      const created = { networks: [] as string[], containers: [] as string[] };
-      const addresses = await launchDocker(new Docker(exec, "docker"), plan, { version: "1", secrets: [], created });
-      expect(addresses).toEqual({ gateIp: "172.31.0.2", gateEgressIp: GATE_EGRESS_IP });
-      expect(steps(exec.calls)).toEqual([
-        "docker network create",
-        "docker network create",
-        "docker create",
-        "docker network ls",
-        "docker network inspect",
-        "docker cp",
-        "docker network connect",
-        "docker start",
-        "docker container inspect",
-        "docker logs",
-        "docker run",
-      ]);
-      const create = exec.calls.find((call) => call.argv[1] === "create")!.argv;
-      expect(create).toContain("bottle-dk-internal");
-      expect(create).not.toContain("--publish");
-      expect(exec.calls.find((call) => call.argv[2] === "inspect" && call.argv[1] === "network")!.argv.at(-1)).toBe("bottle-dk-internal");
+      const { exec, created, addresses } = await launch();
+      const internal = exec.calls.find((call) => call.argv.includes("--internal"))!.argv;
+      const subnet = flag(internal, "--subnet")!;
+      expect(subnet).toMatch(/^198\.1[89]\.\d+\.\d+\/28$/);
+      expect(internal).toContain("com.docker.network.bridge.inhibit_ipv4=true");
+      const prefix = subnet.replace(/\.\d+\/28$/, ".");
+      const last = Number(subnet.split("/")[0]!.split(".")[3]);
+      const gateIp = `${prefix}${last + 2}`;
+      expect(addresses).toEqual({ gateIp, gateEgressIp: GATE_EGRESS_IP });
+      const gate = exec.calls.find((call) => call.argv[1] === "create")!.argv;
+      expect(flag(gate, "--network")).toBe("bottle-dk-internal");
+      expect(flag(gate, "--ip")).toBe(gateIp);
+      expect(gate).not.toContain("--publish");
+      const bottle = exec.calls.find((call) => call.argv[1] === "run")!.argv;
+      expect(flag(bottle, "--ip")).toBe(`${prefix}${last + 3}`);
+      expect(flag(bottle, "--dns")).toBe(gateIp);
+      expect(flag(bottle, "--add-host")).toBe(`gate:${gateIp}`);
+      const order = steps(exec.calls);
+      expect(order.indexOf("docker run")).toBeLessThan(order.indexOf("docker start"));
+      expect(order.filter((step) => step === "docker network create")).toHaveLength(2);
+      expect(order).toContain("docker network connect");
+      // The subnet is known: the internal network is never inspected.
+      const inspected = exec.calls.filter((call) => call.argv[1] === "network" && call.argv[2] === "inspect").map((call) => call.argv.at(-1));
+      expect(inspected).toEqual(["bottle-dk-egress"]);
       expect(created.containers.sort()).toEqual(["bottle-dk", "bottle-dk-gate"]);
+    });
+  });
+
+  test("a subnet Docker already uses is drawn again; other network errors are not retried", async () => {
+    await withState(async () => {
+      let refusals = 0;
+      const { exec } = await launch((argv) => {
+        if (argv.includes("--internal") && refusals < 2) {
+          refusals++;
+          return { exitCode: 1, stderr: "Error response from daemon: Pool overlaps with other one on this address space" };
+        }
+        return undefined;
+      });
+      expect(exec.calls.filter((call) => call.argv.includes("--internal"))).toHaveLength(3);
+    });
+    await withState(async () => {
+      await expect(launch((argv) => (argv.includes("--internal") ? { exitCode: 1, stderr: "Error response from daemon: boom" } : undefined))).rejects.toThrow(/boom/);
     });
   });
 });
