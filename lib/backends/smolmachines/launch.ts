@@ -160,6 +160,8 @@ export interface MachineLaunchOptions extends LaunchOptions {
  */
 export async function launchSmolmachine(docker: Docker, plan: Plan, options: MachineLaunchOptions): Promise<GateAddresses> {
   const platform = options.platform ?? process.platform;
+  // Said at every launch: the one egress channel this backend leaves open (see the DNS note above).
+  log.warn("smolvm forwards the VM's DNS queries to the host's resolver unfiltered: names looked up inside can carry data out (the docker backend's gate answers DNS itself)");
   const gate = machineGate(plan, platform);
   const addresses = await launchGate(docker, plan, options, { publish: gatePublish(plan, gate.host) });
   const spec = machineSpec(plan, options.smolmachine, gate);
