@@ -99,29 +99,36 @@ export function caCertFiles(extraPaths: string[], env: Env = process.env, dir = 
 }
 
 /** The base image's id when present locally, so a re-imported base rebuilds. */
-async function baseInput(docker: Docker, env: Env): Promise<string> {
+export async function baseInput(docker: Docker, env: Env): Promise<string> {
   const base = baseImage(env);
   const inspected = await docker.imageInspect(base);
   return `${base}@${inspected?.id ?? "remote"}`;
 }
 
-export async function agentImageSpec(docker: Docker, caCerts: string[], env: Env = process.env): Promise<ImageSpec> {
+/** `base`: baseInput(docker, env), when the caller already asked for it (one inspect for both images). */
+export async function agentImageSpec(docker: Docker, caCerts: string[], env: Env = process.env, base: Promise<string> = baseInput(docker, env)): Promise<ImageSpec> {
   return {
     kind: "agent",
     dockerfile: assets.agentDockerfile,
     files: { "bottle-run.sh": assets.bottleRun, "install-packages.sh": assets.installPackages, ...caCertFiles([], env, "build-ca"), ...caCertFiles(caCerts, env) },
     buildArgs: { BASE_IMAGE: baseImage(env), CLAUDE_CODE_VERSION, NPM_REGISTRY: npmRegistry(env) },
-    inputs: [await baseInput(docker, env)],
+    inputs: [await base],
   };
 }
 
-export async function gateImageSpec(docker: Docker, caCerts: string[], env: Env = process.env): Promise<ImageSpec> {
+export async function gateImageSpec(docker: Docker, caCerts: string[], env: Env = process.env, base: Promise<string> = baseInput(docker, env)): Promise<ImageSpec> {
   return {
     kind: "gate",
     dockerfile: assets.gateDockerfile,
-    files: { "egress-gate.mjs": assets.egressGate, "gate-entrypoint.sh": assets.gateEntrypoint, "install-packages.sh": assets.installPackages, ...caCertFiles(caCerts, env) },
-    buildArgs: { BASE_IMAGE: baseImage(env) },
-    inputs: [await baseInput(docker, env)],
+    files: {
+      "egress-gate.mjs": assets.egressGate,
+      "gate-entrypoint.sh": assets.gateEntrypoint,
+      "install-packages.sh": assets.installPackages,
+      ...caCertFiles([], env, "build-ca"),
+      ...caCertFiles(caCerts, env),
+    },
+    buildArgs: { BASE_IMAGE: baseImage(env), NPM_REGISTRY: npmRegistry(env) },
+    inputs: [await base],
   };
 }
 
