@@ -1,5 +1,5 @@
 import { existsSync, openSync, readSync, statSync, watch } from "node:fs";
-import { listBottleObjects, removeBottle } from "./backends/docker.ts";
+import { listBottleContainers, listBottleObjects, removeBottle } from "./backends/docker.ts";
 import { removeMachineQuietly } from "./backends/smolmachines/launch.ts";
 import { MachineDocker } from "./backends/smolmachines/machine-docker.ts";
 import { findPackLeftovers, removePackLeftovers, type PackLeftovers } from "./backends/smolmachines/prepare.ts";
@@ -61,7 +61,7 @@ async function machineStates(exec: Exec): Promise<Map<string, string> | undefine
 
 export async function listBottles(exec: Exec): Promise<BottleRow[]> {
   const docker = new Docker(exec);
-  const { containers } = await listBottleObjects(docker, { scope: "own" });
+  const containers = await listBottleContainers(docker, { scope: "own" });
   const shown = containers.filter(standsForBottle);
   const machines = shown.some(isSmolmachinesGate) ? await machineStates(exec) : undefined;
   return shown

@@ -3,7 +3,7 @@ import {
   bottleLabels,
   isNameConflict,
   launchDocker,
-  listBottleObjects,
+  listBottleContainers,
   passwdEntries,
   settleAll,
   teardownDocker,
@@ -42,6 +42,7 @@ import { sshPlan, sshPublicKeys } from "./gates/ssh/config.ts";
 import { readSshHosts, startAgentRelay } from "./gates/ssh/host.ts";
 import {
   agentImageSpec,
+  baseInput,
   customImageSpec,
   ensureImage,
   gateImageSpec,
@@ -142,22 +143,31 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
   const backend = selectBackend(options.backend, resolved, options.env, { dryRun: options.dryRun });
   const docker = new Docker(exec);
 
-  const [agentSpec, gateSpec] = await Promise.all([
-    agentImageSpec(docker, resolved.bottle.caCerts, options.env),
-    gateImageSpec(docker, resolved.bottle.caCerts, options.env),
-  ]);
-  const agentRef = imageRef(agentSpec);
-  const gateRef = imageRef(gateSpec);
-  const customSpec = resolved.bottle.image ? customImageSpec(agentRef, resolved.bottle.image.dockerfile) : undefined;
-  const customRef = customSpec ? imageRef(customSpec) : undefined;
-  const refs = [agentRef, gateRef, ...(customRef ? [customRef] : [])];
-  const present = await Promise.all(refs.map((ref) => imageExists(docker, ref)));
-  const missingImages = refs.filter((_, i) => !present[i]).map((ref) => ref.tag);
-
   const base = options.name ?? resolved.agent.name;
   if (!/^[a-z0-9][a-z0-9_.-]*$/.test(base))
     throw new BottleError(`invalid bottle name "${base}"`, { fix: "use lower-case letters, digits, '-', '_' or '.' with --name" });
-  const { containers } = await listBottleObjects(docker, { scope: "all" });
+
+  // The docker queries planning needs, at once: images (one base inspect for both), names taken, runtimes.
+  const baseId = baseInput(docker, options.env);
+  const specsReady = Promise.all([
+    agentImageSpec(docker, resolved.bottle.caCerts, options.env, baseId),
+    gateImageSpec(docker, resolved.bottle.caCerts, options.env, baseId),
+  ]);
+  const imagesPlanned = specsReady.then(async ([agentSpec, gateSpec]) => {
+    const agentRef = imageRef(agentSpec);
+    const gateRef = imageRef(gateSpec);
+    const customSpec = resolved.bottle.image ? customImageSpec(agentRef, resolved.bottle.image.dockerfile) : undefined;
+    const customRef = customSpec ? imageRef(customSpec) : undefined;
+    const refs = [agentRef, gateRef, ...(customRef ? [customRef] : [])];
+    const [present, runtime] = await Promise.all([
+      Promise.all(refs.map((ref) => imageExists(docker, ref))),
+      // gVisor is a container runtime; a VM does not use one.
+      backend === "smolmachines" ? Promise.resolve("runc" as const) : chooseRuntime(docker, gateRef.tag, false),
+    ]);
+    return { agentSpec, gateSpec, customSpec, agentRef, gateRef, customRef, missingImages: refs.filter((_, i) => !present[i]).map((ref) => ref.tag), runtime };
+  });
+  const [images, containers] = await Promise.all([imagesPlanned, listBottleContainers(docker, { scope: "all" })]);
+  const { agentSpec, gateSpec, customSpec, agentRef, gateRef, customRef, missingImages, runtime } = images;
   const nameBase = `bottle-${base.replace(/^bottle-/, "")}`;
   const taken = containers.map((c) => c.labels[LABELS.name] ?? "");
   const name = peekName(nameBase, new Set(taken));
@@ -201,8 +211,7 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
     command: options.passthrough,
     interactive: options.passthrough.length === 0,
     detach: options.detach,
-    // gVisor is a container runtime; a VM does not use one.
-    runtime: backend === "smolmachines" ? "runc" : await chooseRuntime(docker, gateRef.tag, false),
+    runtime,
     labels: {},
     createdAt: new Date().toISOString(),
   };
@@ -267,6 +276,25 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
   ({ plan, smolmachine } = await prepareImages(prepared, plan, options.env));
   prepareMountedWorkspace(plan.workspace);
 
+  /**
+   * The bottle's files in one archive: passwd, the gate's CA (credential
+   * routes only: the gate makes it as it starts, so that waits for `ready`),
+   * env, prompt, skills, a copied workspace; then the SSH agent relay.
+   */
+  const provision = async (target: Docker, launched: Plan, ready: Promise<unknown>): Promise<void> => {
+    const [passwd, trust] = await Promise.all([
+      passwdEntries(target, launched),
+      launched.custody?.routes.length ? ready.then(() => bottleTrust(target, launched)) : bottleTrust(target, launched),
+    ]);
+    const bottleValues = { ...envValues, ...custody.env, ...trust.env };
+    const entries = [...passwd, ...trust.entries, ...provisionEntries({ plan: launched, envValues: bottleValues, prompt: resolved.agent.prompt, skillDirs: skillDirs(resolved, options.env), sshPublicKeys: sshPublicKeys(sshKeys) })];
+    if (launched.workspace.mode === "copy" && launched.workspace.hostPath)
+      entries.push(...workspaceEntries(launched.workspace.hostPath, launched.workspace.user.uid, launched.workspace.user.gid));
+    await target.copyArchiveIn(launched.containers.bottle, "/", createTar(entries));
+    await startAgentRelay(target, launched);
+    if (launched.workspace.mode === "copy") await recordWorkspaceRefs(target, launched);
+  };
+
   const created: CreatedMachine = { networks: [], containers: [] };
   // Addresses the bottle: its container, or (smolmachines) its VM behind the same calls.
   let bottle: Docker = docker;
@@ -295,7 +323,7 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
       const taken =
         attempt === 1
           ? new Set(prepared.taken)
-          : new Set((await listBottleObjects(docker, { scope: "all" })).containers.map((c) => c.labels[LABELS.name] ?? ""));
+          : new Set((await listBottleContainers(docker, { scope: "all" })).map((c) => c.labels[LABELS.name] ?? ""));
       claimed = claimName(prepared.nameBase, taken, skip);
       plan = renamePlan(plan, claimed);
       bottle = vm ? new MachineDocker(docker.exec, plan.containers.bottle, smolvm, docker.binary) : docker;
@@ -306,8 +334,11 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
         const launched = plan;
         ({ gateEgressIp } = smolmachine
           ? await launchSmolmachine(docker, plan, { ...launch, smolmachine, binary: smolvm })
-          : // The self-test runs while the gate's daemons come up (it waits for the proxy).
-            await launchDocker(docker, plan, { ...launch, checks: (gate) => verifyEgressPolicy(docker, launched, gate.gateEgressIp) }));
+          : // The self-test and provisioning run while the gate's daemons come up (the self-test waits for the proxy).
+            await launchDocker(docker, plan, {
+              ...launch,
+              checks: (gate, ready) => settleAll([verifyEgressPolicy(docker, launched, gate.gateEgressIp), provision(docker, launched, ready)]),
+            }));
         break;
       } catch (error) {
         if (!isNameConflict(error) || attempt >= NAME_RETRIES) throw error;
@@ -323,17 +354,8 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
     }
     interrupts.check();
 
-    const [passwd, trust] = await Promise.all([passwdEntries(bottle, plan), bottleTrust(bottle, plan)]);
-    const bottleValues = { ...envValues, ...custody.env, ...trust.env };
-    const entries = [...passwd, ...trust.entries, ...provisionEntries({ plan, envValues: bottleValues, prompt: resolved.agent.prompt, skillDirs: skillDirs(resolved, options.env), sshPublicKeys: sshPublicKeys(sshKeys) })];
-    if (plan.workspace.mode === "copy" && plan.workspace.hostPath)
-      entries.push(...workspaceEntries(plan.workspace.hostPath, plan.workspace.user.uid, plan.workspace.user.gid));
-    await settleAll([
-      bottle.copyArchiveIn(plan.containers.bottle, "/", createTar(entries)).then(() => startAgentRelay(bottle, plan)),
-      // A VM starts after its gate is ready: its self-test runs now.
-      vm ? verifyEgressPolicy(bottle, plan, gateEgressIp) : Promise.resolve(),
-    ]);
-    if (plan.workspace.mode === "copy") await recordWorkspaceRefs(bottle, plan);
+    // A VM starts after its gate is ready: its self-test and provisioning run now.
+    if (vm) await settleAll([verifyEgressPolicy(bottle, plan, gateEgressIp), provision(bottle, plan, Promise.resolve())]);
     interrupts.check();
 
     if (options.detach) {
