@@ -6,7 +6,7 @@
  *
  *   bun run bench [--runs N] [--skip-peer] [--only row,row]
  */
-import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -392,3 +392,16 @@ const lines = [
   ),
 ];
 console.log(lines.join("\n"));
+
+// A full run (every row) replaces the README's table between its markers.
+if (!ONLY) {
+  const readme = join(ROOT, "README.md");
+  const text = readFileSync(readme, "utf8");
+  const start = "<!-- bench:start -->";
+  const end = "<!-- bench:end -->";
+  if (text.includes(start) && text.includes(end)) {
+    const table = [`Run ${result.date} on ${machine}, ${RUNS} runs per row:`, "", ...lines.slice(2)].join("\n");
+    writeFileSync(readme, `${text.slice(0, text.indexOf(start) + start.length)}\n${table}\n${text.slice(text.indexOf(end))}`);
+    console.error("README.md: table updated");
+  }
+}
