@@ -21,6 +21,7 @@ import {
   defaultConnector,
   handleClient,
 } from "./proxy.ts";
+import { cachingResolver } from "./resolve-cache.ts";
 
 /** node:dns lookup of every address (A and AAAA, as the system resolver orders them). */
 export const systemResolver: Resolver = async (host) => {
@@ -82,7 +83,7 @@ export class EgressGate implements GateState {
     this.dlp = this.buildDlp(config);
     this.rate = new RateLimiter(config.limits.requestsPerMinute);
     this.budget = new ByteBudget(config.limits.bytesOut);
-    this.resolve = options.resolve ?? systemResolver;
+    this.resolve = options.resolve ?? cachingResolver(systemResolver);
     this.connect = options.connect ?? defaultConnector;
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
     if (options.audit) {
