@@ -171,9 +171,10 @@ const DESCRIPTIONS: Record<ImageKind, string> = {
 };
 
 /** Build the image unless an image with its content hash exists. Returns whether it built. */
-export async function ensureImage(docker: Docker, spec: ImageSpec, env: Env = process.env): Promise<{ ref: ImageRef; built: boolean }> {
+/** `present`: planning just saw the image, so it is not asked again. */
+export async function ensureImage(docker: Docker, spec: ImageSpec, env: Env = process.env, present = false): Promise<{ ref: ImageRef; built: boolean }> {
   const ref = imageRef(spec);
-  if (await imageExists(docker, ref)) return { ref, built: false };
+  if (present || (await imageExists(docker, ref))) return { ref, built: false };
   // One build per image at a time, across parallel `bottle up`s.
   return withLock(join(cacheDir(env), "locks", `${ref.tag.replace(/[:/]/g, "_")}.lock`), async () => {
     if (await imageExists(docker, ref)) return { ref, built: false };

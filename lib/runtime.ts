@@ -5,10 +5,11 @@ import { log } from "./log.ts";
  * gVisor is used when the daemon has `runsc` AND a probe container actually
  * starts under it (a registered runsc can still fail on some hosts).
  */
-export async function chooseRuntime(docker: Docker, probeImage: string, probe: boolean): Promise<"runc" | "runsc"> {
+/** runsc when gVisor is registered and (given `probeImage`) a probe container starts under it; else runc. */
+export async function chooseRuntime(docker: Docker, probeImage?: string): Promise<"runc" | "runsc"> {
   const info = await docker.info();
   if (!info.runtimes.includes("runsc")) return "runc";
-  if (!probe) return "runsc";
+  if (probeImage === undefined) return "runsc";
   const result = await docker.run(["run", "--rm", "--runtime", "runsc", "--network", "none", "--entrypoint", "true", probeImage], {
     check: false,
     timeoutMs: 30_000,

@@ -149,6 +149,8 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
 
   // The docker queries planning needs, at once: images (one base inspect for both), names taken, runtimes.
   const baseId = baseInput(docker, options.env);
+  // gVisor is a container runtime; a VM does not use one. Only its registration is asked now; the probe waits for the launch.
+  const runtimeChosen = backend === "smolmachines" ? Promise.resolve("runc" as const) : chooseRuntime(docker);
   const specsReady = Promise.all([
     agentImageSpec(docker, resolved.bottle.caCerts, options.env, baseId),
     gateImageSpec(docker, resolved.bottle.caCerts, options.env, baseId),
@@ -159,15 +161,11 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
     const customSpec = resolved.bottle.image ? customImageSpec(agentRef, resolved.bottle.image.dockerfile) : undefined;
     const customRef = customSpec ? imageRef(customSpec) : undefined;
     const refs = [agentRef, gateRef, ...(customRef ? [customRef] : [])];
-    const [present, runtime] = await Promise.all([
-      Promise.all(refs.map((ref) => imageExists(docker, ref))),
-      // gVisor is a container runtime; a VM does not use one.
-      backend === "smolmachines" ? Promise.resolve("runc" as const) : chooseRuntime(docker, gateRef.tag, false),
-    ]);
-    return { agentSpec, gateSpec, customSpec, agentRef, gateRef, customRef, missingImages: refs.filter((_, i) => !present[i]).map((ref) => ref.tag), runtime };
+    const present = await Promise.all(refs.map((ref) => imageExists(docker, ref)));
+    return { agentSpec, gateSpec, customSpec, agentRef, gateRef, customRef, missingImages: refs.filter((_, i) => !present[i]).map((ref) => ref.tag) };
   });
-  const [images, containers] = await Promise.all([imagesPlanned, listBottleContainers(docker, { scope: "all" })]);
-  const { agentSpec, gateSpec, customSpec, agentRef, gateRef, customRef, missingImages, runtime } = images;
+  const [images, containers, runtime] = await Promise.all([imagesPlanned, listBottleContainers(docker, { scope: "all" }), runtimeChosen]);
+  const { agentSpec, gateSpec, customSpec, agentRef, gateRef, customRef, missingImages } = images;
   const nameBase = `bottle-${base.replace(/^bottle-/, "")}`;
   const taken = containers.map((c) => c.labels[LABELS.name] ?? "");
   const name = peekName(nameBase, new Set(taken));
@@ -389,11 +387,12 @@ async function prepareImages(prepared: Prepared, plan: Plan, env: Record<string,
     const images = { ...plan.images, gate: gate.ref, ...(specs.custom ? { custom: packed.ref } : { agent: packed.ref }) };
     return { plan: { ...plan, images, bottleImage: packed.ref.tag }, smolmachine: packed.path };
   }
-  const [agent, gate] = await Promise.all([ensureImage(docker, specs.agent, env), ensureImage(docker, specs.gate, env)]);
-  const custom: ImageRef | undefined = specs.custom ? (await ensureImage(docker, specs.custom, env)).ref : undefined;
+  const seen = (spec: ImageSpec) => !prepared.missingImages.includes(imageRef(spec).tag);
+  const [agent, gate] = await Promise.all([ensureImage(docker, specs.agent, env, seen(specs.agent)), ensureImage(docker, specs.gate, env, seen(specs.gate))]);
+  const custom: ImageRef | undefined = specs.custom ? (await ensureImage(docker, specs.custom, env, seen(specs.custom))).ref : undefined;
   plan = { ...plan, images: { agent: agent.ref, gate: gate.ref, ...(custom ? { custom } : {}) }, bottleImage: (custom ?? agent.ref).tag };
   // gVisor was seen registered at plan time; only now may a probe container run.
-  if (plan.runtime === "runsc") plan = { ...plan, runtime: await chooseRuntime(docker, gate.ref.tag, true) };
+  if (plan.runtime === "runsc") plan = { ...plan, runtime: await chooseRuntime(docker, gate.ref.tag) };
   return { plan };
 }
 

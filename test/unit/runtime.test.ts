@@ -15,25 +15,25 @@ function dockerWith(runtimes: string[], probeExit: number) {
 describe("gVisor is used only when a probe container starts under it", () => {
   test("not registered: runc, and no probe container", async () => {
     const { docker, exec } = dockerWith(["runc"], 0);
-    expect(await chooseRuntime(docker, "img", true)).toBe("runc");
+    expect(await chooseRuntime(docker, "img")).toBe("runc");
     expect(exec.calls.some((call) => call.argv[1] === "run")).toBe(false);
   });
 
   test("registered, at plan time (no side effects): runsc, no probe yet", async () => {
     const { docker, exec } = dockerWith(["runc", "runsc"], 1);
-    expect(await chooseRuntime(docker, "img", false)).toBe("runsc");
+    expect(await chooseRuntime(docker)).toBe("runsc");
     expect(exec.calls.some((call) => call.argv[1] === "run")).toBe(false);
   });
 
   test("registered but the probe fails (as on this CI machine): runc", async () => {
     const { docker, exec } = dockerWith(["runc", "runsc"], 125);
-    expect(await chooseRuntime(docker, "img", true)).toBe("runc");
+    expect(await chooseRuntime(docker, "img")).toBe("runc");
     const probe = exec.calls.find((call) => call.argv[1] === "run")!;
     expect(probe.argv).toEqual(["docker", "run", "--rm", "--runtime", "runsc", "--network", "none", "--entrypoint", "true", "img"]);
   });
 
   test("registered and the probe starts: runsc", async () => {
     const { docker } = dockerWith(["runc", "runsc"], 0);
-    expect(await chooseRuntime(docker, "img", true)).toBe("runsc");
+    expect(await chooseRuntime(docker, "img")).toBe("runsc");
   });
 });
