@@ -336,7 +336,8 @@ export async function teardownDocker(docker: Docker, created: Created): Promise<
   try {
     // One `rm` per container, concurrently: the daemon removes them in parallel.
     await Promise.all(created.containers.map((container) => docker.containerRm([container])));
-    await docker.networkRm([...created.networks].reverse());
+    // Likewise one `network rm` per network (the CLI removes a list one by one).
+    await Promise.all(created.networks.map((network) => docker.networkRm([network])));
   } catch (error) {
     log.warn(`teardown: ${error instanceof Error ? error.message : String(error)}`);
   }
