@@ -288,11 +288,22 @@ if (want("6")) {
   const names: string[] = [];
   for (let i = 0; i < 10; i++) names.push(bottle("up", "bench", "--yes", "--detach"));
   const ls = await measure(() => bottle("ls"), 10);
+  // The docker query `ls` makes, made directly: what is left is bottle's own overhead.
+  const ps = await measure(() => sh(["docker", "ps", "--no-trunc", "--format", "{{json .}}", "--all", "--filter", "label=bottle.name"]), 10);
   await cleanupAll();
-  add({ row: "6b", what: "`bottle ls` with 10 bottles (ms)", bottle: { ...stats(ls), unit: "ms" }, baseline: { what: "`true` (spawn floor)", ...stats(spawnFloor) }, target: "≤ floor + 50 ms (plus docker ps)" });
+  add({ row: "6b", what: "`bottle ls` with 10 bottles (ms)", bottle: { ...stats(ls), unit: "ms" }, baseline: { what: "the same `docker ps` query", ...stats(ps) }, target: "≤ baseline + 50 ms" });
   const dry = await measure(() => bottle("up", "bench", "--dry-run", "--json"), 10);
-  add({ row: "6c", what: "`bottle up --dry-run --json` (ms)", bottle: { ...stats(dry), unit: "ms" }, baseline: { what: "`true` (spawn floor)", ...stats(spawnFloor) }, target: "≤ floor + 50 ms (plus docker queries)" });
-  for (const row of rows.filter((r) => r.row.startsWith("6"))) row.met = row.row === "6a" ? row.bottle.median - row.baseline.median <= 50 : undefined;
+  // The docker queries planning makes (base image; then the two images, runtimes and names), made directly, as concurrently.
+  const run = (argv: string[]) => new Response(Bun.spawn(argv, { stdout: "pipe", stderr: "ignore" }).stdout).text();
+  const queries = await measure(async () => {
+    await Promise.all([
+      run(["docker", "image", "inspect", "--format", "{{json .}}", BASE]).then(() => Promise.all([agentImage, gateImage].map((image) => run(["docker", "image", "inspect", "--format", "{{json .}}", image])))),
+      run(["docker", "info", "--format", "{{json .}}"]),
+      run(["docker", "ps", "--no-trunc", "--format", "{{json .}}", "--all", "--filter", "label=bottle.name"]),
+    ]);
+  }, 10);
+  add({ row: "6c", what: "`bottle up --dry-run --json` (ms)", bottle: { ...stats(dry), unit: "ms" }, baseline: { what: "the same docker queries, as concurrently", ...stats(queries) }, target: "≤ baseline + 50 ms" });
+  for (const row of rows.filter((r) => r.row.startsWith("6"))) row.met = row.bottle.median - row.baseline.median <= 50;
 }
 
 // ---------- row 7: the gate's added latency and throughput ----------
