@@ -2,10 +2,12 @@ import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { makeSandbox, runBottle, writeFile, type CliResult, type Sandbox } from "./cli.ts";
-import { BASE_IMAGE, docker, dockerOk, objectsWithLabel, uniqueId } from "./docker.ts";
+import { describe } from "bun:test";
+import { BASE_IMAGE, describeDocker, docker, dockerOk, objectsWithLabel, uniqueId } from "./docker.ts";
 import { applyMutations } from "./escape-mutate.ts";
 import { containerIp, startEchoHost, waitForLogLine, type WorldHost } from "./world.ts";
 import type { AuditRecord } from "../../lib/gates/egress/audit.ts";
+import { gateLoopbackAddress } from "../../lib/backends/smolmachines/smolvm.ts";
 
 /**
  * Shared pieces of the sandbox-escape suite (test/integration/escape/): an
@@ -15,6 +17,25 @@ import type { AuditRecord } from "../../lib/gates/egress/audit.ts";
  * read the gate's audit log. Everything the tests reach is local: containers
  * on networks the bottle or the test created, under made-up `*.test` names.
  */
+
+/**
+ * The backend the attackers run on: docker, or with
+ * BOTTLE_ESCAPE_BACKEND=smolmachines (where smolvm and /dev/kvm exist) the
+ * microVM backend. The attacks go through `bottle exec` and the gate, which
+ * both backends share; suites that depend on the docker backend's own
+ * network model say so with `describeEscape`.
+ */
+export const ESCAPE_BACKEND: "docker" | "smolmachines" = process.env.BOTTLE_ESCAPE_BACKEND === "smolmachines" ? "smolmachines" : "docker";
+
+/** `describe` for a suite that applies to `backends` only; elsewhere it is skipped with the reason printed. */
+export function describeEscape(backends: ReadonlyArray<"docker" | "smolmachines">, reason: string, name: string, body: () => void): void {
+  if (backends.includes(ESCAPE_BACKEND)) {
+    describeDocker(name, body);
+    return;
+  }
+  console.warn(`skipping "${name}" on the ${ESCAPE_BACKEND} backend: ${reason}`);
+  describe.skip(name, body);
+}
 
 /** Tools an attacker would bring; added on top of the agent image via `image.dockerfile`. */
 export const ATTACK_DOCKERFILE =
@@ -33,7 +54,7 @@ export interface Attacker {
   /** Label put on every container the test itself starts (world, sniffers). */
   label: string;
   gateImage: string;
-  /** The gate's address on the bottle's internal network (the bottle's DNS server and proxy). */
+  /** The gate's address as the bottle reaches it: on the internal network (docker), or its loopback address (smolmachines). */
   gateIp: string;
   /** The gate's address on the bottle's egress network. */
   gateEgressIp: string;
@@ -98,7 +119,7 @@ export function writeAgent(options: AttackerOptions & { sandbox: Sandbox }): str
 export async function upAttacker(options: AttackerOptions): Promise<Attacker> {
   const sandbox = options.sandbox ?? makeSandbox(options.sandboxEnv ?? {});
   const agent = writeAgent({ ...options, sandbox });
-  const up = await runBottle(sandbox, ["up", agent, "--yes", "--detach"]);
+  const up = await runBottle(sandbox, ["up", agent, "--yes", "--detach", "--backend", ESCAPE_BACKEND]);
   const name = up.stdout.trim();
   if (up.exitCode !== 0 || !name) throw new Error(`bottle up ${agent} failed (${up.exitCode}):\n${up.stderr}`);
   const plan = JSON.parse(readFileSync(join(sandbox.state, "bottle", "bottles", name, "plan.json"), "utf8"));
@@ -111,7 +132,8 @@ export async function upAttacker(options: AttackerOptions): Promise<Attacker> {
     name,
     label: `bottle.test=${agent}`,
     gateImage: plan.images.gate.tag,
-    gateIp: containerIp(`${name}-gate`, `${name}-internal`),
+    // A VM reaches its gate on the loopback address the gate is published on.
+    gateIp: ESCAPE_BACKEND === "docker" ? containerIp(`${name}-gate`, `${name}-internal`) : gateLoopbackAddress(name),
     gateEgressIp: containerIp(`${name}-gate`, `${name}-egress`),
     auditPath: path,
     sh: (script) => runBottle(sandbox, ["exec", name, "--", "sh", "-c", script]),

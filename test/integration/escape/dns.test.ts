@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { describeDocker, dockerOk } from "../../helpers/docker.ts";
+import { dockerOk } from "../../helpers/docker.ts";
 import {
   type Attacker,
   type Sniffer,
   type World,
   SETUP_TIMEOUT_MS,
+  describeEscape,
   TEST_TIMEOUT_MS,
   dnsQuery,
   encodings,
@@ -43,7 +44,11 @@ const SECRET = `esc-${crypto.randomUUID().replace(/-/g, "").slice(0, 24)}`;
 const tag = Math.random().toString(36).slice(2, 8);
 const label = (what: string) => `exfil${tag}${what}`;
 
-describeDocker("escape through DNS", () => {
+describeEscape(
+  ["docker"],
+  "smolvm forwards the VM's DNS queries to the host's resolver unfiltered — a known gap of this backend (lib/backends/smolmachines/launch.ts); a sniffer on the gate would not see them, so this suite would pass without proving anything",
+  "escape through DNS",
+  () => {
   let attacker: Attacker;
   let world: World;
   let tools = "";

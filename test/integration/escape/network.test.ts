@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { describeDocker, docker, dockerOk } from "../../helpers/docker.ts";
+import { docker, dockerOk } from "../../helpers/docker.ts";
 import {
   type Attacker,
   type Sniffer,
   type World,
   SETUP_TIMEOUT_MS,
+  describeEscape,
   TEST_TIMEOUT_MS,
   dnsQuery,
   ensureToolsImage,
@@ -53,7 +54,7 @@ async function fetchFromGate(attacker: Attacker, url: string): Promise<string> {
   return stdout;
 }
 
-describeDocker("escape below HTTP: packets, the Docker host, the gate, other bottles", () => {
+describeEscape(["docker"], "these attacks target the docker backend's own network (the internal bridge, its host side, other bottles' networks)", "escape below HTTP: packets, the Docker host, the gate, other bottles", () => {
   let attacker: Attacker;
   let victim: Attacker;
   let world: World;
