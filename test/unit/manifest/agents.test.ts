@@ -1,27 +1,18 @@
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { BottleError } from "../../../lib/errors.ts";
 import { CLAUDE_CODE_HOSTS, ManifestError, checkSkills, listAgents, resolveAgentAndBottle } from "../../../lib/manifest/index.ts";
-import { captureWarnings, rejected, sandbox, thrown, type Sandbox } from "./helpers.ts";
+import { rejected, sandboxEachTest, thrown } from "./helpers.ts";
 
-let box: Sandbox;
-let warnings: ReturnType<typeof captureWarnings>;
-beforeEach(() => {
-  box = sandbox();
-  warnings = captureWarnings();
-});
-afterEach(() => {
-  warnings.restore();
-  box.cleanup();
-});
+const each = sandboxEachTest();
 
 const resolve = (agent?: string, bottle?: string) =>
-  resolveAgentAndBottle({ ...(agent ? { agent } : {}), ...(bottle ? { bottle } : {}), projectDir: box.project, env: box.env });
+  resolveAgentAndBottle({ ...(agent ? { agent } : {}), ...(bottle ? { bottle } : {}), projectDir: each.box.project, env: each.box.env });
 
 async function errorFor(agentText: string, name = "coder"): Promise<string> {
-  box.agent(name, agentText);
+  each.box.agent(name, agentText);
   const error = await rejected(resolve(name));
   expect(error).toBeInstanceOf(ManifestError);
-  return box.normalize(error.message);
+  return each.box.normalize(error.message);
 }
 
 describe("the embedded default", () => {
@@ -41,7 +32,7 @@ describe("the embedded default", () => {
     });
     expect(bottle.image).toBeUndefined();
     expect(gitUser).toBeUndefined();
-    expect(await listAgents({ projectDir: box.project, env: box.env })).toEqual([{ name: "default", source: "(built-in)", bottle: "default" }]);
+    expect(await listAgents({ projectDir: each.box.project, env: each.box.env })).toEqual([{ name: "default", source: "(built-in)", bottle: "default" }]);
   });
 
   test("Claude Code's default hosts", () => {
@@ -50,33 +41,33 @@ describe("the embedded default", () => {
   });
 
   test("a user bottles/default.yaml overrides the built-in bottle", async () => {
-    const file = box.bottle("default", "workspace: copy\n");
+    const file = each.box.bottle("default", "workspace: copy\n");
     const { bottle } = await resolve();
     expect(bottle.sources).toEqual([file]);
     expect(bottle.workspace).toBe("copy");
   });
 
   test("a user agents/default.md overrides the built-in agent, a project one overrides both", async () => {
-    const user = box.agent("default", "---\ndescription: mine\n---\nUser prompt\n");
+    const user = each.box.agent("default", "---\ndescription: mine\n---\nUser prompt\n");
     expect((await resolve()).agent).toMatchObject({ source: user, prompt: "User prompt", description: "mine" });
-    const project = box.agent("default", "Project prompt\n", "project");
+    const project = each.box.agent("default", "Project prompt\n", "project");
     expect((await resolve()).agent).toMatchObject({ source: project, prompt: "Project prompt" });
   });
 });
 
 describe("agent files", () => {
   test("project first, then user config", async () => {
-    box.agent("coder", "---\ndescription: user\n---\n");
-    box.agent("coder", "---\ndescription: project\n---\n", "project");
-    box.agent("writer", "---\ndescription: user writer\n---\n");
+    each.box.agent("coder", "---\ndescription: user\n---\n");
+    each.box.agent("coder", "---\ndescription: project\n---\n", "project");
+    each.box.agent("writer", "---\ndescription: user writer\n---\n");
     expect((await resolve("coder")).agent.description).toBe("project");
     expect((await resolve("writer")).agent.description).toBe("user writer");
   });
 
   test("front matter fields; the body is the prompt; git user merges per field over the bottle's", async () => {
-    box.bottle("dev", "git:\n  user: { name: Bottle Name, email: bottle@example.com }\n");
-    box.skill("review");
-    const file = box.agent(
+    each.box.bottle("dev", "git:\n  user: { name: Bottle Name, email: bottle@example.com }\n");
+    each.box.skill("review");
+    const file = each.box.agent(
       "coder",
       `---
 # a comment
@@ -112,22 +103,22 @@ Carefully.
     });
     expect(bottle.name).toBe("dev");
     expect(gitUser).toEqual({ name: "Bottle Name", email: "agent@example.com" });
-    checkSkills(agent, box.env);
+    checkSkills(agent, each.box.env);
   });
 
   test("no front matter: the whole file is the prompt", async () => {
-    box.agent("plain", "Just a prompt.\n---\nwith a rule\n");
+    each.box.agent("plain", "Just a prompt.\n---\nwith a rule\n");
     expect((await resolve("plain")).agent).toMatchObject({ prompt: "Just a prompt.\n---\nwith a rule", bottle: "default", skills: [] });
   });
 
   test("CRLF line endings", async () => {
-    box.agent("win", "---\r\ndescription: windows\r\nbottle: default\r\n---\r\nPrompt\r\n");
+    each.box.agent("win", "---\r\ndescription: windows\r\nbottle: default\r\n---\r\nPrompt\r\n");
     expect((await resolve("win")).agent).toMatchObject({ description: "windows", prompt: "Prompt" });
   });
 
   test("--bottle overrides the agent's bottle", async () => {
-    box.bottle("other", "workspace: none\n");
-    box.agent("coder", "---\nbottle: missing\n---\n");
+    each.box.bottle("other", "workspace: none\n");
+    each.box.agent("coder", "---\nbottle: missing\n---\n");
     expect((await resolve("coder", "other")).bottle.workspace).toBe("none");
   });
 });
@@ -152,74 +143,74 @@ describe("agent errors", () => {
   }
 
   test("an unknown agent lists the agents there are and where it looked", async () => {
-    box.agent("coder", "");
-    box.agent("reviewer", "", "project");
+    each.box.agent("coder", "");
+    each.box.agent("reviewer", "", "project");
     const error = await rejected(resolve("codr"));
     expect(error).toBeInstanceOf(BottleError);
-    expect(box.normalize(error.message)).toMatchSnapshot();
-    expect(box.normalize((error as BottleError).fix ?? "")).toMatchSnapshot();
+    expect(each.box.normalize(error.message)).toMatchSnapshot();
+    expect(each.box.normalize((error as BottleError).fix ?? "")).toMatchSnapshot();
   });
 
   test("an unknown agent mentions files skipped for their names", async () => {
-    box.agent("My-Agent", "");
+    each.box.agent("My-Agent", "");
     await rejected(resolve("my-agent"));
-    expect(warnings.messages().map(box.normalize)).toEqual([
+    expect(each.warnings.messages().map(each.box.normalize)).toEqual([
       "skipping ~/.config/bottle/agents/My-Agent.md: agent file names must be lower-case letters, digits and - (starting with a letter), like my-agent.md",
     ]);
   });
 
   test("an invalid agent name", async () => {
-    expect(box.normalize((await rejected(resolve("My_Agent"))).message)).toMatchSnapshot();
+    expect(each.box.normalize((await rejected(resolve("My_Agent"))).message)).toMatchSnapshot();
   });
 
   test("a missing bottle names the agent file:line that asked for it", async () => {
-    box.bottle("develop", "{}\n");
-    box.agent("coder", "---\ndescription: x\nbottle: devlop\n---\n");
+    each.box.bottle("develop", "{}\n");
+    each.box.agent("coder", "---\ndescription: x\nbottle: devlop\n---\n");
     const error = await rejected(resolve("coder"));
     expect(error).toBeInstanceOf(ManifestError);
     expect((error as ManifestError).issues[0]).toMatchObject({ line: 3, col: 9, path: "bottle" });
-    expect(box.normalize(error.message)).toMatchSnapshot();
+    expect(each.box.normalize(error.message)).toMatchSnapshot();
   });
 
   test("a missing --bottle", async () => {
-    expect(box.normalize((await rejected(resolve(undefined, "nope"))).message)).toMatchSnapshot();
+    expect(each.box.normalize((await rejected(resolve(undefined, "nope"))).message)).toMatchSnapshot();
   });
 });
 
 describe("skills", () => {
   test("every missing skill is reported with the file:line of its entry", async () => {
-    box.skill("review");
-    box.skill("testing");
-    box.agent("coder", "---\nskills:\n  - review\n  - tesing\n  - deploy\n---\n");
+    each.box.skill("review");
+    each.box.skill("testing");
+    each.box.agent("coder", "---\nskills:\n  - review\n  - tesing\n  - deploy\n---\n");
     const { agent } = await resolve("coder");
-    const error = thrown(() => checkSkills(agent, box.env)) as ManifestError;
+    const error = thrown(() => checkSkills(agent, each.box.env)) as ManifestError;
     expect(error).toBeInstanceOf(ManifestError);
     expect(error.issues.map((issue) => [issue.line, issue.col, issue.path])).toEqual([
       [4, 5, "skills[1]"],
       [5, 5, "skills[2]"],
     ]);
-    expect(box.normalize(error.message)).toMatchSnapshot();
-    expect(box.normalize(error.fix ?? "")).toMatchSnapshot();
+    expect(each.box.normalize(error.message)).toMatchSnapshot();
+    expect(each.box.normalize(error.fix ?? "")).toMatchSnapshot();
   });
 
   test("a file where a skill folder should be does not count", async () => {
-    box.write(".claude/skills/notes", "not a folder");
-    box.agent("coder", "---\nskills: [notes]\n---\n");
+    each.box.write(".claude/skills/notes", "not a folder");
+    each.box.agent("coder", "---\nskills: [notes]\n---\n");
     const { agent } = await resolve("coder");
-    expect(() => checkSkills(agent, box.env)).toThrow(ManifestError);
+    expect(() => checkSkills(agent, each.box.env)).toThrow(ManifestError);
   });
 
   test("the built-in agent has no skills to check", async () => {
-    checkSkills((await resolve()).agent, box.env);
+    checkSkills((await resolve()).agent, each.box.env);
   });
 });
 
 describe("listing agents", () => {
   test("name, source, bottle, description; project shadows user; the built-in default is listed", async () => {
-    const user = box.agent("coder", "---\ndescription: user coder\n---\n");
-    const project = box.agent("coder", "---\ndescription: project coder\nbottle: dev\n---\n", "project");
-    const writer = box.agent("writer", "Prompt only\n");
-    expect(await listAgents({ projectDir: box.project, env: box.env })).toEqual([
+    const user = each.box.agent("coder", "---\ndescription: user coder\n---\n");
+    const project = each.box.agent("coder", "---\ndescription: project coder\nbottle: dev\n---\n", "project");
+    const writer = each.box.agent("writer", "Prompt only\n");
+    expect(await listAgents({ projectDir: each.box.project, env: each.box.env })).toEqual([
       { name: "coder", source: project, bottle: "dev", description: "project coder" },
       { name: "default", source: "(built-in)", bottle: "default" },
       { name: "writer", source: writer, bottle: "default" },
@@ -228,25 +219,25 @@ describe("listing agents", () => {
   });
 
   test("listing reads no bottle file: a broken or missing bottle does not matter", async () => {
-    box.bottle("dev", "this: is: not: yaml\n");
-    box.agent("coder", "---\nbottle: dev\n---\n");
-    box.agent("other", "---\nbottle: nowhere\n---\n");
-    expect((await listAgents({ projectDir: box.project, env: box.env })).map((a) => a.name)).toEqual(["coder", "default", "other"]);
-    expect(warnings.messages()).toEqual([]);
+    each.box.bottle("dev", "this: is: not: yaml\n");
+    each.box.agent("coder", "---\nbottle: dev\n---\n");
+    each.box.agent("other", "---\nbottle: nowhere\n---\n");
+    expect((await listAgents({ projectDir: each.box.project, env: each.box.env })).map((a) => a.name)).toEqual(["coder", "default", "other"]);
+    expect(each.warnings.messages()).toEqual([]);
   });
 
   test("file names that are not agent names are skipped with a warning", async () => {
-    box.agent("Coder_2", "");
-    box.agent("ok", "");
-    box.write(".config/bottle/agents/notes.txt", "");
-    expect((await listAgents({ projectDir: box.project, env: box.env })).map((a) => a.name)).toEqual(["default", "ok"]);
-    expect(warnings.messages().map(box.normalize)).toMatchSnapshot();
+    each.box.agent("Coder_2", "");
+    each.box.agent("ok", "");
+    each.box.write(".config/bottle/agents/notes.txt", "");
+    expect((await listAgents({ projectDir: each.box.project, env: each.box.env })).map((a) => a.name)).toEqual(["default", "ok"]);
+    expect(each.warnings.messages().map(each.box.normalize)).toMatchSnapshot();
   });
 
   test("a broken agent file is left out with a warning naming its problems", async () => {
-    box.agent("broken", "---\nskils: []\n---\n");
-    box.agent("fine", "");
-    expect((await listAgents({ projectDir: box.project, env: box.env })).map((a) => a.name)).toEqual(["default", "fine"]);
-    expect(warnings.messages().map(box.normalize)).toMatchSnapshot();
+    each.box.agent("broken", "---\nskils: []\n---\n");
+    each.box.agent("fine", "");
+    expect((await listAgents({ projectDir: each.box.project, env: each.box.env })).map((a) => a.name)).toEqual(["default", "fine"]);
+    expect(each.warnings.messages().map(each.box.normalize)).toMatchSnapshot();
   });
 });

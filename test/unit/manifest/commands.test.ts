@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
 import agentsCommand from "../../../cmd/agents.ts";
 import infoCommand from "../../../cmd/info.ts";
@@ -15,18 +15,9 @@ import {
   listAgents,
   resolveAgentAndBottle,
 } from "../../../lib/manifest/index.ts";
-import { captureWarnings, sandbox, type Sandbox } from "./helpers.ts";
+import { sandboxEachTest } from "./helpers.ts";
 
-let box: Sandbox;
-let warnings: ReturnType<typeof captureWarnings>;
-beforeEach(() => {
-  box = sandbox();
-  warnings = captureWarnings();
-});
-afterEach(() => {
-  warnings.restore();
-  box.cleanup();
-});
+const each = sandboxEachTest();
 
 const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA";
 
@@ -43,8 +34,8 @@ describe("command files", () => {
 
 describe("bottle info", () => {
   test("the resolved agent and bottle, defaults marked, each value's file", async () => {
-    box.skill("review");
-    box.bottle(
+    each.box.skill("review");
+    each.box.bottle(
       "base",
       `env:
   TOKEN: \${HOST_TOKEN}
@@ -56,7 +47,7 @@ git:
     origin: { upstream: "git@github.com:me/repo.git", identity_file: ~/.ssh/id_git, known_host_key: ${KEY} }
 `,
     );
-    box.bottle(
+    each.box.bottle(
       "dev",
       `extends: base
 env:
@@ -74,9 +65,9 @@ image: { dockerfile: dev.Dockerfile }
 backend: docker
 `,
     );
-    box.agent("coder", "---\ndescription: Writes code\nbottle: dev\nskills: [review]\nmodel: opus\ngit:\n  user: { email: agent@example.com }\n---\nPrompt.\n", "project");
-    const resolved = await resolveAgentAndBottle({ agent: "coder", projectDir: box.project, env: box.env });
-    const view = infoView(resolved, box.env);
+    each.box.agent("coder", "---\ndescription: Writes code\nbottle: dev\nskills: [review]\nmodel: opus\ngit:\n  user: { email: agent@example.com }\n---\nPrompt.\n", "project");
+    const resolved = await resolveAgentAndBottle({ agent: "coder", projectDir: each.box.project, env: each.box.env });
+    const view = infoView(resolved, each.box.env);
     expect(view.bottle.egress.allow.filter((entry) => entry.default).map((entry) => entry.host)).toEqual([
       "api.anthropic.com",
       "console.anthropic.com",
@@ -97,12 +88,12 @@ backend: docker
       email: "agent@example.com",
       from: ["~/.config/bottle/bottles/base.yaml", "~/project/.bottle/agents/coder.md"],
     });
-    expect(box.normalize(JSON.stringify(view, null, 2))).toMatchSnapshot();
-    expect(box.normalize(formatInfo(view))).toMatchSnapshot();
+    expect(each.box.normalize(JSON.stringify(view, null, 2))).toMatchSnapshot();
+    expect(each.box.normalize(formatInfo(view))).toMatchSnapshot();
   });
 
   test("the built-in default", async () => {
-    const view = infoView(await resolveAgentAndBottle({ projectDir: box.project, env: box.env }), box.env);
+    const view = infoView(await resolveAgentAndBottle({ projectDir: each.box.project, env: each.box.env }), each.box.env);
     expect(view.bottle.sources).toEqual(["(built-in)"]);
     expect(view.bottle.workspace).toEqual({ mode: "mount", from: "(built-in)" });
     expect(formatInfo(view)).toMatchSnapshot();
@@ -111,10 +102,10 @@ backend: docker
 
 describe("bottle agents", () => {
   test("table of name, bottle, source, description", async () => {
-    box.agent("coder", "---\ndescription: Writes code\nbottle: dev\n---\n");
-    box.agent("reviewer", "---\ndescription: Reviews code\n---\n", "project");
-    const agents = await listAgents({ projectDir: box.project, env: box.env });
-    expect(box.normalize(formatAgentList(agents, box.env))).toMatchSnapshot();
+    each.box.agent("coder", "---\ndescription: Writes code\nbottle: dev\n---\n");
+    each.box.agent("reviewer", "---\ndescription: Reviews code\n---\n", "project");
+    const agents = await listAgents({ projectDir: each.box.project, env: each.box.env });
+    expect(each.box.normalize(formatAgentList(agents, each.box.env))).toMatchSnapshot();
   });
 });
 

@@ -1,17 +1,8 @@
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { ManifestError, formatInfo, infoView, resolveAgentAndBottle, resolveBottle, resolveEnvValues } from "../../../lib/manifest/index.ts";
-import { captureWarnings, rejected, sandbox, thrown, type Sandbox } from "./helpers.ts";
+import { rejected, sandboxEachTest, thrown } from "./helpers.ts";
 
-let box: Sandbox;
-let warnings: ReturnType<typeof captureWarnings>;
-beforeEach(() => {
-  box = sandbox();
-  warnings = captureWarnings();
-});
-afterEach(() => {
-  warnings.restore();
-  box.cleanup();
-});
+const each = sandboxEachTest();
 
 const SECRET_LITERAL = "lit-S3CR3T-0001";
 const SECRET_HOST = "host-S3CR3T-0002";
@@ -33,8 +24,8 @@ egress:
 
 describe("resolveEnvValues", () => {
   test("literal, host copy and asked values", async () => {
-    box.bottle("dev", BOTTLE);
-    const bottle = resolveBottle("dev", { env: box.env });
+    each.box.bottle("dev", BOTTLE);
+    const bottle = resolveBottle("dev", { env: each.box.env });
     const asked: Array<[string, string]> = [];
     const values = await resolveEnvValues(bottle, {
       hostEnv: { HOST_GH_TOKEN: SECRET_HOST },
@@ -52,16 +43,16 @@ describe("resolveEnvValues", () => {
   });
 
   test("an empty host variable is set, and passes through", async () => {
-    box.bottle("dev", "env:\n  X: ${HOST_X}\n");
-    expect(await resolveEnvValues(resolveBottle("dev", { env: box.env }), { hostEnv: { HOST_X: "" }, interactive: false })).toEqual({ X: "" });
+    each.box.bottle("dev", "env:\n  X: ${HOST_X}\n");
+    expect(await resolveEnvValues(resolveBottle("dev", { env: each.box.env }), { hostEnv: { HOST_X: "" }, interactive: false })).toEqual({ X: "" });
   });
 
   test("all unset host variables at once, naming variables, never values, before anything is asked", async () => {
-    box.bottle("dev", `env:\n  A: \${HOST_A}\n  B: ${SECRET_LITERAL}\n  C: \${HOST_C}\n  D: "?Question"\n  E: \${HOST_E}\n`);
+    each.box.bottle("dev", `env:\n  A: \${HOST_A}\n  B: ${SECRET_LITERAL}\n  C: \${HOST_C}\n  D: "?Question"\n  E: \${HOST_E}\n`);
     let asked = false;
     const error = await rejected(
-      resolveEnvValues(resolveBottle("dev", { env: box.env }), {
-        hostEnv: { HOST_E: SECRET_HOST, HOME: box.root },
+      resolveEnvValues(resolveBottle("dev", { env: each.box.env }), {
+        hostEnv: { HOST_E: SECRET_HOST, HOME: each.box.root },
         interactive: true,
         ask: async () => {
           asked = true;
@@ -77,26 +68,26 @@ describe("resolveEnvValues", () => {
     ]);
     expectNoSecret(error.message);
     expectNoSecret((error as ManifestError).fix ?? "");
-    expect(box.normalize(error.message)).toMatchSnapshot();
+    expect(each.box.normalize(error.message)).toMatchSnapshot();
     expect((error as ManifestError).fix).toMatchSnapshot();
   });
 
   test("a question without a terminal says to use ${VAR} instead", async () => {
-    box.bottle("dev", 'env:\n  DB_PASSWORD: "?Database password"\n');
-    const error = await rejected(resolveEnvValues(resolveBottle("dev", { env: box.env }), { hostEnv: { HOME: box.root }, interactive: false }));
+    each.box.bottle("dev", 'env:\n  DB_PASSWORD: "?Database password"\n');
+    const error = await rejected(resolveEnvValues(resolveBottle("dev", { env: each.box.env }), { hostEnv: { HOME: each.box.root }, interactive: false }));
     expect(error).toBeInstanceOf(ManifestError);
     expect(error.message).toContain("${DB_PASSWORD}");
-    expect(box.normalize(error.message)).toMatchSnapshot();
+    expect(each.box.normalize(error.message)).toMatchSnapshot();
     expect((error as ManifestError).fix).toMatchSnapshot();
   });
 });
 
 describe("secret values never appear in output", () => {
   test("info (text and --json) shows names and kinds, not values", async () => {
-    box.bottle("dev", BOTTLE);
-    box.agent("coder", "---\nbottle: dev\n---\n");
-    const resolved = await resolveAgentAndBottle({ agent: "coder", projectDir: box.project, env: box.env });
-    const view = infoView(resolved, box.env);
+    each.box.bottle("dev", BOTTLE);
+    each.box.agent("coder", "---\nbottle: dev\n---\n");
+    const resolved = await resolveAgentAndBottle({ agent: "coder", projectDir: each.box.project, env: each.box.env });
+    const view = infoView(resolved, each.box.env);
     const json = JSON.stringify(view);
     const text = formatInfo(view);
     expectNoSecret(json);
@@ -126,12 +117,12 @@ describe("secret values never appear in output", () => {
   ];
   for (const [name, text] of broken) {
     test(`errors: ${name}`, () => {
-      box.bottle("dev", text);
-      const error = thrown(() => resolveBottle("dev", { env: box.env }));
+      each.box.bottle("dev", text);
+      const error = thrown(() => resolveBottle("dev", { env: each.box.env }));
       expect(error).toBeInstanceOf(ManifestError);
       expectNoSecret(error.message);
       expectNoSecret(JSON.stringify((error as ManifestError).issues));
-      expect(box.normalize(error.message)).toMatchSnapshot();
+      expect(each.box.normalize(error.message)).toMatchSnapshot();
     });
   }
 });

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { expect, spyOn } from "bun:test";
+import { afterEach, beforeEach, expect, spyOn } from "bun:test";
 import { BottleError } from "../../../lib/errors.ts";
 import { log } from "../../../lib/log.ts";
 import { ManifestError, resolveBottle } from "../../../lib/manifest/index.ts";
@@ -100,6 +100,20 @@ export function prng(seed: number): () => number {
 export function captureWarnings(): { messages: () => string[]; restore: () => void } {
   const spy = spyOn(log, "warn").mockImplementation((() => undefined) as unknown as typeof log.warn);
   return { messages: () => spy.mock.calls.map((call) => String(call[0])), restore: () => spy.mockRestore() };
+}
+
+/** A fresh sandbox and silenced warnings for every test of the calling file (`each.box`, `each.warnings`). */
+export function sandboxEachTest(): { box: Sandbox; warnings: ReturnType<typeof captureWarnings> } {
+  const each = {} as { box: Sandbox; warnings: ReturnType<typeof captureWarnings> };
+  beforeEach(() => {
+    each.box = sandbox();
+    each.warnings = captureWarnings();
+  });
+  afterEach(() => {
+    each.warnings.restore();
+    each.box.cleanup();
+  });
+  return each;
 }
 
 /** Write `dev.yaml` into the sandbox, resolve it, return the normalised error message. */
