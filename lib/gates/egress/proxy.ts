@@ -487,40 +487,59 @@ function limitTimers(state: GateState, started: number, onExpire: (reason: strin
 }
 
 /**
+ * What a tunnel and an exchange share: `finish` settles once (timers cleared;
+ * forced: both sockets destroyed), the limit timers (`touch` on traffic), and
+ * `sendUp`, the one way bytes go upstream: charged to the byte budget, counted,
+ * with backpressure on the client.
+ */
+function pairing(
+  state: GateState,
+  client: net.Socket,
+  upstream: net.Socket,
+  counters: Counters,
+  started: number,
+  settle: (reason: string) => void,
+): { finish(reason: string, force: boolean): void; sendUp(chunk: Buffer): boolean; touch(): void; isDone(): boolean } {
+  let done = false;
+  const finish = (reason: string, force: boolean): void => {
+    if (done) return;
+    done = true;
+    timers.clear();
+    if (force) {
+      client.destroy();
+      upstream.destroy();
+    }
+    settle(reason);
+  };
+  const timers = limitTimers(state, started, (reason) => finish(reason, true));
+  const sendUp = (chunk: Buffer): boolean => {
+    if (chunk.length === 0) return true;
+    if (!state.budget.spend(chunk.length)) {
+      finish("bytes-out-limit", true);
+      return false;
+    }
+    counters.bytesOut += chunk.length;
+    if (!upstream.write(chunk)) client.pause();
+    return true;
+  };
+  return { finish, sendUp, touch: () => timers.touch(), isDone: () => done };
+}
+
+/**
  * Splices client ↔ upstream until both sides are closed, enforcing the byte
  * budget, idle timeout and max duration. Resolves with why it ended.
  */
 export function relay(state: GateState, client: net.Socket, upstream: net.Socket, counters: Counters, initial: Buffer, started: number): Promise<string> {
   return new Promise((resolve) => {
-    let done = false;
     let clientClosed = false;
     let upstreamClosed = false;
-    const finish = (reason: string, force: boolean): void => {
-      if (done) return;
-      done = true;
-      timers.clear();
-      if (force) {
-        client.destroy();
-        upstream.destroy();
-      }
-      resolve(reason);
-    };
-    const timers = limitTimers(state, started, (reason) => finish(reason, true));
-    const sendUp = (chunk: Buffer): boolean => {
-      if (!state.budget.spend(chunk.length)) {
-        finish("bytes-out-limit", true);
-        return false;
-      }
-      counters.bytesOut += chunk.length;
-      if (!upstream.write(chunk)) client.pause();
-      return true;
-    };
+    const { finish, sendUp, touch } = pairing(state, client, upstream, counters, started, resolve);
     client.on("data", (chunk: Buffer) => {
-      timers.touch();
+      touch();
       sendUp(chunk);
     });
     upstream.on("data", (chunk: Buffer) => {
-      timers.touch();
+      touch();
       counters.bytesIn += chunk.length;
       if (!client.write(chunk)) upstream.pause();
     });
@@ -677,36 +696,17 @@ function exchange(
   started: number,
 ): Promise<{ end: string; status?: number }> {
   return new Promise((resolve) => {
-    let done = false;
     let status: number | undefined;
-    const finish = (end: string, force: boolean): void => {
-      if (done) return;
-      done = true;
-      timers.clear();
-      if (force) {
-        upstream.destroy();
-        client.destroy();
-      }
-      resolve(status === undefined ? { end } : { end, status });
-    };
-    const timers = limitTimers(state, started, (reason) => finish(reason, true));
+    const { finish, sendUp, touch, isDone } = pairing(state, client, upstream, counters, started, (end) =>
+      resolve(status === undefined ? { end } : { end, status }),
+    );
 
     // --- request body
     let bodyDone = framing.kind === "none";
     let remaining = framing.kind === "length" ? framing.length : 0;
     const scanner = framing.kind === "chunked" ? new ChunkedScanner() : null;
-    const sendUp = (chunk: Buffer): boolean => {
-      if (chunk.length === 0) return true;
-      if (!state.budget.spend(chunk.length)) {
-        finish("bytes-out-limit", true);
-        return false;
-      }
-      counters.bytesOut += chunk.length;
-      if (!upstream.write(chunk)) client.pause();
-      return true;
-    };
     const onClientData = (chunk: Buffer): void => {
-      timers.touch();
+      touch();
       if (bodyDone) return;
       let take = chunk.length;
       if (framing.kind === "length") {
@@ -743,7 +743,7 @@ function exchange(
     });
 
     const onUpstreamData = (chunk: Buffer): void => {
-      timers.touch();
+      touch();
       counters.bytesIn += chunk.length;
       if (inBody) {
         if (!client.write(chunk)) upstream.pause();
@@ -798,7 +798,7 @@ function exchange(
     upstream.on("data", onUpstreamData);
     client.on("drain", () => upstream.resume());
     upstream.on("error", () => {
-      if (!responseStarted && !done) {
+      if (!responseStarted && !isDone()) {
         badGateway("connection failed");
         return;
       }
@@ -813,7 +813,7 @@ function exchange(
       upstream.end();
     });
     upstream.on("close", () => {
-      if (!responseStarted && !done) {
+      if (!responseStarted && !isDone()) {
         badGateway("closed without a response");
         return;
       }
@@ -821,13 +821,9 @@ function exchange(
       finish("closed", false);
     });
 
-    if (!state.budget.spend(upstreamHead.length)) {
-      finish("bytes-out-limit", true);
-      return;
-    }
-    counters.bytesOut += upstreamHead.length;
-    upstream.write(upstreamHead);
+    // The client is still paused here: sendUp's backpressure pause changes nothing.
+    if (!sendUp(upstreamHead)) return;
     if (rest.length > 0) onClientData(rest);
-    if (!done && !bodyDone) client.resume();
+    if (!isDone() && !bodyDone) client.resume();
   });
 }
