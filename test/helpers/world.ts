@@ -1,4 +1,5 @@
-import { docker, uniqueId } from "./docker.ts";
+import { join } from "node:path";
+import { docker, sh, uniqueId } from "./docker.ts";
 
 /**
  * The "outside world" of a test: containers the test starts itself, under
@@ -62,4 +63,34 @@ export function waitForLogLine(container: string, text: string, timeoutMs = 20_0
 
 export function containerIp(container: string, network: string): string {
   return docker("inspect", "--format", `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, container);
+}
+
+/** A passphrase-less ed25519 key pair `dir/file` (+ `.pub`), made with the host's ssh-keygen. */
+export function sshKeygen(dir: string, file: string, comment: string): string {
+  const path = join(dir, file);
+  sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path]);
+  return path;
+}
+
+/**
+ * An outside SSH server: `image` (openssh-server, `user` made with a locked
+ * password and no host keys) started detached with `keys` mounted read-only;
+ * `keys/host_key` becomes its host key and `keys/id_ed25519.pub` the user's
+ * only authorized key. Returns the container name.
+ */
+export function startSshd(options: { prefix: string; image: string; keys: string; label: string; user: string; home: string; ports?: number[] }): string {
+  const name = uniqueId(options.prefix);
+  const { user, home } = options;
+  docker(
+    "run", "-d", "--name", name, "--label", options.label,
+    "--mount", `type=bind,source=${options.keys},target=/keys,readonly`,
+    "--entrypoint", "sh", options.image, "-c",
+    [
+      "install -m 600 /keys/host_key /etc/ssh/ssh_host_ed25519_key",
+      `install -d -o ${user} -g ${user} -m 700 ${home}/.ssh`,
+      `install -o ${user} -g ${user} -m 600 /keys/id_ed25519.pub ${home}/.ssh/authorized_keys`,
+      `exec /usr/sbin/sshd -D -e ${(options.ports ?? []).map((port) => `-p ${port} `).join("")}-o PasswordAuthentication=no -h /etc/ssh/ssh_host_ed25519_key`,
+    ].join(" && "),
+  );
+  return name;
 }

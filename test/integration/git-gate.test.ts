@@ -3,8 +3,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeSandbox, runBottle, writeFile, type Sandbox } from "../helpers/cli.ts";
-import { BASE_IMAGE, describeDocker, docker, removeLabelled, sh, testImage, uniqueId } from "../helpers/docker.ts";
-import { containerIp, waitForLogLine } from "../helpers/world.ts";
+import { BASE_IMAGE, describeDocker, docker, removeLabelled, testImage, uniqueId } from "../helpers/docker.ts";
+import { containerIp, sshKeygen, startSshd, waitForLogLine } from "../helpers/world.ts";
 
 /**
  * The git gate end to end: real git, real gitleaks, a real sshd. The
@@ -65,26 +65,15 @@ describeDocker("the git gate", () => {
 
   beforeAll(async () => {
     keys = mkdtempSync(join(tmpdir(), "bottle-git-keys-"));
-    sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bottle-test-client", "-f", join(keys, "id_ed25519")]);
-    sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bottle-test-host", "-f", join(keys, "host_key")]);
+    sshKeygen(keys, "id_ed25519", "bottle-test-client");
+    sshKeygen(keys, "host_key", "bottle-test-host");
     // A line of the private part (the first ones hold the public key).
     privateKeyBody = readFileSync(join(keys, "id_ed25519"), "utf8").split("\n")[3]!;
     const hostPub = readFileSync(join(keys, "host_key.pub"), "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
 
     // The upstream: sshd with the client key authorized, a bare repo whose
     // main already holds an old secret (it is upstream, so never rescanned).
-    upstream = uniqueId("upstream");
-    docker(
-      "run", "-d", "--name", upstream, "--label", label,
-      "--mount", `type=bind,source=${keys},target=/keys,readonly`,
-      "--entrypoint", "sh", upstreamImage(), "-c",
-      [
-        "install -m 600 /keys/host_key /etc/ssh/ssh_host_ed25519_key",
-        "install -d -o git -g git -m 700 /srv/git/.ssh",
-        "install -o git -g git -m 600 /keys/id_ed25519.pub /srv/git/.ssh/authorized_keys",
-        "exec /usr/sbin/sshd -D -e -o PasswordAuthentication=no -h /etc/ssh/ssh_host_ed25519_key",
-      ].join(" && "),
-    );
+    upstream = startSshd({ prefix: "upstream", image: upstreamImage(), keys, label, user: "git", home: "/srv/git" });
     docker(
       "exec", "-u", "git", "-e", `OLD_SECRET=${OLD_SECRET}`, upstream, "sh", "-c",
       [
@@ -186,7 +175,7 @@ describeDocker("the git gate", () => {
   });
 
   test("a private key block is rejected", async () => {
-    sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "leaked", "-f", join(keys, "leaked_key")]);
+    sshKeygen(keys, "leaked_key", "leaked");
     const pem = readFileSync(join(keys, "leaked_key"), "utf8").trim();
     const out = await rejectedPush({ "deploy/key.pem": pem });
     expect(out).toContain("deploy/key.pem");

@@ -3,8 +3,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeSandbox, runBottle, writeFile, type Sandbox } from "../helpers/cli.ts";
-import { BASE_IMAGE, describeDocker, docker, dockerOk, objectsWithLabel, sh, testImage, uniqueId, removeLabelled } from "../helpers/docker.ts";
-import { containerIp, waitForLogLine } from "../helpers/world.ts";
+import { BASE_IMAGE, describeDocker, docker, dockerOk, objectsWithLabel, testImage, uniqueId, removeLabelled } from "../helpers/docker.ts";
+import { containerIp, sshKeygen, startSshd, waitForLogLine } from "../helpers/world.ts";
 
 /**
  * The SSH gate end to end: real OpenSSH in the bottle, a real ssh-agent and
@@ -50,26 +50,15 @@ describeDocker("the SSH gate", () => {
 
   beforeAll(async () => {
     keys = mkdtempSync(join(tmpdir(), "bottle-ssh-keys-"));
-    sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bottle-test-user", "-f", join(keys, "id_ed25519")]);
-    sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bottle-test-host", "-f", join(keys, "host_key")]);
-    sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "not-the-host", "-f", join(keys, "impostor_key")]);
+    sshKeygen(keys, "id_ed25519", "bottle-test-user");
+    sshKeygen(keys, "host_key", "bottle-test-host");
+    sshKeygen(keys, "impostor_key", "not-the-host");
     userPub = pub(join(keys, "id_ed25519.pub"));
     // A line of the private part (the first ones hold the public key).
     privateKeyBody = readFileSync(join(keys, "id_ed25519"), "utf8").split("\n")[3]!;
 
     // The outside host: sshd on 22 and 2222, the user's key authorized for deploy.
-    sshd = uniqueId("sshd");
-    docker(
-      "run", "-d", "--name", sshd, "--label", label,
-      "--mount", `type=bind,source=${keys},target=/keys,readonly`,
-      "--entrypoint", "sh", sshdImage(), "-c",
-      [
-        "install -m 600 /keys/host_key /etc/ssh/ssh_host_ed25519_key",
-        "install -d -o deploy -g deploy -m 700 /home/deploy/.ssh",
-        "install -o deploy -g deploy -m 600 /keys/id_ed25519.pub /home/deploy/.ssh/authorized_keys",
-        "exec /usr/sbin/sshd -D -e -p 22 -p 2222 -o PasswordAuthentication=no -h /etc/ssh/ssh_host_ed25519_key",
-      ].join(" && "),
-    );
+    sshd = startSshd({ prefix: "sshd", image: sshdImage(), keys, label, user: "deploy", home: "/home/deploy", ports: [22, 2222] });
 
     sandbox = makeSandbox();
     writeFile(
