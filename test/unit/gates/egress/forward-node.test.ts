@@ -12,22 +12,12 @@ import { join } from "node:path";
 import * as tls from "node:tls";
 import { EGRESS_READY_LINE, type EgressConfig } from "../../../../lib/gates/egress/config.ts";
 import { makeTestCa } from "../../../helpers/tls.ts";
-import { readAudit, waitFor } from "./helpers.ts";
+import { freePort, readAudit, waitFor } from "./helpers.ts";
 
 const node = Bun.which("node");
 const openssl = Bun.which("openssl");
 const TOKEN = "sk-ant-oat01-node-REAL-token-0123456789";
 const GH = "gh-node-REAL-token-0123456789";
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe.skipIf(!node || !openssl)("credential custody in the bundled gate under node", () => {
   let dir: string;

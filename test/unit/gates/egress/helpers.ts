@@ -276,3 +276,14 @@ export function statusOf(response: string): number {
   const match = /^HTTP\/1\.[01] ([0-9]{3})/.exec(response);
   return match ? Number(match[1]) : 0;
 }
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a daemon the test starts). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -11,19 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EGRESS_READY_LINE, type EgressConfig } from "../../../../lib/gates/egress/config.ts";
 import { QTYPE, RCODE, decodeResponse, encodeQuery } from "../../../../lib/gates/egress/dns.ts";
-import { bodyOf, rawRequest, readAudit, startUpstream, statusOf, type Upstream, waitFor } from "./helpers.ts";
+import { bodyOf, freePort, rawRequest, readAudit, startUpstream, statusOf, type Upstream, waitFor } from "./helpers.ts";
 
 const node = Bun.which("node");
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe.skipIf(!node)("bundled gate under node", () => {
   let dir: string;
