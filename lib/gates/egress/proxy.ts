@@ -396,20 +396,8 @@ async function handleConnect(state: GateState, client: net.Socket, head: Request
     if (alert && !client.destroyed) endWith(client, TLS_ALERT_ACCESS_DENIED);
     else client.destroy();
   };
-  const tunnelAllowed = (counters: { bytesIn: number; bytesOut: number }, end: string, detail?: string): void =>
-    state.audit.write({
-      method: "CONNECT",
-      host: target.host,
-      port,
-      decision: "allow",
-      rule: "allowlist",
-      match: admitted.entry,
-      bytesIn: counters.bytesIn,
-      bytesOut: counters.bytesOut,
-      durationMs: Date.now() - ctx.started,
-      end,
-      ...(detail !== undefined ? { detail } : {}),
-    });
+  const tunnelAllowed = (counters: Counters, end: string, detail?: string): void =>
+    state.audit.write(allowedEntry(ctx, target, port, admitted.entry, counters, end, detail !== undefined ? { detail } : {}));
   let initial: Buffer = Buffer.alloc(0);
   switch (first.kind) {
     case "closed":
@@ -661,21 +649,39 @@ async function handlePlain(state: GateState, client: net.Socket, head: RequestHe
   );
   const counters: Counters = { bytesIn: 0, bytesOut: 0 };
   const result = await exchange(state, client, upstream, counters, upstreamHead, rest, framing, ctx.started);
-  const entry: AuditInput = {
+  state.audit.write(
+    allowedEntry(ctx, uri.target, uri.port, admitted.entry, counters, result.end, {
+      path: auditPath(path),
+      ...(result.status !== undefined ? { status: result.status } : {}),
+    }),
+  );
+}
+
+/** The audit line of an allowed tunnel or exchange, once it ended (field order as in every other line). */
+function allowedEntry(
+  ctx: RequestContext,
+  target: HostTarget,
+  port: number,
+  match: string,
+  counters: Counters,
+  end: string,
+  extra: { path?: string; status?: number; detail?: string },
+): AuditInput {
+  const { path, ...after } = extra;
+  return {
     method: ctx.method,
-    host: uri.target.host,
-    port: uri.port,
-    path: auditPath(path),
+    host: target.host,
+    port,
+    ...(path !== undefined ? { path } : {}),
     decision: "allow",
     rule: "allowlist",
-    match: admitted.entry,
+    match,
     bytesIn: counters.bytesIn,
     bytesOut: counters.bytesOut,
     durationMs: Date.now() - ctx.started,
-    end: result.end,
+    end,
+    ...after,
   };
-  if (result.status !== undefined) entry.status = result.status;
-  state.audit.write(entry);
 }
 
 const RESPONSE_DROP = new Set(["connection", "keep-alive", "proxy-connection", "upgrade", "trailer"]);
