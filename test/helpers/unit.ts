@@ -69,3 +69,13 @@ export function makePlan(overrides: DeepPartial<Plan> = {}): Plan {
   if (!plan) throw new Error(`makePlan built an invalid plan: ${JSON.stringify(merged)}`);
   return plan;
 }
+
+/** What `promise` rejects with (failing the test when it resolves). */
+export async function caught(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected the promise to reject");
+}

@@ -2,15 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { type ContainerSpec, classifyDockerFailure, containerArgs, Docker, dockerFailureError } from "../../lib/docker.ts";
 import { BottleError } from "../../lib/errors.ts";
 import { CommandError, realExec, recordingExec, type Responder } from "../../lib/exec.ts";
-
-async function caught(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the promise to reject");
-}
+import { caught } from "../helpers/unit.ts";
 
 function dockerWith(responder?: Responder, terminal = false) {
   const exec = recordingExec(responder, terminal);

@@ -3,18 +3,9 @@ import { readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { BottleError } from "../../lib/errors.ts";
 import { CommandError, describeArgv, realExec, recordingExec, stderrTail } from "../../lib/exec.ts";
-import { cleanupTempDirs, tempDir } from "../helpers/unit.ts";
+import { caught, cleanupTempDirs, tempDir } from "../helpers/unit.ts";
 
 afterAll(cleanupTempDirs);
-
-async function caught(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the promise to reject");
-}
 
 function alive(pid: number): boolean {
   try {

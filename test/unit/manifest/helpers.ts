@@ -5,6 +5,7 @@ import { afterEach, beforeEach, expect, spyOn } from "bun:test";
 import { BottleError } from "../../../lib/errors.ts";
 import { log } from "../../../lib/log.ts";
 import { ManifestError, resolveBottle } from "../../../lib/manifest/index.ts";
+import { caught } from "../../helpers/unit.ts";
 
 /** A throwaway HOME with a config dir and a project dir; paths in messages normalise to <tmp>. */
 export interface Sandbox {
@@ -57,13 +58,9 @@ export function thrown(fn: () => unknown): Error {
 }
 
 export async function rejected(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(Error);
-    return error as Error;
-  }
-  throw new Error("expected a rejection, the promise resolved");
+  const error = await caught(promise);
+  expect(error).toBeInstanceOf(Error);
+  return error as Error;
 }
 
 /** Every file under `dir` with its content and mtime, to prove nothing changed. */
