@@ -293,11 +293,11 @@ if (want("6")) {
   await cleanupAll();
   add({ row: "6b", what: "`bottle ls` with 10 bottles (ms)", bottle: { ...stats(ls), unit: "ms" }, baseline: { what: "the same `docker ps` query", ...stats(ps) }, target: "≤ baseline + 50 ms" });
   const dry = await measure(() => bottle("up", "bench", "--dry-run", "--json"), 10);
-  // The docker queries planning makes (base image; then the two images, runtimes and names), made directly, as concurrently.
+  // The docker queries planning makes (base image, the two images, runtimes and names), made directly, as concurrently.
   const run = (argv: string[]) => new Response(Bun.spawn(argv, { stdout: "pipe", stderr: "ignore" }).stdout).text();
   const queries = await measure(async () => {
     await Promise.all([
-      run(["docker", "image", "inspect", "--format", "{{json .}}", BASE]).then(() => Promise.all([agentImage, gateImage].map((image) => run(["docker", "image", "inspect", "--format", "{{json .}}", image])))),
+      ...[BASE, agentImage, gateImage].map((image) => run(["docker", "image", "inspect", "--format", "{{json .}}", image])),
       run(["docker", "info", "--format", "{{json .}}"]),
       run(["docker", "ps", "--no-trunc", "--format", "{{json .}}", "--all", "--filter", "label=bottle.name"]),
     ]);

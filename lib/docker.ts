@@ -206,8 +206,9 @@ export class Docker {
     return { id: parsed.Id, labels: parsed.Config?.Labels ?? {}, size: parsed.Size ?? 0 };
   }
 
-  async imageRm(refs: string[]): Promise<void> {
-    if (refs.length) await this.run(["image", "rm", "--force", ...refs], { check: false });
+  /** `force: false` keeps an image that is still tagged elsewhere or used by a container. */
+  async imageRm(refs: string[], force = true): Promise<void> {
+    if (refs.length) await this.run(["image", "rm", ...(force ? ["--force"] : []), ...refs], { check: false });
   }
 
   async build(options: {

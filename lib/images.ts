@@ -12,14 +12,18 @@ import { cacheDir } from "./paths.ts";
 
 /**
  * Content-addressed images: the tag is a hash of everything that goes into
- * the build (Dockerfile, context files, build args, base image id), so an
- * unchanged bottle never runs `docker build` again.
+ * the build (Dockerfile, context files, build args), so an unchanged bottle
+ * never runs `docker build` again. The base image's id is a label instead of
+ * a hash input: planning then asks for the base and the tags in one round,
+ * and an image built on another base counts as missing.
  */
 
 export const DEFAULT_BASE_IMAGE =
   "debian:trixie-slim@sha256:a29215f6a35e51e22adffa17f89e9d2ef06214e64a2bad10d765c46aea49f11f";
 export const CLAUDE_CODE_VERSION = "2.1.332";
 export const HASH_LABEL = "bottle.hash";
+/** The base the image was built on (`ref@id`, see baseInput); images built on it inherit it. */
+export const BASE_LABEL = "bottle.base";
 
 export type ImageKind = "agent" | "gate" | "custom" | "plumbing";
 
@@ -29,8 +33,10 @@ export interface ImageSpec {
   /** Context files by relative path. */
   files: Record<string, string>;
   buildArgs: Record<string, string>;
-  /** Extra inputs that change the image without being files (e.g. the base image id). */
+  /** Extra inputs that change the image without being files (e.g. the agent image a custom one builds on). */
   inputs: string[];
+  /** The base as found locally (baseInput): recorded in BASE_LABEL, checked rather than hashed. */
+  base?: string;
   /** A user context dir (custom layers), hashed by path, size and mtime. */
   contextDir?: string;
 }
@@ -69,8 +75,10 @@ function listContext(dir: string): string[] {
 }
 
 export function imageHash(spec: ImageSpec): string {
-  const hash = createHash("sha256");
-  const feed = (part: string) => hash.update(`${part.length}:${part}`);
+  // One update over the joined parts (the same digest as one per part):
+  // thousands of small updates (a CA bundle split into certificates) cost ~30 ms.
+  const parts: string[] = [];
+  const feed = (part: string) => parts.push(`${part.length}:${part}`);
   feed(spec.kind);
   feed(spec.dockerfile);
   for (const name of Object.keys(spec.files).sort()) {
@@ -80,7 +88,7 @@ export function imageHash(spec: ImageSpec): string {
   for (const key of Object.keys(spec.buildArgs).sort()) feed(`${key}=${spec.buildArgs[key]}`);
   for (const input of spec.inputs) feed(input);
   if (spec.contextDir) for (const entry of listContext(spec.contextDir)) feed(entry);
-  return hash.digest("hex");
+  return createHash("sha256").update(parts.join("")).digest("hex");
 }
 
 export function imageRef(spec: ImageSpec): ImageRef {
@@ -105,30 +113,29 @@ export async function baseInput(docker: Docker, env: Env): Promise<string> {
   return `${base}@${inspected?.id ?? "remote"}`;
 }
 
-/** `base`: baseInput(docker, env), when the caller already asked for it (one inspect for both images). */
-export async function agentImageSpec(docker: Docker, caCerts: string[], env: Env = process.env, base: Promise<string> = baseInput(docker, env)): Promise<ImageSpec> {
+/** The CA certificate context files of both images (the build's, the bottle's): read once per plan. */
+export function caContextFiles(caCerts: string[], env: Env = process.env): Record<string, string> {
+  return { ...caCertFiles([], env, "build-ca"), ...caCertFiles(caCerts, env) };
+}
+
+/** `ca`: caContextFiles. The base (baseInput) is added once known: builds label it, tags do not hash it. */
+export function agentImageSpec(ca: Record<string, string>, env: Env = process.env): ImageSpec {
   return {
     kind: "agent",
     dockerfile: assets.agentDockerfile,
-    files: { "bottle-run.sh": assets.bottleRun, "install-packages.sh": assets.installPackages, ...caCertFiles([], env, "build-ca"), ...caCertFiles(caCerts, env) },
+    files: { "bottle-run.sh": assets.bottleRun, "install-packages.sh": assets.installPackages, ...ca },
     buildArgs: { BASE_IMAGE: baseImage(env), CLAUDE_CODE_VERSION, NPM_REGISTRY: npmRegistry(env) },
-    inputs: [await base],
+    inputs: [],
   };
 }
 
-export async function gateImageSpec(docker: Docker, caCerts: string[], env: Env = process.env, base: Promise<string> = baseInput(docker, env)): Promise<ImageSpec> {
+export function gateImageSpec(ca: Record<string, string>, env: Env = process.env): ImageSpec {
   return {
     kind: "gate",
     dockerfile: assets.gateDockerfile,
-    files: {
-      "egress-gate.mjs": assets.egressGate,
-      "gate-entrypoint.sh": assets.gateEntrypoint,
-      "install-packages.sh": assets.installPackages,
-      ...caCertFiles([], env, "build-ca"),
-      ...caCertFiles(caCerts, env),
-    },
+    files: { "egress-gate.mjs": assets.egressGate, "gate-entrypoint.sh": assets.gateEntrypoint, "install-packages.sh": assets.installPackages, ...ca },
     buildArgs: { BASE_IMAGE: baseImage(env), NPM_REGISTRY: npmRegistry(env) },
-    inputs: [await base],
+    inputs: [],
   };
 }
 
@@ -159,8 +166,17 @@ export function customImageSpec(agent: ImageRef, dockerfilePath: string): ImageS
   };
 }
 
-export async function imageExists(docker: Docker, ref: ImageRef): Promise<boolean> {
-  return (await docker.imageInspect(ref.tag)) !== undefined;
+type Inspected = Awaited<ReturnType<Docker["imageInspect"]>>;
+
+/** Built on `base` (when one is named; custom images inherit the agent image's label). */
+function builtOn(image: Inspected, base: string | undefined): boolean {
+  return image !== undefined && (base === undefined || image.labels[BASE_LABEL] === base);
+}
+
+/** The image exists and was built on the base (which may still be being asked for). */
+export async function imageCurrent(docker: Docker, ref: ImageRef, base: Promise<string | undefined> | string | undefined): Promise<boolean> {
+  const [image, expected] = await Promise.all([docker.imageInspect(ref.tag), base]);
+  return builtOn(image, expected);
 }
 
 const DESCRIPTIONS: Record<ImageKind, string> = {
@@ -174,10 +190,11 @@ const DESCRIPTIONS: Record<ImageKind, string> = {
 /** `present`: planning just saw the image, so it is not asked again. */
 export async function ensureImage(docker: Docker, spec: ImageSpec, env: Env = process.env, present = false): Promise<{ ref: ImageRef; built: boolean }> {
   const ref = imageRef(spec);
-  if (present || (await imageExists(docker, ref))) return { ref, built: false };
+  if (present || (await imageCurrent(docker, ref, spec.base))) return { ref, built: false };
   // One build per image at a time, across parallel `bottle up`s.
   return withLock(join(cacheDir(env), "locks", `${ref.tag.replace(/[:/]/g, "_")}.lock`), async () => {
-    if (await imageExists(docker, ref)) return { ref, built: false };
+    const existing = await docker.imageInspect(ref.tag);
+    if (builtOn(existing, spec.base)) return { ref, built: false };
     const context = spec.contextDir ?? mkdtempSync(join(tmpdir(), `bottle-build-${spec.kind}-`));
     const dockerfilePath = join(mkdtempSync(join(tmpdir(), "bottle-dockerfile-")), "Dockerfile");
     try {
@@ -194,10 +211,12 @@ export async function ensureImage(docker: Docker, spec: ImageSpec, env: Env = pr
         context,
         dockerfile: dockerfilePath,
         tag: ref.tag,
-        labels: { [HASH_LABEL]: ref.hash, "bottle.image": spec.kind },
+        labels: { [HASH_LABEL]: ref.hash, "bottle.image": spec.kind, ...(spec.base ? { [BASE_LABEL]: spec.base } : {}) },
         buildArgs: spec.buildArgs,
       });
       log.success(`built ${ref.tag} in ${((performance.now() - started) / 1000).toFixed(1)}s`);
+      // The image built on the old base lost its tag: remove it, unless a container or another tag still uses it.
+      if (existing) await docker.imageRm([existing.id], false);
       return { ref, built: true };
     } finally {
       if (!spec.contextDir) rmSync(context, { recursive: true, force: true });

@@ -43,10 +43,11 @@ import { readSshHosts, startAgentRelay } from "./gates/ssh/host.ts";
 import {
   agentImageSpec,
   baseInput,
+  caContextFiles,
   customImageSpec,
   ensureImage,
   gateImageSpec,
-  imageExists,
+  imageCurrent,
   imageRef,
   type ImageRef,
   type ImageSpec,
@@ -147,25 +148,27 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
   if (!/^[a-z0-9][a-z0-9_.-]*$/.test(base))
     throw new BottleError(`invalid bottle name "${base}"`, { fix: "use lower-case letters, digits, '-', '_' or '.' with --name" });
 
-  // The docker queries planning needs, at once: images (one base inspect for both), names taken, runtimes.
-  const baseId = baseInput(docker, options.env);
+  // The docker queries planning needs, in one round: the base, the images'
+  // tags (hashed without the base, whose id is checked on their label), names taken, runtimes.
+  const baseQuery = baseInput(docker, options.env);
   // gVisor is a container runtime; a VM does not use one. Only its registration is asked now; the probe waits for the launch.
   const runtimeChosen = backend === "smolmachines" ? Promise.resolve("runc" as const) : chooseRuntime(docker);
-  const specsReady = Promise.all([
-    agentImageSpec(docker, resolved.bottle.caCerts, options.env, baseId),
-    gateImageSpec(docker, resolved.bottle.caCerts, options.env, baseId),
-  ]);
-  const imagesPlanned = specsReady.then(async ([agentSpec, gateSpec]) => {
-    const agentRef = imageRef(agentSpec);
-    const gateRef = imageRef(gateSpec);
-    const customSpec = resolved.bottle.image ? customImageSpec(agentRef, resolved.bottle.image.dockerfile) : undefined;
-    const customRef = customSpec ? imageRef(customSpec) : undefined;
-    const refs = [agentRef, gateRef, ...(customRef ? [customRef] : [])];
-    const present = await Promise.all(refs.map((ref) => imageExists(docker, ref)));
-    return { agentSpec, gateSpec, customSpec, agentRef, gateRef, customRef, missingImages: refs.filter((_, i) => !present[i]).map((ref) => ref.tag) };
-  });
+  const ca = caContextFiles(resolved.bottle.caCerts, options.env);
+  const agentSpec = agentImageSpec(ca, options.env);
+  const gateSpec = gateImageSpec(ca, options.env);
+  const agentRef = imageRef(agentSpec);
+  const gateRef = imageRef(gateSpec);
+  const customSpec = resolved.bottle.image ? customImageSpec(agentRef, resolved.bottle.image.dockerfile) : undefined;
+  const customRef = customSpec ? imageRef(customSpec) : undefined;
+  const refs = [agentRef, gateRef, ...(customRef ? [customRef] : [])];
+  const imagesPlanned = Promise.all([baseQuery, ...refs.map((ref) => imageCurrent(docker, ref, baseQuery))]).then(([base, ...present]) => ({
+    base,
+    missingImages: refs.filter((_, i) => !present[i]).map((ref) => ref.tag),
+  }));
   const [images, containers, runtime] = await Promise.all([imagesPlanned, listBottleContainers(docker, { scope: "all" }), runtimeChosen]);
-  const { agentSpec, gateSpec, customSpec, agentRef, gateRef, customRef, missingImages } = images;
+  const { missingImages } = images;
+  // Builds record the base found on their label (it is not part of their tags).
+  const withBase = (spec: ImageSpec): ImageSpec => ({ ...spec, base: images.base });
   const nameBase = `bottle-${base.replace(/^bottle-/, "")}`;
   const taken = containers.map((c) => c.labels[LABELS.name] ?? "");
   const name = peekName(nameBase, new Set(taken));
@@ -214,7 +217,7 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
     createdAt: new Date().toISOString(),
   };
   plan.labels = bottleLabels(plan, "bottle", buildInfo.version);
-  return { plan, resolved, docker, missingImages, nameBase, taken, specs: { agent: agentSpec, gate: gateSpec, ...(customSpec ? { custom: customSpec } : {}) } };
+  return { plan, resolved, docker, missingImages, nameBase, taken, specs: { agent: withBase(agentSpec), gate: withBase(gateSpec), ...(customSpec ? { custom: withBase(customSpec) } : {}) } };
 }
 
 function skillDirs(resolved: Resolved, env: Record<string, string | undefined>): Record<string, string> {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { assets } from "../../lib/assets.ts";
 import { Docker } from "../../lib/docker.ts";
 import { realExec } from "../../lib/exec.ts";
-import { ensureImage, type ImageSpec } from "../../lib/images.ts";
+import { BASE_LABEL, ensureImage, type ImageSpec } from "../../lib/images.ts";
 import { BASE_IMAGE, describeDocker, docker, objectsWithLabel, uniqueId } from "../helpers/docker.ts";
 
 describeDocker("lib/docker.ts against the real engine", () => {
@@ -30,11 +30,19 @@ describeDocker("lib/docker.ts against the real engine", () => {
       inputs: [id],
     };
     const env = { ...process.env, XDG_CACHE_HOME: tmp };
-    const { ref, built } = await ensureImage(client, spec, env);
+    const { ref, built } = await ensureImage(client, { ...spec, base: `${BASE_IMAGE}@old` }, env);
     imageTag = ref.tag;
     expect(built).toBe(true);
     expect((await client.imageInspect(ref.tag))?.labels["bottle.hash"]).toBe(ref.hash);
-    expect((await ensureImage(client, spec, env)).built).toBe(false);
+    expect((await ensureImage(client, { ...spec, base: `${BASE_IMAGE}@old` }, env)).built).toBe(false);
+    // Another base (a re-imported one): the same tag is built again and labelled with it.
+    const old = (await client.imageInspect(ref.tag))!.id;
+    const rebuilt = await ensureImage(client, { ...spec, base: `${BASE_IMAGE}@new` }, env);
+    expect(rebuilt).toEqual({ ref, built: true });
+    // The image of the old base, untagged by the rebuild, is removed.
+    expect(await client.imageInspect(old)).toBeUndefined();
+    expect((await client.imageInspect(ref.tag))?.labels[BASE_LABEL]).toBe(`${BASE_IMAGE}@new`);
+    expect((await ensureImage(client, { ...spec, base: `${BASE_IMAGE}@new` }, env)).built).toBe(false);
 
     const name = id;
     await client.runDetached({ name, image: ref.tag, labels: { "bottle.test": id } });

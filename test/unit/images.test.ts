@@ -1,12 +1,17 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Docker } from "../../lib/docker.ts";
 import { BottleError } from "../../lib/errors.ts";
+import { recordingExec } from "../../lib/exec.ts";
 import {
+  BASE_LABEL,
   baseImage,
   caCertFiles,
   customImageSpec,
   DEFAULT_BASE_IMAGE,
+  ensureImage,
+  imageCurrent,
   type ImageRef,
   type ImageSpec,
   imageHash,
@@ -226,5 +231,46 @@ describe("caCertFiles", () => {
     expect(() => caCertFiles([path], {})).toThrow(BottleError);
     expect(() => caCertFiles([path], {})).toThrow(`${path} holds no PEM certificate`);
     expect(() => caCertFiles([join(tempDir(), "nope.pem")], {})).toThrow("cannot read CA certificate file");
+  });
+});
+
+describe("imageCurrent / ensureImage: the base is a label, not part of the tag", () => {
+  const BASE = "debian:trixie-slim@sha256:abc";
+  /** A docker whose only image is `tag`, labelled with `base` (or unlabelled). */
+  function dockerWithImage(tag: string, base?: string) {
+    const exec = recordingExec((argv) => {
+      if (argv[1] === "image" && argv[2] === "inspect")
+        return argv.at(-1) === tag ? { stdout: JSON.stringify({ Id: "sha256:img", Config: { Labels: base ? { [BASE_LABEL]: base } : null } }) } : { exitCode: 1, stderr: "Error: No such image" };
+      return { exitCode: 0 };
+    });
+    return { exec, docker: new Docker(exec, "docker") };
+  }
+
+  test("the base does not change the tag", () => {
+    expect(imageRef({ ...spec(), base: BASE }).tag).toBe(imageRef({ ...spec(), base: "debian:trixie-slim@sha256:other" }).tag);
+  });
+
+  test("current: present and built on the expected base; a missing image or another base is not", async () => {
+    const ref = imageRef(spec());
+    expect(await imageCurrent(dockerWithImage(ref.tag, BASE).docker, ref, BASE)).toBe(true);
+    expect(await imageCurrent(dockerWithImage(ref.tag, BASE).docker, ref, Promise.resolve(BASE))).toBe(true);
+    expect(await imageCurrent(dockerWithImage(ref.tag, "debian:trixie-slim@sha256:old").docker, ref, BASE)).toBe(false);
+    expect(await imageCurrent(dockerWithImage(ref.tag).docker, ref, BASE)).toBe(false);
+    expect(await imageCurrent(dockerWithImage("bottle-agent:other").docker, ref, BASE)).toBe(false);
+    // Images without a base (plumbing) only need to exist.
+    expect(await imageCurrent(dockerWithImage(ref.tag).docker, ref, undefined)).toBe(true);
+  });
+
+  test("an image built on another base is rebuilt under the same tag, labelled with the new base", async () => {
+    const state = tempDir();
+    const s = { ...spec(), base: BASE };
+    const { exec, docker } = dockerWithImage(imageRef(s).tag, "debian:trixie-slim@sha256:old");
+    const { ref, built } = await ensureImage(docker, s, { XDG_CACHE_HOME: state });
+    expect(built).toBe(true);
+    const build = exec.calls.find((call) => call.argv[1] === "build")!.argv;
+    expect(build).toContain(`${BASE_LABEL}=${BASE}`);
+    expect(build[build.indexOf("--tag") + 1]).toBe(ref.tag);
+    // The old image, now untagged, is removed without --force (a running bottle or another tag keeps it).
+    expect(exec.calls.at(-1)!.argv).toEqual(["docker", "image", "rm", "sha256:img"]);
   });
 });
