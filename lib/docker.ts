@@ -1,5 +1,5 @@
 import { BottleError } from "./errors.ts";
-import { CommandError, type Exec, type RunResult } from "./exec.ts";
+import { CommandError, type Exec, type RunResult, type Stdin } from "./exec.ts";
 
 /** Typed wrappers over the docker CLI; every call goes through `Exec`. */
 
@@ -63,7 +63,7 @@ export interface ExecInContainer {
   envNames?: string[];
   /** Values for `envNames`, given to the docker CLI's own environment. */
   envValues?: Record<string, string>;
-  stdin?: string | Uint8Array;
+  stdin?: Stdin;
   check?: boolean;
   timeoutMs?: number;
 }

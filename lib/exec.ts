@@ -10,12 +10,23 @@ export interface RunOptions {
   cwd?: string;
   /** Extra variables on top of the current environment. */
   env?: Record<string, string | undefined>;
-  /** Written to the child's stdin, then closed. */
-  stdin?: string | Uint8Array;
+  /**
+   * Written to the child's stdin, then closed. A promise is written once it
+   * settles (the child starts meanwhile); when it rejects or gives undefined,
+   * stdin is only closed.
+   */
+  stdin?: Stdin;
   /** Throw a CommandError on a non-zero exit (default true). */
   check?: boolean;
   /** Kill the child after this many ms. */
   timeoutMs?: number;
+}
+
+export type Stdin = string | Uint8Array | Promise<string | Uint8Array | undefined>;
+
+/** The input a Stdin settles to; undefined when it rejects (stdin is then just closed). */
+export async function stdinInput(stdin: Stdin | undefined): Promise<string | Uint8Array | undefined> {
+  return Promise.resolve(stdin).catch(() => undefined);
 }
 
 export interface RunResult {
@@ -85,12 +96,17 @@ export const realExec: Exec = {
       stdout: "pipe",
       stderr: "pipe",
     });
-    if (options.stdin !== undefined && proc.stdin) {
-      proc.stdin.write(options.stdin);
-      await proc.stdin.end();
-    }
     // Read both pipes concurrently so a chatty stderr cannot block stdout.
     const reading = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    if (options.stdin !== undefined && proc.stdin) {
+      const input = await stdinInput(options.stdin);
+      try {
+        if (input !== undefined) proc.stdin.write(input);
+        await proc.stdin.end();
+      } catch {
+        // The child exited without reading it: its exit code tells what happened.
+      }
+    }
     // On timeout stop waiting for the pipes too: a grandchild may keep them open.
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<"timeout">((resolve) => {
@@ -193,7 +209,9 @@ export function recordingExec(responder: Responder = () => undefined, terminal =
   return {
     calls,
     async run(argv, options = {}) {
-      calls.push({ argv, options, interactive: false });
+      // Recorded with the input it settled to, as the real one writes it.
+      const recorded = options.stdin === undefined ? options : { ...options, stdin: await stdinInput(options.stdin) };
+      calls.push({ argv, options: recorded, interactive: false });
       const answer = responder(argv) ?? {};
       const result: RunResult = {
         argv,

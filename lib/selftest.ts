@@ -21,17 +21,19 @@ const CONNECT_TIMEOUT_S = "0.05";
 const GATE_WAIT_S = 30;
 
 /**
- * Both probes at once; each prints one marker line. The script may start
- * while the gate's daemons are still coming up:
+ * Both probes at once; each prints one marker line. The script starts while
+ * the gate is still starting: it reads the gate's egress address from stdin,
+ * written once the gate runs (end of input: GATE-DOWN, the launch failed).
  * - the direct probe counts a refused connection as open (the bottle reached
  *   the gate's egress address; only the port was not listening yet), a
  *   timeout or no route as closed;
  * - the denied-host probe retries until the proxy answers.
  */
-export function selfTestScript(plan: Plan, gateEgressIp: string): string {
+export function selfTestScript(plan: Plan): string {
   const proxy = `http://gate:${plan.egress.proxyPort}`;
   return [
-    `(out=$(curl -sS -o /dev/null --noproxy '*' --connect-timeout ${CONNECT_TIMEOUT_S} http://${gateEgressIp}:${plan.egress.proxyPort}/ 2>&1); rc=$?`,
+    `if ! read -r ip; then echo GATE-DOWN; exit 0; fi`,
+    `(out=$(curl -sS -o /dev/null --noproxy '*' --connect-timeout ${CONNECT_TIMEOUT_S} "http://$ip:${plan.egress.proxyPort}/" 2>&1); rc=$?`,
     `  if [ "$rc" = 0 ] || printf '%s' "$out" | grep -qi 'refused'; then echo DIRECT-OPEN; fi) &`,
     `end=$(($(date +%s) + ${GATE_WAIT_S}))`,
     `while :; do`,
@@ -44,17 +46,29 @@ export function selfTestScript(plan: Plan, gateEgressIp: string): string {
   ].join("\n");
 }
 
+/** The address as the script's input line; only an IP literal (it ends up in a URL). */
+function egressAddressLine(ip: string): string {
+  if (!/^[0-9a-f.:]+$/i.test(ip)) throw new Error(`not an IP address: ${ip}`);
+  return `${ip.includes(":") ? `[${ip}]` : ip}\n`;
+}
+
 export function selfTestProblems(output: string): string[] {
   const problems: string[] = [];
+  if (output.includes("GATE-DOWN")) return ["the gate did not start"];
   if (output.includes("DIRECT-OPEN")) problems.push("a direct connection past the egress gate succeeded");
   const denied = /DENIED=(\d{3})/.exec(output)?.[1];
   if (denied !== "403") problems.push(`a host off the allowlist was not denied by the gate (got ${denied ?? "no answer"})`);
   return problems;
 }
 
-export async function verifyEgressPolicy(docker: Docker, plan: Plan, gateEgressIp: string): Promise<void> {
+/** `gateEgressIp` may still be coming (the gate starting): the probes wait for it inside the bottle. */
+export async function verifyEgressPolicy(docker: Docker, plan: Plan, gateEgressIp: string | Promise<string>): Promise<void> {
   const { uid, gid } = plan.workspace.user;
-  const out = await docker.execIn(plan.containers.bottle, ["sh", "-c", selfTestScript(plan, gateEgressIp)], {
+  const address = Promise.resolve(gateEgressIp).then(egressAddressLine);
+  // A gate that fails to start rejects it: the script then reads no address (GATE-DOWN).
+  address.catch(() => undefined);
+  const out = await docker.execIn(plan.containers.bottle, ["sh", "-c", selfTestScript(plan)], {
+    stdin: address,
     user: `${uid}:${gid}`,
     check: false,
     timeoutMs: (GATE_WAIT_S + 10) * 1000,

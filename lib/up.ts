@@ -338,7 +338,7 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
           : // The self-test and provisioning run while the gate's daemons come up (the self-test waits for the proxy).
             await launchDocker(docker, plan, {
               ...launch,
-              checks: (gate, ready) => settleAll([verifyEgressPolicy(docker, launched, gate.gateEgressIp), provision(docker, launched, ready)]),
+              checks: (gate, ready) => settleAll([verifyEgressPolicy(docker, launched, gate.then((g) => g.gateEgressIp)), provision(docker, launched, ready)]),
             }));
         break;
       } catch (error) {

@@ -154,11 +154,11 @@ export interface LaunchOptions {
   ssh?: SshGateHost[];
   created: Created;
   /**
-   * The docker backend's launch self-test and provisioning: run once the gate
-   * has started and the bottle runs, alongside the wait for the gate's ready
-   * line (`ready`, for what needs the gate's daemons up).
+   * The docker backend's launch self-test and provisioning: run once the
+   * bottle runs, while the gate starts (`gate`: its addresses once it runs;
+   * `ready`: its ready line, for what needs the gate's daemons up).
    */
-  checks?: (addresses: GateAddresses, ready: Promise<void>) => Promise<unknown>;
+  checks?: (gate: Promise<GateAddresses>, ready: Promise<void>) => Promise<unknown>;
 }
 
 /** The gate's addresses: where its listeners bind (the `gate` alias) and on the egress network. */
@@ -171,9 +171,9 @@ export interface GateLaunch {
   /** A VM's gate: no internal network; these `address:port:port` publishes are the only way in. */
   publish?: string[];
   /**
-   * The docker backend's bottle: runs as soon as the networks exist, given the
-   * internal network's chosen addresses, alongside the gate's create, config,
-   * start and ready wait.
+   * The docker backend's bottle: runs as soon as the internal network exists,
+   * given its chosen addresses, alongside the gate's create, config, start
+   * and ready wait.
    */
   alongside?: (internal: InternalAddresses) => Promise<unknown>;
 }
@@ -222,21 +222,22 @@ export async function launchGate(docker: Docker, plan: Plan, options: LaunchOpti
   const known = dockerHostAddresses(docker);
   known.catch(() => undefined);
   const networkLabels = bottleLabels(plan, "network", options.version);
-  const [internal] = await settleAll([
-    launch.publish
-      ? Promise.resolve(undefined)
-      : createInternalNetwork(docker, plan.networks.internal, networkLabels).then((addresses) => {
-          created.networks.push(plan.networks.internal);
-          return addresses;
-        }),
-    docker.networkCreate(plan.networks.egress, { labels: networkLabels }).then(() => created.networks.push(plan.networks.egress)),
-  ]);
-  const bottleUp = internal && launch.alongside ? launch.alongside(internal) : Promise.resolve();
-  const started = startGate(docker, plan, options, { publish: launch.publish, internal, known });
+  const internal = launch.publish
+    ? Promise.resolve(undefined)
+    : createInternalNetwork(docker, plan.networks.internal, networkLabels).then((addresses) => {
+        created.networks.push(plan.networks.internal);
+        return addresses;
+      });
+  const egress = docker.networkCreate(plan.networks.egress, { labels: networkLabels }).then(() => {
+    created.networks.push(plan.networks.egress);
+  });
+  // The bottle needs only the internal network (so does the gate's create; its config and egress side wait for the egress one).
+  const bottleUp = internal.then((addresses) => (addresses && launch.alongside ? launch.alongside(addresses) : undefined));
+  const started = startGate(docker, plan, options, { publish: launch.publish, internal, egress, known });
   const ready = started.then(() => docker.waitForLog(plan.containers.gate, EGRESS_READY_LINE, GATE_READY_TIMEOUT_MS));
   const { checks } = options;
-  const checked = checks ? Promise.all([started, bottleUp]).then(([addresses]) => checks(addresses, ready)) : Promise.resolve();
-  const [addresses] = await settleAll([started, bottleUp, ready, checked]);
+  const checked = checks ? bottleUp.then(() => checks(started, ready)) : Promise.resolve();
+  const [addresses] = await settleAll([started, bottleUp, ready, checked, internal, egress]);
   return addresses;
 }
 
@@ -245,20 +246,21 @@ async function startGate(
   docker: Docker,
   plan: Plan,
   options: LaunchOptions,
-  where: { publish: string[] | undefined; internal: InternalAddresses | undefined; known: Promise<string[]> },
+  where: { publish: string[] | undefined; internal: Promise<InternalAddresses | undefined>; egress: Promise<void>; known: Promise<string[]> },
 ): Promise<GateAddresses> {
   const { created } = options;
-  const { internal } = where;
   const logDir = join(bottleStateDir(plan.name), "logs");
   mkdirSync(logDir, { recursive: true });
   // The gate's root has no CAP_DAC_OVERRIDE: it can write the logs only if the
   // dir is writable for it. The state root itself is 0700, so no one else can.
   chmodSync(logDir, 0o777);
   const spec = gateContainerSpec(plan, bottleLabels(plan, "gate", options.version), logDir, where.publish);
+  // Created on its first network (a VM's gate: the egress one) as soon as that exists.
+  const [internal] = await settleAll([where.internal, where.publish ? where.egress : Promise.resolve()]);
   const [, known, egress] = await settleAll([
     docker.create(internal ? { ...spec, ip: internal.gate } : spec).then(() => created.containers.push(plan.containers.gate)),
     where.known,
-    docker.networkInspect(plan.networks.egress),
+    where.egress.then(() => docker.networkInspect(plan.networks.egress)),
   ]);
   if (!egress) throw new BottleError(`the network ${plan.networks.egress} disappeared during the launch`, { fix: "run the launch again" });
   const hostAddresses = [...new Set([...known, ...networkGateways(egress), ...localAddresses()])];

@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "bun:test";
 import {
@@ -101,15 +101,16 @@ describe("the launch self-test", () => {
     expect(selfTestProblems("")[0]).toContain("no answer");
   });
 
-  test("probes the gate's egress-side address directly and a reserved name through the proxy", () => {
-    const script = selfTestScript(makePlan(), "172.31.0.3");
+  test("probes the gate's egress-side address (read from stdin) directly and a reserved name through the proxy", () => {
+    const script = selfTestScript(makePlan());
+    expect(script).toContain("read -r ip");
     expect(script).toContain("--noproxy '*'");
-    expect(script).toContain("http://172.31.0.3:3128/");
+    expect(script).toContain('"http://$ip:3128/"');
     expect(script).toContain("-x http://gate:3128 http://bottle-self-test.invalid/");
   });
 
   /** Runs the real script under sh with a stand-in curl: `direct` is what the direct probe meets, the proxy answers 000 `starting` times first. */
-  function runScript(direct: { rc: number; stderr: string }, starting: number, answer = "403"): string {
+  function runScript(direct: { rc: number; stderr: string }, starting: number, answer = "403", stdin = "172.31.0.3\n"): string {
     const bin = tempDir("selftest-bin");
     const count = join(bin, "count");
     writeFileSync(count, "0");
@@ -117,16 +118,27 @@ describe("the launch self-test", () => {
       join(bin, "curl"),
       [
         "#!/bin/sh",
-        `case "$*" in *--noproxy*) printf '%s' '${direct.stderr}' >&2; exit ${direct.rc};; esac`,
+        `case "$*" in *--noproxy*) echo "$*" > ${bin}/direct; printf '%s' '${direct.stderr}' >&2; exit ${direct.rc};; esac`,
         `n=$(cat ${count}); echo $((n + 1)) > ${count}`,
         `if [ "$n" -lt ${starting} ]; then printf 000; exit 7; fi`,
         `printf ${answer}`,
       ].join("\n"),
       { mode: 0o755 },
     );
-    const out = Bun.spawnSync(["sh", "-c", selfTestScript(makePlan(), "172.31.0.3")], { env: { PATH: `${bin}:${process.env.PATH}` } });
+    const out = Bun.spawnSync(["sh", "-c", selfTestScript(makePlan())], { env: { PATH: `${bin}:${process.env.PATH}` }, stdin: new TextEncoder().encode(stdin) });
+    lastDirect = existsSync(join(bin, "direct")) ? readFileSync(join(bin, "direct"), "utf8") : "";
     return out.stdout.toString();
   }
+  let lastDirect = "";
+
+  test("the direct probe goes to the address on stdin; no address (the gate failed) probes nothing", () => {
+    expect(selfTestProblems(runScript({ rc: 28, stderr: "timed out" }, 0))).toEqual([]);
+    expect(lastDirect).toContain("http://172.31.0.3:3128/");
+    const out = runScript({ rc: 0, stderr: "" }, 0, "403", "");
+    expect(out.trim()).toBe("GATE-DOWN");
+    expect(lastDirect).toBe("");
+    expect(selfTestProblems(out)).toEqual(["the gate did not start"]);
+  });
 
   test("a direct probe that times out or finds no route is closed; a refused one reached the gate", () => {
     expect(selfTestProblems(runScript({ rc: 28, stderr: "curl: (28) Connection timed out after 100 milliseconds" }, 0))).toEqual([]);
