@@ -257,16 +257,20 @@ async function startGate(
   const spec = gateContainerSpec(plan, bottleLabels(plan, "gate", options.version), logDir, where.publish);
   // Created on its first network (a VM's gate: the egress one) as soon as that exists.
   const [internal] = await settleAll([where.internal, where.publish ? where.egress : Promise.resolve()]);
+  // The egress network's gateway need not be listed: the gate refuses its own
+  // route gateways (routes.ts), so the config is written while that network is made.
   const [, known, egress] = await settleAll([
     docker.create(internal ? { ...spec, ip: internal.gate } : spec).then(() => created.containers.push(plan.containers.gate)),
     where.known,
-    where.egress.then(() => docker.networkInspect(plan.networks.egress)),
+    internal ? Promise.resolve(undefined) : docker.networkInspect(plan.networks.egress),
   ]);
-  if (!egress) throw new BottleError(`the network ${plan.networks.egress} disappeared during the launch`, { fix: "run the launch again" });
-  const hostAddresses = [...new Set([...known, ...networkGateways(egress), ...localAddresses()])];
+  const hostAddresses = [...new Set([...known, ...localAddresses()])];
   // Claude Code's route listens only on the gate's address in the network the
   // bottle reaches it on: the internal one, or a VM's (published) egress one.
-  const routeSubnets = internal ? [internal.subnet] : (egress.IPAM.Config ?? []).map((config) => config.Subnet).filter((subnet): subnet is string => Boolean(subnet));
+  let routeSubnets: string[];
+  if (internal) routeSubnets = [internal.subnet];
+  else if (egress) routeSubnets = (egress.IPAM.Config ?? []).map((config) => config.Subnet).filter((subnet): subnet is string => Boolean(subnet));
+  else throw new BottleError(`the network ${plan.networks.egress} disappeared during the launch`, { fix: "run the launch again" });
   const config = egressGateConfig(plan, hostAddresses, options.secrets.length > 0, routeSubnets);
   const files: TarEntry[] = [
     { path: "etc/bottle", type: "dir", mode: 0o700, uid: 0, gid: 0 },
@@ -281,7 +285,7 @@ async function startGate(
   if (plan.ssh?.hosts.length) files.push(...sshGateEntries(sshGateConfig(plan.name, plan.ssh), options.ssh ?? []));
   await settleAll([
     docker.copyArchiveIn(plan.containers.gate, "/", createTar(files)),
-    internal ? docker.networkConnect(plan.networks.egress, plan.containers.gate) : Promise.resolve(),
+    internal ? where.egress.then(() => docker.networkConnect(plan.networks.egress, plan.containers.gate)) : Promise.resolve(),
   ]);
   await docker.start(plan.containers.gate);
   // The egress address is Docker's choice, known once the gate runs.

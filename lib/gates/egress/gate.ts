@@ -43,6 +43,11 @@ export interface EgressGateOptions {
   audit?: AuditSink;
   /** Credential custody: upstream TLS options, openssl, interfaces (tests). */
   custody?: CustodyOptions;
+  /**
+   * The gateways of the gate's own routes (ownRouteGateways, in the gate's
+   * container): refused like the config's hostAddresses, also after a reload.
+   */
+  routeGateways?: string[];
 }
 
 const MAX_CLIENTS = 1024;
@@ -67,6 +72,7 @@ export class EgressGate implements GateState {
   private readonly credentials: Map<string, string>;
   private readonly custodyOptions: CustodyOptions;
   private custody: Custody | null = null;
+  private readonly routeGateways: string[];
 
   /** Loads config + secrets and opens the audit log; throws EgressConfigError when invalid. */
   constructor(options: EgressGateOptions) {
@@ -77,7 +83,8 @@ export class EgressGate implements GateState {
     else if (options.configPath) config = loadConfig(options.configPath);
     else throw new EgressConfigError("either configPath or config is needed");
     this.config = config;
-    this.policy = new Policy(config.allow, config.allowPrivate, config.hostAddresses);
+    this.routeGateways = options.routeGateways ?? [];
+    this.policy = this.buildPolicy(config);
     this.credentials = config.credentialsFile ? loadCredentials(config.credentialsFile, neededCredentials(config)) : new Map();
     this.custodyOptions = options.custody ?? {};
     this.dlp = this.buildDlp(config);
@@ -93,6 +100,10 @@ export class EgressGate implements GateState {
       this.auditFile = new AuditLog(config.auditLog, config.bottle);
       this.audit = this.auditFile;
     }
+  }
+
+  private buildPolicy(config: EgressConfig): Policy {
+    return new Policy(config.allow, config.allowPrivate, [...config.hostAddresses, ...this.routeGateways]);
   }
 
   private buildDlp(config: EgressConfig): Dlp {
@@ -196,7 +207,7 @@ export class EgressGate implements GateState {
       if (next) config = validateConfig(next);
       else if (this.configPath) config = loadConfig(this.configPath);
       else throw new EgressConfigError("no config file to reload from");
-      const policy = new Policy(config.allow, config.allowPrivate, config.hostAddresses);
+      const policy = this.buildPolicy(config);
       const dlp = this.buildDlp(config);
       // Reopened even when unchanged, so SIGHUP also serves log rotation.
       this.auditFile?.reopen(config.auditLog, config.bottle);

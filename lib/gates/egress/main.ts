@@ -11,6 +11,7 @@
  */
 import { EGRESS_READY_LINE } from "./config.ts";
 import { EgressGate } from "./gate.ts";
+import { ownRouteGateways } from "./routes.ts";
 
 // Name lookups run on libuv's thread pool; give slow DNS more room than the default 4.
 process.env.UV_THREADPOOL_SIZE ??= "16";
@@ -28,7 +29,8 @@ async function main(): Promise<void> {
   }
   let gate: EgressGate;
   try {
-    gate = new EgressGate({ configPath });
+    // The egress network's gateway (the Docker host) is refused even though the launch may not list it.
+    gate = new EgressGate({ configPath, routeGateways: ownRouteGateways() });
   } catch (error) {
     fail(error instanceof Error ? error.message : String(error));
   }

@@ -391,9 +391,10 @@ describe("the docker backend's launch: internal addresses chosen up front, the b
       expect(order.indexOf("docker run")).toBeLessThan(order.indexOf("docker start"));
       expect(order.filter((step) => step === "docker network create")).toHaveLength(2);
       expect(order).toContain("docker network connect");
-      // The subnet is known: the internal network is never inspected.
-      const inspected = exec.calls.filter((call) => call.argv[1] === "network" && call.argv[2] === "inspect").map((call) => call.argv.at(-1));
-      expect(inspected).toEqual(["bottle-dk-egress"]);
+      // The internal subnet is known, and the gate refuses its own route gateways (the egress network's): neither is inspected.
+      const inspected = exec.calls.filter((call) => call.argv[1] === "network" && call.argv[2] === "inspect").flatMap((call) => call.argv.slice(5));
+      expect(inspected).not.toContain("bottle-dk-egress");
+      expect(inspected).not.toContain("bottle-dk-internal");
       expect(created.containers.sort()).toEqual(["bottle-dk", "bottle-dk-gate"]);
     });
   });
