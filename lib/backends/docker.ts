@@ -218,7 +218,7 @@ export async function createInternalNetwork(
 export async function launchGate(docker: Docker, plan: Plan, options: LaunchOptions, launch: GateLaunch = {}): Promise<GateAddresses> {
   const { created } = options;
   if (launch.publish && (launch.alongside || options.checks)) throw new Error("launchGate: a published gate has no internal network for `alongside` or `checks`");
-  // Listed while the networks are created; the new egress network's gateway is added once it exists.
+  // Listed while the networks are created (the gate adds its egress network's gateway itself, see routes.ts).
   const known = dockerHostAddresses(docker);
   known.catch(() => undefined);
   const networkLabels = bottleLabels(plan, "network", options.version);
