@@ -335,10 +335,11 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
         const launched = plan;
         ({ gateEgressIp } = smolmachine
           ? await launchSmolmachine(docker, plan, { ...launch, smolmachine, binary: smolvm })
-          : // The self-test and provisioning run while the gate's daemons come up (the self-test waits for the proxy).
+          : // The self-test and provisioning start while the gate comes up (the self-test gets its address once the gate is ready).
             await launchDocker(docker, plan, {
               ...launch,
-              checks: (gate, ready) => settleAll([verifyEgressPolicy(docker, launched, gate.then((g) => g.gateEgressIp)), provision(docker, launched, ready)]),
+              checks: (gate, ready) =>
+                settleAll([verifyEgressPolicy(docker, launched, Promise.all([gate, ready]).then(([g]) => g.gateEgressIp)), provision(docker, launched, ready)]),
             }));
         break;
       } catch (error) {

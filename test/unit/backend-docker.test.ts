@@ -111,6 +111,7 @@ describe("the launch self-test", () => {
 
   /** Runs the real script under sh with a stand-in curl: `direct` is what the direct probe meets, the proxy answers 000 `starting` times first. */
   function runScript(direct: { rc: number; stderr: string }, starting: number, answer = "403", stdin = "172.31.0.3\n"): string {
+    proxyCalls = 0;
     const bin = tempDir("selftest-bin");
     const count = join(bin, "count");
     writeFileSync(count, "0");
@@ -127,9 +128,11 @@ describe("the launch self-test", () => {
     );
     const out = Bun.spawnSync(["sh", "-c", selfTestScript(makePlan())], { env: { PATH: `${bin}:${process.env.PATH}` }, stdin: new TextEncoder().encode(stdin) });
     lastDirect = existsSync(join(bin, "direct")) ? readFileSync(join(bin, "direct"), "utf8") : "";
+    proxyCalls = Number(readFileSync(count, "utf8"));
     return out.stdout.toString();
   }
   let lastDirect = "";
+  let proxyCalls = 0;
 
   test("the direct probe goes to the address on stdin; no address (the gate failed) probes nothing", () => {
     expect(selfTestProblems(runScript({ rc: 28, stderr: "timed out" }, 0))).toEqual([]);
@@ -149,9 +152,14 @@ describe("the launch self-test", () => {
     expect(selfTestProblems(runScript({ rc: 0, stderr: "" }, 0))[0]).toContain("direct connection");
   });
 
-  test("the denied-host probe waits for a gate that is still starting, and still judges its answer", () => {
+  test("the address comes once the gate is ready: the proxy is asked once, no polling; its answer is judged", () => {
     const timeout = { rc: 28, stderr: "timed out" };
-    expect(runScript(timeout, 3)).toContain("DENIED=403");
-    expect(selfTestProblems(runScript(timeout, 2, "200"))[0]).toContain("not denied");
+    expect(runScript(timeout, 0)).toContain("DENIED=403");
+    expect(proxyCalls).toBe(1);
+    expect(selfTestScript(makePlan())).not.toContain("sleep");
+    expect(selfTestProblems(runScript(timeout, 0, "200"))[0]).toContain("not denied");
+    // A proxy that does not answer is a failure, not a wait.
+    expect(selfTestProblems(runScript(timeout, 1))).toEqual(["the gate's proxy did not answer"]);
+    expect(proxyCalls).toBe(1);
   });
 });
