@@ -383,6 +383,11 @@ export class Docker {
     }));
   }
 
+  /** `--force`: also when the container is not running (teardown). */
+  async networkDisconnect(network: string, container: string): Promise<void> {
+    await this.run(["network", "disconnect", "--force", network, container]);
+  }
+
   async networkRm(networks: string[]): Promise<void> {
     if (networks.length) await this.run(["network", "rm", ...networks], { check: false });
   }

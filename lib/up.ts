@@ -348,6 +348,7 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
         await removeCreated();
         created.containers.length = 0;
         created.networks.length = 0;
+        delete created.joined;
         delete created.machine;
         removeState(claimed);
         skip.add(claimed);

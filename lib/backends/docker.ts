@@ -27,6 +27,8 @@ const GATE_READY_TIMEOUT_MS = 30_000;
 export interface Created {
   networks: string[];
   containers: string[];
+  /** Containers connected to a network after their create (the gate to its egress network). */
+  joined?: { network: string; container: string }[];
 }
 
 export function bottleLabels(plan: Pick<Plan, "name" | "agent" | "backend" | "workspace">, role: string, version: string): Record<string, string> {
@@ -285,7 +287,11 @@ async function startGate(
   if (plan.ssh?.hosts.length) files.push(...sshGateEntries(sshGateConfig(plan.name, plan.ssh), options.ssh ?? []));
   await settleAll([
     docker.copyArchiveIn(plan.containers.gate, "/", createTar(files)),
-    internal ? where.egress.then(() => docker.networkConnect(plan.networks.egress, plan.containers.gate)) : Promise.resolve(),
+    internal
+      ? where.egress
+          .then(() => docker.networkConnect(plan.networks.egress, plan.containers.gate))
+          .then(() => (created.joined ??= []).push({ network: plan.networks.egress, container: plan.containers.gate }))
+      : Promise.resolve(),
   ]);
   await docker.start(plan.containers.gate);
   // The egress address is Docker's choice, known once the gate runs.
@@ -337,13 +343,29 @@ export async function passwdEntries(docker: Docker, plan: Plan): Promise<TarEntr
   ];
 }
 
-/** Remove containers then networks; never throws (teardown must finish). */
+/**
+ * Remove containers and networks; never throws (teardown must finish). A
+ * network is removed once its containers are gone, or, when they joined it
+ * later (the gate's egress network), once they are disconnected from it,
+ * alongside their removal: the daemon then frees both networks' endpoints in
+ * parallel instead of one after the other.
+ */
 export async function teardownDocker(docker: Docker, created: Created): Promise<void> {
   try {
     // One `rm` per container, concurrently: the daemon removes them in parallel.
-    await Promise.all(created.containers.map((container) => docker.containerRm([container])));
+    const containersGone = Promise.all(created.containers.map((container) => docker.containerRm([container])));
+    const afterContainers = (network: string) => containersGone.then(() => docker.networkRm([network]));
     // Likewise one `network rm` per network (the CLI removes a list one by one).
-    await Promise.all(created.networks.map((network) => docker.networkRm([network])));
+    const networksGone = created.networks.map((network) => {
+      const joined = (created.joined ?? []).filter((join) => join.network === network);
+      if (joined.length === 0 || joined.some((join) => !created.containers.includes(join.container))) return afterContainers(network);
+      return Promise.all(joined.map((join) => docker.networkDisconnect(network, join.container))).then(
+        () => docker.networkRm([network]),
+        // Gone already (removed first): remove the network after the containers.
+        () => afterContainers(network),
+      );
+    });
+    await Promise.all([containersGone, ...networksGone]);
   } catch (error) {
     log.warn(`teardown: ${error instanceof Error ? error.message : String(error)}`);
   }
@@ -378,7 +400,8 @@ export async function removeBottle(docker: Docker, name: string): Promise<{ cont
   const bottles = containers.filter((c) => c.labels[LABELS.role] === "bottle").map((c) => c.name);
   const others = containers.filter((c) => c.labels[LABELS.role] !== "bottle").map((c) => c.name);
   await docker.containerRm([...bottles, ...others]);
-  await docker.networkRm(networks.map((n) => n.name));
+  // One `network rm` each, concurrently (the CLI removes a list one by one).
+  await Promise.all(networks.map((network) => docker.networkRm([network.name])));
   rmSync(bottleStateDir(name), { recursive: true, force: true });
   return { containers: containers.length, networks: networks.length };
 }

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { launchDocker } from "../../../../lib/backends/docker.ts";
+import { type Created, launchDocker, teardownDocker } from "../../../../lib/backends/docker.ts";
 import {
   canaryHost,
   type CreatedMachine,
@@ -362,7 +362,7 @@ describe("the docker backend's launch: internal addresses chosen up front, the b
     const plan = makePlan({ name: "bottle-dk" });
     const base = engine(plan);
     const exec = recordingExec((argv) => responder(argv) ?? base(argv));
-    const created = { networks: [] as string[], containers: [] as string[] };
+    const created: Created = { networks: [], containers: [] };
     const addresses = await launchDocker(new Docker(exec, "docker"), plan, { version: "1", secrets: [], created });
     return { exec, created, addresses };
   };
@@ -414,6 +414,52 @@ describe("the docker backend's launch: internal addresses chosen up front, the b
     await withState(async () => {
       await expect(launch((argv) => (argv.includes("--internal") ? { exitCode: 1, stderr: "Error response from daemon: boom" } : undefined))).rejects.toThrow(/boom/);
     });
+  });
+
+  test("teardown: the gate leaves its egress network alongside the removals; the internal network goes after the containers", async () => {
+    await withState(async () => {
+      const { created } = await launch();
+      expect(created.joined).toEqual([{ network: "bottle-dk-egress", container: "bottle-dk-gate" }]);
+      const exec = recordingExec();
+      await teardownDocker(new Docker(exec, "docker"), created);
+      const order = argvs(exec.calls).map((argv) => argv.slice(1).join(" "));
+      expect(order.sort()).toEqual(
+        [
+          "network disconnect --force bottle-dk-egress bottle-dk-gate",
+          "network rm bottle-dk-egress",
+          "network rm bottle-dk-internal",
+          "rm --force --volumes bottle-dk",
+          "rm --force --volumes bottle-dk-gate",
+        ].sort(),
+      );
+      const at = (step: string) => argvs(exec.calls).findIndex((argv) => argv.slice(1).join(" ") === step);
+      expect(at("network rm bottle-dk-egress")).toBeGreaterThan(at("network disconnect --force bottle-dk-egress bottle-dk-gate"));
+      expect(at("network rm bottle-dk-internal")).toBeGreaterThan(Math.max(at("rm --force --volumes bottle-dk"), at("rm --force --volumes bottle-dk-gate")));
+    });
+  });
+
+  test("teardown: a gate already gone (the disconnect fails) frees its egress network once the containers are removed", async () => {
+    const exec = recordingExec((argv) => (argv[2] === "disconnect" ? { exitCode: 1, stderr: "Error: No such container: bottle-dk-gate" } : undefined));
+    let removed = false;
+    const docker = new Docker(exec, "docker");
+    const rm = docker.containerRm.bind(docker);
+    docker.containerRm = async (containers) => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await rm(containers);
+      removed = true;
+    };
+    const networkRm = docker.networkRm.bind(docker);
+    const order: string[] = [];
+    docker.networkRm = async (networks) => {
+      order.push(`${networks.join(" ")} after removal: ${removed}`);
+      await networkRm(networks);
+    };
+    await teardownDocker(docker, {
+      containers: ["bottle-dk", "bottle-dk-gate"],
+      networks: ["bottle-dk-internal", "bottle-dk-egress"],
+      joined: [{ network: "bottle-dk-egress", container: "bottle-dk-gate" }],
+    });
+    expect(order.sort()).toEqual(["bottle-dk-egress after removal: true", "bottle-dk-internal after removal: true"]);
   });
 });
 
