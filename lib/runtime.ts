@@ -2,10 +2,10 @@ import type { Docker } from "./docker.ts";
 import { log } from "./log.ts";
 
 /**
- * gVisor is used when the daemon has `runsc` AND a probe container actually
- * starts under it (a registered runsc can still fail on some hosts).
+ * runsc when gVisor is registered and, given `probeImage`, a probe container
+ * actually starts under it (a registered runsc can still fail on some
+ * hosts); else runc. Planning asks without a probe (it may not start containers).
  */
-/** runsc when gVisor is registered and (given `probeImage`) a probe container starts under it; else runc. */
 export async function chooseRuntime(docker: Docker, probeImage?: string): Promise<"runc" | "runsc"> {
   const info = await docker.info();
   if (!info.runtimes.includes("runsc")) return "runc";

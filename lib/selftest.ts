@@ -14,7 +14,7 @@ export const SELF_TEST_HOST = "bottle-self-test.invalid";
  * A connection that can succeed on a local bridge does so in well under a
  * millisecond (the handshake is the kernel's, even on a loaded machine); an
  * unroutable one only fails after ARP gives up (seconds), so the probe waits
- * this long and counts anything slower as refused.
+ * this long and counts anything slower as closed.
  */
 const CONNECT_TIMEOUT_S = "0.05";
 /** The gate has 30 s to become ready (GATE_READY_TIMEOUT_MS); the probes then take seconds at most. */

@@ -392,9 +392,10 @@ async function prepareImages(prepared: Prepared, plan: Plan, env: Record<string,
     const images = { ...plan.images, gate: gate.ref, ...(specs.custom ? { custom: packed.ref } : { agent: packed.ref }) };
     return { plan: { ...plan, images, bottleImage: packed.ref.tag }, smolmachine: packed.path };
   }
-  const seen = (spec: ImageSpec) => !prepared.missingImages.includes(imageRef(spec).tag);
-  const [agent, gate] = await Promise.all([ensureImage(docker, specs.agent, env, seen(specs.agent)), ensureImage(docker, specs.gate, env, seen(specs.gate))]);
-  const custom: ImageRef | undefined = specs.custom ? (await ensureImage(docker, specs.custom, env, seen(specs.custom))).ref : undefined;
+  // Planning saw these tags (the specs' refs, hashed once there).
+  const seen = (ref: { tag: string } | undefined) => ref !== undefined && !prepared.missingImages.includes(ref.tag);
+  const [agent, gate] = await Promise.all([ensureImage(docker, specs.agent, env, seen(plan.images.agent)), ensureImage(docker, specs.gate, env, seen(plan.images.gate))]);
+  const custom: ImageRef | undefined = specs.custom ? (await ensureImage(docker, specs.custom, env, seen(plan.images.custom))).ref : undefined;
   plan = { ...plan, images: { agent: agent.ref, gate: gate.ref, ...(custom ? { custom } : {}) }, bottleImage: (custom ?? agent.ref).tag };
   // gVisor was seen registered at plan time; only now may a probe container run.
   if (plan.runtime === "runsc") plan = { ...plan, runtime: await chooseRuntime(docker, gate.ref.tag) };
