@@ -1,21 +1,28 @@
-# The gate image: the egress gate (Node.js runs the bundled proxy) and the
-# git gate (git daemon, openssh-client, gitleaks; its scripts and config are
-# copied in at launch) on the same Debian base as the agent image. openssl
-# makes the CA of credential routes (credential custody) at gate start.
+# The gate image: the egress gate (Node.js runs the bundled proxy, bottle-splice
+# copies its bulk downloads) and the git gate (git daemon, openssh-client,
+# gitleaks; its scripts and config are copied in at launch) on the same Debian
+# base as the agent image. openssl makes the CA of credential routes
+# (credential custody) at gate start.
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE} AS node
 ARG NPM_REGISTRY
+# tcc (a few hundred KB, where gcc is tens of MB) compiles bottle-splice.
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ca-certificates curl binutils tcc libc6-dev >/dev/null \
+ && rm -rf /var/lib/apt/lists/*
+# Where it does not compile, the gate relays bulk downloads in Node.js (slower, same policy).
+COPY bottle-splice.c /tmp/bottle-splice.c
+RUN mkdir -p /opt/libexec \
+ && { tcc -Wall -o /opt/libexec/bottle-splice /tmp/bottle-splice.c \
+      || echo "warning: bottle-splice did not compile; the gate relays bulk downloads in Node.js" >&2; }
+# Only the host's CA bundles here (TLS-inspecting proxies), as in the agent image.
+COPY build-ca/ /usr/local/share/ca-certificates/bottle/
+RUN update-ca-certificates >/dev/null 2>&1
 # Node.js is the official build (the npm registry's node-linux-* packages),
 # pinned by checksum and stripped of debug info: it starts in ~40 ms where
 # Debian's build (no startup snapshot) takes ~200 ms — the gate's start is on
 # every launch's critical path — and it is no larger than Debian's libnode
 # with ICU.
-RUN apt-get update -qq \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ca-certificates curl binutils >/dev/null \
- && rm -rf /var/lib/apt/lists/*
-# Only the host's CA bundles here (TLS-inspecting proxies), as in the agent image.
-COPY build-ca/ /usr/local/share/ca-certificates/bottle/
-RUN update-ca-certificates >/dev/null 2>&1
 RUN set -e; \
     version=22.23.3; \
     case "$(dpkg --print-architecture)" in \
@@ -37,6 +44,7 @@ COPY install-packages.sh /usr/local/sbin/install-packages
 RUN sh /usr/local/sbin/install-packages ca-certificates openssl git openssh-client gitleaks jq \
  && dpkg --remove --force-depends perl perl-modules-5.40 libperl5.40 liberror-perl git-man >/dev/null 2>&1
 COPY --from=node /opt/node /usr/local/bin/node
+COPY --from=node /opt/libexec/ /usr/local/libexec/
 COPY ca-certs/ /usr/local/share/ca-certificates/bottle/
 RUN update-ca-certificates >/dev/null 2>&1
 COPY egress-gate.mjs /opt/bottle/egress-gate.mjs

@@ -1,5 +1,6 @@
 import agentDockerfile from "../assets/agent.Dockerfile" with { type: "text" };
 import bottleRun from "../assets/bottle-run.sh" with { type: "text" };
+import bottleSplice from "../assets/bottle-splice.c" with { type: "text" };
 import gateDockerfile from "../assets/gate.Dockerfile" with { type: "text" };
 import gateEntrypoint from "../assets/gate-entrypoint.sh" with { type: "text" };
 import installPackages from "../assets/install-packages.sh" with { type: "text" };
@@ -21,6 +22,7 @@ import plumbingDockerfile from "../assets/plumbing/Dockerfile" with { type: "tex
 export const assets = {
   agentDockerfile,
   bottleRun,
+  bottleSplice,
   gateDockerfile,
   gateEntrypoint,
   egressGate,

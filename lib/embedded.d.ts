@@ -15,3 +15,7 @@ declare module "*/Dockerfile" {
   const text: string;
   export default text;
 }
+declare module "*.c" {
+  const text: string;
+  export default text;
+}

@@ -133,7 +133,13 @@ export function gateImageSpec(ca: Record<string, string>, env: Env = process.env
   return {
     kind: "gate",
     dockerfile: assets.gateDockerfile,
-    files: { "egress-gate.mjs": assets.egressGate, "gate-entrypoint.sh": assets.gateEntrypoint, "install-packages.sh": assets.installPackages, ...ca },
+    files: {
+      "egress-gate.mjs": assets.egressGate,
+      "gate-entrypoint.sh": assets.gateEntrypoint,
+      "install-packages.sh": assets.installPackages,
+      "bottle-splice.c": assets.bottleSplice,
+      ...ca,
+    },
     buildArgs: { BASE_IMAGE: baseImage(env), NPM_REGISTRY: npmRegistry(env) },
     inputs: [],
   };

@@ -175,7 +175,7 @@ export async function tearDown(sandbox: Sandbox | undefined, names: string[], ag
  * The outside world in one container (Node.js on the gate image, as root so
  * it can bind low ports). Every event is one `EV {json}` line on stdout:
  * HTTP on 80, HTTPS on 443 (when TLS_CERT/TLS_KEY are set; logs the SNI of
- * each handshake), raw TCP on 22 and 8080, a UDP echo on 9999, and a DNS
+ * each handshake; both serve bulk data at /bulk), raw TCP on 22 and 8080, a UDP echo on 9999, and a DNS
  * canary on 53/udp and 53/tcp that logs the name of every query and never
  * answers.
  */
@@ -185,7 +185,24 @@ const ev = (o) => console.log("EV " + JSON.stringify(o));
 let pending = 0;
 const ready = () => { if (--pending === 0) console.log("listening"); };
 const listen = (server, port) => { pending++; server.listen(port, "0.0.0.0", ready); };
+// /bulk?mb=N[&stall=MS]: N MB where every 4-byte word is its index (bulkPattern), pausing MS before the last MB.
+const bulk = (req, res) => {
+  const q = new URL(req.url, "http://x").searchParams;
+  const mb = Number(q.get("mb") || "1"), stall = Number(q.get("stall") || "0");
+  res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(mb * 1048576) });
+  let k = 0, stalled = false;
+  const next = () => { const b = Buffer.alloc(1048576); for (let i = 0; i < 262144; i++) b.writeUInt32BE(k * 262144 + i, i * 4); k++; return b; };
+  const pump = () => {
+    while (k < mb) {
+      if (k === mb - 1 && stall > 0 && !stalled) { stalled = true; return setTimeout(pump, stall); }
+      if (!res.write(next())) return res.once("drain", pump);
+    }
+    res.end();
+  };
+  pump();
+};
 const handler = (scheme) => (req, res) => {
+  if (req.url.startsWith("/bulk")) return bulk(req, res);
   let body = "";
   req.setEncoding("latin1");
   req.on("data", (c) => (body += c));
@@ -220,6 +237,13 @@ listen(net.createServer((s) => {
   s.on("data", (b) => ev({ ev: "dns-tcp", from: s.remoteAddress, name: qname(b, 14), raw: b.toString("latin1") }));
 }), 53);
 `;
+
+/** What the world's /bulk?mb=N sends: N MB where every 4-byte word is its own index. */
+export function bulkPattern(mb: number): Buffer {
+  const buf = Buffer.alloc(mb * 1048576);
+  for (let i = 0; i < buf.length / 4; i++) buf.writeUInt32BE(i, i * 4);
+  return buf;
+}
 
 export interface WorldEvent {
   ev: string;

@@ -22,6 +22,7 @@ import {
   handleClient,
 } from "./proxy.ts";
 import { cachingResolver } from "./resolve-cache.ts";
+import type { SpliceOptions } from "./splice.ts";
 
 /** node:dns lookup of every address (A and AAAA, as the system resolver orders them). */
 export const systemResolver: Resolver = async (host) => {
@@ -48,6 +49,8 @@ export interface EgressGateOptions {
    * container): refused like the config's hostAddresses, also after a reload.
    */
   routeGateways?: string[];
+  /** bottle-splice takes over bulk downloads (in the gate image; absent: Node relays everything). */
+  splice?: SpliceOptions | null;
 }
 
 const MAX_CLIENTS = 1024;
@@ -63,6 +66,7 @@ export class EgressGate implements GateState {
   readonly resolve: Resolver;
   readonly connect: UpstreamConnector;
   readonly timing: Timing;
+  readonly splice: SpliceOptions | null;
   private readonly configPath: string | undefined;
   private readonly errorSink: (message: string) => void;
   private readonly sockets = new Set<net.Socket>();
@@ -84,6 +88,7 @@ export class EgressGate implements GateState {
     else throw new EgressConfigError("either configPath or config is needed");
     this.config = config;
     this.routeGateways = options.routeGateways ?? [];
+    this.splice = options.splice ?? null;
     this.policy = this.buildPolicy(config);
     this.credentials = config.credentialsFile ? loadCredentials(config.credentialsFile, neededCredentials(config)) : new Map();
     this.custodyOptions = options.custody ?? {};

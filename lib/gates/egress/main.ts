@@ -9,9 +9,11 @@
  * and Claude Code's route listens; SIGHUP re-reads the config file;
  * SIGTERM/SIGINT stop the gate. Errors go to stderr.
  */
+import { existsSync } from "node:fs";
 import { EGRESS_READY_LINE } from "./config.ts";
 import { EgressGate } from "./gate.ts";
 import { ownRouteGateways } from "./routes.ts";
+import { SPLICE_HELPER, SPLICE_THRESHOLD_BYTES } from "./splice.ts";
 
 // Name lookups run on libuv's thread pool; give slow DNS more room than the default 4.
 process.env.UV_THREADPOOL_SIZE ??= "16";
@@ -30,7 +32,11 @@ async function main(): Promise<void> {
   let gate: EgressGate;
   try {
     // The egress network's gateway (the Docker host) is refused even though the launch may not list it.
-    gate = new EgressGate({ configPath, routeGateways: ownRouteGateways() });
+    gate = new EgressGate({
+      configPath,
+      routeGateways: ownRouteGateways(),
+      splice: existsSync(SPLICE_HELPER) ? { path: SPLICE_HELPER, thresholdBytes: SPLICE_THRESHOLD_BYTES } : null,
+    });
   } catch (error) {
     fail(error instanceof Error ? error.message : String(error));
   }

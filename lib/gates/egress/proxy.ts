@@ -27,6 +27,7 @@ import type { ByteBudget, RateLimiter } from "./limits.ts";
 import { type DenyRule, denialBody, httpResponse, statusFor } from "./messages.ts";
 import { type HostTarget, type Policy, normalizeHost, parseAuthority } from "./policy.ts";
 import { MAX_CLIENT_HELLO, parseClientHello } from "./sni.ts";
+import { closeWhenWritten, type DownloadSplice, downloadSplice, type SpliceOptions } from "./splice.ts";
 import { errorCode, withTimeout } from "./async.ts";
 
 /** Resolves a host name to all its addresses (node:dns lookup in the gate; a fake in tests). */
@@ -79,6 +80,8 @@ export interface GateState {
   logError(message: string): void;
   /** Set when the bottle has credential routes. */
   readonly terminator?: TlsTerminator | null;
+  /** Set when bottle-splice is there to take over bulk downloads. */
+  readonly splice?: SpliceOptions | null;
 }
 
 export const defaultConnector: UpstreamConnector = (address, port) =>
@@ -521,7 +524,17 @@ export function relay(state: GateState, client: net.Socket, upstream: net.Socket
   return new Promise((resolve) => {
     let clientClosed = false;
     let upstreamClosed = false;
-    const { finish, sendUp, touch } = pairing(state, client, upstream, counters, started, resolve);
+    const { finish, sendUp, touch } = pairing(state, client, upstream, counters, started, (reason) => {
+      download.kill();
+      resolve(reason);
+    });
+    const download = splicedDownload(state, client, upstream, counters, touch, {
+      eof: () => {
+        client.end();
+        closeWhenWritten(upstream);
+      },
+      failed: (end) => finish(end, true),
+    });
     client.on("data", (chunk: Buffer) => {
       touch();
       sendUp(chunk);
@@ -530,9 +543,12 @@ export function relay(state: GateState, client: net.Socket, upstream: net.Socket
       touch();
       counters.bytesIn += chunk.length;
       if (!client.write(chunk)) upstream.pause();
+      else download.tryStart();
     });
     upstream.on("drain", () => client.resume());
-    client.on("drain", () => upstream.resume());
+    client.on("drain", () => {
+      if (!download.tryStart()) upstream.resume();
+    });
     client.on("end", () => upstream.end());
     upstream.on("end", () => client.end());
     client.on("error", () => finish("client-error", true));
@@ -550,6 +566,27 @@ export function relay(state: GateState, client: net.Socket, upstream: net.Socket
     if (initial.length > 0 && !sendUp(initial)) return;
     client.resume();
   });
+}
+
+/**
+ * The download direction's hand-over to bottle-splice (see splice.ts): its
+ * running total goes into `counters.bytesIn` and touches the idle timer; an
+ * EOF or a failure is the caller's to handle.
+ */
+function splicedDownload(
+  state: GateState,
+  client: net.Socket,
+  upstream: net.Socket,
+  counters: Counters,
+  touch: () => void,
+  on: { eof(): void; failed(end: "upstream-error" | "client-error"): void },
+): DownloadSplice {
+  const download = downloadSplice(state.splice, upstream, client, counters, touch, (end) => (end === "eof" ? on.eof() : on.failed(end)));
+  // Teardown from elsewhere (the gate closing, a forced finish) must not leave the copy running.
+  const stop = (): void => download.kill();
+  client.once("close", stop);
+  upstream.once("close", stop);
+  return download;
 }
 
 // ---------------------------------------------------------------- plain HTTP
@@ -703,9 +740,18 @@ function exchange(
 ): Promise<{ end: string; status?: number }> {
   return new Promise((resolve) => {
     let status: number | undefined;
-    const { finish, sendUp, touch, isDone } = pairing(state, client, upstream, counters, started, (end) =>
-      resolve(status === undefined ? { end } : { end, status }),
-    );
+    const { finish, sendUp, touch, isDone } = pairing(state, client, upstream, counters, started, (end) => {
+      download.kill();
+      resolve(status === undefined ? { end } : { end, status });
+    });
+    const download = splicedDownload(state, client, upstream, counters, touch, {
+      eof: () => {
+        client.end();
+        upstream.end();
+        closeWhenWritten(upstream);
+      },
+      failed: (end) => finish(end, true),
+    });
 
     // --- request body
     let bodyDone = framing.kind === "none";
@@ -753,6 +799,7 @@ function exchange(
       counters.bytesIn += chunk.length;
       if (inBody) {
         if (!client.write(chunk)) upstream.pause();
+        else download.tryStart();
         return;
       }
       headBuf = headBuf.length === 0 ? chunk : Buffer.concat([headBuf, chunk]);
@@ -802,7 +849,9 @@ function exchange(
       setTimeout(() => client.destroy(), 2_000).unref();
     };
     upstream.on("data", onUpstreamData);
-    client.on("drain", () => upstream.resume());
+    client.on("drain", () => {
+      if (!(inBody && download.tryStart())) upstream.resume();
+    });
     upstream.on("error", () => {
       if (!responseStarted && !isDone()) {
         badGateway("connection failed");

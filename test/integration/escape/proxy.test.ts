@@ -5,6 +5,7 @@ import {
   type Attacker,
   type World,
   SETUP_TIMEOUT_MS,
+  bulkPattern,
   TEST_TIMEOUT_MS,
   encodings,
   gateResolves,
@@ -62,6 +63,34 @@ describeDocker("escape through the egress proxy", () => {
     expect(out.stdout).toContain("hello from allowed.test /control");
     expect(out.stdout).toContain("secure hello from allowed.test /control-tls");
     expect(world.events().some((e) => e.ev === "tls-handshake" && e.sni === "allowed.test")).toBe(true);
+  }, TEST_TIMEOUT_MS);
+
+  test("control: bulk downloads over HTTP and HTTPS arrive whole and counted, copied in the gate's kernel once bulky", async () => {
+    const mb = 24;
+    const expected = new Bun.CryptoHasher("sha256").update(bulkPattern(mb)).digest("hex");
+    const downloads = attacker.sh(
+      `curl -sS --max-time 60 -o /tmp/bulk-http 'http://allowed.test/bulk?mb=${mb}&stall=2000' & ` +
+        `curl -sS -k --max-time 60 -o /tmp/bulk-https 'https://allowed.test/bulk?mb=${mb}&stall=2000' & ` +
+        "wait; sha256sum /tmp/bulk-http /tmp/bulk-https",
+    );
+    // While both wait for their last MB, each download is held by a bottle-splice process in the gate.
+    const copiers = (): number =>
+      Number(docker("exec", `${attacker.name}-gate`, "sh", "-c", "cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^bottle-splice$' || true"));
+    let seen = 0;
+    for (let i = 0; i < 100 && seen < 2; i++) {
+      seen = copiers();
+      if (seen < 2) await Bun.sleep(50);
+    }
+    const out = await downloads;
+    expect(seen).toBe(2);
+    expect(out.stdout).toContain(`${expected}  /tmp/bulk-http`);
+    expect(out.stdout).toContain(`${expected}  /tmp/bulk-https`);
+    const http = await attacker.waitAudit((l) => l.method === "GET" && l.path === "/bulk");
+    const tunnel = await attacker.waitAudit((l) => l.method === "CONNECT" && l.host === "allowed.test" && (l.bytesIn ?? 0) > mb * 1048576);
+    expect(http).toMatchObject({ decision: "allow", status: 200, end: "closed" });
+    expect(http?.bytesIn).toBeGreaterThan(mb * 1048576);
+    expect(tunnel).toMatchObject({ decision: "allow" });
+    expect(copiers()).toBe(0);
   }, TEST_TIMEOUT_MS);
 
   test("1. a host off the allowlist: HTTP and CONNECT get 403 not-allowed, audited, and the world never sees them", async () => {
