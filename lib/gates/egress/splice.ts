@@ -29,7 +29,6 @@ export type SpliceEnd = "eof" | "upstream-error" | "client-error";
 export interface DownloadSplice {
   /** Hands the download over when it is bulky enough and nothing is in flight; true once handed over. */
   tryStart(): boolean;
-  readonly active: boolean;
   /** Ends the copy at once (the connection is being torn down); no `end` callback follows. */
   kill(): void;
 }
@@ -133,9 +132,6 @@ export function downloadSplice(
     tryStart(): boolean {
       if (options == null || !ready()) return child !== null;
       return start(options.path);
-    },
-    get active(): boolean {
-      return child !== null && !killed && !exited;
     },
     kill(): void {
       if (killed) return;
