@@ -22,7 +22,7 @@ import {
   handleClient,
 } from "./proxy.ts";
 import { cachingResolver } from "./resolve-cache.ts";
-import type { SpliceOptions } from "./splice.ts";
+import type { Splicer } from "./splice.ts";
 
 /** node:dns lookup of every address (A and AAAA, as the system resolver orders them). */
 export const systemResolver: Resolver = async (host) => {
@@ -50,7 +50,7 @@ export interface EgressGateOptions {
    */
   routeGateways?: string[];
   /** bottle-splice takes over bulk downloads (in the gate image; absent: Node relays everything). */
-  splice?: SpliceOptions | null;
+  splice?: Splicer | null;
 }
 
 const MAX_CLIENTS = 1024;
@@ -66,7 +66,7 @@ export class EgressGate implements GateState {
   readonly resolve: Resolver;
   readonly connect: UpstreamConnector;
   readonly timing: Timing;
-  readonly splice: SpliceOptions | null;
+  readonly splice: Splicer | null;
   private readonly configPath: string | undefined;
   private readonly errorSink: (message: string) => void;
   private readonly sockets = new Set<net.Socket>();

@@ -13,7 +13,7 @@ import { existsSync } from "node:fs";
 import { EGRESS_READY_LINE } from "./config.ts";
 import { EgressGate } from "./gate.ts";
 import { ownRouteGateways } from "./routes.ts";
-import { SPLICE_HELPER, SPLICE_THRESHOLD_BYTES } from "./splice.ts";
+import { SPLICE_HELPER, Splicer } from "./splice.ts";
 
 // Name lookups run on libuv's thread pool; give slow DNS more room than the default 4.
 process.env.UV_THREADPOOL_SIZE ??= "16";
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
     gate = new EgressGate({
       configPath,
       routeGateways: ownRouteGateways(),
-      splice: existsSync(SPLICE_HELPER) ? { path: SPLICE_HELPER, thresholdBytes: SPLICE_THRESHOLD_BYTES } : null,
+      splice: existsSync(SPLICE_HELPER) ? new Splicer(SPLICE_HELPER) : null,
     });
   } catch (error) {
     fail(error instanceof Error ? error.message : String(error));

@@ -27,7 +27,7 @@ import type { ByteBudget, RateLimiter } from "./limits.ts";
 import { type DenyRule, denialBody, httpResponse, statusFor } from "./messages.ts";
 import { type HostTarget, type Policy, normalizeHost, parseAuthority } from "./policy.ts";
 import { MAX_CLIENT_HELLO, parseClientHello } from "./sni.ts";
-import { closeWhenWritten, type DownloadSplice, downloadSplice, type SpliceOptions } from "./splice.ts";
+import { closeWhenWritten, type DownloadSplice, downloadSplice, type Splicer } from "./splice.ts";
 import { errorCode, withTimeout } from "./async.ts";
 
 /** Resolves a host name to all its addresses (node:dns lookup in the gate; a fake in tests). */
@@ -81,7 +81,7 @@ export interface GateState {
   /** Set when the bottle has credential routes. */
   readonly terminator?: TlsTerminator | null;
   /** Set when bottle-splice is there to take over bulk downloads. */
-  readonly splice?: SpliceOptions | null;
+  readonly splice?: Splicer | null;
 }
 
 export const defaultConnector: UpstreamConnector = (address, port) =>

@@ -13,15 +13,24 @@ import { type ChildProcess, spawn } from "node:child_process";
 import type * as net from "node:net";
 import type { Readable, Writable } from "node:stream";
 
-export interface SpliceOptions {
-  /** bottle-splice in the gate image. */
-  path: string;
-  /** Bytes a connection must have carried from the upstream before its download is handed over. */
-  thresholdBytes: number;
-}
-
 export const SPLICE_HELPER = "/usr/local/libexec/bottle-splice";
 export const SPLICE_THRESHOLD_BYTES = 1 << 20;
+/** Copiers at once per gate: the gate container's pids limit (512) is shared with git daemon and ssh. */
+export const SPLICE_MAX_RUNNING = 64;
+
+/** One gate's copiers: where the helper is, when a download is bulky, and how many run. */
+export class Splicer {
+  running = 0;
+
+  constructor(
+    /** bottle-splice in the gate image. */
+    readonly path: string,
+    /** Bytes a connection must have carried from the upstream before its download is handed over. */
+    readonly thresholdBytes = SPLICE_THRESHOLD_BYTES,
+    /** Beyond this many, further downloads stay in Node.js. */
+    readonly maxRunning = SPLICE_MAX_RUNNING,
+  ) {}
+}
 
 /** How a spliced download ended: the upstream's EOF, or which side failed. */
 export type SpliceEnd = "eof" | "upstream-error" | "client-error";
@@ -55,7 +64,7 @@ const EXIT_ENDS: Record<number, SpliceEnd> = { 0: "eof", 2: "upstream-error", 3:
  * says how the copy ended.
  */
 export function downloadSplice(
-  options: SpliceOptions | null | undefined,
+  splicer: Splicer | null | undefined,
   upstream: net.Socket,
   client: net.Socket,
   counters: { bytesIn: number },
@@ -66,10 +75,11 @@ export function downloadSplice(
   let killed = false;
   let exited = false;
   const ready = (): boolean =>
-    options != null &&
+    splicer != null &&
     child === null &&
     !killed &&
-    counters.bytesIn >= options.thresholdBytes &&
+    counters.bytesIn >= splicer.thresholdBytes &&
+    splicer.running < splicer.maxRunning &&
     // Nothing Node read may be left unsent, and nothing may wait in the client's queue: bytes stay in order.
     upstream.readableLength === 0 &&
     !upstream.readableEnded &&
@@ -78,7 +88,7 @@ export function downloadSplice(
     !upstream.destroyed &&
     !client.destroyed;
 
-  const start = (path: string): boolean => {
+  const start = (copiers: Splicer): boolean => {
     const from = handleOf(upstream);
     const to = handleOf(client);
     if (!from || !to) return false;
@@ -90,17 +100,23 @@ export function downloadSplice(
     // Node never reads this socket again: `reading` stays true, so the stream's
     // read-ahead (a read(0) already queued) cannot start the handle again.
     from.reading = true;
-    let proc: ChildProcess;
+    let proc: ChildProcess | null = null;
     try {
       // Plain fds, not the sockets (spawn would stop reading a socket it is given, and the upload still
       // flows here), and above 2: libuv makes a child's stdio blocking, for the gate's side as well.
-      proc = spawn(path, [String(process.pid)], { stdio: ["ignore", "ignore", "ignore", from.fd, to.fd, "pipe"] });
+      proc = spawn(copiers.path, [String(process.pid)], { stdio: ["ignore", "ignore", "ignore", from.fd, to.fd, "pipe"] });
     } catch {
+      proc = null;
+    }
+    if (proc?.pid === undefined) {
+      // Not spawned (no helper, no pids or fds left): Node keeps relaying this download.
+      proc?.on("error", () => undefined);
       from.reading = false;
       upstream.resume();
       return false;
     }
     child = proc;
+    copiers.running++;
     const base = counters.bytesIn;
     let total = 0;
     let pending = "";
@@ -120,9 +136,9 @@ export function downloadSplice(
     const ended = (end: SpliceEnd): void => {
       if (exited) return;
       exited = true;
+      copiers.running--;
       if (!killed) onEnd(end);
     };
-    // A spawn that fails (no helper, no fds left) leaves the download nowhere: the connection fails.
     proc.on("error", () => ended("upstream-error"));
     proc.on("close", (code) => ended(EXIT_ENDS[code ?? -1] ?? "upstream-error"));
     return true;
@@ -130,8 +146,8 @@ export function downloadSplice(
 
   return {
     tryStart(): boolean {
-      if (options == null || !ready()) return child !== null;
-      return start(options.path);
+      if (splicer == null || !ready()) return child !== null;
+      return start(splicer);
     },
     kill(): void {
       if (killed) return;

@@ -105,7 +105,11 @@ describe.skipIf(!node || !cc)("bulk downloads through bottle-splice in the gate 
     }
   };
 
-  async function withGate(limits: Partial<EgressConfig["limits"]>, body: (port: number, auditPath: string) => Promise<void>): Promise<void> {
+  async function withGate(
+    limits: Partial<EgressConfig["limits"]>,
+    body: (port: number, auditPath: string) => Promise<void>,
+    copiers: { helper?: string; maxRunning?: number } = {},
+  ): Promise<void> {
     rmSync(spawnLog, { force: true });
     const gateDir = mkdtempSync(join(dir, "gate-"));
     const [proxyPort, dnsPort] = await Promise.all([freePort(), freePort()]);
@@ -120,7 +124,8 @@ describe.skipIf(!node || !cc)("bulk downloads through bottle-splice in the gate 
     };
     const configPath = join(gateDir, "egress.json");
     writeFileSync(configPath, JSON.stringify(config));
-    const child = Bun.spawn([node ?? "node", bundle, configPath, helper, String(MB)], { stdout: "pipe", stderr: "pipe" });
+    const argv = [node ?? "node", bundle, configPath, copiers.helper ?? helper, String(MB), String(copiers.maxRunning ?? 64)];
+    const child = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
     let stdout = "";
     void (async () => {
       for await (const chunk of child.stdout) stdout += new TextDecoder().decode(chunk);
@@ -176,6 +181,46 @@ describe.skipIf(!node || !cc)("bulk downloads through bottle-splice in the gate 
       await waitFor(() => readAudit(auditPath).length === 1);
       expect(spawned()).toEqual([]);
     });
+  }, 30_000);
+
+  test("without a helper to run, a bulk download stays in Node and still arrives whole", async () => {
+    await withGate(
+      {},
+      async (port, auditPath) => {
+        const response = await exchange(port, `GET http://localhost:${httpPort}/ HTTP/1.1\r\nHost: localhost:${httpPort}\r\n\r\n`);
+        expect(bodyAfterHead(response).equals(BIG)).toBe(true);
+        await waitFor(() => readAudit(auditPath).length === 1);
+        expect(readAudit(auditPath)[0]).toMatchObject({ decision: "allow", status: 200, end: "closed" });
+      },
+      { helper: join(dir, "no-such-helper") },
+    );
+  }, 30_000);
+
+  test("past the gate's limit of copiers at once, a bulk download stays in Node and still arrives whole", async () => {
+    await withGate(
+      {},
+      async (port) => {
+        const connect = `CONNECT localhost:${rawPort} HTTP/1.1\r\nHost: localhost:${rawPort}\r\n\r\n`;
+        let held: net.Socket | null = null;
+        await new Promise<void>((resolve) => {
+          let got = 0;
+          void exchange(port, connect, (socket) => {
+            held = socket;
+            socket.once("data", () => socket.write("stall"));
+            socket.on("data", (chunk: Buffer) => {
+              got += chunk.length;
+              if (got >= 2 * MB) resolve();
+            });
+          });
+        });
+        expect(spawned()).toHaveLength(1);
+        const response = await exchange(port, `GET http://localhost:${httpPort}/ HTTP/1.1\r\nHost: localhost:${httpPort}\r\n\r\n`);
+        expect(bodyAfterHead(response).equals(BIG)).toBe(true);
+        expect(spawned()).toHaveLength(1);
+        (held as net.Socket | null)?.destroy();
+      },
+      { maxRunning: 1 },
+    );
   }, 30_000);
 
   test("a tunnel keeps uploading through the gate while its download is spliced; both counts are exact", async () => {
