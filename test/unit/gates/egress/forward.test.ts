@@ -5,7 +5,7 @@
  * it does in its image; without openssl on this machine these tests skip.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { statSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import * as https from "node:https";
 import type { IncomingHttpHeaders } from "node:http";
 import * as net from "node:net";
@@ -312,6 +312,21 @@ describe.skipIf(!openssl)("credential custody in the gate", () => {
     const tlsDir = g.gate.config.tlsDir!;
     expect(statSync(join(tlsDir, "ca.key")).mode & 0o077).toBe(0);
     expect(statSync(tlsDir).mode & 0o077).toBe(0);
+  });
+
+  test("the gate's leaf: signed by its CA, not a CA itself, for TLS servers only, naming every route host", async () => {
+    const g = await custodyGate();
+    const tlsDir = g.gate.config.tlsDir!;
+    const leaf = readFileSync(join(tlsDir, "leaf.pem"), "utf8");
+    const text = Bun.spawnSync(["openssl", "x509", "-noout", "-text"], { stdin: new Blob([leaf]), stdout: "pipe" }).stdout.toString();
+    expect(text).toContain("CA:FALSE");
+    expect(text).toMatch(/Extended Key Usage:\s*\n\s*TLS Web Server Authentication\s*\n/);
+    const hosts = (g.gate.config.routes ?? []).map((route) => `DNS:${route.host}`);
+    expect(hosts.length).toBeGreaterThan(0);
+    for (const host of hosts) expect(text).toContain(host);
+    const verify = Bun.spawnSync(["openssl", "verify", "-CAfile", join(tlsDir, "ca.pem"), join(tlsDir, "leaf.pem")], { stdout: "pipe", stderr: "pipe" });
+    expect(verify.stdout.toString()).toContain(": OK");
+    expect(statSync(join(tlsDir, "leaf.key")).mode & 0o077).toBe(0);
   });
 
   test("Claude Code's route binds only to local addresses inside its listen ranges", async () => {
