@@ -153,6 +153,10 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
   const baseQuery = baseInput(docker, options.env);
   // gVisor is a container runtime; a VM does not use one. Only its registration is asked now; the probe waits for the launch.
   const runtimeChosen = backend === "smolmachines" ? Promise.resolve("runc" as const) : chooseRuntime(docker);
+  // Asked before the tags are hashed (a few ms of CPU), so this query runs meanwhile.
+  const containersListed = listBottleContainers(docker, { scope: "all" });
+  // If reading the CA files below throws, these must not end as unhandled rejections.
+  for (const query of [baseQuery, runtimeChosen, containersListed]) query.catch(() => undefined);
   const ca = caContextFiles(resolved.bottle.caCerts, options.env);
   const agentSpec = agentImageSpec(ca, options.env);
   const gateSpec = gateImageSpec(ca, options.env);
@@ -165,7 +169,7 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
     base,
     missingImages: refs.filter((_, i) => !present[i]).map((ref) => ref.tag),
   }));
-  const [images, containers, runtime] = await Promise.all([imagesPlanned, listBottleContainers(docker, { scope: "all" }), runtimeChosen]);
+  const [images, containers, runtime] = await Promise.all([imagesPlanned, containersListed, runtimeChosen]);
   const { missingImages } = images;
   // Builds record the base found on their label (it is not part of their tags).
   const withBase = (spec: ImageSpec): ImageSpec => ({ ...spec, base: images.base });
