@@ -157,6 +157,21 @@ describe.skipIf(!node || !cc)("bulk downloads through bottle-splice in the gate 
     });
   }
   const bodyAfterHead = (response: Buffer): Buffer => response.subarray(response.indexOf("\r\n\r\n") + 4);
+  const tunnelTo = (): string => `CONNECT localhost:${rawPort} HTTP/1.1\r\nHost: localhost:${rawPort}\r\n\r\n`;
+
+  /** A tunnel whose far end got `first` ("stall", "deaf"): resolves with the client's socket once the 2 MB it sends arrived. */
+  function heldTunnel(port: number, first: string): Promise<net.Socket> {
+    return new Promise((resolve) => {
+      let got = 0;
+      void exchange(port, tunnelTo(), (socket) => {
+        socket.once("data", () => socket.write(first));
+        socket.on("data", (chunk: Buffer) => {
+          got += chunk.length;
+          if (got >= 2 * MB) resolve(socket);
+        });
+      });
+    });
+  }
 
   test("a plain HTTP download is handed over once bulky, and arrives whole, in order and counted", async () => {
     await withGate({}, async (port, auditPath) => {
@@ -200,24 +215,12 @@ describe.skipIf(!node || !cc)("bulk downloads through bottle-splice in the gate 
     await withGate(
       {},
       async (port) => {
-        const connect = `CONNECT localhost:${rawPort} HTTP/1.1\r\nHost: localhost:${rawPort}\r\n\r\n`;
-        let held: net.Socket | null = null;
-        await new Promise<void>((resolve) => {
-          let got = 0;
-          void exchange(port, connect, (socket) => {
-            held = socket;
-            socket.once("data", () => socket.write("stall"));
-            socket.on("data", (chunk: Buffer) => {
-              got += chunk.length;
-              if (got >= 2 * MB) resolve();
-            });
-          });
-        });
+        const held = await heldTunnel(port, "stall");
         expect(spawned()).toHaveLength(1);
         const response = await exchange(port, `GET http://localhost:${httpPort}/ HTTP/1.1\r\nHost: localhost:${httpPort}\r\n\r\n`);
         expect(bodyAfterHead(response).equals(BIG)).toBe(true);
         expect(spawned()).toHaveLength(1);
-        (held as net.Socket | null)?.destroy();
+        held.destroy();
       },
       { maxRunning: 1 },
     );
@@ -225,7 +228,7 @@ describe.skipIf(!node || !cc)("bulk downloads through bottle-splice in the gate 
 
   test("a tunnel keeps uploading through the gate while its download is spliced; both counts are exact", async () => {
     await withGate({}, async (port, auditPath) => {
-      const connect = `CONNECT localhost:${rawPort} HTTP/1.1\r\nHost: localhost:${rawPort}\r\n\r\n`;
+      const connect = tunnelTo();
       const response = await exchange(port, connect, (socket) => {
         socket.once("data", () => {
           // The first upload bytes start the download; the rest goes up while it streams down.
@@ -246,7 +249,7 @@ describe.skipIf(!node || !cc)("bulk downloads through bottle-splice in the gate 
 
   test("the idle timeout still ends a spliced download that stalls, and the copier goes with it", async () => {
     await withGate({ idleTimeoutMs: 400 }, async (port, auditPath) => {
-      const connect = `CONNECT localhost:${rawPort} HTTP/1.1\r\nHost: localhost:${rawPort}\r\n\r\n`;
+      const connect = tunnelTo();
       const response = await exchange(port, connect, (socket) => socket.once("data", () => socket.write("stall")));
       expect(bodyAfterHead(response).equals(BIG.subarray(0, 2 * MB))).toBe(true);
       await waitFor(() => readAudit(auditPath).length === 1);
@@ -258,7 +261,7 @@ describe.skipIf(!node || !cc)("bulk downloads through bottle-splice in the gate 
 
   test("the byte budget still ends a tunnel whose download is spliced", async () => {
     await withGate({ bytesOut: MB }, async (port, auditPath) => {
-      const connect = `CONNECT localhost:${rawPort} HTTP/1.1\r\nHost: localhost:${rawPort}\r\n\r\n`;
+      const connect = tunnelTo();
       await exchange(port, connect, (socket) =>
         socket.once("data", () => {
           socket.write("stall");
@@ -278,35 +281,22 @@ describe.skipIf(!node || !cc)("bulk downloads through bottle-splice in the gate 
 
   test("the gate's sockets stay non-blocking: a spliced tunnel whose upstream stops reading stalls nobody else", async () => {
     await withGate({}, async (port) => {
-      const connect = `CONNECT localhost:${rawPort} HTTP/1.1\r\nHost: localhost:${rawPort}\r\n\r\n`;
-      let deaf: net.Socket | null = null;
-      let received = 0;
-      const downloaded = new Promise<void>((resolve) => {
-        void exchange(port, connect, (socket) => {
-          deaf = socket;
-          socket.once("data", () => socket.write("deaf"));
-          socket.on("data", (chunk: Buffer) => {
-            received += chunk.length;
-            if (received >= 2 * MB) resolve();
-          });
-        });
-      });
-      await downloaded;
+      const deaf = await heldTunnel(port, "deaf");
       expect(spawned()).toHaveLength(1);
       // 32 MB up into an upstream that reads nothing: the gate's writes must wait, not block its event loop.
-      (deaf as net.Socket | null)?.write(pattern(32 * MB));
+      deaf.write(pattern(32 * MB));
       await Bun.sleep(300);
       const other = exchange(port, `GET http://localhost:${httpPort}/?bytes=1000 HTTP/1.1\r\nHost: localhost:${httpPort}\r\n\r\n`);
       const stalled = Bun.sleep(5_000).then(() => Buffer.from("the gate stalled"));
       const response = await Promise.race([other, stalled]);
       expect(response.toString("latin1", 0, 16)).toStartWith("HTTP/1.1 200");
-      (deaf as net.Socket | null)?.destroy();
+      deaf.destroy();
     });
   }, 30_000);
 
   test("a client that goes away mid-download ends the copier", async () => {
     await withGate({}, async (port, auditPath) => {
-      const connect = `CONNECT localhost:${rawPort} HTTP/1.1\r\nHost: localhost:${rawPort}\r\n\r\n`;
+      const connect = tunnelTo();
       await exchange(port, connect, (socket) => {
         socket.once("data", () => socket.write("stall"));
         let got = 0;
