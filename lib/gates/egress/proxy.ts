@@ -479,9 +479,12 @@ function limitTimers(state: GateState, started: number, onExpire: (reason: strin
 
 /**
  * What a tunnel and an exchange share: `finish` settles once (timers cleared;
- * forced: both sockets destroyed), the limit timers (`touch` on traffic), and
+ * forced: both sockets destroyed), the limit timers (`touch` on traffic),
  * `sendUp`, the one way bytes go upstream: charged to the byte budget, counted,
- * with backpressure on the client.
+ * with backpressure on the client; and `download`, the hand-over of a bulky
+ * download to bottle-splice (splice.ts), which counts into `counters.bytesIn`,
+ * touches the timers, ends with `finish` on failure and calls `downloadEof`
+ * when the upstream ended.
  */
 function pairing(
   state: GateState,
@@ -490,12 +493,14 @@ function pairing(
   counters: Counters,
   started: number,
   settle: (reason: string) => void,
-): { finish(reason: string, force: boolean): void; sendUp(chunk: Buffer): boolean; touch(): void; isDone(): boolean } {
+  downloadEof: () => void,
+): { finish(reason: string, force: boolean): void; sendUp(chunk: Buffer): boolean; touch(): void; isDone(): boolean; download: DownloadSplice } {
   let done = false;
   const finish = (reason: string, force: boolean): void => {
     if (done) return;
     done = true;
     timers.clear();
+    download.kill();
     if (force) {
       client.destroy();
       upstream.destroy();
@@ -503,6 +508,11 @@ function pairing(
     settle(reason);
   };
   const timers = limitTimers(state, started, (reason) => finish(reason, true));
+  const touch = (): void => timers.touch();
+  const download = downloadSplice(state.splice, upstream, client, counters, touch, (end) => (end === "eof" ? downloadEof() : finish(end, true)));
+  // Teardown from elsewhere (the gate closing) must not leave the copy running.
+  client.once("close", () => download.kill());
+  upstream.once("close", () => download.kill());
   const sendUp = (chunk: Buffer): boolean => {
     if (chunk.length === 0) return true;
     if (!state.budget.spend(chunk.length)) {
@@ -513,7 +523,7 @@ function pairing(
     if (!upstream.write(chunk)) client.pause();
     return true;
   };
-  return { finish, sendUp, touch: () => timers.touch(), isDone: () => done };
+  return { finish, sendUp, touch, isDone: () => done, download };
 }
 
 /**
@@ -524,16 +534,9 @@ export function relay(state: GateState, client: net.Socket, upstream: net.Socket
   return new Promise((resolve) => {
     let clientClosed = false;
     let upstreamClosed = false;
-    const { finish, sendUp, touch } = pairing(state, client, upstream, counters, started, (reason) => {
-      download.kill();
-      resolve(reason);
-    });
-    const download = splicedDownload(state, client, upstream, counters, touch, {
-      eof: () => {
-        client.end();
-        closeWhenWritten(upstream);
-      },
-      failed: (end) => finish(end, true),
+    const { finish, sendUp, touch, download } = pairing(state, client, upstream, counters, started, resolve, () => {
+      client.end();
+      closeWhenWritten(upstream);
     });
     client.on("data", (chunk: Buffer) => {
       touch();
@@ -566,27 +569,6 @@ export function relay(state: GateState, client: net.Socket, upstream: net.Socket
     if (initial.length > 0 && !sendUp(initial)) return;
     client.resume();
   });
-}
-
-/**
- * The download direction's hand-over to bottle-splice (see splice.ts): its
- * running total goes into `counters.bytesIn` and touches the idle timer; an
- * EOF or a failure is the caller's to handle.
- */
-function splicedDownload(
-  state: GateState,
-  client: net.Socket,
-  upstream: net.Socket,
-  counters: Counters,
-  touch: () => void,
-  on: { eof(): void; failed(end: "upstream-error" | "client-error"): void },
-): DownloadSplice {
-  const download = downloadSplice(state.splice, upstream, client, counters, touch, (end) => (end === "eof" ? on.eof() : on.failed(end)));
-  // Teardown from elsewhere (the gate closing, a forced finish) must not leave the copy running.
-  const stop = (): void => download.kill();
-  client.once("close", stop);
-  upstream.once("close", stop);
-  return download;
 }
 
 // ---------------------------------------------------------------- plain HTTP
@@ -740,18 +722,19 @@ function exchange(
 ): Promise<{ end: string; status?: number }> {
   return new Promise((resolve) => {
     let status: number | undefined;
-    const { finish, sendUp, touch, isDone } = pairing(state, client, upstream, counters, started, (end) => {
-      download.kill();
-      resolve(status === undefined ? { end } : { end, status });
-    });
-    const download = splicedDownload(state, client, upstream, counters, touch, {
-      eof: () => {
+    const { finish, sendUp, touch, isDone, download } = pairing(
+      state,
+      client,
+      upstream,
+      counters,
+      started,
+      (end) => resolve(status === undefined ? { end } : { end, status }),
+      () => {
         client.end();
         upstream.end();
         closeWhenWritten(upstream);
       },
-      failed: (end) => finish(end, true),
-    });
+    );
 
     // --- request body
     let bodyDone = framing.kind === "none";
