@@ -10,10 +10,13 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-export const CA_CERT_FILE = "ca.pem";
-const CA_KEY_FILE = "ca.key";
-const LEAF_CERT_FILE = "leaf.pem";
-const LEAF_KEY_FILE = "leaf.key";
+/** Each certificate is `<name>.pem` with its key in `<name>.key` (and its openssl config in `<name>.cnf`). */
+const CA_NAME = "ca";
+const LEAF_NAME = "leaf";
+export const CA_CERT_FILE = `${CA_NAME}.pem`;
+const CA_KEY_FILE = `${CA_NAME}.key`;
+const LEAF_CERT_FILE = `${LEAF_NAME}.pem`;
+const LEAF_KEY_FILE = `${LEAF_NAME}.key`;
 const VALID_DAYS = "825";
 
 export interface GateTls {
@@ -39,79 +42,51 @@ function label(text: string): string {
 }
 
 /**
+ * One `openssl req -x509` run: a new P-256 key and its certificate for `cn`
+ * with `extensions`, self-signed, or signed by the CA when `signing` names it.
+ */
+function makeCertificate(openssl: string, dir: string, name: string, cn: string, extensions: string[], signing: string[] = []): void {
+  const config = `${name}.cnf`;
+  writeFileSync(
+    join(dir, config),
+    ["[req]", "distinguished_name = dn", "prompt = no", "x509_extensions = ext", "[dn]", `CN = ${cn}`, "[ext]", ...extensions, ""].join("\n"),
+    { mode: 0o600 },
+  );
+  const curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  run(openssl, ["req", "-x509", "-new", "-config", config, ...curve, "-keyout", `${name}.key`, "-out", `${name}.pem`, "-days", VALID_DAYS, ...signing], dir);
+}
+
+/**
  * Makes (or reuses, when the gate restarts in the same container) the CA
  * and a leaf certificate for `hosts` under `dir`.
  */
 export function ensureGateTls(dir: string, hosts: readonly string[], bottle: string, openssl = "openssl"): GateTls {
   if (hosts.length === 0) throw new Error("no hosts to make a certificate for");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   if (!existsSync(join(dir, CA_CERT_FILE)) || !existsSync(join(dir, CA_KEY_FILE))) {
     const constraints = hosts.map((host) => `permitted;DNS:${host}`).join(",");
-    writeFileSync(
-      join(dir, "ca.cnf"),
-      [
-        "[req]",
-        "distinguished_name = dn",
-        "prompt = no",
-        "x509_extensions = ca",
-        "[dn]",
-        `CN = bottle gate CA ${label(bottle)}`,
-        "[ca]",
-        "basicConstraints = critical,CA:TRUE,pathlen:0",
-        "keyUsage = critical,keyCertSign,cRLSign",
-        "subjectKeyIdentifier = hash",
-        `nameConstraints = critical,${constraints}`,
-        "",
-      ].join("\n"),
-      { mode: 0o600 },
-    );
-    run(openssl, ["req", "-x509", "-new", "-config", "ca.cnf", ...curve, "-keyout", CA_KEY_FILE, "-out", CA_CERT_FILE, "-days", VALID_DAYS], dir);
+    makeCertificate(openssl, dir, CA_NAME, `bottle gate CA ${label(bottle)}`, [
+      "basicConstraints = critical,CA:TRUE,pathlen:0",
+      "keyUsage = critical,keyCertSign,cRLSign",
+      "subjectKeyIdentifier = hash",
+      `nameConstraints = critical,${constraints}`,
+    ]);
   }
   // The leaf in one run (`req -CA`, OpenSSL 3): a CSR and `x509 -req` took about 50 ms of the gate's start, this about 12.
-  writeFileSync(
-    join(dir, "leaf.cnf"),
+  makeCertificate(
+    openssl,
+    dir,
+    LEAF_NAME,
+    hosts[0] ?? "",
     [
-      "[req]",
-      "distinguished_name = dn",
-      "prompt = no",
-      "x509_extensions = leaf",
-      "[dn]",
-      `CN = ${hosts[0]}`,
-      "[leaf]",
       "basicConstraints = critical,CA:FALSE",
       "keyUsage = critical,digitalSignature",
       "extendedKeyUsage = serverAuth",
       `subjectAltName = ${hosts.map((host) => `DNS:${host}`).join(",")}`,
       "subjectKeyIdentifier = hash",
       "authorityKeyIdentifier = keyid",
-      "",
-    ].join("\n"),
-    { mode: 0o600 },
-  );
-  run(
-    openssl,
-    [
-      "req",
-      "-x509",
-      "-new",
-      "-config",
-      "leaf.cnf",
-      ...curve,
-      "-keyout",
-      LEAF_KEY_FILE,
-      "-out",
-      LEAF_CERT_FILE,
-      "-CA",
-      CA_CERT_FILE,
-      "-CAkey",
-      CA_KEY_FILE,
-      "-set_serial",
-      `0x${randomBytes(12).toString("hex")}`,
-      "-days",
-      VALID_DAYS,
     ],
-    dir,
+    ["-CA", CA_CERT_FILE, "-CAkey", CA_KEY_FILE, "-set_serial", `0x${randomBytes(12).toString("hex")}`],
   );
   const caPem = readFileSync(join(dir, CA_CERT_FILE), "utf8");
   return { caPem, certPem: readFileSync(join(dir, LEAF_CERT_FILE), "utf8"), keyPem: readFileSync(join(dir, LEAF_KEY_FILE), "utf8") };
