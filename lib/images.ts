@@ -192,11 +192,19 @@ const DESCRIPTIONS: Record<ImageKind, string> = {
   plumbing: "plumbing test image",
 };
 
-/** Build the image unless an image with its content hash exists. Returns whether it built. */
-/** `present`: planning just saw the image, so it is not asked again. */
-export async function ensureImage(docker: Docker, spec: ImageSpec, env: Env = process.env, present = false): Promise<{ ref: ImageRef; built: boolean }> {
-  const ref = imageRef(spec);
-  if (present || (await imageCurrent(docker, ref, spec.base))) return { ref, built: false };
+/**
+ * Build the image unless an image with its content hash exists. Returns
+ * whether it built. `planned`: planning already hashed this spec (`ref`) and
+ * saw whether the image is current (`present`), so neither is done again.
+ */
+export async function ensureImage(
+  docker: Docker,
+  spec: ImageSpec,
+  env: Env = process.env,
+  planned?: { ref: Pick<ImageRef, "tag" | "hash">; present: boolean },
+): Promise<{ ref: ImageRef; built: boolean }> {
+  const ref: ImageRef = planned ? { kind: spec.kind, tag: planned.ref.tag, hash: planned.ref.hash } : imageRef(spec);
+  if (planned?.present || (await imageCurrent(docker, ref, spec.base))) return { ref, built: false };
   // One build per image at a time, across parallel `bottle up`s.
   return withLock(join(cacheDir(env), "locks", `${ref.tag.replace(/[:/]/g, "_")}.lock`), async () => {
     const existing = await docker.imageInspect(ref.tag);

@@ -396,10 +396,13 @@ async function prepareImages(prepared: Prepared, plan: Plan, env: Record<string,
     const images = { ...plan.images, gate: gate.ref, ...(specs.custom ? { custom: packed.ref } : { agent: packed.ref }) };
     return { plan: { ...plan, images, bottleImage: packed.ref.tag }, smolmachine: packed.path };
   }
-  // Planning saw these tags (the specs' refs, hashed once there).
-  const seen = (ref: { tag: string } | undefined) => ref !== undefined && !prepared.missingImages.includes(ref.tag);
-  const [agent, gate] = await Promise.all([ensureImage(docker, specs.agent, env, seen(plan.images.agent)), ensureImage(docker, specs.gate, env, seen(plan.images.gate))]);
-  const custom: ImageRef | undefined = specs.custom ? (await ensureImage(docker, specs.custom, env, seen(plan.images.custom))).ref : undefined;
+  // Planning hashed these specs (the plan's tags) and saw which images are current: neither is done again.
+  const planned = (ref: { tag: string; hash: string } | undefined) => (ref ? { ref, present: !prepared.missingImages.includes(ref.tag) } : undefined);
+  const [agent, gate] = await Promise.all([
+    ensureImage(docker, specs.agent, env, planned(plan.images.agent)),
+    ensureImage(docker, specs.gate, env, planned(plan.images.gate)),
+  ]);
+  const custom: ImageRef | undefined = specs.custom ? (await ensureImage(docker, specs.custom, env, planned(plan.images.custom))).ref : undefined;
   plan = { ...plan, images: { agent: agent.ref, gate: gate.ref, ...(custom ? { custom } : {}) }, bottleImage: (custom ?? agent.ref).tag };
   // gVisor was seen registered at plan time; only now may a probe container run.
   if (plan.runtime === "runsc") plan = { ...plan, runtime: await chooseRuntime(docker, gate.ref.tag) };
