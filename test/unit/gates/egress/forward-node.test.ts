@@ -12,7 +12,7 @@ import { join } from "node:path";
 import * as tls from "node:tls";
 import { EGRESS_READY_LINE, type EgressConfig } from "../../../../lib/gates/egress/config.ts";
 import { makeTestCa } from "../../../helpers/tls.ts";
-import { freePort, readAudit, waitFor } from "./helpers.ts";
+import { bundleForNode, freePort, readAudit, spawnCollecting, waitFor } from "./helpers.ts";
 
 const node = Bun.which("node");
 const openssl = Bun.which("openssl");
@@ -29,9 +29,7 @@ describe.skipIf(!node || !openssl)("credential custody in the bundled gate under
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "egress-node-custody-"));
-    const result = await Bun.build({ entrypoints: [join(import.meta.dir, "../../../../lib/gates/egress/main.ts")], target: "node", format: "esm", outdir: dir, naming: "gate.mjs" });
-    if (!result.success) throw new Error(result.logs.map(String).join("\n"));
-    bundle = join(dir, "gate.mjs");
+    bundle = await bundleForNode(join(import.meta.dir, "../../../../lib/gates/egress/main.ts"), dir);
     const ca = makeTestCa();
     caPath = ca.caPath;
     const { cert, key } = ca.issue(["localhost"]);
@@ -72,18 +70,10 @@ describe.skipIf(!node || !openssl)("credential custody in the bundled gate under
     };
     const configPath = join(dir, "egress.json");
     writeFileSync(configPath, JSON.stringify(config));
-    const child = Bun.spawn([node ?? "node", bundle, configPath], { stdout: "pipe", stderr: "pipe", env: { ...process.env, NODE_EXTRA_CA_CERTS: caPath } });
-    let stdout = "";
-    let stderr = "";
-    void (async () => {
-      for await (const chunk of child.stdout) stdout += new TextDecoder().decode(chunk);
-    })();
-    void (async () => {
-      for await (const chunk of child.stderr) stderr += new TextDecoder().decode(chunk);
-    })();
+    const { child, output } = spawnCollecting([node ?? "node", bundle, configPath], { ...process.env, NODE_EXTRA_CA_CERTS: caPath });
     try {
-      await waitFor(() => stdout.includes(EGRESS_READY_LINE) || child.exitCode !== null, 15_000);
-      expect(stderr).toBe("");
+      await waitFor(() => output.stdout.includes(EGRESS_READY_LINE) || child.exitCode !== null, 15_000);
+      expect(output.stderr).toBe("");
       const response = await fetch(`http://127.0.0.1:${routePort}/anthropic/v1/messages?beta=true`, {
         method: "POST",
         headers: { authorization: "Bearer bottle-placeholder-CLAUDE_CODE_OAUTH_TOKEN" },
@@ -117,6 +107,6 @@ describe.skipIf(!node || !openssl)("credential custody in the bundled gate under
     } finally {
       child.kill("SIGKILL");
     }
-    expect(stderr).not.toContain("unexpected");
+    expect(output.stderr).not.toContain("unexpected");
   }, 30_000);
 });

@@ -287,3 +287,23 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/** Bundles `entry` for Node as the build does (Bun.build, target node, ESM) into `dir`; returns the bundle's path. */
+export async function bundleForNode(entry: string, dir: string, naming = "egress-gate.mjs"): Promise<string> {
+  const result = await Bun.build({ entrypoints: [entry], target: "node", format: "esm", outdir: dir, naming });
+  if (!result.success) throw new Error(result.logs.map(String).join("\n"));
+  return join(dir, naming);
+}
+
+/** Starts `argv` with its stdout and stderr collected into `output` as they come. */
+export function spawnCollecting(argv: string[], env?: Record<string, string | undefined>): { child: Bun.Subprocess<"ignore", "pipe", "pipe">; output: { stdout: string; stderr: string } } {
+  const child = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe", ...(env ? { env } : {}) });
+  const output = { stdout: "", stderr: "" };
+  const collect = async (stream: ReadableStream<Uint8Array>, key: "stdout" | "stderr"): Promise<void> => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) output[key] += decoder.decode(chunk, { stream: true });
+  };
+  void collect(child.stdout, "stdout");
+  void collect(child.stderr, "stderr");
+  return { child, output };
+}

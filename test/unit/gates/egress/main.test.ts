@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EGRESS_READY_LINE, type EgressConfig } from "../../../../lib/gates/egress/config.ts";
 import { QTYPE, RCODE, decodeResponse, encodeQuery } from "../../../../lib/gates/egress/dns.ts";
-import { bodyOf, freePort, rawRequest, readAudit, startUpstream, statusOf, type Upstream, waitFor } from "./helpers.ts";
+import { bodyOf, bundleForNode, freePort, rawRequest, readAudit, spawnCollecting, startUpstream, statusOf, type Upstream, waitFor } from "./helpers.ts";
 
 const node = Bun.which("node");
 
@@ -21,15 +21,7 @@ describe.skipIf(!node)("bundled gate under node", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "egress-main-"));
-    const result = await Bun.build({
-      entrypoints: [join(import.meta.dir, "../../../../lib/gates/egress/main.ts")],
-      target: "node",
-      format: "esm",
-      outdir: dir,
-      naming: "egress-gate.mjs",
-    });
-    if (!result.success) throw new Error(result.logs.map(String).join("\n"));
-    bundle = join(dir, "egress-gate.mjs");
+    bundle = await bundleForNode(join(import.meta.dir, "../../../../lib/gates/egress/main.ts"), dir);
     origin = await startUpstream();
   });
 
@@ -63,19 +55,10 @@ describe.skipIf(!node)("bundled gate under node", () => {
       hostAddresses: [],
     };
     writeFileSync(configPath, JSON.stringify(config));
-    const child = Bun.spawn([node ?? "node", bundle, configPath], { stdout: "pipe", stderr: "pipe" });
-    let stdout = "";
-    let stderr = "";
-    const decoder = new TextDecoder();
-    void (async () => {
-      for await (const chunk of child.stdout) stdout += decoder.decode(chunk);
-    })();
-    void (async () => {
-      for await (const chunk of child.stderr) stderr += decoder.decode(chunk);
-    })();
+    const { child, output } = spawnCollecting([node ?? "node", bundle, configPath]);
     try {
-      await waitFor(() => stdout.includes(EGRESS_READY_LINE), 10_000);
-      expect(stdout).toBe(`${EGRESS_READY_LINE}\n`);
+      await waitFor(() => output.stdout.includes(EGRESS_READY_LINE), 10_000);
+      expect(output.stdout).toBe(`${EGRESS_READY_LINE}\n`);
 
       const url = `http://127.0.0.1:${origin.port}/`;
       const request = `GET ${url} HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\n\r\n`;
@@ -89,7 +72,7 @@ describe.skipIf(!node)("bundled gate under node", () => {
 
       writeFileSync(configPath, JSON.stringify({ ...config, allow: [`127.0.0.1:${origin.port}`] }));
       child.kill("SIGHUP");
-      await waitFor(() => stderr.includes("configuration reloaded"), 5_000);
+      await waitFor(() => output.stderr.includes("configuration reloaded"), 5_000);
       const allowed = await rawRequest(proxyPort, request);
       expect(statusOf(allowed)).toBe(200);
       expect(bodyOf(allowed)).toBe("hello");
@@ -115,7 +98,7 @@ describe.skipIf(!node)("bundled gate under node", () => {
     } finally {
       child.kill("SIGKILL");
     }
-    expect(stderr).not.toContain("unexpected");
+    expect(output.stderr).not.toContain("unexpected");
   });
 
   test("a bad config exits non-zero with the reason on stderr", async () => {

@@ -13,7 +13,7 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EGRESS_READY_LINE, type EgressConfig } from "../../../../lib/gates/egress/config.ts";
-import { baseConfig, freePort, readAudit, waitFor } from "./helpers.ts";
+import { baseConfig, bundleForNode, freePort, readAudit, spawnCollecting, waitFor } from "./helpers.ts";
 
 const node = Bun.which("node");
 const cc = Bun.which("cc") ?? Bun.which("gcc") ?? Bun.which("tcc");
@@ -50,9 +50,7 @@ describe.skipIf(!node || !cc)("bulk downloads through bottle-splice in the gate 
     helper = join(dir, "helper.sh");
     writeFileSync(helper, `#!/bin/sh\necho $$ >> '${spawnLog}'\nexec '${real}' "$@"\n`);
     chmodSync(helper, 0o755);
-    const result = await Bun.build({ entrypoints: [join(import.meta.dir, "splice-gate-entry.ts")], target: "node", format: "esm", outdir: dir, naming: "gate.mjs" });
-    if (!result.success) throw new Error(result.logs.map(String).join("\n"));
-    bundle = join(dir, "gate.mjs");
+    bundle = await bundleForNode(join(import.meta.dir, "splice-gate-entry.ts"), dir);
 
     httpServer = http.createServer((req, res) => {
       const size = Number(new URL(req.url ?? "/", "http://x").searchParams.get("bytes") ?? BIG.length);
@@ -125,13 +123,9 @@ describe.skipIf(!node || !cc)("bulk downloads through bottle-splice in the gate 
     const configPath = join(gateDir, "egress.json");
     writeFileSync(configPath, JSON.stringify(config));
     const argv = [node ?? "node", bundle, configPath, copiers.helper ?? helper, String(MB), String(copiers.maxRunning ?? 64)];
-    const child = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
-    let stdout = "";
-    void (async () => {
-      for await (const chunk of child.stdout) stdout += new TextDecoder().decode(chunk);
-    })();
+    const { child, output } = spawnCollecting(argv);
     try {
-      await waitFor(() => stdout.includes(EGRESS_READY_LINE) || child.exitCode !== null, 15_000);
+      await waitFor(() => output.stdout.includes(EGRESS_READY_LINE) || child.exitCode !== null, 15_000);
       expect(child.exitCode).toBeNull();
       await body(proxyPort, config.auditLog);
     } finally {
