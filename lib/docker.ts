@@ -98,6 +98,22 @@ export function dockerFailureError(kind: DockerFailure, details?: string): Bottl
   return new BottleError(message, { fix, details });
 }
 
+export interface ImageInfo {
+  id: string;
+  labels: Record<string, string>;
+  size: number;
+}
+
+interface RawImage {
+  Id: string;
+  Size?: number;
+  Config?: { Labels?: Record<string, string> | null };
+}
+
+function imageInfo(raw: RawImage): ImageInfo {
+  return { id: raw.Id, labels: raw.Config?.Labels ?? {}, size: raw.Size ?? 0 };
+}
+
 function parseJsonLines<T>(text: string): T[] {
   return text
     .split("\n")
@@ -199,11 +215,21 @@ export class Docker {
 
   // ---- images ----
 
-  async imageInspect(ref: string): Promise<{ id: string; labels: Record<string, string>; size: number } | undefined> {
+  async imageInspect(ref: string): Promise<ImageInfo | undefined> {
     const out = await this.run(["image", "inspect", "--format", "{{json .}}", ref], { check: false });
     if (out.exitCode !== 0) return undefined;
-    const parsed = JSON.parse(out.stdout) as { Id: string; Size?: number; Config?: { Labels?: Record<string, string> | null } };
-    return { id: parsed.Id, labels: parsed.Config?.Labels ?? {}, size: parsed.Size ?? 0 };
+    return imageInfo(JSON.parse(out.stdout) as RawImage);
+  }
+
+  /**
+   * Several images in one call, in the order asked. When one is missing the
+   * CLI skips it in its output, so then each is asked on its own.
+   */
+  async imagesInspect(refs: string[]): Promise<(ImageInfo | undefined)[]> {
+    const out = await this.run(["image", "inspect", "--format", "{{json .}}", ...refs], { check: false });
+    const found = out.exitCode === 0 ? parseJsonLines<RawImage>(out.stdout) : [];
+    if (found.length === refs.length) return found.map(imageInfo);
+    return Promise.all(refs.map((ref) => this.imageInspect(ref)));
   }
 
   /** `force: false` keeps an image that is still tagged elsewhere or used by a container. */

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { assets } from "./assets.ts";
 import { collectCertificates, extraCaBundlesFromEnv } from "./ca-certs.ts";
-import type { Docker } from "./docker.ts";
+import type { Docker, ImageInfo } from "./docker.ts";
 import { BottleError } from "./errors.ts";
 import { withLock } from "./lock.ts";
 import { log } from "./log.ts";
@@ -22,7 +22,7 @@ export const DEFAULT_BASE_IMAGE =
   "debian:trixie-slim@sha256:a29215f6a35e51e22adffa17f89e9d2ef06214e64a2bad10d765c46aea49f11f";
 export const CLAUDE_CODE_VERSION = "2.1.332";
 export const HASH_LABEL = "bottle.hash";
-/** The base the image was built on (`ref@id`, see baseInput); images built on it inherit it. */
+/** The base the image was built on (`ref@id`, see plannedImages); images built on it inherit it. */
 export const BASE_LABEL = "bottle.base";
 
 export type ImageKind = "agent" | "gate" | "custom" | "plumbing";
@@ -35,7 +35,7 @@ export interface ImageSpec {
   buildArgs: Record<string, string>;
   /** Extra inputs that change the image without being files (e.g. the agent image a custom one builds on). */
   inputs: string[];
-  /** The base as found locally (baseInput): recorded in BASE_LABEL, checked rather than hashed. */
+  /** The base as found locally (plannedImages): recorded in BASE_LABEL, checked rather than hashed. */
   base?: string;
   /** A user context dir (custom layers), hashed by path, size and mtime. */
   contextDir?: string;
@@ -106,11 +106,16 @@ export function caCertFiles(extraPaths: string[], env: Env = process.env, dir = 
   return files;
 }
 
-/** The base image's id when present locally, so a re-imported base rebuilds. */
-export async function baseInput(docker: Docker, env: Env): Promise<string> {
-  const base = baseImage(env);
-  const inspected = await docker.imageInspect(base);
-  return `${base}@${inspected?.id ?? "remote"}`;
+/**
+ * Planning's image questions in one docker call: the base (`ref@id`, its id
+ * when present locally, so a re-imported base rebuilds), and which of `refs`
+ * are missing or not current (see imageCurrent).
+ */
+export async function plannedImages(docker: Docker, refs: ImageRef[], env: Env): Promise<{ base: string; missing: string[] }> {
+  const baseRef = baseImage(env);
+  const [inspectedBase, ...images] = await docker.imagesInspect([baseRef, ...refs.map((ref) => ref.tag)]);
+  const base = `${baseRef}@${inspectedBase?.id ?? "remote"}`;
+  return { base, missing: refs.filter((_, i) => !builtOn(images[i], base)).map((ref) => ref.tag) };
 }
 
 /** The CA certificate context files of both images (the build's, the bottle's): read once per plan. */
@@ -118,7 +123,7 @@ export function caContextFiles(caCerts: string[], env: Env = process.env): Recor
   return { ...caCertFiles([], env, "build-ca"), ...caCertFiles(caCerts, env) };
 }
 
-/** `ca`: caContextFiles. The base (baseInput) is added once known: builds label it, tags do not hash it. */
+/** `ca`: caContextFiles. The base (plannedImages) is added once known: builds label it, tags do not hash it. */
 export function agentImageSpec(ca: Record<string, string>, env: Env = process.env): ImageSpec {
   return {
     kind: "agent",
@@ -172,10 +177,8 @@ export function customImageSpec(agent: ImageRef, dockerfilePath: string): ImageS
   };
 }
 
-type Inspected = Awaited<ReturnType<Docker["imageInspect"]>>;
-
 /** Built on `base` (when one is named; custom images inherit the agent image's label). */
-function builtOn(image: Inspected, base: string | undefined): boolean {
+function builtOn(image: ImageInfo | undefined, base: string | undefined): boolean {
   return image !== undefined && (base === undefined || image.labels[BASE_LABEL] === base);
 }
 

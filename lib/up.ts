@@ -42,12 +42,11 @@ import { sshPlan, sshPublicKeys } from "./gates/ssh/config.ts";
 import { readSshHosts, startAgentRelay } from "./gates/ssh/host.ts";
 import {
   agentImageSpec,
-  baseInput,
   caContextFiles,
   customImageSpec,
   ensureImage,
   gateImageSpec,
-  imageCurrent,
+  plannedImages,
   imageRef,
   type ImageRef,
   type ImageSpec,
@@ -148,15 +147,14 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
   if (!/^[a-z0-9][a-z0-9_.-]*$/.test(base))
     throw new BottleError(`invalid bottle name "${base}"`, { fix: "use lower-case letters, digits, '-', '_' or '.' with --name" });
 
-  // The docker queries planning needs, in one round: the base, the images'
-  // tags (hashed without the base, whose id is checked on their label), names taken, runtimes.
-  const baseQuery = baseInput(docker, options.env);
+  // The docker queries planning needs, in one round: names taken, runtimes,
+  // then (once hashed) the images' tags with the base, whose id is checked on their label.
   // gVisor is a container runtime; a VM does not use one. Only its registration is asked now; the probe waits for the launch.
   const runtimeChosen = backend === "smolmachines" ? Promise.resolve("runc" as const) : chooseRuntime(docker);
   // Asked before the tags are hashed (a few ms of CPU), so this query runs meanwhile.
   const containersListed = listBottleContainers(docker, { scope: "all" });
   // If reading the CA files below throws, these must not end as unhandled rejections.
-  for (const query of [baseQuery, runtimeChosen, containersListed]) query.catch(() => undefined);
+  for (const query of [runtimeChosen, containersListed]) query.catch(() => undefined);
   const ca = caContextFiles(resolved.bottle.caCerts, options.env);
   const agentSpec = agentImageSpec(ca, options.env);
   const gateSpec = gateImageSpec(ca, options.env);
@@ -165,12 +163,8 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
   const customSpec = resolved.bottle.image ? customImageSpec(agentRef, resolved.bottle.image.dockerfile) : undefined;
   const customRef = customSpec ? imageRef(customSpec) : undefined;
   const refs = [agentRef, gateRef, ...(customRef ? [customRef] : [])];
-  const imagesPlanned = Promise.all([baseQuery, ...refs.map((ref) => imageCurrent(docker, ref, baseQuery))]).then(([base, ...present]) => ({
-    base,
-    missingImages: refs.filter((_, i) => !present[i]).map((ref) => ref.tag),
-  }));
-  const [images, containers, runtime] = await Promise.all([imagesPlanned, containersListed, runtimeChosen]);
-  const { missingImages } = images;
+  const [images, containers, runtime] = await Promise.all([plannedImages(docker, refs, options.env), containersListed, runtimeChosen]);
+  const missingImages = images.missing;
   // Builds record the base found on their label (it is not part of their tags).
   const withBase = (spec: ImageSpec): ImageSpec => ({ ...spec, base: images.base });
   const nameBase = `bottle-${base.replace(/^bottle-/, "")}`;

@@ -17,6 +17,7 @@ import {
   imageHash,
   imageRef,
   npmRegistry,
+  plannedImages,
 } from "../../lib/images.ts";
 import { cleanupTempDirs, tempDir } from "../helpers/unit.ts";
 
@@ -272,5 +273,42 @@ describe("imageCurrent / ensureImage: the base is a label, not part of the tag",
     expect(build[build.indexOf("--tag") + 1]).toBe(ref.tag);
     // The old image, now untagged, is removed without --force (a running bottle or another tag keeps it).
     expect(exec.calls.at(-1)!.argv).toEqual(["docker", "image", "rm", "sha256:img"]);
+  });
+});
+
+describe("plannedImages: planning's image questions in one docker call", () => {
+  const env = { BOTTLE_BASE_IMAGE: "debian:trixie-slim" };
+  const agent: ImageRef = { kind: "agent", tag: "bottle-agent:aaa", hash: "aaa" };
+  const gate: ImageRef = { kind: "gate", tag: "bottle-gate:ggg", hash: "ggg" };
+  /** A docker holding `images` (tag → base label), answering a multi-ref inspect as the CLI does. */
+  function engine(images: Record<string, string | undefined>) {
+    const exec = recordingExec((argv) => {
+      if (argv[1] !== "image" || argv[2] !== "inspect") return undefined;
+      const refs = argv.slice(5);
+      const found = refs.filter((ref) => ref in images);
+      const lines = found.map((ref) => JSON.stringify({ Id: `sha256:${ref}`, Config: { Labels: images[ref] ? { [BASE_LABEL]: images[ref] } : null } }));
+      const missing = refs.filter((ref) => !(ref in images));
+      return { stdout: lines.map((line) => `${line}\n`).join(""), stderr: missing.map((ref) => `Error: No such image: ${ref}\n`).join(""), exitCode: missing.length ? 1 : 0 };
+    });
+    return { exec, docker: new Docker(exec, "docker") };
+  }
+
+  test("all present and current: one call, the base with its id, nothing missing", async () => {
+    const base = "debian:trixie-slim@sha256:debian:trixie-slim";
+    const { exec, docker } = engine({ "debian:trixie-slim": undefined, [agent.tag]: base, [gate.tag]: base });
+    expect(await plannedImages(docker, [agent, gate], env)).toEqual({ base, missing: [] });
+    expect(exec.calls.map((call) => call.argv)).toEqual([["docker", "image", "inspect", "--format", "{{json .}}", "debian:trixie-slim", agent.tag, gate.tag]]);
+  });
+
+  test("one missing: each is asked on its own, so the answers cannot shift onto the wrong image", async () => {
+    const base = "debian:trixie-slim@sha256:debian:trixie-slim";
+    const { exec, docker } = engine({ "debian:trixie-slim": undefined, [gate.tag]: base });
+    expect(await plannedImages(docker, [agent, gate], env)).toEqual({ base, missing: [agent.tag] });
+    expect(exec.calls).toHaveLength(4);
+  });
+
+  test("no base locally, and an image built on another base, are both rebuilt", async () => {
+    const { docker } = engine({ [agent.tag]: "debian:trixie-slim@sha256:old", [gate.tag]: "debian:trixie-slim@remote" });
+    expect(await plannedImages(docker, [agent, gate], env)).toEqual({ base: "debian:trixie-slim@remote", missing: [agent.tag] });
   });
 });
