@@ -1,10 +1,13 @@
 #!/bin/sh
-# Starts the gate daemons. Their config was copied in with `docker cp`
-# before start. The git gate (only when the bottle has git remotes) starts
-# git daemon in the background first, then the SSH gate (only when the bottle
-# lists SSH hosts) its ssh-agent and forwarders; the egress gate exits the
-# container if it dies, and its ready line comes last.
+# Starts the gate daemons. The launch streams their config on stdin, as a
+# tar of /etc/bottle (root-only files), while it starts the gate attached: a
+# gate started again already has it. The git gate (only when the bottle has
+# git remotes) starts git daemon in the background first, then the SSH gate
+# (only when the bottle lists SSH hosts) its ssh-agent and forwarders; the
+# egress gate exits the container if it dies, and its ready line comes last.
 set -e
+if [ ! -e /etc/bottle/egress.json ]; then tar -x -C / -f -; fi
+exec </dev/null
 if [ -x /etc/bottle/git/start ]; then /etc/bottle/git/start; fi
 if [ -x /etc/bottle/ssh/start ]; then /etc/bottle/ssh/start; fi
 exec node /opt/bottle/egress-gate.mjs /etc/bottle/egress.json

@@ -1,5 +1,5 @@
 import { BottleError } from "./errors.ts";
-import { CommandError, type Exec, type RunResult, type Stdin } from "./exec.ts";
+import { CommandError, stderrTail, type Exec, type RunResult, type Stdin } from "./exec.ts";
 
 /** Typed wrappers over the docker CLI; every call goes through `Exec`. */
 
@@ -38,6 +38,8 @@ export interface ContainerSpec {
   tmpfs?: string[];
   publish?: string[];
   sysctls?: Record<string, string>;
+  /** Keep stdin open for one attach (`--interactive`): `startAttached` feeds it. */
+  interactive?: boolean;
 }
 
 export interface ContainerSummary {
@@ -164,8 +166,19 @@ export function containerArgs(spec: ContainerSpec): string[] {
   for (const tmpfs of spec.tmpfs ?? []) args.push("--tmpfs", tmpfs);
   for (const publish of spec.publish ?? []) args.push("--publish", publish);
   for (const [key, value] of Object.entries(spec.sysctls ?? {})) args.push("--sysctl", `${key}=${value}`);
+  if (spec.interactive) args.push("--interactive");
   args.push(spec.image, ...(spec.command ?? []));
   return args;
+}
+
+/** A container that never printed its ready line: what it printed last is in the message, where it is seen. */
+function notReady(container: string, output: string, timedOutMs?: number): BottleError {
+  const tail = stderrTail(output, 8);
+  const what = timedOutMs === undefined ? `${container} stopped before it was ready` : `${container} did not become ready within ${timedOutMs / 1000}s`;
+  return new BottleError(tail ? `${what}; its last output:\n${tail.replace(/^/gm, "    ")}` : what, {
+    fix: "run `bottle doctor`; `--verbose` shows the docker commands",
+    details: output,
+  });
 }
 
 export class Docker {
@@ -343,14 +356,29 @@ export class Docker {
 
   /** Resolve once the container's output shows `pattern` (no polling); throws on exit or timeout. */
   async waitForLog(container: string, pattern: string, timeoutMs: number): Promise<void> {
-    const found = await this.exec.waitForOutput([this.binary, "logs", "--follow", container], pattern, timeoutMs);
-    if (!found) {
+    const { line } = await this.exec.waitForOutput([this.binary, "logs", "--follow", container], pattern, timeoutMs);
+    if (line === undefined) {
       const logs = await this.run(["logs", "--tail", "20", container], { check: false });
-      throw new BottleError(`${container} did not become ready within ${timeoutMs / 1000}s`, {
-        fix: "run `bottle doctor`; the container's last output follows",
-        details: `${logs.stdout}${logs.stderr}`,
-      });
+      throw notReady(container, `${logs.stdout}${logs.stderr}`, timeoutMs);
     }
+  }
+
+  /**
+   * Start a container created with `interactive`, attached: `stdin` is its
+   * input (then closed), and the first line of its output holding `pattern`
+   * is returned, when the attached CLI is stopped (the container runs on).
+   * One docker call where a copy, a start and a log follow would be three.
+   * Throws, with what it printed, when it exits first or times out.
+   */
+  async startAttached(container: string, options: { stdin: Stdin; pattern: string; timeoutMs: number }): Promise<string> {
+    const argv = [this.binary, "start", "--attach", "--interactive", container];
+    const { line, output, timedOut } = await this.exec.waitForOutput(argv, options.pattern, options.timeoutMs, { stdin: options.stdin });
+    if (line === undefined) {
+      const kind = classifyDockerFailure(output);
+      if (kind) throw dockerFailureError(kind, output);
+      throw notReady(container, output, timedOut ? options.timeoutMs : undefined);
+    }
+    return line;
   }
 
   /** `docker cp`; either side may be `container:path`. */

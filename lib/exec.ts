@@ -36,6 +36,16 @@ export interface RunResult {
   stderr: string;
 }
 
+/** What `waitForOutput` saw. */
+export interface OutputWait {
+  /** The first line holding the pattern; undefined when the process ended or the time ran out first. */
+  line?: string;
+  /** The tail of what it printed on either stream (for an error message). */
+  output: string;
+  /** The time ran out (rather than the process ending without the pattern). */
+  timedOut?: boolean;
+}
+
 export interface InteractiveOptions {
   cwd?: string;
   env?: Record<string, string | undefined>;
@@ -48,8 +58,11 @@ export interface Exec {
   interactive(argv: string[], options?: InteractiveOptions): Promise<number>;
   /** Whether stdin and stdout are both terminals (decides `docker -t`). */
   isTerminal(): boolean;
-  /** Run until a line of its output contains `pattern` (then stop it): true; false on exit or timeout. */
-  waitForOutput(argv: string[], pattern: string, timeoutMs: number): Promise<boolean>;
+  /**
+   * Run until a line of its output contains `pattern`, then stop it (SIGKILL).
+   * `stdin` is written, then closed, as with `run`.
+   */
+  waitForOutput(argv: string[], pattern: string, timeoutMs: number, options?: { stdin?: Stdin }): Promise<OutputWait>;
 }
 
 /** A failed command: names the command and shows the tail of its stderr. */
@@ -82,6 +95,17 @@ export function signalExitCode(signal: string | number | null | undefined): numb
   return number === undefined ? 1 : 128 + number;
 }
 
+/** Write the input once it settles, then close; a child that exits without reading it is not an error here. */
+async function feedStdin(sink: { write(chunk: string | Uint8Array): unknown; end(): unknown }, stdin: Stdin): Promise<void> {
+  const input = await stdinInput(stdin);
+  try {
+    if (input !== undefined) sink.write(input);
+    await sink.end();
+  } catch {
+    // The child exited without reading it: its exit code or output tells what happened.
+  }
+}
+
 function childEnv(extra?: Record<string, string | undefined>): Record<string, string | undefined> | undefined {
   return extra ? { ...process.env, ...extra } : undefined;
 }
@@ -98,15 +122,7 @@ export const realExec: Exec = {
     });
     // Read both pipes concurrently so a chatty stderr cannot block stdout.
     const reading = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-    if (options.stdin !== undefined && proc.stdin) {
-      const input = await stdinInput(options.stdin);
-      try {
-        if (input !== undefined) proc.stdin.write(input);
-        await proc.stdin.end();
-      } catch {
-        // The child exited without reading it: its exit code tells what happened.
-      }
-    }
+    if (options.stdin !== undefined && proc.stdin) await feedStdin(proc.stdin, options.stdin);
     // On timeout stop waiting for the pipes too: a grandchild may keep them open.
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<"timeout">((resolve) => {
@@ -159,28 +175,38 @@ export const realExec: Exec = {
     return Boolean(process.stdin.isTTY && process.stdout.isTTY);
   },
 
-  async waitForOutput(argv, pattern, timeoutMs) {
+  async waitForOutput(argv, pattern, timeoutMs, options = {}) {
     log.debug(`$ ${describeArgv(argv, 40)}  (until "${pattern}")`);
-    const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-    const watch = async (stream: ReadableStream<Uint8Array>): Promise<boolean> => {
+    const proc = Bun.spawn(argv, { stdin: options.stdin === undefined ? "ignore" : "pipe", stdout: "pipe", stderr: "pipe" });
+    if (options.stdin !== undefined && proc.stdin) void feedStdin(proc.stdin, options.stdin);
+    let output = "";
+    // The first complete line holding the pattern (or the last, unterminated one at the end).
+    const watch = async (stream: ReadableStream<Uint8Array>): Promise<string | undefined> => {
       const decoder = new TextDecoder();
-      let seen = "";
+      let pending = "";
       for await (const chunk of stream) {
-        seen = (seen + decoder.decode(chunk, { stream: true })).slice(-4096);
-        if (seen.includes(pattern)) return true;
+        const text = decoder.decode(chunk, { stream: true });
+        output = (output + text).slice(-OUTPUT_TAIL);
+        pending += text;
+        for (let end = pending.indexOf("\n"); end !== -1; end = pending.indexOf("\n")) {
+          const line = pending.slice(0, end);
+          pending = pending.slice(end + 1);
+          if (line.includes(pattern)) return line;
+        }
+        pending = pending.slice(-OUTPUT_TAIL);
       }
-      return false;
+      return pending.includes(pattern) ? pending : undefined;
     };
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      // True as soon as either stream shows the pattern; false when both end without it, or on timeout.
-      return await new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
+      // As soon as either stream shows the pattern; no line when both end without it, or on timeout.
+      return await new Promise<OutputWait>((resolve) => {
+        timer = setTimeout(() => resolve({ output, timedOut: true }), timeoutMs);
         let ended = 0;
         for (const stream of [proc.stdout, proc.stderr]) {
           void watch(stream).then((hit) => {
-            if (hit) resolve(true);
-            else if (++ended === 2) resolve(false);
+            if (hit !== undefined) resolve({ line: hit, output });
+            else if (++ended === 2) resolve({ output });
           });
         }
       });
@@ -190,6 +216,9 @@ export const realExec: Exec = {
     }
   },
 };
+
+/** How much of a waited-for process's output is kept for an error message. */
+const OUTPUT_TAIL = 8192;
 
 /** A recorded call, for unit tests. */
 export interface RecordedCall {
@@ -229,9 +258,13 @@ export function recordingExec(responder: Responder = () => undefined, terminal =
     isTerminal() {
       return terminal;
     },
-    async waitForOutput(argv) {
-      calls.push({ argv, interactive: false });
-      return (responder(argv)?.exitCode ?? 0) === 0;
+    // The answer's stdout is the output; a failing answer never shows the pattern.
+    async waitForOutput(argv, pattern, _timeoutMs, options = {}) {
+      calls.push({ argv, options: options.stdin === undefined ? options : { stdin: await stdinInput(options.stdin) }, interactive: false });
+      const answer = responder(argv) ?? {};
+      const output = `${answer.stdout ?? ""}${answer.stderr ?? ""}`;
+      if ((answer.exitCode ?? 0) !== 0) return { output };
+      return { line: (answer.stdout ?? "").split("\n").find((line) => line.includes(pattern)) ?? pattern, output };
     },
   };
 }

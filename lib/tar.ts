@@ -1,7 +1,8 @@
 /**
  * A minimal ustar writer: provisioning builds one archive in memory and
- * streams it into the bottle with `docker cp -a -` (ownership and modes come
- * from the headers, so no root step runs inside the bottle).
+ * streams it into the bottle with `docker cp -` (ownership and modes come
+ * from the headers, so no root step runs inside the bottle); the gate's
+ * config travels the same way on the gate's stdin, read by its entrypoint.
  */
 
 export interface TarEntry {

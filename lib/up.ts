@@ -277,7 +277,8 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
 
   /**
    * The bottle's files in one archive: passwd, the gate's CA (credential
-   * routes only: the gate makes it as it starts, so that waits for `ready`),
+   * routes only: the gate makes it as it starts, so that waits for `ready`,
+   * the gate's readiness),
    * env, prompt, skills, a copied workspace; then the SSH agent relay.
    */
   const provision = async (target: Docker, launched: Plan, ready: Promise<unknown>): Promise<void> => {
@@ -336,8 +337,7 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
           : // The self-test and provisioning start while the gate comes up (the self-test gets its address once the gate is ready).
             await launchDocker(docker, plan, {
               ...launch,
-              checks: (gate, ready) =>
-                settleAll([verifyEgressPolicy(docker, launched, Promise.all([gate, ready]).then(([g]) => g.gateEgressIp)), provision(docker, launched, ready)]),
+              checks: (gate) => settleAll([verifyEgressPolicy(docker, launched, gate.then((g) => g.gateEgressIp)), provision(docker, launched, gate)]),
             }));
         break;
       } catch (error) {

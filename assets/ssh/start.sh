@@ -3,7 +3,7 @@
 # before the egress gate): an ssh-agent holding only this bottle's keys, on
 # a socket only root can reach, and the SSH gate daemon (Node.js) with one
 # forwarder per listed host and the filtered agent port, on the bottle
-# network's address only. Files (root-only, copied in before start):
+# network's address only. Files (root-only, read from stdin before start):
 #   /etc/bottle/ssh/ssh.json      hosts, ports, pinned host keys, log path
 #   /etc/bottle/ssh/keys/N        the private key of host N (0600)
 #   /etc/bottle/ssh/ssh-gate.mjs  the daemon

@@ -5,7 +5,7 @@ import type { ContainerSpec, Docker, NetworkInspect } from "../docker.ts";
 import { BottleError } from "../errors.ts";
 import { proxyEnvironment } from "../proxy-env.ts";
 import { custodyGateFiles } from "../gates/custody/index.ts";
-import { EGRESS_READY_LINE, egressGateConfig } from "../gates/egress-config.ts";
+import { EGRESS_READY_LINE, egressGateConfig, readyLineAddresses } from "../gates/egress-config.ts";
 import { gitGateConfig, gitGateEntries, type GitGateRemote } from "../gates/git/config.ts";
 import { sshGateConfig, sshGateEntries, type SshGateHost } from "../gates/ssh/config.ts";
 import { log } from "../log.ts";
@@ -112,6 +112,8 @@ export function gateContainerSpec(plan: Plan, labels: Record<string, string>, lo
     pidsLimit: 512,
     // The gate joins two networks; it must never route packets between them.
     sysctls: { "net.ipv4.ip_forward": "0", "net.ipv4.conf.all.forwarding": "0" },
+    // Its config arrives on stdin (see startAttached).
+    interactive: true,
   };
 }
 
@@ -157,10 +159,10 @@ export interface LaunchOptions {
   created: Created;
   /**
    * The docker backend's launch self-test and provisioning: run once the
-   * bottle runs, while the gate starts (`gate`: its addresses once it runs;
-   * `ready`: its ready line, for what needs the gate's daemons up).
+   * bottle runs, while the gate starts (`gate`: its addresses once it is
+   * ready, its daemons up).
    */
-  checks?: (gate: Promise<GateAddresses>, ready: Promise<void>) => Promise<unknown>;
+  checks?: (gate: Promise<GateAddresses>) => Promise<unknown>;
 }
 
 /** The gate's addresses: where its listeners bind (the `gate` alias) and on the egress network. */
@@ -212,8 +214,8 @@ export async function createInternalNetwork(
 }
 
 /**
- * The gate both backends share: networks, the gate container with its
- * config (egress, custody, git and SSH gates) copied in, start, ready.
+ * The gate both backends share: networks, the gate container started with
+ * its config (egress, custody, git and SSH gates) on stdin, ready.
  * Everything created is recorded in `created` as soon as it exists, so a
  * failure half-way can be undone by `teardownDocker`.
  */
@@ -235,15 +237,15 @@ export async function launchGate(docker: Docker, plan: Plan, options: LaunchOpti
   });
   // The bottle needs only the internal network (so does the gate's create; its config and egress side wait for the egress one).
   const bottleUp = internal.then((addresses) => (addresses && launch.alongside ? launch.alongside(addresses) : undefined));
-  const started = startGate(docker, plan, options, { publish: launch.publish, internal, egress, known });
-  const ready = started.then(() => docker.waitForLog(plan.containers.gate, EGRESS_READY_LINE, GATE_READY_TIMEOUT_MS));
+  // Resolves once the gate is ready (its listeners are up).
+  const ready = startGate(docker, plan, options, { publish: launch.publish, internal, egress, known });
   const { checks } = options;
-  const checked = checks ? bottleUp.then(() => checks(started, ready)) : Promise.resolve();
-  const [addresses] = await settleAll([started, bottleUp, ready, checked, internal, egress]);
+  const checked = checks ? bottleUp.then(() => checks(ready)) : Promise.resolve();
+  const [addresses] = await settleAll([ready, bottleUp, checked, internal, egress]);
   return addresses;
 }
 
-/** Create, configure and start the gate container (its daemons then come up). */
+/** Create, configure and start the gate container; resolves once its daemons are up. */
 async function startGate(
   docker: Docker,
   plan: Plan,
@@ -285,20 +287,29 @@ async function startGate(
   files.push(...gitGateEntries(gitGateConfig(plan.name, plan.git?.port), options.git ?? []));
   // The SSH gate: its keys (root-only), pinned host keys and daemon; its start script loads the agent.
   if (plan.ssh?.hosts.length) files.push(...sshGateEntries(sshGateConfig(plan.name, plan.ssh), options.ssh ?? []));
-  await settleAll([
-    docker.copyArchiveIn(plan.containers.gate, "/", createTar(files)),
-    internal
-      ? where.egress
-          .then(() => docker.networkConnect(plan.networks.egress, plan.containers.gate))
-          .then(() => (created.joined ??= []).push({ network: plan.networks.egress, container: plan.containers.gate }))
-      : Promise.resolve(),
-  ]);
-  await docker.start(plan.containers.gate);
-  // The egress address is Docker's choice, known once the gate runs.
-  const gate = await docker.containerInspect(plan.containers.gate);
-  const gateEgressIp = gate?.NetworkSettings.Networks[plan.networks.egress]?.IPAddress;
-  const gateIp = internal ? internal.gate : gateEgressIp;
-  if (!gateIp || !gateEgressIp) throw new BottleError(`the gate ${plan.containers.gate} is missing an address on its networks`);
+  if (internal)
+    await where.egress
+      .then(() => docker.networkConnect(plan.networks.egress, plan.containers.gate))
+      .then(() => (created.joined ??= []).push({ network: plan.networks.egress, container: plan.containers.gate }));
+  // The config goes in on the gate's stdin as it starts (no `docker cp`), and
+  // its ready line names its addresses (no `docker inspect`).
+  const ready = await docker.startAttached(plan.containers.gate, { stdin: createTar(files), pattern: EGRESS_READY_LINE, timeoutMs: GATE_READY_TIMEOUT_MS });
+  return gateAddresses(ready, internal?.gate, plan.containers.gate);
+}
+
+/**
+ * The gate's addresses from its ready line: on the internal network it was
+ * given one; the other is the egress network's (Docker's choice). A VM's gate
+ * is on the egress network only.
+ */
+export function gateAddresses(readyLine: string, internalIp: string | undefined, gate: string): GateAddresses {
+  const addresses = readyLineAddresses(readyLine);
+  const gateEgressIp = addresses.find((address) => address !== internalIp);
+  const gateIp = internalIp ?? gateEgressIp;
+  if (!gateIp || !gateEgressIp || (internalIp && !addresses.includes(internalIp)))
+    throw new BottleError(`the gate ${gate} is missing an address on its networks (it reported: ${addresses.join(" ") || "none"})`, {
+      fix: "run `bottle doctor`, then the launch again",
+    });
   return { gateIp, gateEgressIp };
 }
 

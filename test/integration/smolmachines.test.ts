@@ -88,9 +88,9 @@ describeDocker("smolmachines prepare: image → registry → crane → pack", ()
         return realExec.interactive(argv, options);
       },
       isTerminal: () => realExec.isTerminal(),
-      waitForOutput: (argv, pattern, timeoutMs) => {
+      waitForOutput: (argv, pattern, timeoutMs, options) => {
         calls.push(argv);
-        return realExec.waitForOutput(argv, pattern, timeoutMs);
+        return realExec.waitForOutput(argv, pattern, timeoutMs, options);
       },
     };
   }

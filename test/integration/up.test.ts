@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { chownSync, existsSync, readdirSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { makeSandbox, runBottle, spawnBottle, writeFile, type Sandbox } from "../helpers/cli.ts";
 import { describeDocker, docker, objectsWithLabel, uniqueId, removeLabelled } from "../helpers/docker.ts";
@@ -70,6 +70,19 @@ describeDocker("bottle up on docker", () => {
     expect(out.exitCode).toBe(7);
     expect(out.stderr).toContain("to-stderr");
     expect(leftovers(agent)).toEqual({ containers: [], networks: [] });
+  });
+
+  test("a gate that dies as it starts (its config never arrives) fails the launch with its own output, and leaves nothing", async () => {
+    // The real engine, with the gate's stdin (its config) cut off on the way.
+    const wrapper = join(sandbox.home, "docker-without-gate-config");
+    writeFile(wrapper, `#!/bin/sh\nif [ "$1" = start ] && [ "$2" = --attach ]; then exec docker "$@" </dev/null; fi\nexec docker "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    const out = await runBottle(sandbox, ["up", agent, "--yes", "--", "true"], { env: { BOTTLE_DOCKER: wrapper } });
+    expect(out.exitCode).toBe(1);
+    // The gate's own words (tar's, here) are in the error.
+    expect(out.stderr).toContain(`bottle: bottle-${agent}-gate stopped before it was ready; its last output:\n    tar: This does not look like a tar archive`);
+    expect(leftovers(agent)).toEqual({ containers: [], networks: [] });
+    expect(stateDirs(sandbox)).toEqual([]);
   });
 
   test("no TTY and no --yes is an error that says what to pass, and nothing is created", async () => {

@@ -4,11 +4,13 @@ import { afterAll, describe, expect, test } from "bun:test";
 import {
   bottleContainerSpec,
   bottleLabels,
+  gateAddresses,
   gateContainerSpec,
   isNameConflict,
   listBottleObjects,
 } from "../../lib/backends/docker.ts";
 import { Docker } from "../../lib/docker.ts";
+import { EGRESS_READY_LINE, egressReadyLine, readyLineAddresses } from "../../lib/gates/egress/config.ts";
 import { recordingExec } from "../../lib/exec.ts";
 import { LABELS } from "../../lib/plan.ts";
 import { selfTestProblems, selfTestScript } from "../../lib/selftest.ts";
@@ -64,6 +66,23 @@ describe("the gate container", () => {
     expect(spec.capAdd).toEqual(["NET_BIND_SERVICE"]);
     expect(spec.networkAliases).toEqual(["gate"]);
     expect(spec.mounts).toEqual([{ source: "/state/logs", target: "/var/log/bottle" }]);
+    // Its config arrives on stdin as it starts.
+    expect(spec.interactive).toBe(true);
+  });
+
+  test("its addresses come from its ready line: the given internal one, and the other one is the egress network's", () => {
+    const line = egressReadyLine(["198.18.4.2", "172.22.0.5"]).trimEnd();
+    expect(gateAddresses(line, "198.18.4.2", "g")).toEqual({ gateIp: "198.18.4.2", gateEgressIp: "172.22.0.5" });
+    expect(gateAddresses(egressReadyLine(["172.22.0.5", "198.18.4.2"]), "198.18.4.2", "g")).toEqual({ gateIp: "198.18.4.2", gateEgressIp: "172.22.0.5" });
+    // A VM's gate is on the egress network only.
+    expect(gateAddresses(egressReadyLine(["172.22.0.5"]), undefined, "g")).toEqual({ gateIp: "172.22.0.5", gateEgressIp: "172.22.0.5" });
+  });
+
+  test("a ready line without the expected addresses stops the launch", () => {
+    expect(() => gateAddresses(egressReadyLine(["198.18.4.2"]), "198.18.4.2", "g")).toThrow("the gate g is missing an address on its networks (it reported: 198.18.4.2)");
+    expect(() => gateAddresses(egressReadyLine(["172.22.0.5"]), "198.18.4.2", "g")).toThrow(/missing an address/);
+    expect(() => gateAddresses(EGRESS_READY_LINE, undefined, "g")).toThrow(/reported: none/);
+    expect(readyLineAddresses("egress gate ready fe80::1 10.0.0.2 junk")).toEqual(["10.0.0.2"]);
   });
 });
 

@@ -89,6 +89,7 @@ describe("containerArgs", () => {
       tmpfs: ["/tmp:rw,size=64m"],
       publish: ["127.0.0.1:8080:80", "9000"],
       sysctls: { "net.ipv6.conf.all.disable_ipv6": "1" },
+      interactive: true,
       command: ["sleep", "infinity"],
     };
     expect(containerArgs(spec)).toEqual([
@@ -122,6 +123,7 @@ describe("containerArgs", () => {
       "--publish", "127.0.0.1:8080:80",
       "--publish", "9000",
       "--sysctl", "net.ipv6.conf.all.disable_ipv6=1",
+      "--interactive",
       "bottle-agent:abc", "sleep", "infinity",
     ]); // prettier-ignore
   });
@@ -458,9 +460,27 @@ describe("Docker methods", () => {
     const bad = dockerWith((argv) => (argv.includes("--follow") ? { exitCode: 1 } : { stdout: "out line\n", stderr: "fatal: bad config\n" }));
     const error = (await caught(bad.docker.waitForLog("gate", "ready", 5000))) as BottleError;
     expect(error).toBeInstanceOf(BottleError);
-    expect(error.message).toBe("gate did not become ready within 5s");
+    expect(error.message).toBe("gate did not become ready within 5s; its last output:\n    out line\n    fatal: bad config");
     expect(error.details).toBe("out line\nfatal: bad config\n");
     expect(bad.exec.calls[1]!.argv).toEqual(["docker", "logs", "--tail", "20", "gate"]);
+  });
+
+  test("startAttached starts attached with stdin, and gives the line holding the pattern", async () => {
+    const { docker, exec } = dockerWith(() => ({ stdout: "git gate up\nready 10.0.0.2 10.0.1.2\n" }));
+    const archive = new Uint8Array([1, 2, 3]);
+    expect(await docker.startAttached("gate", { stdin: archive, pattern: "ready", timeoutMs: 5000 })).toBe("ready 10.0.0.2 10.0.1.2");
+    expect(exec.calls[0]!.argv).toEqual(["docker", "start", "--attach", "--interactive", "gate"]);
+    expect((exec.calls[0]!.options as { stdin?: Uint8Array }).stdin).toBe(archive);
+  });
+
+  test("startAttached throws with the container's last output when it ends first; no daemon is said plainly", async () => {
+    const failed = dockerWith(() => ({ exitCode: 1, stderr: "egress gate: config: allow[0]: expected a string\n" }));
+    const error = (await caught(failed.docker.startAttached("gate", { stdin: "", pattern: "ready", timeoutMs: 5000 }))) as BottleError;
+    expect(error).toBeInstanceOf(BottleError);
+    expect(error.message).toBe("gate stopped before it was ready; its last output:\n    egress gate: config: allow[0]: expected a string");
+    const down = dockerWith(() => ({ exitCode: 1, stderr: "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" }));
+    const noDaemon = (await caught(down.docker.startAttached("gate", { stdin: "", pattern: "ready", timeoutMs: 5000 }))) as BottleError;
+    expect(noDaemon.message).toBe("the Docker daemon is not running");
   });
 
   test("logs runs interactively, with --follow when asked", async () => {

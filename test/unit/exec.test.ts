@@ -163,39 +163,47 @@ describe("realExec.run", () => {
 });
 
 describe("realExec.waitForOutput", () => {
-  test("true when the pattern appears on stdout, and the process is stopped", async () => {
+  test("gives the line holding the pattern on stdout, and the process is stopped", async () => {
     const dir = tempDir();
     const pidFile = join(dir, "pid");
     const started = performance.now();
-    const found = await realExec.waitForOutput(["sh", "-c", `echo $$ > ${pidFile}; echo booting; echo server ready; exec sleep 30`], "server ready", 10_000);
-    expect(found).toBe(true);
+    const seen = await realExec.waitForOutput(["sh", "-c", `echo $$ > ${pidFile}; echo booting; echo server ready on 10.0.0.2; exec sleep 30`], "server ready", 10_000);
+    expect(seen.line).toBe("server ready on 10.0.0.2");
+    expect(seen.output).toContain("booting\n");
     expect(performance.now() - started).toBeLessThan(5000);
     const pid = Number(readFileSync(pidFile, "utf8").trim());
     expect(pid).toBeGreaterThan(0);
     expect(await waitUntil(() => !alive(pid), 3000)).toBe(true);
   });
 
-  test("true when the pattern appears on stderr", async () => {
-    const found = await realExec.waitForOutput(["sh", "-c", "echo nothing here; echo 'listening on :3128' >&2; exec sleep 30"], "listening on", 10_000);
-    expect(found).toBe(true);
+  test("finds the pattern on stderr", async () => {
+    const seen = await realExec.waitForOutput(["sh", "-c", "echo nothing here; echo 'listening on :3128' >&2; exec sleep 30"], "listening on", 10_000);
+    expect(seen.line).toBe("listening on :3128");
   });
 
-  test("finds a pattern split across writes", async () => {
-    const found = await realExec.waitForOutput(["sh", "-c", "printf rea; sleep 0.3; printf dy; exec sleep 30"], "ready", 10_000);
-    expect(found).toBe(true);
+  test("waits for the whole line when it is split across writes", async () => {
+    const seen = await realExec.waitForOutput(["sh", "-c", "printf rea; sleep 0.3; printf 'dy 1.2'; sleep 0.3; printf '.3.4\\nnext\\n'; exec sleep 30"], "ready", 10_000);
+    expect(seen.line).toBe("ready 1.2.3.4");
   });
 
-  test("false when the process exits without printing the pattern", async () => {
+  test("writes stdin, then closes it", async () => {
+    const seen = await realExec.waitForOutput(["sh", "-c", "wc -c | sed 's/^ */got /'; echo done; exec sleep 30"], "done", 10_000, { stdin: Promise.resolve("12345") });
+    expect(seen.line).toBe("done");
+    expect(seen.output).toContain("got 5");
+  });
+
+  test("no line when the process exits without printing the pattern; the output is kept", async () => {
     const started = performance.now();
-    const found = await realExec.waitForOutput(["sh", "-c", "echo starting; echo failed >&2; exit 1"], "ready", 10_000);
-    expect(found).toBe(false);
+    const seen = await realExec.waitForOutput(["sh", "-c", "echo starting; echo failed >&2; exit 1"], "ready", 10_000);
+    expect(seen.line).toBeUndefined();
+    expect(seen.output).toContain("failed");
     expect(performance.now() - started).toBeLessThan(5000);
   });
 
-  test("false on timeout", async () => {
+  test("no line on timeout", async () => {
     const started = performance.now();
-    const found = await realExec.waitForOutput(["sh", "-c", "echo waiting; exec sleep 30"], "ready", 300);
-    expect(found).toBe(false);
+    const seen = await realExec.waitForOutput(["sh", "-c", "echo waiting; exec sleep 30"], "ready", 300);
+    expect(seen).toEqual({ output: "waiting\n", timedOut: true });
     expect(performance.now() - started).toBeLessThan(5000);
   });
 });
@@ -274,10 +282,10 @@ describe("recordingExec", () => {
     expect(recordingExec(undefined, true).isTerminal()).toBe(true);
   });
 
-  test("waitForOutput is recorded and is true unless the answer fails", async () => {
-    const exec = recordingExec((argv) => (argv.includes("bad") ? { exitCode: 1 } : undefined));
-    expect(await exec.waitForOutput(["docker", "logs", "good"], "ready", 10)).toBe(true);
-    expect(await exec.waitForOutput(["docker", "logs", "bad"], "ready", 10)).toBe(false);
+  test("waitForOutput is recorded and finds the pattern in the answer's stdout unless the answer fails", async () => {
+    const exec = recordingExec((argv) => (argv.includes("bad") ? { exitCode: 1, stderr: "boom" } : argv.includes("good") ? { stdout: "x\nready 1.2.3.4\n" } : undefined));
+    expect((await exec.waitForOutput(["docker", "logs", "good"], "ready", 10)).line).toBe("ready 1.2.3.4");
+    expect(await exec.waitForOutput(["docker", "logs", "bad"], "ready", 10)).toEqual({ output: "boom" });
     expect(exec.calls.map((call) => call.argv)).toEqual([
       ["docker", "logs", "good"],
       ["docker", "logs", "bad"],

@@ -49,8 +49,22 @@ export interface EgressConfig {
   tlsDir?: string;
 }
 
-/** The line the gate prints on stdout once both listeners are bound. */
+/** The line the gate prints on stdout once both listeners are bound; its IPv4 addresses follow. */
 export const EGRESS_READY_LINE = "egress gate ready";
+
+export function egressReadyLine(addresses: string[]): string {
+  return `${[EGRESS_READY_LINE, ...addresses].join(" ")}\n`;
+}
+
+/** The addresses a ready line names (the launch learns the gate's egress address from it). */
+export function readyLineAddresses(line: string): string[] {
+  const at = line.indexOf(EGRESS_READY_LINE);
+  if (at === -1) return [];
+  return line
+    .slice(at + EGRESS_READY_LINE.length)
+    .split(/\s+/)
+    .filter((word) => /^\d{1,3}(\.\d{1,3}){3}$/.test(word));
+}
 
 export class EgressConfigError extends Error {
   constructor(message: string) {

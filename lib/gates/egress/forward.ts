@@ -110,7 +110,8 @@ export function listenAddresses(listen: readonly string[], interfaces: readonly 
   });
 }
 
-function systemInterfaces(): string[] {
+/** Every interface address of the machine (loopback included). */
+export function systemInterfaces(): string[] {
   return Object.values(networkInterfaces())
     .flatMap((list) => list ?? [])
     .map((info) => info.address.replace(/%.*$/, ""));

@@ -3,14 +3,15 @@
  *
  *   node /opt/bottle/egress-gate.mjs /etc/bottle/egress.json
  *
- * Bundled for Node (node:* modules only). Prints `egress gate ready` once the
+ * Bundled for Node (node:* modules only). Prints `egress gate ready <IPv4…>` once the
  * proxy and DNS listeners are bound — and, with credential custody, once the
  * CA of credential routes is made (`tlsDir`/ca.pem, read back by the host)
  * and Claude Code's route listens; SIGHUP re-reads the config file;
  * SIGTERM/SIGINT stop the gate. Errors go to stderr.
  */
 import { existsSync } from "node:fs";
-import { EGRESS_READY_LINE } from "./config.ts";
+import { egressReadyLine } from "./config.ts";
+import { systemInterfaces } from "./forward.ts";
 import { EgressGate } from "./gate.ts";
 import { ownRouteGateways } from "./routes.ts";
 import { SPLICE_HELPER, Splicer } from "./splice.ts";
@@ -63,7 +64,12 @@ async function main(): Promise<void> {
   process.on("unhandledRejection", (reason) => {
     process.stderr.write(`egress gate: unexpected rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}\n`);
   });
-  process.stdout.write(`${EGRESS_READY_LINE}\n`);
+  process.stdout.write(egressReadyLine(ownAddresses()));
+}
+
+/** The container's IPv4 addresses (one per network it is on): the launch picks its egress one from the ready line. */
+function ownAddresses(): string[] {
+  return systemInterfaces().filter((address) => /^\d+\.\d+\.\d+\.\d+$/.test(address) && !address.startsWith("127."));
 }
 
 void main();

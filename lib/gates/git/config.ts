@@ -170,8 +170,8 @@ export function remoteEnvContent(remote: Pick<GitGateRemote, "name" | "upstream"
 const REMOTE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /**
- * Everything the git gate needs, as tar entries for `docker cp` into the
- * gate before it starts: root-owned, the dir 0700, keys 0600. Empty when
+ * Everything the git gate needs, as tar entries the gate reads on its stdin
+ * as it starts: root-owned, the dir 0700, keys 0600. Empty when
  * the bottle has no git remotes (then no git daemon runs).
  */
 export function gitGateEntries(config: GitGateConfig, remotes: GitGateRemote[]): TarEntry[] {

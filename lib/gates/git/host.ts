@@ -6,7 +6,7 @@ import type { GitGateRemote } from "./config.ts";
 /**
  * Read each git remote's identity file on the host, at launch, for the gate
  * only. The key never enters the plan, the state dir, a command line or the
- * bottle: it travels in the tar that `docker cp` streams into the gate.
+ * bottle: it travels in the tar the gate reads on its stdin as it starts.
  */
 export function readGitRemotes(resolved: Pick<Resolved, "bottle">): GitGateRemote[] {
   return Object.entries(resolved.bottle.git.remotes).map(([name, remote]) => {

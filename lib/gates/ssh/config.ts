@@ -5,7 +5,7 @@ import type { TarEntry } from "../../tar.ts";
 /**
  * The SSH gate: SSH from the bottle to exactly the listed hosts, with keys
  * the bottle can use but never read. In the gate container (root-only):
- *   - an ssh-agent holding only this bottle's keys (copied in before start);
+ *   - an ssh-agent holding only this bottle's keys (given to the gate as it starts);
  *   - per listed host one TCP forwarder on the gate's bottle-network address
  *     (port 2200+i) to exactly that host:port — the gate resolves the name,
  *     checks the server's host key against the pinned one, logs the
@@ -110,8 +110,8 @@ export function sshGateConfig(bottle: string, plan: SshPlan): SshGateConfig {
 }
 
 /**
- * Everything the SSH gate needs, as tar entries for `docker cp` into the
- * gate before it starts: root-owned, dirs 0700, keys 0600. `keys` are in the
+ * Everything the SSH gate needs, as tar entries the gate reads on its stdin
+ * as it starts: root-owned, dirs 0700, keys 0600. `keys` are in the
  * plan's host order. Empty when the bottle lists no SSH hosts (then nothing
  * of the SSH gate runs).
  */

@@ -10,7 +10,7 @@ import { WireReader, concat, sshString } from "./wire.ts";
 /**
  * Read each SSH host's identity file on the host, at launch, for the gate
  * only. The key never enters the plan, the state dir, a command line or the
- * bottle: it travels in the tar that `docker cp` streams into the gate. Only
+ * bottle: it travels in the tar the gate reads on its stdin as it starts. Only
  * its public half goes to the bottle (so ssh offers each host its own key).
  */
 export function readSshHosts(resolved: Pick<Resolved, "bottle">): SshGateHost[] {

@@ -17,6 +17,7 @@ import { gateLoopbackAddress } from "../../../../lib/backends/smolmachines/smolv
 import { Docker } from "../../../../lib/docker.ts";
 import { BottleError } from "../../../../lib/errors.ts";
 import { type RecordedCall, recordingExec, type Responder } from "../../../../lib/exec.ts";
+import { EGRESS_READY_LINE } from "../../../../lib/gates/egress-config.ts";
 import { gitPlan } from "../../../../lib/gates/git/config.ts";
 import { sshPlan } from "../../../../lib/gates/ssh/config.ts";
 import type { Plan } from "../../../../lib/plan.ts";
@@ -128,24 +129,16 @@ describe("how the VM reaches its gate", () => {
 const SUBNET = "172.30.0.0/16";
 const GATE_EGRESS_IP = "172.30.0.2";
 
-/** Answers docker like a healthy engine; `smolvm` per `machine`. */
+/** Answers docker like a healthy engine (the gate reports its addresses as it starts); `smolvm` per `machine`. */
 function engine(plan: Plan, machine: Responder = () => undefined): Responder {
+  let internalIp: string | undefined;
   return (argv) => {
     if (argv[0] === "docker") {
       const sub = argv.slice(1).join(" ");
       if (sub.startsWith("network inspect"))
         return { stdout: JSON.stringify({ Id: "n", Name: argv.at(-1), Internal: false, IPAM: { Config: [{ Subnet: SUBNET, Gateway: "172.30.0.1" }] } }) };
-      if (sub.startsWith("container inspect"))
-        return {
-          stdout: JSON.stringify({
-            Id: "g",
-            Name: plan.containers.gate,
-            State: { Status: "running", Running: true, ExitCode: 0 },
-            Config: { Image: "gate", Labels: {} },
-            HostConfig: {},
-            NetworkSettings: { Networks: { [plan.networks.egress]: { IPAddress: GATE_EGRESS_IP }, [plan.networks.internal]: { IPAddress: "172.31.0.2" } } },
-          }),
-        };
+      if (argv[1] === "create" && argv.includes(plan.containers.gate) && argv.includes("--ip")) internalIp = argv[argv.indexOf("--ip") + 1];
+      if (sub.startsWith("start --attach")) return { stdout: `${[EGRESS_READY_LINE, ...(internalIp ? [internalIp] : []), GATE_EGRESS_IP].join(" ")}\n` };
       return undefined;
     }
     return machine(argv);
@@ -207,10 +200,7 @@ describe("launchSmolmachine", () => {
         "docker network create",
         "docker create",
         "docker network inspect",
-        "docker cp",
         "docker start",
-        "docker container inspect",
-        "docker logs",
         "smolvm machine create",
         "smolvm machine start",
         "smolvm machine exec (probe)",
@@ -228,7 +218,9 @@ describe("launchSmolmachine", () => {
       expect(create.filter((arg) => arg === "-p" || arg === "--publish").length).toBe(1);
       expect(all.flat().some((arg) => arg.includes("0.0.0.0"))).toBe(false);
       expect(all[3]).toEqual(["docker", "network", "inspect", "--format", "{{json .}}", "bottle-vm-egress"]);
-      expect(all[8]).toEqual([
+      expect(all[4]).toEqual(["docker", "start", "--attach", "--interactive", "bottle-vm-gate"]);
+      expect(create).toContain("--interactive");
+      expect(all[5]).toEqual([
         "smolvm",
         "machine",
         "create",
@@ -257,9 +249,9 @@ describe("launchSmolmachine", () => {
         "infinity",
       ]);
       // The gate must answer, the canary on 127.0.0.1 must not.
-      expect(all[10]!.slice(-2)).toEqual([address, "3128"]);
-      expect(all[11]!.at(-2)).toBe("127.0.0.1");
-      expect(all[12]).toEqual(["smolvm", "machine", "exec", "--name", "bottle-vm", "--", "sh", "-c", 'printf "%s gate\\n" "$1" >> /etc/hosts', "hosts", address]);
+      expect(all[7]!.slice(-2)).toEqual([address, "3128"]);
+      expect(all[8]!.at(-2)).toBe("127.0.0.1");
+      expect(all[9]).toEqual(["smolvm", "machine", "exec", "--name", "bottle-vm", "--", "sh", "-c", 'printf "%s gate\\n" "$1" >> /etc/hosts', "hosts", address]);
     });
   });
 
@@ -271,8 +263,9 @@ describe("launchSmolmachine", () => {
       };
       const exec = recordingExec(engine(custodyPlan, policyHolds(address)));
       await launchSmolmachine(new Docker(exec, "docker"), custodyPlan, launchOptions(custodyPlan, { networks: [], containers: [] }));
-      const cp = exec.calls.find((call) => call.argv.slice(0, 3).join(" ") === "docker cp -")!;
-      const tar = Buffer.from(cp.options && "stdin" in cp.options ? (cp.options.stdin as Uint8Array) : new Uint8Array()).toString("latin1");
+      // The config travels on the gate's stdin as it starts.
+      const start = exec.calls.find((call) => call.argv.slice(0, 3).join(" ") === "docker start --attach")!;
+      const tar = Buffer.from(start.options && "stdin" in start.options ? (start.options.stdin as Uint8Array) : new Uint8Array()).toString("latin1");
       const config = JSON.parse(tar.slice(tar.indexOf('{\n  "bottle"'), tar.indexOf("\n}\n") + 2)) as { anthropic?: { listen: string[] } };
       expect(config.anthropic?.listen).toEqual([SUBNET]);
       expect(exec.calls.find((call) => call.argv[1] === "create")!.argv).toContain(`${address}:3129:3129`);

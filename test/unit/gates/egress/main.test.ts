@@ -6,9 +6,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as dgram from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
-import { EGRESS_READY_LINE, type EgressConfig } from "../../../../lib/gates/egress/config.ts";
+import { EGRESS_READY_LINE, type EgressConfig, readyLineAddresses } from "../../../../lib/gates/egress/config.ts";
 import { QTYPE, RCODE, decodeResponse, encodeQuery } from "../../../../lib/gates/egress/dns.ts";
 import { bodyOf, bundleForNode, freePort, rawRequest, readAudit, spawnCollecting, startUpstream, statusOf, type Upstream, waitFor } from "./helpers.ts";
 
@@ -57,8 +57,14 @@ describe.skipIf(!node)("bundled gate under node", () => {
     writeFileSync(configPath, JSON.stringify(config));
     const { child, output } = spawnCollecting([node ?? "node", bundle, configPath]);
     try {
-      await waitFor(() => output.stdout.includes(EGRESS_READY_LINE), 10_000);
-      expect(output.stdout).toBe(`${EGRESS_READY_LINE}\n`);
+      await waitFor(() => output.stdout.includes("\n"), 10_000);
+      // The ready line names the machine's IPv4 addresses, loopback left out (the launch picks the gate's egress one).
+      const own = Object.values(networkInterfaces())
+        .flat()
+        .filter((info) => info && info.family === "IPv4" && !info.internal)
+        .map((info) => info!.address);
+      expect(output.stdout).toBe(`${[EGRESS_READY_LINE, ...own].join(" ")}\n`);
+      expect(readyLineAddresses(output.stdout)).toEqual(own);
 
       const url = `http://127.0.0.1:${origin.port}/`;
       const request = `GET ${url} HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\n\r\n`;
