@@ -15,11 +15,11 @@
  * is audited on its own line (`auth: injected (NAME)`, never the value), and
  * its response has every credential value replaced by its placeholder.
  */
-import * as http from "node:http";
+import type * as http from "node:http";
 import * as net from "node:net";
 import { networkInterfaces } from "node:os";
 import { Transform, type TransformCallback } from "node:stream";
-import * as tls from "node:tls";
+import type * as tls from "node:tls";
 import * as zlib from "node:zlib";
 import { parseCidr, parseIp, cidrContains } from "./addresses.ts";
 import { type AuditInput, auditPath } from "./audit.ts";
@@ -43,6 +43,20 @@ import { MIN_SECRET_LENGTH } from "./dlp.ts";
 import { type Header, stripHopByHop } from "./http1.ts";
 import { type DenyRule, denialBody, statusFor } from "./messages.ts";
 import { normalizeHost } from "./policy.ts";
+
+/*
+ * node:http and node:tls are loaded only when a Custody needs them, and never
+ * with `import * as`: Node builds an ES namespace of node:http by reading
+ * every export, and its lazy WebSocket export pulls in crypto, tls and http2.
+ * That cost about 40 ms of every gate's start, custody or not.
+ */
+function httpModule(): typeof http {
+  return process.getBuiltinModule("node:http");
+}
+
+function tlsModule(): typeof tls {
+  return process.getBuiltinModule("node:tls");
+}
 import { type Denial, type GateState, type TlsTerminator, connectVetted, resolveAndVet } from "./proxy.ts";
 
 export interface CustodyOptions {
@@ -162,7 +176,7 @@ export class Custody implements TlsTerminator {
   }
 
   private httpServer(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void): http.Server {
-    const server = http.createServer(
+    const server = httpModule().createServer(
       { requestTimeout: 0, headersTimeout: this.gate.timing.headTimeoutMs, keepAliveTimeout: 5_000, maxHeaderSize: 64 * 1024 },
       (req, res) => {
         try {
@@ -210,7 +224,7 @@ export class Custody implements TlsTerminator {
       const hosts = [...new Set(this.routes.map((route) => route.host))];
       const made = ensureGateTls(tlsDir, hosts, bottle, this.options.openssl);
       this.caPem = made.caPem;
-      const server = tls.createServer({ cert: made.certPem, key: made.keyPem, ALPNProtocols: ["http/1.1"], minVersion: "TLSv1.2" }, (socket) => {
+      const server = tlsModule().createServer({ cert: made.certPem, key: made.keyPem, ALPNProtocols: ["http/1.1"], minVersion: "TLSv1.2" }, (socket) => {
         this.terminatedHttp.emit("connection", socket);
       });
       server.on("tlsClientError", (_error, socket) => socket.destroy());
@@ -375,7 +389,7 @@ export class Custody implements TlsTerminator {
   /** Upstream TLS on an already vetted connection; verifies the certificate against the host name. */
   private secure(raw: net.Socket, host: string, isName: boolean): Promise<tls.TLSSocket | string> {
     return new Promise((resolve) => {
-      const socket = tls.connect({
+      const socket = tlsModule().connect({
         ...this.options.upstreamTls,
         socket: raw,
         ...(isName ? { servername: host } : {}),
@@ -474,7 +488,7 @@ export class Custody implements TlsTerminator {
     const maxTimer = setTimeout(() => abort("max-duration"), maxTunnelMs > 0 ? maxTunnelMs : 2 ** 31 - 1);
     if (idleTimeoutMs > 0) upstreamSocket.setTimeout(idleTimeoutMs, () => abort("idle-timeout"));
 
-    const upstreamReq = http.request({
+    const upstreamReq = httpModule().request({
       createConnection: () => upstreamSocket,
       method,
       path: spec.path,

@@ -36,6 +36,44 @@ describe.skipIf(!node)("bundled gate under node", () => {
     expect(imports.length).toBeGreaterThan(0);
     for (const name of imports) expect(name.startsWith("node:")).toBe(true);
     expect(text).not.toContain("Bun.");
+    // An ES import of node:http makes Node read all its exports, and the lazy
+    // WebSocket one loads crypto, tls and http2: ~40 ms of every gate's start.
+    // Custody loads node:http and node:tls itself, when it runs.
+    expect(imports).not.toContain("node:http");
+    expect(imports).not.toContain("node:tls");
+    expect(imports).not.toContain("node:https");
+  });
+
+  test("the gate under node does not load node:http or node:tls until custody needs them", async () => {
+    const configPath = join(dir, "lean.json");
+    const config: EgressConfig = {
+      bottle: "lean",
+      proxyPort: await freePort(),
+      dnsPort: await freePort(),
+      listen: "127.0.0.1",
+      allow: [],
+      allowPrivate: [],
+      auditLog: join(dir, "lean.jsonl"),
+      limits: { requestsPerMinute: 100, bytesOut: 0, idleTimeoutMs: 5000, maxTunnelMs: 60_000 },
+      hostAddresses: [],
+    };
+    writeFileSync(configPath, JSON.stringify(config));
+    // A preload that reports the loaded builtins once the gate is ready.
+    const probe = join(dir, "loaded.cjs");
+    writeFileSync(probe, `process.on("SIGUSR2", () => { process.stderr.write("LOADED " + process.moduleLoadList.join(",") + "\\n"); });\n`);
+    const { child, output } = spawnCollecting([node ?? "node", "--require", probe, bundle, configPath]);
+    try {
+      await waitFor(() => output.stdout.includes(EGRESS_READY_LINE), 10_000);
+      child.kill("SIGUSR2");
+      await waitFor(() => output.stderr.includes("LOADED "), 5000);
+      const loaded = output.stderr.slice(output.stderr.indexOf("LOADED ")).split(",");
+      expect(loaded).toContain("NativeModule net");
+      expect(loaded).not.toContain("NativeModule http");
+      expect(loaded).not.toContain("NativeModule tls");
+      expect(loaded).not.toContain("NativeModule http2");
+    } finally {
+      child.kill("SIGKILL");
+    }
   });
 
   test("ready line, refusal, SIGHUP reload, DNS, SIGTERM", async () => {
