@@ -293,8 +293,22 @@ async function startGate(
       .then(() => (created.joined ??= []).push({ network: plan.networks.egress, container: plan.containers.gate }));
   // The config goes in on the gate's stdin as it starts (no `docker cp`), and
   // its ready line names its addresses (no `docker inspect`).
-  const ready = await docker.startAttached(plan.containers.gate, { stdin: createTar(files), pattern: EGRESS_READY_LINE, timeoutMs: GATE_READY_TIMEOUT_MS });
+  const ready = await docker.startAttached(plan.containers.gate, { stdin: gateConfigStream(files), pattern: EGRESS_READY_LINE, timeoutMs: GATE_READY_TIMEOUT_MS });
   return gateAddresses(ready, internal?.gate, plan.containers.gate);
+}
+
+/**
+ * What the gate's entrypoint reads on stdin: the archive's length in bytes on
+ * a line, then the archive. It reads exactly that much, so it never waits for
+ * stdin to close (the attached CLI closes it, but need not).
+ */
+export function gateConfigStream(files: TarEntry[]): Uint8Array {
+  const archive = createTar(files);
+  const head = new TextEncoder().encode(`${archive.length}\n`);
+  const stream = new Uint8Array(head.length + archive.length);
+  stream.set(head);
+  stream.set(archive, head.length);
+  return stream;
 }
 
 /**

@@ -79,8 +79,8 @@ describeDocker("bottle up on docker", () => {
     chmodSync(wrapper, 0o755);
     const out = await runBottle(sandbox, ["up", agent, "--yes", "--", "true"], { env: { BOTTLE_DOCKER: wrapper } });
     expect(out.exitCode).toBe(1);
-    // The gate's own words (tar's, here) are in the error.
-    expect(out.stderr).toContain(`bottle: bottle-${agent}-gate stopped before it was ready; its last output:\n    tar: This does not look like a tar archive`);
+    // The gate's own words are in the error.
+    expect(out.stderr).toContain(`bottle: bottle-${agent}-gate stopped before it was ready; its last output:\n    gate: its config did not arrive on stdin`);
     expect(leftovers(agent)).toEqual({ containers: [], networks: [] });
     expect(stateDirs(sandbox)).toEqual([]);
   });

@@ -5,6 +5,7 @@ import {
   bottleContainerSpec,
   bottleLabels,
   gateAddresses,
+  gateConfigStream,
   gateContainerSpec,
   isNameConflict,
   listBottleObjects,
@@ -13,6 +14,7 @@ import { Docker } from "../../lib/docker.ts";
 import { EGRESS_READY_LINE, egressReadyLine, readyLineAddresses } from "../../lib/gates/egress/config.ts";
 import { recordingExec } from "../../lib/exec.ts";
 import { LABELS } from "../../lib/plan.ts";
+import { createTar } from "../../lib/tar.ts";
 import { selfTestProblems, selfTestScript } from "../../lib/selftest.ts";
 import { cleanupTempDirs, makePlan, tempDir } from "../helpers/unit.ts";
 
@@ -68,6 +70,15 @@ describe("the gate container", () => {
     expect(spec.mounts).toEqual([{ source: "/state/logs", target: "/var/log/bottle" }]);
     // Its config arrives on stdin as it starts.
     expect(spec.interactive).toBe(true);
+  });
+
+  test("its config goes on stdin as the archive's length on a line, then the archive", () => {
+    const files = [{ path: "etc/bottle/egress.json", content: "{}\n", mode: 0o600, uid: 0, gid: 0 }];
+    const stream = gateConfigStream(files);
+    const archive = createTar(files);
+    const newline = stream.indexOf(10);
+    expect(new TextDecoder().decode(stream.subarray(0, newline))).toBe(String(archive.length));
+    expect(stream.subarray(newline + 1)).toEqual(archive);
   });
 
   test("its addresses come from its ready line: the given internal one, and the other one is the egress network's", () => {
