@@ -9,6 +9,7 @@
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
+import { gateConfigStream } from "../lib/backends/docker.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const BIN = join(ROOT, "dist", "bottle");
@@ -48,8 +49,13 @@ async function shAsync(argv: string[], options: { allowFail?: boolean } = {}): P
 }
 
 /** Follow a container's output until `text` shows (what a person scripting it would do), then stop following. */
-async function waitLog(container: string, text: string): Promise<void> {
-  const proc = Bun.spawn(["docker", "logs", "--follow", container], { stdout: "pipe", stderr: "pipe" });
+/** Run until `text` shows on stdout (then stop it); `stdin` is written first, then closed. */
+async function waitForText(argv: string[], text: string, stdin?: Uint8Array): Promise<void> {
+  const proc = Bun.spawn(argv, { stdin: stdin ? "pipe" : "ignore", stdout: "pipe", stderr: "pipe" });
+  if (stdin && proc.stdin) {
+    proc.stdin.write(stdin);
+    await proc.stdin.end();
+  }
   const decoder = new TextDecoder();
   let seen = "";
   try {
@@ -57,7 +63,7 @@ async function waitLog(container: string, text: string): Promise<void> {
       seen += decoder.decode(chunk);
       if (seen.includes(text)) return;
     }
-    throw new Error(`${container} exited before printing "${text}"`);
+    throw new Error(`${argv.join(" ")} ended before printing "${text}"`);
   } finally {
     proc.kill();
   }
@@ -146,10 +152,7 @@ const gateImage = plan.images.gate.tag;
 /** The floor's launch, step by step; returns its teardown. `exec`: run `true` in the bottle (row 1; row 5 detaches). */
 async function floorUp(exec: boolean): Promise<() => Promise<void>> {
   const id = `bench-floor-${Math.random().toString(36).slice(2, 8)}`;
-  const config = join(home, `${id}.json`);
-  writeFileSync(
-    config,
-    JSON.stringify({
+  const config = JSON.stringify({
       bottle: id,
       proxyPort: 3128,
       dnsPort: 53,
@@ -159,21 +162,19 @@ async function floorUp(exec: boolean): Promise<() => Promise<void>> {
       auditLog: "/tmp/egress.jsonl",
       limits: { requestsPerMinute: 0, bytesOut: 0, idleTimeoutMs: 0, maxTunnelMs: 0 },
       hostAddresses: [],
-    }),
-  );
+  });
   const down = async () => {
     await shAsync(["docker", "rm", "-f", id, `${id}-gate`], { allowFail: true });
     await shAsync(["docker", "network", "rm", `${id}-int`, `${id}-egress`], { allowFail: true });
-    rmSync(config, { force: true });
   };
   try {
     await shAsync(["docker", "network", "create", "--internal", "-o", "com.docker.network.bridge.inhibit_ipv4=true", `${id}-int`]);
     await shAsync(["docker", "network", "create", `${id}-egress`]);
-    await shAsync(["docker", "create", "--name", `${id}-gate`, "--network", `${id}-int`, "--network-alias", "gate", gateImage]);
-    await shAsync(["docker", "cp", config, `${id}-gate:/etc/bottle/egress.json`]);
+    // The gate as bottle starts it: its config on stdin, its ready line read from the same attached `docker start`.
+    await shAsync(["docker", "create", "--interactive", "--name", `${id}-gate`, "--network", `${id}-int`, "--network-alias", "gate", gateImage]);
     await shAsync(["docker", "network", "connect", `${id}-egress`, `${id}-gate`]);
-    await shAsync(["docker", "start", `${id}-gate`]);
-    await waitLog(`${id}-gate`, "egress gate ready");
+    const stream = gateConfigStream([{ path: "etc/bottle/egress.json", content: config, mode: 0o600, uid: 0, gid: 0 }]);
+    await waitForText(["docker", "start", "--attach", "--interactive", `${id}-gate`], "egress gate ready", stream);
     await shAsync(["docker", "run", "-d", "--name", id, "--network", `${id}-int`, "--user", "1000:1000", "--cap-drop", "ALL", agentImage, "sleep", "infinity"]);
     if (exec) await shAsync(["docker", "exec", id, "true"]);
   } catch (error) {
@@ -349,11 +350,11 @@ if (want("6")) {
   await cleanupAll();
   add({ row: "6b", what: "`bottle ls` with 10 bottles (ms)", bottle: { ...stats(ls), unit: "ms" }, baseline: { what: "the same `docker ps` query", ...stats(ps) }, target: "≤ baseline + 50 ms" });
   const dry = await measure(() => bottle("up", "bench", "--dry-run", "--json"), 10);
-  // The docker queries planning makes (base image, the two images, runtimes and names), made directly, as concurrently.
+  // The docker queries planning makes (the base and the two images in one inspect, runtimes, names), made directly, as concurrently.
   const run = (argv: string[]) => new Response(Bun.spawn(argv, { stdout: "pipe", stderr: "ignore" }).stdout).text();
   const queries = await measure(async () => {
     await Promise.all([
-      ...[BASE, agentImage, gateImage].map((image) => run(["docker", "image", "inspect", "--format", "{{json .}}", image])),
+      run(["docker", "image", "inspect", "--format", "{{json .}}", BASE, agentImage, gateImage]),
       run(["docker", "info", "--format", "{{json .}}"]),
       run(["docker", "ps", "--no-trunc", "--format", "{{json .}}", "--all", "--filter", "label=bottle.name"]),
     ]);
@@ -397,7 +398,7 @@ if (want("7")) {
     sh(["docker", "run", "-d", "--name", server, "--network", `${name}-egress`, "--network-alias", "bulk.test", "--env", "TLS_CERT", "--env", "TLS_KEY", "--entrypoint", "node", gateImage, "-e", BULK_SERVER], {
       env: { TLS_CERT: tls.cert, TLS_KEY: tls.key },
     });
-    await waitLog(server, "listening");
+    await waitForText(["docker", "logs", "--follow", server], "listening");
     // The direct baseline: the same curl from a container on the egress network itself.
     sh(["docker", "run", "-d", "--name", client, "--network", `${name}-egress`, "--entrypoint", "sleep", agentImage, "infinity"]);
     const curlLoop = (n: number, extra: string) =>
