@@ -355,16 +355,17 @@ export async function settleAll<T extends readonly unknown[]>(steps: [...{ [K in
 export async function passwdEntries(docker: Docker, plan: Plan): Promise<TarEntry[]> {
   const { uid, gid } = plan.workspace.user;
   if (uid === 1000) return [];
-  const passwd = await docker.execIn(plan.containers.bottle, ["cat", "/etc/passwd"]);
-  const group = await docker.execIn(plan.containers.bottle, ["cat", "/etc/group"]);
+  // Both files in one exec (each exec is ~80 ms on the launch path), a NUL between them.
+  const both = await docker.execIn(plan.containers.bottle, ["sh", "-c", "cat /etc/passwd; printf '\\000'; cat /etc/group"]);
+  const [passwd = "", group = ""] = both.stdout.split("\0");
   const withoutAgent = (text: string) =>
     text
       .split("\n")
       .filter((line) => line && !line.startsWith("agent:"))
       .join("\n");
   return [
-    { path: "etc/passwd", content: `${withoutAgent(passwd.stdout)}\nagent:x:${uid}:${gid}::/home/agent:/bin/bash\n`, mode: 0o644, uid: 0, gid: 0 },
-    { path: "etc/group", content: `${withoutAgent(group.stdout)}\nagent:x:${gid}:\n`, mode: 0o644, uid: 0, gid: 0 },
+    { path: "etc/passwd", content: `${withoutAgent(passwd)}\nagent:x:${uid}:${gid}::/home/agent:/bin/bash\n`, mode: 0o644, uid: 0, gid: 0 },
+    { path: "etc/group", content: `${withoutAgent(group)}\nagent:x:${gid}:\n`, mode: 0o644, uid: 0, gid: 0 },
   ];
 }
 

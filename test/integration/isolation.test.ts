@@ -145,6 +145,12 @@ describeDocker("a running bottle's isolation", () => {
       "id -u; echo x >> /workspace/README && echo wrote-readme; echo evil >> .git/config && echo LEAK-config; printf '#!/bin/sh\\necho pwned' > .git/hooks/post-checkout && echo LEAK-hook; exit 0",
     );
     expect(out.stdout).toContain("1234");
+    // The uid has a name, a group and a home in the bottle (provisioning rewrote passwd and group).
+    const who = await inBottle(
+      'echo "$(id -un):$(id -gn):$(getent passwd 1234 | cut -d: -f6):$(grep -c "^agent:" /etc/passwd):$(awk -F: "NF != 7" /etc/passwd | wc -l):$(grep -c "^root:x:0:$" /etc/group)"',
+    );
+    // One agent line; every passwd line well-formed (none of group's); group keeps its own lines.
+    expect(who.stdout.trim()).toBe("agent:agent:/home/agent:1:0:1");
     expect(out.stdout).toContain("wrote-readme");
     expect(out.stdout).not.toContain("LEAK");
     expect(readFileSync(join(sandbox.project, ".git", "config"), "utf8")).not.toContain("evil");

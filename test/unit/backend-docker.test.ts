@@ -9,6 +9,7 @@ import {
   gateContainerSpec,
   isNameConflict,
   listBottleObjects,
+  passwdEntries,
 } from "../../lib/backends/docker.ts";
 import { Docker } from "../../lib/docker.ts";
 import { EGRESS_READY_LINE, egressReadyLine, readyLineAddresses } from "../../lib/gates/egress/config.ts";
@@ -94,6 +95,26 @@ describe("the gate container", () => {
     expect(() => gateAddresses(egressReadyLine(["172.22.0.5"]), "198.18.4.2", "g")).toThrow(/missing an address/);
     expect(() => gateAddresses(EGRESS_READY_LINE, undefined, "g")).toThrow(/reported: none/);
     expect(readyLineAddresses("egress gate ready fe80::1 10.0.0.2 junk")).toEqual(["10.0.0.2"]);
+  });
+});
+
+describe("the agent's passwd and group lines", () => {
+  test("for a uid other than the image's 1000: both files read in one exec, the agent's lines replaced", async () => {
+    const exec = recordingExec(() => ({ stdout: "root:x:0:0:root:/root:/bin/bash\nagent:x:1000:1000::/home/agent:/bin/bash\n\0root:x:0:\nagent:x:1000:\n" }));
+    const plan = makePlan({ workspace: { mode: "mount", hostPath: "/home/u/p", readonlyPaths: [], user: { uid: 501, gid: 20 } } });
+    const entries = await passwdEntries(new Docker(exec, "docker"), plan);
+    expect(exec.calls).toHaveLength(1);
+    expect(exec.calls[0]!.argv.slice(0, 2)).toEqual(["docker", "exec"]);
+    expect(entries.map((entry) => [entry.path, entry.content])).toEqual([
+      ["etc/passwd", "root:x:0:0:root:/root:/bin/bash\nagent:x:501:20::/home/agent:/bin/bash\n"],
+      ["etc/group", "root:x:0:\nagent:x:20:\n"],
+    ]);
+  });
+
+  test("the image's own uid needs nothing", async () => {
+    const exec = recordingExec();
+    expect(await passwdEntries(new Docker(exec, "docker"), makePlan({ workspace: { mode: "mount", hostPath: "/p", readonlyPaths: [], user: { uid: 1000, gid: 1000 } } }))).toEqual([]);
+    expect(exec.calls).toHaveLength(0);
   });
 });
 
