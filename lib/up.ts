@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import {
   bottleLabels,
+  type GateAddresses,
   isNameConflict,
   launchDocker,
   listBottleContainers,
@@ -281,11 +282,8 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
    * the gate's readiness),
    * env, prompt, skills, a copied workspace; then the SSH agent relay.
    */
-  const provision = async (target: Docker, launched: Plan, ready: Promise<unknown>): Promise<void> => {
-    const [passwd, trust] = await Promise.all([
-      passwdEntries(target, launched),
-      launched.custody?.routes.length ? ready.then(() => bottleTrust(target, launched)) : bottleTrust(target, launched),
-    ]);
+  const provision = async (target: Docker, launched: Plan, gate: Promise<GateAddresses>): Promise<void> => {
+    const [passwd, trust] = await Promise.all([passwdEntries(target, launched), bottleTrust(target, launched, () => gate.then((g) => g.ca))]);
     const bottleValues = { ...envValues, ...custody.env, ...trust.env };
     const entries = [...passwd, ...trust.entries, ...provisionEntries({ plan: launched, envValues: bottleValues, prompt: resolved.agent.prompt, skillDirs: skillDirs(resolved, options.env), sshPublicKeys: sshPublicKeys(sshKeys) })];
     if (launched.workspace.mode === "copy" && launched.workspace.hostPath)
@@ -317,7 +315,7 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
   try {
     // Claim a name; when docker says another launch took it first, take the next one.
     const skip = new Set<string>();
-    let gateEgressIp = "";
+    let gate: GateAddresses | undefined;
     for (let attempt = 1; ; attempt++) {
       // The plan's view of taken names serves the first attempt; a lost race re-lists.
       const taken =
@@ -332,13 +330,13 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
       try {
         const launch = { version: buildInfo.version, secrets: secretValues(envValues), custody: custody.credentials, git: gitRemotes, ssh: sshKeys, created };
         const launched = plan;
-        ({ gateEgressIp } = smolmachine
+        gate = smolmachine
           ? await launchSmolmachine(docker, plan, { ...launch, smolmachine, binary: smolvm })
           : // The self-test and provisioning start while the gate comes up (the self-test gets its address once the gate is ready).
             await launchDocker(docker, plan, {
               ...launch,
-              checks: (gate) => settleAll([verifyEgressPolicy(docker, launched, gate.then((g) => g.gateEgressIp)), provision(docker, launched, gate)]),
-            }));
+              checks: (ready) => settleAll([verifyEgressPolicy(docker, launched, ready.then((g) => g.gateEgressIp)), provision(docker, launched, ready)]),
+            });
         break;
       } catch (error) {
         if (!isNameConflict(error) || attempt >= NAME_RETRIES) throw error;
@@ -356,7 +354,7 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
     interrupts.check();
 
     // A VM starts after its gate is ready: its self-test and provisioning run now.
-    if (vm) await settleAll([verifyEgressPolicy(bottle, plan, gateEgressIp), provision(bottle, plan, Promise.resolve())]);
+    if (vm && gate) await settleAll([verifyEgressPolicy(bottle, plan, gate.gateEgressIp), provision(bottle, plan, Promise.resolve(gate))]);
     interrupts.check();
 
     if (options.detach) {

@@ -5,7 +5,7 @@ import type { ContainerSpec, Docker, NetworkInspect } from "../docker.ts";
 import { BottleError } from "../errors.ts";
 import { proxyEnvironment } from "../proxy-env.ts";
 import { custodyGateFiles } from "../gates/custody/index.ts";
-import { EGRESS_READY_LINE, egressGateConfig, readyLineAddresses } from "../gates/egress-config.ts";
+import { EGRESS_READY_LINE, egressGateConfig, readyLineAddresses, readyLineCa } from "../gates/egress-config.ts";
 import { gitGateConfig, gitGateEntries, type GitGateRemote } from "../gates/git/config.ts";
 import { sshGateConfig, sshGateEntries, type SshGateHost } from "../gates/ssh/config.ts";
 import { log } from "../log.ts";
@@ -165,10 +165,12 @@ export interface LaunchOptions {
   checks?: (gate: Promise<GateAddresses>) => Promise<unknown>;
 }
 
-/** The gate's addresses: where its listeners bind (the `gate` alias) and on the egress network. */
+/** What the gate's ready line says: where its listeners bind (the `gate` alias), its egress address, the CA of its credential routes. */
 export interface GateAddresses {
   gateIp: string;
   gateEgressIp: string;
+  /** PEM; only with credential routes. */
+  ca?: string;
 }
 
 export interface GateLaunch {
@@ -292,9 +294,10 @@ async function startGate(
       .then(() => docker.networkConnect(plan.networks.egress, plan.containers.gate))
       .then(() => (created.joined ??= []).push({ network: plan.networks.egress, container: plan.containers.gate }));
   // The config goes in on the gate's stdin as it starts (no `docker cp`), and
-  // its ready line names its addresses (no `docker inspect`).
+  // its ready line names its addresses (no `docker inspect`) and its CA (no `docker exec`).
   const ready = await docker.startAttached(plan.containers.gate, { stdin: gateConfigStream(files), pattern: EGRESS_READY_LINE, timeoutMs: GATE_READY_TIMEOUT_MS });
-  return gateAddresses(ready, internal?.gate, plan.containers.gate);
+  const ca = readyLineCa(ready);
+  return { ...gateAddresses(ready, internal?.gate, plan.containers.gate), ...(ca ? { ca } : {}) };
 }
 
 /**

@@ -2,7 +2,7 @@ import type { Plan } from "../plan.ts";
 import { custodyGateConfig } from "./custody/index.ts";
 import type { EgressConfig } from "./egress/config.ts";
 
-export { EGRESS_READY_LINE, readyLineAddresses } from "./egress/config.ts";
+export { EGRESS_READY_LINE, readyLineAddresses, readyLineCa } from "./egress/config.ts";
 
 /**
  * The egress gate's config file, written by the host into the gate

@@ -12,7 +12,7 @@ import {
   passwdEntries,
 } from "../../lib/backends/docker.ts";
 import { Docker } from "../../lib/docker.ts";
-import { EGRESS_READY_LINE, egressReadyLine, readyLineAddresses } from "../../lib/gates/egress/config.ts";
+import { EGRESS_READY_LINE, egressReadyLine, readyLineAddresses, readyLineCa } from "../../lib/gates/egress/config.ts";
 import { recordingExec } from "../../lib/exec.ts";
 import { LABELS } from "../../lib/plan.ts";
 import { createTar } from "../../lib/tar.ts";
@@ -88,6 +88,15 @@ describe("the gate container", () => {
     expect(gateAddresses(egressReadyLine(["172.22.0.5", "198.18.4.2"]), "198.18.4.2", "g")).toEqual({ gateIp: "198.18.4.2", gateEgressIp: "172.22.0.5" });
     // A VM's gate is on the egress network only.
     expect(gateAddresses(egressReadyLine(["172.22.0.5"]), undefined, "g")).toEqual({ gateIp: "172.22.0.5", gateEgressIp: "172.22.0.5" });
+  });
+
+  test("with credential routes the ready line also carries their CA; the addresses are read past it", () => {
+    const ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const line = egressReadyLine(["198.18.4.2", "172.22.0.5"], ca).trimEnd();
+    expect(line).toMatch(/^egress gate ready 198\.18\.4\.2 172\.22\.0\.5 ca=[A-Za-z0-9+/]+=*$/);
+    expect(readyLineCa(line)).toBe(ca);
+    expect(gateAddresses(line, "198.18.4.2", "g")).toEqual({ gateIp: "198.18.4.2", gateEgressIp: "172.22.0.5" });
+    expect(readyLineCa(egressReadyLine(["198.18.4.2"]))).toBeUndefined();
   });
 
   test("a ready line without the expected addresses stops the launch", () => {

@@ -29,7 +29,6 @@ export const CLAUDE_ROUTE_PREFIX = "/anthropic";
 export const DEFAULT_ANTHROPIC_UPSTREAM = "https://api.anthropic.com";
 export const GATE_CREDENTIALS_FILE = "/etc/bottle/credentials.json";
 export const GATE_TLS_DIR = "/etc/bottle/tls";
-export const GATE_CA_FILE = `${GATE_TLS_DIR}/ca.pem`;
 export const BOTTLE_TRUST_DIR = `${AGENT_HOME}/.bottle`;
 export const BOTTLE_GATE_CA = `${BOTTLE_TRUST_DIR}/gate-ca.pem`;
 export const BOTTLE_CA_BUNDLE = `${BOTTLE_TRUST_DIR}/ca-bundle.pem`;
@@ -308,24 +307,22 @@ export function custodyGateFiles(credentials: Record<string, string>): TarEntry[
 }
 
 /**
- * The gate's CA for the bottle: read back out of the running gate, added to
+ * The gate's CA for the bottle: `ca` gives what the gate's ready line carried
+ * (the gate makes the CA as it starts; its key never leaves it), added to
  * the bottle image's own bundle in a file in the bottle user's HOME, and the
  * env that points TLS clients at it. Nothing when the bottle has no routes.
+ * The bottle's bundle is read while the gate starts.
  */
-export async function bottleTrust(docker: Docker, plan: Plan): Promise<{ entries: TarEntry[]; env: Record<string, string> }> {
+export async function bottleTrust(docker: Docker, plan: Plan, ca: () => Promise<string | undefined>): Promise<{ entries: TarEntry[]; env: Record<string, string> }> {
   if (!plan.custody?.routes.length) return { entries: [], env: {} };
-  const [ca, system] = await Promise.all([
-    docker.execIn(plan.containers.gate, ["cat", GATE_CA_FILE], { check: false }),
-    docker.execIn(plan.containers.bottle, ["cat", SYSTEM_CA_BUNDLE], { check: false }),
-  ]);
-  if (ca.exitCode !== 0 || !ca.stdout.includes("-----BEGIN CERTIFICATE-----")) {
-    throw new BottleError(`the gate ${plan.containers.gate} has no CA certificate for the credential routes`, {
-      fix: "run `bottle doctor`; the gate's output is below",
-      details: ca.stderr,
+  const [gateCa, system] = await Promise.all([ca(), docker.execIn(plan.containers.bottle, ["cat", SYSTEM_CA_BUNDLE], { check: false })]);
+  if (!gateCa?.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new BottleError(`the gate ${plan.containers.gate} did not report a CA certificate for the credential routes`, {
+      fix: "run `bottle doctor`, then the launch again",
     });
   }
   const { uid, gid } = plan.workspace.user;
-  const caPem = `${ca.stdout.trim()}\n`;
+  const caPem = `${gateCa.trim()}\n`;
   const bundle = `${system.stdout.trimEnd()}${system.stdout.trim() ? "\n" : ""}${caPem}`;
   return {
     entries: [

@@ -45,15 +45,26 @@ export interface EgressConfig {
   routes?: RouteConfig[];
   /** Claude Code's plain-HTTP route to the Anthropic API. */
   anthropic?: AnthropicRouteConfig;
-  /** Where the gate keeps the CA and certificate it makes for `routes` (root-only; ca.pem is read by the host). */
+  /** Where the gate keeps the CA and certificate it makes for `routes` (root-only; the ready line carries ca.pem to the host). */
   tlsDir?: string;
 }
 
-/** The line the gate prints on stdout once both listeners are bound; its IPv4 addresses follow. */
+/**
+ * The line the gate prints on stdout once its listeners are bound: its IPv4
+ * addresses follow and, with credential routes, `ca=` and their CA (PEM,
+ * base64), which the bottle must trust. The launch reads both from it.
+ */
 export const EGRESS_READY_LINE = "egress gate ready";
 
-export function egressReadyLine(addresses: string[]): string {
-  return `${[EGRESS_READY_LINE, ...addresses].join(" ")}\n`;
+export function egressReadyLine(addresses: string[], caPem?: string | null): string {
+  const ca = caPem ? [`ca=${Buffer.from(caPem).toString("base64")}`] : [];
+  return `${[EGRESS_READY_LINE, ...addresses, ...ca].join(" ")}\n`;
+}
+
+/** The CA a ready line carries (PEM), if any. */
+export function readyLineCa(line: string): string | undefined {
+  const encoded = /(?:^|\s)ca=([A-Za-z0-9+/]+=*)(?:\s|$)/.exec(line)?.[1];
+  return encoded ? Buffer.from(encoded, "base64").toString() : undefined;
 }
 
 /** The addresses a ready line names (the launch learns the gate's egress address from it). */

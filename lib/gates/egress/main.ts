@@ -5,8 +5,8 @@
  *
  * Bundled for Node (node:* modules only). Prints `egress gate ready <IPv4…>` once the
  * proxy and DNS listeners are bound — and, with credential custody, once the
- * CA of credential routes is made (`tlsDir`/ca.pem, read back by the host)
- * and Claude Code's route listens; SIGHUP re-reads the config file;
+ * CA of credential routes is made (its PEM follows as `ca=<base64>`, for the
+ * bottle to trust) and Claude Code's route listens; SIGHUP re-reads the config file;
  * SIGTERM/SIGINT stop the gate. Errors go to stderr.
  */
 import { existsSync } from "node:fs";
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   process.on("unhandledRejection", (reason) => {
     process.stderr.write(`egress gate: unexpected rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}\n`);
   });
-  process.stdout.write(egressReadyLine(ownAddresses()));
+  process.stdout.write(egressReadyLine(ownAddresses(), gate.caPem));
 }
 
 /** The container's IPv4 addresses (one per network it is on): the launch picks its egress one from the ready line. */

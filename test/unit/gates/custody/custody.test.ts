@@ -20,7 +20,7 @@ import {
   TRUST_ENV_VARS,
 } from "../../../../lib/gates/custody/index.ts";
 import { egressGateConfig } from "../../../../lib/gates/egress-config.ts";
-import { validateConfig } from "../../../../lib/gates/egress/config.ts";
+import { egressReadyLine, readyLineCa, validateConfig } from "../../../../lib/gates/egress/config.ts";
 import { builtinBottle, ManifestError, type ResolvedBottle } from "../../../../lib/manifest/index.ts";
 import type { EnvSource, ResolvedEnvEntry, ResolvedRoute } from "../../../../lib/manifest/types.ts";
 import { parsePlan } from "../../../../lib/plan.ts";
@@ -235,18 +235,13 @@ describe("the bottle's side", () => {
   const CA = "-----BEGIN CERTIFICATE-----\nGATE\n-----END CERTIFICATE-----\n";
   const SYSTEM = "-----BEGIN CERTIFICATE-----\nSYSTEM\n-----END CERTIFICATE-----\n";
 
-  test("the gate's CA is read out of the gate and added to the image's bundle in the bottle user's HOME", async () => {
-    const exec = recordingExec((argv) => {
-      if (argv.includes("/etc/bottle/tls/ca.pem")) return { stdout: CA };
-      if (argv.includes("/etc/ssl/certs/ca-certificates.crt")) return { stdout: SYSTEM };
-      return undefined;
-    });
+  test("the gate's CA (from its ready line) is added to the image's bundle in the bottle user's HOME", async () => {
+    const exec = recordingExec((argv) => (argv.includes("/etc/ssl/certs/ca-certificates.crt") ? { stdout: SYSTEM } : undefined));
     const plan = makePlan({ custody: { routes: [{ host: "h.test", port: 443, header: "Authorization", credential: "T", paths: [], methods: [], source: "${T}" }], port: 3129 } });
-    const trust = await bottleTrust(new Docker(exec), plan);
-    expect(exec.calls.map((call) => call.argv.slice(1))).toEqual([
-      ["exec", plan.containers.gate, "cat", "/etc/bottle/tls/ca.pem"],
-      ["exec", plan.containers.bottle, "cat", "/etc/ssl/certs/ca-certificates.crt"],
-    ]);
+    // The CA comes from the gate's ready line (egressReadyLine → readyLineCa): nothing is read out of the gate.
+    const line = egressReadyLine(["10.0.0.2"], CA);
+    const trust = await bottleTrust(new Docker(exec), plan, async () => readyLineCa(line));
+    expect(exec.calls.map((call) => call.argv.slice(1))).toEqual([["exec", plan.containers.bottle, "cat", "/etc/ssl/certs/ca-certificates.crt"]]);
     expect(trust.entries).toEqual([
       { path: "/home/agent/.bottle", type: "dir", mode: 0o755, uid: 1000, gid: 1000 },
       { path: "/home/agent/.bottle/gate-ca.pem", content: CA, mode: 0o644, uid: 1000, gid: 1000 },
@@ -254,10 +249,12 @@ describe("the bottle's side", () => {
     ]);
     expect(Object.keys(trust.env)).toEqual([...TRUST_ENV_VARS]);
     expect(new Set(Object.values(trust.env))).toEqual(new Set([BOTTLE_CA_BUNDLE]));
-    // No routes: nothing to read, nothing to trust.
-    expect(await bottleTrust(new Docker(recordingExec()), makePlan())).toEqual({ entries: [], env: {} });
-    const broken = recordingExec(() => ({ exitCode: 1, stderr: "no such file" }));
-    await expect(bottleTrust(new Docker(broken), plan)).rejects.toThrow("has no CA certificate");
+    // No routes: nothing to read, nothing to trust, and the gate's answer is not even asked for.
+    let asked = false;
+    expect(await bottleTrust(new Docker(recordingExec()), makePlan(), async () => ((asked = true), CA))).toEqual({ entries: [], env: {} });
+    expect(asked).toBe(false);
+    // A ready line without a CA, with routes, stops the launch.
+    await expect(bottleTrust(new Docker(exec), plan, async () => readyLineCa(egressReadyLine(["10.0.0.2"])))).rejects.toThrow("did not report a CA certificate");
   });
 
   test("provisioning: the env file and ~/.claude.json hold the placeholder, never the real key", () => {

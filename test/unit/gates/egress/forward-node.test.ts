@@ -10,7 +10,7 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tls from "node:tls";
-import { EGRESS_READY_LINE, type EgressConfig } from "../../../../lib/gates/egress/config.ts";
+import { EGRESS_READY_LINE, type EgressConfig, readyLineCa } from "../../../../lib/gates/egress/config.ts";
 import { makeTestCa } from "../../../helpers/tls.ts";
 import { bundleForNode, freePort, readAudit, spawnCollecting, waitFor } from "./helpers.ts";
 
@@ -82,8 +82,9 @@ describe.skipIf(!node || !openssl)("credential custody in the bundled gate under
       expect(await response.text()).toBe("first\necho Bearer bottle-placeholder-CLAUDE_CODE_OAUTH_TOKEN\n");
       expect(seen.at(-1)).toEqual({ url: "/v1/messages?beta=true", authorization: `Bearer ${TOKEN}` });
 
-      // The credential route through the proxy; the gate's CA is in its tls dir.
+      // The credential route through the proxy; the gate's CA is in its tls dir, and its ready line carries it (for the bottle to trust).
       const gateCa = await Bun.file(join(dir, "tls", "ca.pem")).text();
+      expect(readyLineCa(output.stdout)).toBe(gateCa);
       const socket = net.connect({ host: "127.0.0.1", port: proxyPort });
       await new Promise((resolve) => socket.once("connect", resolve));
       socket.write(`CONNECT localhost:${upstreamPort} HTTP/1.1\r\nHost: localhost:${upstreamPort}\r\n\r\n`);
