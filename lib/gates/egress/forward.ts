@@ -43,6 +43,7 @@ import { MIN_SECRET_LENGTH } from "./dlp.ts";
 import { type Header, stripHopByHop } from "./http1.ts";
 import { type DenyRule, denialBody, statusFor } from "./messages.ts";
 import { normalizeHost } from "./policy.ts";
+import { type Denial, type GateState, type TlsTerminator, connectVetted, resolveAndVet } from "./proxy.ts";
 
 /*
  * node:http and node:tls are loaded only when a Custody needs them, and never
@@ -57,7 +58,6 @@ function httpModule(): typeof http {
 function tlsModule(): typeof tls {
   return process.getBuiltinModule("node:tls");
 }
-import { type Denial, type GateState, type TlsTerminator, connectVetted, resolveAndVet } from "./proxy.ts";
 
 export interface CustodyOptions {
   /** Extra options for TLS to upstreams (tests: a CA). The gate trusts the system bundle plus NODE_EXTRA_CA_CERTS. */
