@@ -296,8 +296,7 @@ async function startGate(
   // The config goes in on the gate's stdin as it starts (no `docker cp`), and
   // its ready line names its addresses (no `docker inspect`) and its CA (no `docker exec`).
   const ready = await docker.startAttached(plan.containers.gate, { stdin: gateConfigStream(files), pattern: EGRESS_READY_LINE, timeoutMs: GATE_READY_TIMEOUT_MS });
-  const ca = readyLineCa(ready);
-  return { ...gateAddresses(ready, internal?.gate, plan.containers.gate), ...(ca ? { ca } : {}) };
+  return gateAddresses(ready, internal?.gate, plan.containers.gate);
 }
 
 /**
@@ -315,9 +314,9 @@ export function gateConfigStream(files: TarEntry[]): Uint8Array {
 }
 
 /**
- * The gate's addresses from its ready line: on the internal network it was
- * given one; the other is the egress network's (Docker's choice). A VM's gate
- * is on the egress network only.
+ * What the gate's ready line says. Its addresses: on the internal network it
+ * was given one; the other is the egress network's (Docker's choice). A VM's
+ * gate is on the egress network only. And, with credential routes, their CA.
  */
 export function gateAddresses(readyLine: string, internalIp: string | undefined, gate: string): GateAddresses {
   const addresses = readyLineAddresses(readyLine);
@@ -327,7 +326,8 @@ export function gateAddresses(readyLine: string, internalIp: string | undefined,
     throw new BottleError(`the gate ${gate} is missing an address on its networks (it reported: ${addresses.join(" ") || "none"})`, {
       fix: "run `bottle doctor`, then the launch again",
     });
-  return { gateIp, gateEgressIp };
+  const ca = readyLineCa(readyLine);
+  return { gateIp, gateEgressIp, ...(ca ? { ca } : {}) };
 }
 
 /**

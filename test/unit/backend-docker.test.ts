@@ -95,7 +95,7 @@ describe("the gate container", () => {
     const line = egressReadyLine(["198.18.4.2", "172.22.0.5"], ca).trimEnd();
     expect(line).toMatch(/^egress gate ready 198\.18\.4\.2 172\.22\.0\.5 ca=[A-Za-z0-9+/]+=*$/);
     expect(readyLineCa(line)).toBe(ca);
-    expect(gateAddresses(line, "198.18.4.2", "g")).toEqual({ gateIp: "198.18.4.2", gateEgressIp: "172.22.0.5" });
+    expect(gateAddresses(line, "198.18.4.2", "g")).toEqual({ gateIp: "198.18.4.2", gateEgressIp: "172.22.0.5", ca });
     expect(readyLineCa(egressReadyLine(["198.18.4.2"]))).toBeUndefined();
   });
 

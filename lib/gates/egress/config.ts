@@ -4,6 +4,7 @@
  * hand to keep the gate bundle small.
  */
 import { readFileSync } from "node:fs";
+import { isIPv4 } from "node:net";
 import { parseCidr } from "./addresses.ts";
 import { type AnthropicRouteConfig, type RouteConfig, isCredentialName } from "./custody.ts";
 import { Policy, normalizeHost } from "./policy.ts";
@@ -74,7 +75,7 @@ export function readyLineAddresses(line: string): string[] {
   return line
     .slice(at + EGRESS_READY_LINE.length)
     .split(/\s+/)
-    .filter((word) => /^\d{1,3}(\.\d{1,3}){3}$/.test(word));
+    .filter((word) => isIPv4(word));
 }
 
 export class EgressConfigError extends Error {

@@ -10,6 +10,7 @@
  * SIGTERM/SIGINT stop the gate. Errors go to stderr.
  */
 import { existsSync } from "node:fs";
+import { isIPv4 } from "node:net";
 import { egressReadyLine } from "./config.ts";
 import { systemInterfaces } from "./forward.ts";
 import { EgressGate } from "./gate.ts";
@@ -69,7 +70,7 @@ async function main(): Promise<void> {
 
 /** The container's IPv4 addresses (one per network it is on): the launch picks its egress one from the ready line. */
 function ownAddresses(): string[] {
-  return systemInterfaces().filter((address) => /^\d+\.\d+\.\d+\.\d+$/.test(address) && !address.startsWith("127."));
+  return systemInterfaces().filter((address) => isIPv4(address) && !address.startsWith("127."));
 }
 
 void main();
