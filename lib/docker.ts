@@ -282,10 +282,6 @@ export class Docker {
     return out.stdout.trim();
   }
 
-  async start(container: string): Promise<void> {
-    await this.run(["start", container]);
-  }
-
   async containerInspect(container: string): Promise<ContainerInspect | undefined> {
     const out = await this.run(["container", "inspect", "--format", "{{json .}}", container], { check: false });
     if (out.exitCode !== 0) return undefined;

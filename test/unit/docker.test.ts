@@ -232,7 +232,7 @@ describe("Docker.run failure handling", () => {
 
   test("other failures stay CommandErrors", async () => {
     const { docker } = dockerWith(() => ({ exitCode: 1, stderr: "Error response from daemon: No such container: x" }));
-    const error = await caught(docker.start("x"));
+    const error = await caught(docker.run(["start", "x"]));
     expect(error).toBeInstanceOf(CommandError);
     expect((error as CommandError).message).toContain("docker start x failed (exit code: 1)");
   });
@@ -258,7 +258,7 @@ describe("Docker.run failure handling", () => {
       expect(new Docker(recordingExec()).binary).toBe("docker");
       process.env.BOTTLE_DOCKER = "/opt/podman-docker";
       const exec = recordingExec();
-      await new Docker(exec).start("c");
+      await new Docker(exec).run(["start", "c"]);
       expect(exec.calls[0]!.argv).toEqual(["/opt/podman-docker", "start", "c"]);
     } finally {
       if (saved === undefined) delete process.env.BOTTLE_DOCKER;
