@@ -295,35 +295,23 @@ if (want("5")) {
   const single = await measureUp(async () => {
     const name = bottle("up", "bench", "--yes", "--detach");
     return () => void bottle("down", name);
-  }, Math.min(RUNS, 3));
-  const parallel: number[] = [];
+  }, RUNS);
   let distinct = true;
-  for (let i = 0; i < Math.min(RUNS, 3); i++) {
-    let names: string[] = [];
-    parallel.push(
-      await time(async () => {
-        const procs = Array.from({ length: 8 }, () =>
-          Bun.spawn([BIN, "up", "bench", "--yes", "--detach"], { env: { ...process.env, ...env }, cwd: project, stdout: "pipe", stderr: "pipe" }),
-        );
-        names = await Promise.all(procs.map(async (proc) => (await new Response(proc.stdout).text()).trim()));
-      }),
+  const parallel = await measureUp(async () => {
+    const procs = Array.from({ length: 8 }, () =>
+      Bun.spawn([BIN, "up", "bench", "--yes", "--detach"], { env: { ...process.env, ...env }, cwd: project, stdout: "pipe", stderr: "pipe" }),
     );
+    const names = await Promise.all(procs.map(async (proc) => (await new Response(proc.stdout).text()).trim()));
     distinct &&= new Set(names).size === 8 && names.every(Boolean);
-    await cleanupAll();
-  }
+    return cleanupAll;
+  }, RUNS);
   const eightSingles = single.map((ms) => ms * 8);
   // The same measure for the docker CLI floor of row 1 (detached: no exec): what the engine itself allows here.
-  const floorSingle = await measureUp(() => floorUp(false), Math.min(RUNS, 3));
-  const floorParallel: number[] = [];
-  for (let i = 0; i < Math.min(RUNS, 3); i++) {
-    let downs: (() => Promise<void>)[] = [];
-    floorParallel.push(
-      await time(async () => {
-        downs = await Promise.all(Array.from({ length: 8 }, () => floorUp(false)));
-      }),
-    );
-    await Promise.all(downs.map((down) => down()));
-  }
+  const floorSingle = await measureUp(() => floorUp(false), RUNS);
+  const floorParallel = await measureUp(async () => {
+    const downs = await Promise.all(Array.from({ length: 8 }, () => floorUp(false)));
+    return async () => void (await Promise.all(downs.map((down) => down())));
+  }, RUNS);
   const floorRatio = stats(floorParallel).median / (8 * stats(floorSingle).median);
   add({
     row: "5",
@@ -424,10 +412,19 @@ if (want("7")) {
       return 100 / seconds;
     };
     const download = (url: string) => ["curl", "-s", "-k", "-o", "/dev/null", "-w", "%{time_total}", url];
-    const throughput = (url: string) => ({
-      gate: [0, 1, 2].map(() => speed(() => sh([BIN, "exec", name, "--", ...download(url)], { env, cwd: project }))),
-      direct: [0, 1, 2].map(() => speed(() => sh(["docker", "exec", client, ...download(url)]))),
-    });
+    // One warm-up each, then RUNS pairs, alternating, so drift on a shared machine hits both sides alike.
+    const throughput = (url: string) => {
+      const viaGate = () => speed(() => sh([BIN, "exec", name, "--", ...download(url)], { env, cwd: project }));
+      const direct = () => speed(() => sh(["docker", "exec", client, ...download(url)]));
+      viaGate();
+      direct();
+      const samples = { gate: [] as number[], direct: [] as number[] };
+      for (let i = 0; i < RUNS; i++) {
+        samples.gate.push(viaGate());
+        samples.direct.push(direct());
+      }
+      return samples;
+    };
     const plain = throughput("http://bulk.test/?mb=100");
     add({
       row: "7b",
