@@ -30,6 +30,8 @@ describe.skipIf(!node || !cc)("bulk downloads through bottle-splice in the gate 
   let dir: string;
   let bundle: string;
   let helper: string;
+  /** The compiled helper itself, for the tests that drive it without a gate. */
+  let real: string;
   let spawnLog: string;
   let httpServer: http.Server;
   let httpPort = 0;
@@ -42,7 +44,7 @@ describe.skipIf(!node || !cc)("bulk downloads through bottle-splice in the gate 
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "egress-splice-"));
-    const real = join(dir, "bottle-splice");
+    real = join(dir, "bottle-splice");
     const built = Bun.spawnSync([cc ?? "cc", "-Wall", "-Werror", "-o", real, join(import.meta.dir, "../../../../assets/bottle-splice.c")], { stderr: "pipe" });
     if (built.exitCode !== 0) throw new Error(`cc: ${built.stderr.toString()}`);
     // A wrapper that logs each spawn's pid; exec keeps the pid and the parent the helper checks.
@@ -166,6 +168,28 @@ describe.skipIf(!node || !cc)("bulk downloads through bottle-splice in the gate 
       });
     });
   }
+
+  test("the copier reports its total at most every 100 ms, and a total left when the source goes quiet within 100 ms", async () => {
+    const entry = await bundleForNode(join(import.meta.dir, "splice-reports-entry.ts"), dir, "splice-reports.mjs");
+    // 20 bursts of 256 KB, 20 ms apart: the copy waits for its source after every one.
+    const run = Bun.spawnSync([node ?? "node", entry, real, "20", String(256 * 1024), "20", "600"], { stdout: "pipe", stderr: "pipe" });
+    expect(run.stderr.toString()).toBe("");
+    const { sent, received, lastWrite, reports } = JSON.parse(run.stdout.toString()) as {
+      sent: number;
+      received: number;
+      lastWrite: number;
+      reports: { at: number; total: number }[];
+    };
+    expect(received).toBe(sent);
+    // One report per 100 ms at most (plus the first and the one after the last burst), not one per wait.
+    expect(reports.length).toBeGreaterThan(0);
+    expect(reports.length).toBeLessThanOrEqual(Math.ceil(lastWrite / 100) + 2);
+    const last = reports.at(-1);
+    expect(last?.total).toBe(sent);
+    // With no EOF and no more bytes, the last total still arrives once its 100 ms are up (slack for a busy machine).
+    expect(last?.at ?? Infinity).toBeLessThan(lastWrite + 400);
+    expect(reports.map((r) => r.total)).toEqual([...reports.map((r) => r.total)].sort((a, b) => a - b));
+  }, 30_000);
 
   test("a plain HTTP download is handed over once bulky, and arrives whole, in order and counted", async () => {
     await withGate({}, async (port, auditPath) => {
