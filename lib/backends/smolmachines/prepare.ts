@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { formatBytes } from "../../bytes.ts";
 import { containerArgs, type Docker } from "../../docker.ts";
 import { BottleError } from "../../errors.ts";
 import { type Exec, signalExitCode } from "../../exec.ts";
@@ -135,18 +136,6 @@ export function packLabels(session: string, pid = process.pid): Record<string, s
 
 function seconds(since: number): string {
   return `${((performance.now() - since) / 1000).toFixed(1)}s`;
-}
-
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
 }
 
 /**

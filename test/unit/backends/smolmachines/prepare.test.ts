@@ -4,7 +4,6 @@ import { join } from "node:path";
 import { DEFAULT_CRANE_IMAGE, DEFAULT_REGISTRY_IMAGE } from "../../../../lib/backends/smolmachines/images.ts";
 import {
   findPackLeftovers,
-  formatBytes,
   packLabels,
   packObjectNames,
   parsePublishedPort,
@@ -301,14 +300,6 @@ describe("parsePublishedPort", () => {
     expect(() => parsePublishedPort("0.0.0.0:32768\n", "r")).toThrow(/not on 127\.0\.0\.1 only/);
     expect(() => parsePublishedPort("127.0.0.1:32768\n[::]:32768\n", "r")).toThrow(/\[::\]:32768/);
     expect(() => parsePublishedPort("", "r")).toThrow(/no published port/);
-  });
-});
-
-describe("formatBytes", () => {
-  test("binary units", () => {
-    expect(formatBytes(512)).toBe("512 B");
-    expect(formatBytes(1536)).toBe("1.5 KiB");
-    expect(formatBytes(663 * 1024 * 1024)).toBe("663.0 MiB");
   });
 });
 
