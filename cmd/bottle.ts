@@ -25,6 +25,12 @@ async function run(argv: string[]): Promise<number> {
   return process.exitCode === undefined ? 0 : Number(process.exitCode);
 }
 
+// A reader that stops early (`bottle ls --json | head -1`) closes the pipe: stop quietly, not with a stack trace.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+  process.exit(process.exitCode === undefined ? 0 : Number(process.exitCode));
+});
+
 try {
   process.exitCode = await run(process.argv.slice(2));
 } catch (error) {

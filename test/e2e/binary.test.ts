@@ -73,6 +73,13 @@ describe("the compiled binary", () => {
     expect(out.exitCode).toBe(report.dockerReady ? 0 : 1);
   });
 
+  test("a reader that closes stdout early ends it quietly: no stack trace, exit 0", async () => {
+    // `true` is gone long before the binary has started, so its first write meets a closed pipe.
+    const proc = Bun.spawn(["sh", "-c", `{ '${BIN}' schema; echo "exit $?" >&2; } | true`], { cwd: sandbox.project, env: sandbox.env, stdout: "pipe", stderr: "pipe" });
+    const [stderr] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+    expect(stderr).toBe("exit 0\n");
+  });
+
   test("logs go to stderr: stdout of --json stays parseable", async () => {
     const out = await run(sandbox, ["agents", "--json"]);
     expect(out.exitCode).toBe(0);
