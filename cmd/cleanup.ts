@@ -1,30 +1,53 @@
 import { defineCommand } from "citty";
+import { formatBytes } from "../lib/bytes.ts";
 import { BottleError } from "../lib/errors.ts";
 import { realExec } from "../lib/exec.ts";
+import { findStaleImages, removeStaleImages, type StaleImage } from "../lib/image-cleanup.ts";
 import { findOrphans, removeOrphans } from "../lib/lifecycle.ts";
 import { log } from "../lib/log.ts";
 import { jsonArgs, printJson, yesArgs } from "./_shared.ts";
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
 export default defineCommand({
-  meta: { name: "cleanup", description: "Remove what killed launches left behind (containers, networks, state dirs)" },
-  args: { ...yesArgs, ...jsonArgs },
+  meta: { name: "cleanup", description: "Remove what killed launches left behind (containers, networks, state dirs); --images: bottle's unused images too" },
+  args: {
+    images: { type: "boolean", description: "Also remove bottle's images no container uses (but the default bottle's agent and gate images)" },
+    ...yesArgs,
+    ...jsonArgs,
+  },
   async run({ args }) {
     const orphans = await findOrphans(realExec);
-    if (args.json && !args.yes) return printJson(orphans);
-    if (orphans.length === 0) {
+    const images = args.images ? await findStaleImages(realExec, process.env, orphans.flatMap((o) => o.containers)) : [];
+    // Without --images the JSON stays the list of orphans it always was.
+    const json = (removedImages: StaleImage[]) => printJson(args.images ? { orphans, images: removedImages } : orphans);
+    if (args.json && !args.yes) return json(images);
+    if (orphans.length === 0 && images.length === 0) {
       log.info("nothing to clean up");
-      if (args.json) printJson([]);
+      if (!args.images) {
+        const unused = await findStaleImages(realExec, process.env);
+        if (unused.length) log.info(`${plural(unused.length, "unused bottle image")}: \`bottle cleanup --images\` removes them`);
+      }
+      if (args.json) json([]);
       return;
     }
     for (const orphan of orphans)
       process.stderr.write(`  ${orphan.name}: ${orphan.containers.length} containers, ${orphan.networks.length} networks${orphan.stateDir ? ", state dir" : ""}\n`);
+    // An image's size counts layers it shares with others (a custom image holds its agent image's): what is freed is less.
+    for (const image of images) process.stderr.write(`  ${image.tag}: unused image, ${formatBytes(image.size)}\n`);
     if (!args.yes) {
       if (!process.stdin.isTTY) throw new BottleError("no terminal to confirm the cleanup", { fix: "pass --yes to remove the above" });
       const { confirm } = await import("../lib/prompt.ts");
       if (!(await confirm("remove these?"))) return;
     }
     await removeOrphans(realExec, orphans);
-    if (args.json) printJson(orphans);
-    log.success(`removed ${orphans.length} orphaned bottle${orphans.length === 1 ? "" : "s"}`);
+    const removed = await removeStaleImages(realExec, images);
+    if (args.json) json(removed);
+    if (orphans.length) log.success(`removed ${plural(orphans.length, "orphaned bottle")}`);
+    if (images.length) {
+      log.success(`removed ${plural(removed.length, "unused image")}`);
+      const kept = images.length - removed.length;
+      if (kept) log.warn(`${plural(kept, "image")} stayed: a container started using them meanwhile`);
+    }
   },
 });

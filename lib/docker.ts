@@ -245,6 +245,20 @@ export class Docker {
     return Promise.all(refs.map((ref) => this.imageInspect(ref)));
   }
 
+  /** Local images matching `filters`, one entry per image id with all its `repo:tag` refs (none when dangling). */
+  async imageLs(filters: string[] = []): Promise<{ id: string; refs: string[] }[]> {
+    const out = await this.run(["image", "ls", "--all", "--no-trunc", "--format", "{{json .}}", ...filters.flatMap((f) => ["--filter", f])]);
+    const byId = new Map<string, string[]>();
+    for (const row of parseJsonLines<Record<string, string>>(out.stdout)) {
+      const id = row.ID ?? "";
+      if (!id) continue;
+      const refs = byId.get(id) ?? [];
+      if (row.Repository && row.Repository !== "<none>" && row.Tag && row.Tag !== "<none>") refs.push(`${row.Repository}:${row.Tag}`);
+      byId.set(id, refs);
+    }
+    return [...byId].map(([id, refs]) => ({ id, refs }));
+  }
+
   /** `force: false` keeps an image that is still tagged elsewhere or used by a container. */
   async imageRm(refs: string[], force = true): Promise<void> {
     if (refs.length) await this.run(["image", "rm", ...(force ? ["--force"] : []), ...refs], { check: false });

@@ -24,6 +24,8 @@ export const CLAUDE_CODE_VERSION = "2.1.332";
 export const HASH_LABEL = "bottle.hash";
 /** The base the image was built on (`ref@id`, see plannedImages); images built on it inherit it. */
 export const BASE_LABEL = "bottle.base";
+/** On a custom image: the agent image it was built FROM (image cleanup keeps that one while this one stays). */
+export const FROM_LABEL = "bottle.from";
 
 export type ImageKind = "agent" | "gate" | "custom" | "plumbing";
 
@@ -39,6 +41,8 @@ export interface ImageSpec {
   base?: string;
   /** A user context dir (custom layers), hashed by path, size and mtime. */
   contextDir?: string;
+  /** Labels on the built image that are not hash inputs. */
+  labels?: Record<string, string>;
 }
 
 export interface ImageRef {
@@ -174,6 +178,7 @@ export function customImageSpec(agent: ImageRef, dockerfilePath: string): ImageS
     buildArgs: {},
     inputs: [agent.hash],
     contextDir: dirname(dockerfilePath),
+    labels: { [FROM_LABEL]: agent.tag },
   };
 }
 
@@ -228,7 +233,7 @@ export async function ensureImage(
         context,
         dockerfile: dockerfilePath,
         tag: ref.tag,
-        labels: { [HASH_LABEL]: ref.hash, "bottle.image": spec.kind, ...(spec.base ? { [BASE_LABEL]: spec.base } : {}) },
+        labels: { ...spec.labels, [HASH_LABEL]: ref.hash, "bottle.image": spec.kind, ...(spec.base ? { [BASE_LABEL]: spec.base } : {}) },
         buildArgs: spec.buildArgs,
       });
       log.success(`built ${ref.tag} in ${((performance.now() - started) / 1000).toFixed(1)}s`);

@@ -11,6 +11,8 @@ import {
   customImageSpec,
   DEFAULT_BASE_IMAGE,
   ensureImage,
+  FROM_LABEL,
+  HASH_LABEL,
   imageCurrent,
   type ImageRef,
   type ImageSpec,
@@ -145,6 +147,8 @@ describe("customImageSpec", () => {
     expect(custom.dockerfile.trimEnd().endsWith("USER agent\nWORKDIR /workspace")).toBe(true);
     expect(custom.inputs).toEqual([agent.hash]);
     expect(custom.contextDir).toBe(join(path, ".."));
+    // Image cleanup keeps the agent image a kept custom image was built FROM.
+    expect(custom.labels).toEqual({ [FROM_LABEL]: agent.tag });
   });
 
   test("the custom hash follows the agent image", () => {
@@ -262,6 +266,17 @@ describe("imageCurrent / ensureImage: the base is a label, not part of the tag",
     expect(await imageCurrent(dockerWithImage(ref.tag).docker, ref, undefined)).toBe(true);
   });
 
+  test("a spec's own labels go on the build, beside (never over) bottle's", async () => {
+    const state = tempDir();
+    const s = { ...spec(), base: BASE, labels: { [FROM_LABEL]: "bottle-agent:0123456789abcdef", [HASH_LABEL]: "forged" } };
+    const { exec, docker } = dockerWithImage("none");
+    const { ref } = await ensureImage(docker, s, { XDG_CACHE_HOME: state });
+    const build = exec.calls.find((call) => call.argv[1] === "build")!.argv;
+    expect(build).toContain(`${FROM_LABEL}=bottle-agent:0123456789abcdef`);
+    expect(build).toContain(`${HASH_LABEL}=${ref.hash}`);
+    expect(build).not.toContain(`${HASH_LABEL}=forged`);
+  });
+
   test("an image built on another base is rebuilt under the same tag, labelled with the new base", async () => {
     const state = tempDir();
     const s = { ...spec(), base: BASE };
@@ -271,6 +286,7 @@ describe("imageCurrent / ensureImage: the base is a label, not part of the tag",
     const build = exec.calls.find((call) => call.argv[1] === "build")!.argv;
     expect(build).toContain(`${BASE_LABEL}=${BASE}`);
     expect(build[build.indexOf("--tag") + 1]).toBe(ref.tag);
+    expect(build).toContain(`${HASH_LABEL}=${ref.hash}`);
     // The old image, now untagged, is removed without --force (a running bottle or another tag keeps it).
     expect(exec.calls.at(-1)!.argv).toEqual(["docker", "image", "rm", "sha256:img"]);
   });
