@@ -247,7 +247,7 @@ export class Docker {
 
   /** Local images matching `filters`, one entry per image id with all its `repo:tag` refs (none when dangling). */
   async imageLs(filters: string[] = []): Promise<{ id: string; refs: string[] }[]> {
-    const out = await this.run(["image", "ls", "--all", "--no-trunc", "--format", "{{json .}}", ...filters.flatMap((f) => ["--filter", f])]);
+    const out = await this.run(["image", "ls", "--no-trunc", "--format", "{{json .}}", ...filters.flatMap((f) => ["--filter", f])]);
     const byId = new Map<string, string[]>();
     for (const row of parseJsonLines<Record<string, string>>(out.stdout)) {
       const id = row.ID ?? "";
