@@ -389,22 +389,33 @@ if (want("7")) {
     await waitForText(["docker", "logs", "--follow", server], "listening");
     // The direct baseline: the same curl from a container on the egress network itself.
     sh(["docker", "run", "-d", "--name", client, "--network", `${name}-egress`, "--entrypoint", "sleep", agentImage, "infinity"]);
-    const curlLoop = (n: number, extra: string) =>
-      `for i in $(seq ${n}); do curl -s -o /dev/null ${extra} -w '%{time_total}\\n' http://bulk.test/?mb=0; done`;
-    const viaGate = sh([BIN, "exec", name, "--", "sh", "-c", curlLoop(100, "")], { env, cwd: project })
-      .split("\n")
-      .map((s) => Number(s) * 1000);
-    const direct = sh(["docker", "exec", client, "sh", "-c", curlLoop(100, "")])
-      .split("\n")
-      .map((s) => Number(s) * 1000);
-    const added50 = percentile(viaGate, 50) - percentile(direct, 50);
-    const added99 = percentile(viaGate, 99) - percentile(direct, 99);
+    // Requests in blocks of 10 per exec, gate and direct blocks alternating (one warm-up block each), so drift hits both alike.
+    const latency = (url: string) => {
+      const block = `for i in $(seq 10); do curl -s -k -o /dev/null -w '%{time_total}\\n' ${url}; done`;
+      const ms = (out: string) => out.split("\n").filter(Boolean).map((s) => Number(s) * 1000);
+      const viaGate = () => ms(sh([BIN, "exec", name, "--", "sh", "-c", block], { env, cwd: project }));
+      const direct = () => ms(sh(["docker", "exec", client, "sh", "-c", block]));
+      viaGate();
+      direct();
+      const samples = { gate: [] as number[], direct: [] as number[] };
+      for (let i = 0; i < 10; i++) {
+        samples.gate.push(...viaGate());
+        samples.direct.push(...direct());
+      }
+      return samples;
+    };
+    const added = (samples: { gate: number[]; direct: number[] }, p: number) => percentile(samples.gate, p) - percentile(samples.direct, p);
+    // Per CONNECT, as the issue asks: an HTTPS request through the gate's tunnel vs the same request direct (the TLS handshake is in both).
+    const tunnel = latency("https://bulk.test/?mb=0");
+    const plainHttp = latency("http://bulk.test/?mb=0");
+    const added50 = added(tunnel, 50);
     add({
       row: "7a",
-      what: `request latency through the gate (ms); added p50 ${added50.toFixed(2)} ms, p99 ${added99.toFixed(2)} ms`,
-      bottle: { median: percentile(viaGate, 50), p90: percentile(viaGate, 90), unit: "ms" },
-      baseline: { what: "same request direct on the egress network", median: percentile(direct, 50), p90: percentile(direct, 90) },
+      what: `HTTPS request latency through a CONNECT tunnel (ms); added p50 ${added50.toFixed(2)} ms, p99 ${added(tunnel, 99).toFixed(2)} ms (plain HTTP via the proxy: +${added(plainHttp, 50).toFixed(2)} ms at p50)`,
+      bottle: { median: percentile(tunnel.gate, 50), p90: percentile(tunnel.gate, 90), unit: "ms" },
+      baseline: { what: "same request direct on the egress network", median: percentile(tunnel.direct, 50), p90: percentile(tunnel.direct, 90) },
       target: "≤ 2 ms added at p50",
+      note: `plain HTTP through the gate's proxy: added p50 ${added(plainHttp, 50).toFixed(2)} ms, p99 ${added(plainHttp, 99).toFixed(2)} ms`,
     });
     rows.at(-1)!.met = added50 <= 2;
     const speed = (run: () => string) => {
