@@ -1,6 +1,6 @@
 import { type ContainerSummary, Docker } from "./docker.ts";
 import type { Exec } from "./exec.ts";
-import { agentImageSpec, caContextFiles, FROM_LABEL, gateImageSpec, HASH_LABEL, imageRef } from "./images.ts";
+import { agentImageSpec, caContextFiles, FROM_LABEL, gateImageSpec, HASH_LABEL, type ImageKind, imageRef, parseImageTag } from "./images.ts";
 
 /**
  * bottle's images that nothing needs any more. Tags are content hashes, so
@@ -18,11 +18,9 @@ export interface StaleImage {
   /** The image's `bottle-<kind>:<hash>` tag. */
   tag: string;
   id: string;
-  kind: string;
+  kind: ImageKind;
   size: number;
 }
-
-const OWN_TAG = /^bottle-(agent|gate|custom|plumbing):([0-9a-f]{16})$/;
 
 type Env = Record<string, string | undefined>;
 
@@ -48,8 +46,11 @@ export async function findStaleImages(exec: Exec, env: Env, leaving: string[] = 
   const docker = new Docker(exec);
   const [listed, containers] = await Promise.all([docker.imageLs([`label=${HASH_LABEL}`]), docker.ps([], true)]);
   const own = listed.flatMap((image) => {
-    const tag = image.refs.find((ref) => OWN_TAG.test(ref));
-    return tag ? [{ ...image, tag }] : [];
+    for (const ref of image.refs) {
+      const parsed = parseImageTag(ref);
+      if (parsed) return [{ ...image, tag: ref, ...parsed }];
+    }
+    return [];
   });
   if (own.length === 0) return [];
   const infos = await docker.imagesInspect(own.map((image) => image.id));
@@ -57,11 +58,10 @@ export async function findStaleImages(exec: Exec, env: Env, leaving: string[] = 
   const keep = new Set(defaultImageTags(env));
   const candidates = own.flatMap((image, i) => {
     const info = infos[i];
-    const [, kind = "", hash = ""] = OWN_TAG.exec(image.tag) ?? [];
     // A tag whose hash the label does not confirm is not ours to judge.
-    if (!info || !info.labels[HASH_LABEL]?.startsWith(hash)) return [];
+    if (!info || !info.labels[HASH_LABEL]?.startsWith(image.hashPrefix)) return [];
     const used = staying.some((c) => uses(c, image));
-    return [{ image: { tag: image.tag, id: image.id, kind, size: info.size }, used, from: info.labels[FROM_LABEL] }];
+    return [{ image: { tag: image.tag, id: image.id, kind: image.kind, size: info.size }, used, from: info.labels[FROM_LABEL] }];
   });
   for (const c of candidates) if (c.used && c.from) keep.add(c.from);
   return candidates

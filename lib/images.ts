@@ -27,7 +27,8 @@ export const BASE_LABEL = "bottle.base";
 /** On a custom image: the agent image it was built FROM (image cleanup keeps that one while this one stays). */
 export const FROM_LABEL = "bottle.from";
 
-export type ImageKind = "agent" | "gate" | "custom" | "plumbing";
+const IMAGE_KINDS = ["agent", "gate", "custom", "plumbing"] as const;
+export type ImageKind = (typeof IMAGE_KINDS)[number];
 
 export interface ImageSpec {
   kind: ImageKind;
@@ -95,9 +96,20 @@ export function imageHash(spec: ImageSpec): string {
   return createHash("sha256").update(parts.join("")).digest("hex");
 }
 
+/** Tags carry the hash's first 16 hex digits. */
+const TAG_HASH_LENGTH = 16;
+
 export function imageRef(spec: ImageSpec): ImageRef {
   const hash = imageHash(spec);
-  return { kind: spec.kind, hash, tag: `bottle-${spec.kind}:${hash.slice(0, 16)}` };
+  return { kind: spec.kind, hash, tag: `bottle-${spec.kind}:${hash.slice(0, TAG_HASH_LENGTH)}` };
+}
+
+const TAG = new RegExp(`^bottle-(${IMAGE_KINDS.join("|")}):([0-9a-f]{${TAG_HASH_LENGTH}})$`);
+
+/** The kind and hash prefix of a tag `imageRef` makes; undefined for any other ref. */
+export function parseImageTag(ref: string): { kind: ImageKind; hashPrefix: string } | undefined {
+  const match = TAG.exec(ref);
+  return match ? { kind: match[1] as ImageKind, hashPrefix: match[2] ?? "" } : undefined;
 }
 
 /** The CA certificates as context files `<dir>/extra-N.crt` (always at least the dir). */

@@ -19,6 +19,7 @@ import {
   imageHash,
   imageRef,
   npmRegistry,
+  parseImageTag,
   plannedImages,
 } from "../../lib/images.ts";
 import { cleanupTempDirs, tempDir } from "../helpers/unit.ts";
@@ -126,6 +127,17 @@ describe("baseImage / npmRegistry", () => {
     expect(npmRegistry({})).toBe("https://registry.npmjs.org");
     expect(npmRegistry({ npm_config_registry: "https://npm.corp" })).toBe("https://npm.corp");
     expect(npmRegistry({ npm_config_registry: "https://npm.corp", BOTTLE_NPM_REGISTRY: "https://bottle" })).toBe("https://bottle");
+  });
+});
+
+describe("parseImageTag", () => {
+  test("reads back the kind and hash prefix of every tag imageRef makes, and nothing else", () => {
+    for (const kind of ["agent", "gate", "custom", "plumbing"] as const) {
+      const ref = imageRef(spec({ kind }));
+      expect(parseImageTag(ref.tag)).toEqual({ kind, hashPrefix: ref.hash.slice(0, 16) });
+    }
+    for (const other of ["bottle-agent:0123456789ABCDEF", "bottle-agent:0123456789abcde", "bottle-other:0123456789abcdef", "vsc-ws-1-uid:latest", "x/bottle-gate:0123456789abcdef"])
+      expect(parseImageTag(other)).toBeUndefined();
   });
 });
 
