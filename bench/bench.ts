@@ -389,21 +389,30 @@ if (want("7")) {
     await waitForText(["docker", "logs", "--follow", server], "listening");
     // The direct baseline: the same curl from a container on the egress network itself.
     sh(["docker", "run", "-d", "--name", client, "--network", `${name}-egress`, "--entrypoint", "sleep", agentImage, "infinity"]);
-    // Requests in blocks of 10 per exec, gate and direct blocks alternating (one warm-up block each), so drift hits both alike.
-    const latency = (url: string) => {
-      const block = `for i in $(seq 10); do curl -s -k -o /dev/null -w '%{time_total}\\n' ${url}; done`;
-      const ms = (out: string) => out.split("\n").filter(Boolean).map((s) => Number(s) * 1000);
-      const viaGate = () => ms(sh([BIN, "exec", name, "--", "sh", "-c", block], { env, cwd: project }));
-      const direct = () => ms(sh(["docker", "exec", client, "sh", "-c", block]));
-      viaGate();
-      direct();
+    // The same command in the bottle (through the gate) and in the client (direct).
+    const viaGate = (argv: string[]) => sh([BIN, "exec", name, "--", ...argv], { env, cwd: project });
+    const direct = (argv: string[]) => sh(["docker", "exec", client, ...argv]);
+    /** One warm-up each, then `rounds` of gate and direct, alternating, so drift on a shared machine hits both sides alike. */
+    const alternating = (measure: (run: (argv: string[]) => string) => number[], rounds: number) => {
+      measure(viaGate);
+      measure(direct);
       const samples = { gate: [] as number[], direct: [] as number[] };
-      for (let i = 0; i < 10; i++) {
-        samples.gate.push(...viaGate());
-        samples.direct.push(...direct());
+      for (let i = 0; i < rounds; i++) {
+        samples.gate.push(...measure(viaGate));
+        samples.direct.push(...measure(direct));
       }
       return samples;
     };
+    // Requests in blocks of 10 per exec.
+    const latency = (url: string) =>
+      alternating(
+        (run) =>
+          run(["sh", "-c", `for i in $(seq 10); do curl -s -k -o /dev/null -w '%{time_total}\\n' ${url}; done`])
+            .split("\n")
+            .filter(Boolean)
+            .map((s) => Number(s) * 1000),
+        10,
+      );
     const added = (samples: { gate: number[]; direct: number[] }, p: number) => percentile(samples.gate, p) - percentile(samples.direct, p);
     // Per CONNECT, as the issue asks: an HTTPS request through the gate's tunnel vs the same request direct (the TLS handshake is in both).
     const tunnel = latency("https://bulk.test/?mb=0");
@@ -418,24 +427,8 @@ if (want("7")) {
       note: `plain HTTP through the gate's proxy: added p50 ${added(plainHttp, 50).toFixed(2)} ms, p99 ${added(plainHttp, 99).toFixed(2)} ms`,
     });
     rows.at(-1)!.met = added50 <= 2;
-    const speed = (run: () => string) => {
-      const seconds = Number(run());
-      return 100 / seconds;
-    };
-    const download = (url: string) => ["curl", "-s", "-k", "-o", "/dev/null", "-w", "%{time_total}", url];
-    // One warm-up each, then RUNS pairs, alternating, so drift on a shared machine hits both sides alike.
-    const throughput = (url: string) => {
-      const viaGate = () => speed(() => sh([BIN, "exec", name, "--", ...download(url)], { env, cwd: project }));
-      const direct = () => speed(() => sh(["docker", "exec", client, ...download(url)]));
-      viaGate();
-      direct();
-      const samples = { gate: [] as number[], direct: [] as number[] };
-      for (let i = 0; i < RUNS; i++) {
-        samples.gate.push(viaGate());
-        samples.direct.push(direct());
-      }
-      return samples;
-    };
+    // MB/s of one 100 MB download.
+    const throughput = (url: string) => alternating((run) => [100 / Number(run(["curl", "-s", "-k", "-o", "/dev/null", "-w", "%{time_total}", url]))], RUNS);
     const plain = throughput("http://bulk.test/?mb=100");
     add({
       row: "7b",
