@@ -4,9 +4,21 @@ import { CommandError, stderrTail, type Exec, type RunResult, type Stdin } from 
 /** Typed wrappers over the docker CLI; every call goes through `Exec`. */
 
 export interface Mount {
-  source: string;
+  /** A host path (bind mount); absent for a volume. */
+  source?: string;
   target: string;
   readonly?: boolean;
+  /** An anonymous volume of the container's own (removed with it by `rm --volumes`), labelled so cleanup finds it. */
+  volume?: { labels?: Record<string, string> };
+}
+
+/** One `--mount` value: a bind mount of `source`, or an anonymous labelled volume. */
+export function mountArg(mount: Mount): string {
+  const fields = mount.volume
+    ? ["type=volume", `target=${mount.target}`, ...Object.entries(mount.volume.labels ?? {}).map(([key, value]) => `volume-label=${key}=${value}`)]
+    : ["type=bind", `source=${mount.source ?? ""}`, `target=${mount.target}`];
+  if (mount.readonly) fields.push("readonly");
+  return fields.map(csvField).join(",");
 }
 
 export interface ContainerSpec {
@@ -68,6 +80,8 @@ export interface ExecInContainer {
   stdin?: Stdin;
   check?: boolean;
   timeoutMs?: number;
+  /** Binary stdout goes to this host file (see RunOptions.stdoutFile). */
+  stdoutFile?: string;
 }
 
 export type DockerFailure = "cli-missing" | "daemon-down" | "permission-denied";
@@ -148,8 +162,7 @@ export function containerArgs(spec: ContainerSpec): string[] {
   for (const alias of spec.networkAliases ?? []) args.push("--network-alias", alias);
   if (spec.ip) args.push("--ip", spec.ip);
   for (const [key, value] of Object.entries(spec.env ?? {})) args.push("--env", `${key}=${value}`);
-  for (const mount of spec.mounts ?? [])
-    args.push("--mount", ["type=bind", `source=${mount.source}`, `target=${mount.target}`, ...(mount.readonly ? ["readonly"] : [])].map(csvField).join(","));
+  for (const mount of spec.mounts ?? []) args.push("--mount", mountArg(mount));
   for (const cap of spec.capDrop ?? []) args.push("--cap-drop", cap);
   for (const cap of spec.capAdd ?? []) args.push("--cap-add", cap);
   for (const opt of spec.securityOpt ?? []) args.push("--security-opt", opt);
@@ -336,6 +349,7 @@ export class Docker {
       env: options.envValues,
       check: options.check,
       timeoutMs: options.timeoutMs,
+      ...(options.stdoutFile ? { stdoutFile: options.stdoutFile } : {}),
     });
   }
 

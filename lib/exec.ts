@@ -20,6 +20,8 @@ export interface RunOptions {
   check?: boolean;
   /** Kill the child after this many ms. */
   timeoutMs?: number;
+  /** Write stdout (binary) to this file instead of capturing it; `stdout` is then "". */
+  stdoutFile?: string;
 }
 
 export type Stdin = string | Uint8Array | Promise<string | Uint8Array | undefined>;
@@ -117,11 +119,12 @@ export const realExec: Exec = {
       cwd: options.cwd,
       env: childEnv(options.env),
       stdin: options.stdin === undefined ? "ignore" : "pipe",
-      stdout: "pipe",
+      stdout: options.stdoutFile ? Bun.file(options.stdoutFile) : "pipe",
       stderr: "pipe",
     });
     // Read both pipes concurrently so a chatty stderr cannot block stdout.
-    const reading = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    const stdoutText = proc.stdout instanceof ReadableStream ? new Response(proc.stdout).text() : Promise.resolve("");
+    const reading = Promise.all([stdoutText, new Response(proc.stderr).text(), proc.exited]);
     if (options.stdin !== undefined && proc.stdin) await feedStdin(proc.stdin, options.stdin);
     // On timeout stop waiting for the pipes too: a grandchild may keep them open.
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -156,6 +156,14 @@ describe("realExec.run", () => {
     expect(hup.exitCode).toBe(128 + 1);
   });
 
+  test("stdoutFile receives the exact bytes (a bundle is binary); stdout is then empty, stderr still captured", async () => {
+    const file = join(tempDir("bottle-exec-out-"), "out.bin");
+    const out = await realExec.run(["sh", "-c", "printf 'a\\000\\377\\n'; echo err >&2"], { stdoutFile: file });
+    expect(out.stdout).toBe("");
+    expect(out.stderr).toBe("err\n");
+    expect([...readFileSync(file)]).toEqual([0x61, 0, 0xff, 0x0a]);
+  });
+
   test("a missing executable rejects (the error names it)", async () => {
     const error = await caught(realExec.run(["/nonexistent/bottle-unit-binary"]));
     expect(String(error)).toMatch(/ENOENT|not found/);

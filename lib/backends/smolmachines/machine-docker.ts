@@ -47,6 +47,7 @@ export class MachineDocker extends Docker {
       env: options.envValues,
       check: options.check,
       timeoutMs: options.timeoutMs,
+      ...(options.stdoutFile ? { stdoutFile: options.stdoutFile } : {}),
     });
   }
 
