@@ -7,6 +7,7 @@ export const commands = {
   ls: () => import("./ls.ts").then((m) => m.default),
   attach: () => import("./attach.ts").then((m) => m.default),
   exec: () => import("./exec.ts").then((m) => m.default),
+  fetch: () => import("./fetch.ts").then((m) => m.default),
   logs: () => import("./logs.ts").then((m) => m.default),
   down: () => import("./down.ts").then((m) => m.default),
   allow: () => import("./allow.ts").then((m) => m.default),

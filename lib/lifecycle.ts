@@ -14,6 +14,8 @@ import { bottleStateDir } from "./paths.ts";
 import { LABELS } from "./plan.ts";
 import { agentCommand } from "./provision.ts";
 import { auditLogPath, readPlan, stateNames } from "./state.ts";
+import { bringBackCommits, bringBackOnTeardown, type BroughtBack } from "./git/bottle-branch.ts";
+import { removeWorkspaceGitMountPoints } from "./git/workspace-git.ts";
 import { attachTo, isOrphan } from "./up.ts";
 import { didYouMean } from "./suggest.ts";
 
@@ -96,6 +98,14 @@ export function formatBottleTable(rows: BottleRow[]): string {
  * on the bottle goes to the VM.
  */
 async function requireRunning(docker: Docker, name: string): Promise<Docker> {
+  const running = await runningBottle(docker, name);
+  if (running) return running;
+  const names = (await listBottles(docker.exec)).map((row) => row.name);
+  throw new BottleError(`no running bottle named ${name}${didYouMean(name, names)}`, { fix: "see `bottle ls`" });
+}
+
+/** The running bottle's Docker (see requireRunning), or undefined. */
+async function runningBottle(docker: Docker, name: string): Promise<Docker | undefined> {
   const inspect = await docker.containerInspect(name);
   if (inspect?.Config.Labels?.[LABELS.role] === "bottle" && inspect.State.Running) return docker;
   const plan = readPlan(name);
@@ -104,8 +114,7 @@ async function requireRunning(docker: Docker, name: string): Promise<Docker> {
     if (gate?.Config.Labels?.[LABELS.backend] === "smolmachines" && gate.State.Running)
       return new MachineDocker(docker.exec, plan.containers.bottle, smolvmBinary(), docker.binary);
   }
-  const names = (await listBottles(docker.exec)).map((row) => row.name);
-  throw new BottleError(`no running bottle named ${name}${didYouMean(name, names)}`, { fix: "see `bottle ls`" });
+  return undefined;
 }
 
 export async function attachBottle(exec: Exec, name: string, command: string[]): Promise<number> {
@@ -188,10 +197,20 @@ function bottleMachine(name: string, objects: Array<ContainerSummary | NetworkSu
   return objects.some((o) => o.labels[LABELS.name] === name && o.labels[LABELS.backend] === "smolmachines") ? name : undefined;
 }
 
-/** The VM (if any) first, then the docker objects and the state dir. */
+/**
+ * The bottle's commits first (a mounted workspace's, while the bottle still
+ * runs), then the VM (if any), the docker objects, the state dir, and the
+ * mount points the launch made in the workspace.
+ */
 async function removeBottleAndMachine(docker: Docker, name: string, machine: string | undefined): Promise<void> {
+  const plan = readPlan(name);
+  if (plan?.workspace.git) {
+    const running = await runningBottle(docker, name).catch(() => undefined);
+    if (running) await bringBackOnTeardown(running, plan);
+  }
   if (machine) await removeMachineQuietly(docker.exec, machine, smolvmBinary());
   await removeBottle(docker, name);
+  if (plan?.workspace.git) removeWorkspaceGitMountPoints(plan.workspace.git);
 }
 
 export async function downBottles(exec: Exec, names: string[] | undefined): Promise<string[]> {
@@ -247,4 +266,16 @@ export async function findOrphans(exec: Exec): Promise<Orphan[]> {
 export async function removeOrphans(exec: Exec, orphans: Orphan[]): Promise<void> {
   const docker = new Docker(exec);
   await Promise.all(orphans.map((orphan) => (orphan.pack ? removePackLeftovers(docker, orphan.pack) : removeBottleAndMachine(docker, orphan.name, orphan.machine))));
+}
+
+/** `bottle fetch NAME`: the running bottle's new commits onto its branch now. */
+export async function fetchBottleCommits(exec: Exec, name: string): Promise<BroughtBack | undefined> {
+  const bottle = await requireRunning(new Docker(exec), name);
+  const plan = readPlan(name);
+  if (!plan) throw new BottleError(`the state of ${name} is missing`, { fix: `remove it with \`bottle down ${name}\` and start a new one` });
+  if (plan.workspace.mode !== "mount" || !plan.workspace.git?.repo)
+    throw new BottleError(`${name} has no mounted git repository to bring commits back to`, {
+      fix: plan.workspace.mode === "copy" ? "a copy workspace's work is saved when the bottle stops" : "start the bottle from a repository's top level with `workspace: mount`",
+    });
+  return bringBackCommits(bottle, plan);
 }

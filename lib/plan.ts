@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { CustodyPlanSchema } from "./gates/custody/plan.ts";
+import { WorkspaceGitSchema } from "./git/workspace-git.ts";
 
 /**
  * The plan of one launch: plain data, serialisable, with env NAMES but never
@@ -42,7 +43,8 @@ export const PlanSchema = v.object({
     containerPath: v.string(),
     /** uid:gid the agent runs as (the workspace owner for mounts). */
     user: v.object({ uid: v.number(), gid: v.number() }),
-    readonlyPaths: v.array(v.string()),
+    /** mount: how the workspace's .git is kept from the bottle (see lib/git/workspace-git.ts). */
+    git: v.optional(WorkspaceGitSchema),
   }),
   gitUser: v.optional(v.object({ name: v.optional(v.string()), email: v.optional(v.string()) })),
   /** The git gate: each remote's upstream, the gate URL the bottle uses instead, the key's host path (never the key). */

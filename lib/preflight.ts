@@ -1,4 +1,5 @@
 import { custodyRows } from "./gates/custody/index.ts";
+import { branchBase } from "./git/bottle-branch.ts";
 import type { Plan } from "./plan.ts";
 
 /** The preflight: what a launch will grant, shown before anything is created. */
@@ -13,6 +14,19 @@ function list(items: string[], max = 4): string {
   return items.length > max ? `${shown}, … +${items.length - max} more` : shown;
 }
 
+/** What a mount shares and what it keeps from the bottle: said before every such launch. */
+function workspaceGitRows(plan: Plan): Array<[string, string]> {
+  const git = plan.workspace.git;
+  if (plan.workspace.mode !== "mount" || !git) return [];
+  const rows: Array<[string, string]> = [];
+  if (git.repo) rows.push(["git", `.git is the bottle's own (history shared read-only); its commits come back only as objects, on branch ${branchBase(plan.name)}`]);
+  else if (git.enclosing) rows.push(["git", `the workspace is inside the repository ${git.enclosing}: the agent sees no history (run from ${git.enclosing} to give it one)`]);
+  else rows.push(["git", "not a repository; a .git the agent makes stays in the bottle"]);
+  if (git.submodules.length) rows.push(["", `submodules' .git read-only: ${list(git.submodules.map((s) => s.path))}`]);
+  rows.push(["note", "the working tree is shared live: files the agent writes there are yours to run or not (build scripts, editor tasks)"]);
+  return rows;
+}
+
 export function formatPreflight(plan: Plan, missingImages: string[]): string {
   const gitRemotes = plan.git?.remotes ?? [];
   const sshHosts = plan.ssh?.hosts ?? [];
@@ -20,9 +34,7 @@ export function formatPreflight(plan: Plan, missingImages: string[]): string {
   const workspace =
     plan.workspace.mode === "none"
       ? "none (empty /workspace)"
-      : `${plan.workspace.mode} ${plan.workspace.hostPath} → ${plan.workspace.containerPath}${
-          plan.workspace.readonlyPaths.length ? ` (read-only: ${plan.workspace.readonlyPaths.join(", ")})` : ""
-        }`;
+      : `${plan.workspace.mode} ${plan.workspace.hostPath} → ${plan.workspace.containerPath}`;
   const rows: Array<[string, string]> = [
     ["agent", `${plan.agent.name}  ${paren(plan.agent.source)}`],
     ["bottle", `${plan.bottle.name}  ${paren(plan.bottle.sources.join(" → "))}`],
@@ -32,6 +44,7 @@ export function formatPreflight(plan: Plan, missingImages: string[]): string {
     ...custodyRows(plan.custody),
     ["skills", list(plan.agent.skills, 8)],
     ["workspace", workspace],
+    ...workspaceGitRows(plan),
     ["gates", `egress (HTTP/HTTPS allowlist proxy + DNS)${gitRemotes.length ? " + git (mirror, gitleaks on push)" : ""}${sshHosts.length ? " + ssh (listed hosts, keys stay in the gate)" : ""} on ${plan.containers.gate}`],
     ...gitRemotes.map((remote): [string, string] => ["git", `${remote.name} → ${remote.upstream} (via git gate ${remote.url}; pushes scanned by gitleaks)`]),
     ...sshHosts.map((host): [string, string] => ["ssh", `${host.user ? `${host.user}@` : ""}${host.host}:${host.port} (via ssh gate; key ${host.identityFile} stays in the gate)`]),

@@ -68,7 +68,10 @@ import { auditLogPath, claimName, peekName, processAlive, readOwner, removeState
 import { verifyEgressPolicy } from "./selftest.ts";
 import { createTar } from "./tar.ts";
 import { buildInfo } from "./version.ts";
-import { prepareMountedWorkspace, recordWorkspaceRefs, saveCopiedWork, workspacePlan } from "./workspace.ts";
+import { recordWorkspaceRefs, saveCopiedWork, workspacePlan } from "./workspace.ts";
+import type { HostRepo } from "./git/host-repo.ts";
+import { bringBackOnTeardown } from "./git/bottle-branch.ts";
+import { prepareWorkspaceGit, removeWorkspaceGitMountPoints, workspaceGitEntries } from "./git/workspace-git.ts";
 
 /** `bottle up`: resolve → plan → preflight → prepare → launch → attach → teardown. */
 
@@ -135,6 +138,8 @@ export interface Prepared {
   taken: string[];
   /** What to build, computed once (hashing reads the CA bundles). */
   specs: { agent: ImageSpec; gate: ImageSpec; custom?: ImageSpec };
+  /** mount: the host repository the bottle's private git dir is made from. */
+  workspaceRepo?: HostRepo;
 }
 
 /** Everything up to the confirm question; side-effect free (also for --dry-run). */
@@ -164,7 +169,14 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
   const customSpec = resolved.bottle.image ? customImageSpec(agentRef, resolved.bottle.image.dockerfile) : undefined;
   const customRef = customSpec ? imageRef(customSpec) : undefined;
   const refs = [agentRef, gateRef, ...(customRef ? [customRef] : [])];
-  const [images, containers, runtime] = await Promise.all([plannedImages(docker, refs, options.env), containersListed, runtimeChosen]);
+  const planned = workspacePlan(docker.exec, resolved.bottle.workspace, options.workspace ?? options.cwd);
+  planned.catch(() => undefined);
+  const [images, containers, runtime, { workspace, repo: workspaceRepo }] = await Promise.all([
+    plannedImages(docker, refs, options.env),
+    containersListed,
+    runtimeChosen,
+    planned,
+  ]);
   const missingImages = images.missing;
   // Builds record the base found on their label (it is not part of their tags).
   const withBase = (spec: ImageSpec): ImageSpec => ({ ...spec, base: images.base });
@@ -172,8 +184,6 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
   const taken = containers.map((c) => c.labels[LABELS.name] ?? "");
   const name = peekName(nameBase, new Set(taken));
 
-  const workspaceMode = resolved.bottle.workspace;
-  const workspace = workspacePlan(workspaceMode, options.workspace ?? options.cwd);
   const custody = custodyPlan(resolved.bottle, options.env);
   // Attaching Claude Code without a credential would only show its login error: say how to make one first.
   if (!custody.claude && options.passthrough.length === 0 && !options.detach && !options.dryRun) throw missingCredentialError();
@@ -216,7 +226,7 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
     createdAt: new Date().toISOString(),
   };
   plan.labels = bottleLabels(plan, "bottle", buildInfo.version);
-  return { plan, resolved, docker, missingImages, nameBase, taken, specs: { agent: withBase(agentSpec), gate: withBase(gateSpec), ...(customSpec ? { custom: withBase(customSpec) } : {}) } };
+  return { plan, resolved, docker, missingImages, nameBase, taken, ...(workspaceRepo ? { workspaceRepo } : {}), specs: { agent: withBase(agentSpec), gate: withBase(gateSpec), ...(customSpec ? { custom: withBase(customSpec) } : {}) } };
 }
 
 function skillDirs(resolved: Resolved, env: Record<string, string | undefined>): Record<string, string> {
@@ -274,7 +284,6 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
   // Images first: a build is the slow step and creates nothing to tear down.
   let smolmachine: string | undefined;
   ({ plan, smolmachine } = await prepareImages(prepared, plan, options.env));
-  prepareMountedWorkspace(plan.workspace);
 
   /**
    * The bottle's files in one archive: passwd, the gate's CA (credential
@@ -286,8 +295,9 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
     const [passwd, trust] = await Promise.all([passwdEntries(target, launched), bottleTrust(target, launched, () => gate.then((g) => g.ca))]);
     const bottleValues = { ...envValues, ...custody.env, ...trust.env };
     const entries = [...passwd, ...trust.entries, ...provisionEntries({ plan: launched, envValues: bottleValues, prompt: resolved.agent.prompt, skillDirs: skillDirs(resolved, options.env), sshPublicKeys: sshPublicKeys(sshKeys) })];
-    if (launched.workspace.mode === "copy" && launched.workspace.hostPath)
-      entries.push(...workspaceEntries(launched.workspace.hostPath, launched.workspace.user.uid, launched.workspace.user.gid));
+    const { mode, hostPath, user, git, containerPath } = launched.workspace;
+    if (mode === "copy" && hostPath) entries.push(...workspaceEntries(hostPath, user.uid, user.gid));
+    if (git) entries.push(...workspaceGitEntries(git, prepared.workspaceRepo, containerPath, user.uid, user.gid));
     await target.copyArchiveIn(launched.containers.bottle, "/", createTar(entries));
     await startAgentRelay(target, launched);
     if (launched.workspace.mode === "copy") await recordWorkspaceRefs(target, launched);
@@ -302,7 +312,9 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
   const teardown = async () => {
     const bottleExists = vm ? created.machine !== undefined : created.containers.includes(plan.containers.bottle);
     if (plan.workspace.mode === "copy" && bottleExists) await saveCopiedWork(bottle, plan).catch(() => undefined);
+    if (plan.workspace.git && bottleExists) await bringBackOnTeardown(bottle, plan);
     await removeCreated();
+    if (plan.workspace.git) removeWorkspaceGitMountPoints(plan.workspace.git);
     if (claimed) {
       const summary = summarizeDenials(auditLogPath(claimed, "egress"));
       if (summary) log.info(summary);
@@ -326,6 +338,7 @@ export async function runUp(prepared: Prepared, options: UpOptions): Promise<num
       plan = renamePlan(plan, claimed);
       bottle = vm ? new MachineDocker(docker.exec, plan.containers.bottle, smolvm, docker.binary) : docker;
       writeState(plan, { pid: process.pid, detach: options.detach, startedAt: plan.createdAt });
+      if (plan.workspace.git) prepareWorkspaceGit(plan.name, plan.workspace.git);
       interrupts.check();
       try {
         const launch = { version: buildInfo.version, secrets: secretValues(envValues), custody: custody.credentials, git: gitRemotes, ssh: sshKeys, created };

@@ -1,7 +1,10 @@
-import { existsSync, mkdirSync, realpathSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, realpathSync, statSync } from "node:fs";
+import { join, sep } from "node:path";
 import type { Docker } from "./docker.ts";
 import { BottleError } from "./errors.ts";
+import type { Exec } from "./exec.ts";
+import type { HostRepo } from "./git/host-repo.ts";
+import { planWorkspaceGit } from "./git/workspace-git.ts";
 import { log } from "./log.ts";
 import type { Plan } from "./plan.ts";
 import { stateDir } from "./paths.ts";
@@ -9,13 +12,18 @@ import { stateDir } from "./paths.ts";
 /** How the project gets into the bottle, and how work gets out again. */
 
 export const CONTAINER_WORKSPACE = "/workspace";
-/** Paths the host executes later; mounted read-only so the agent cannot plant them. */
-export const PROTECTED_GIT_PATHS = [".git/config", ".git/hooks"];
 const DEFAULT_UID = 1000;
 
-export function workspacePlan(mode: Plan["workspace"]["mode"], path: string): Plan["workspace"] {
+export interface PlannedWorkspace {
+  workspace: Plan["workspace"];
+  /** mount: the host repository the private git dir is made from at launch. */
+  repo?: HostRepo;
+}
+
+/** Side-effect free; for a mount it reads (never writes) the host repository. */
+export async function workspacePlan(exec: Exec, mode: Plan["workspace"]["mode"], path: string): Promise<PlannedWorkspace> {
   if (mode === "none") {
-    return { mode, containerPath: CONTAINER_WORKSPACE, user: { uid: DEFAULT_UID, gid: DEFAULT_UID }, readonlyPaths: [] };
+    return { workspace: { mode, containerPath: CONTAINER_WORKSPACE, user: { uid: DEFAULT_UID, gid: DEFAULT_UID } } };
   }
   let hostPath: string;
   try {
@@ -25,31 +33,15 @@ export function workspacePlan(mode: Plan["workspace"]["mode"], path: string): Pl
   }
   const stat = statSync(hostPath);
   if (!stat.isDirectory()) throw new BottleError(`workspace ${hostPath} is not a directory`, { fix: "pass a directory with --workspace" });
+  // A git dir's insides are what the host later runs: never a workspace.
+  if (hostPath.split(sep).includes(".git"))
+    throw new BottleError(`workspace ${hostPath} is inside a .git directory`, { fix: "run bottle from the project's working tree, not from inside its .git" });
   // The agent runs as the owner of a mounted workspace so files it writes are the user's.
   const user = mode === "mount" && stat.uid !== 0 ? { uid: stat.uid, gid: stat.gid } : { uid: DEFAULT_UID, gid: DEFAULT_UID };
-  const readonlyPaths =
-    mode === "mount" && existsSync(join(hostPath, ".git")) && statSync(join(hostPath, ".git")).isDirectory()
-      ? PROTECTED_GIT_PATHS
-      : [];
-  return { mode, hostPath, containerPath: CONTAINER_WORKSPACE, user, readonlyPaths };
-}
-
-/** A root-owned mounted workspace is not writable by the agent (uid 1000). */
-export function workspaceWarning(plan: Plan["workspace"]): string | undefined {
-  if (plan.mode !== "mount" || !plan.hostPath) return undefined;
-  const stat = statSync(plan.hostPath);
-  if (stat.uid === 0 && !(stat.mode & 0o002))
-    return `${plan.hostPath} is owned by root; the agent (uid ${DEFAULT_UID}) cannot write to it — use \`workspace: copy\` or run from a directory you own`;
-  return undefined;
-}
-
-/** Make sure the protected paths exist on the host, so the read-only mounts have a source. */
-export function prepareMountedWorkspace(plan: Plan["workspace"]): void {
-  if (plan.mode !== "mount" || !plan.hostPath) return;
-  for (const path of plan.readonlyPaths) {
-    const full = join(plan.hostPath, path);
-    if (!existsSync(full)) mkdirSync(full, { recursive: true });
-  }
+  const workspace: Plan["workspace"] = { mode, hostPath, containerPath: CONTAINER_WORKSPACE, user };
+  if (mode !== "mount") return { workspace };
+  const git = await planWorkspaceGit(exec, hostPath);
+  return { workspace: { ...workspace, git: git.plan }, ...(git.repo ? { repo: git.repo } : {}) };
 }
 
 /** Where work from a `copy` workspace is saved on teardown. */

@@ -12,6 +12,7 @@ import { log } from "../log.ts";
 import { isSubnetConflict, randomInternalAddresses, type InternalAddresses } from "./internal-subnet.ts";
 import { bottleStateDir, stateDir } from "../paths.ts";
 import { LABELS, type Plan } from "../plan.ts";
+import { workspaceGitMounts } from "../git/workspace-git.ts";
 import { createTar, type TarEntry } from "../tar.ts";
 
 /**
@@ -61,11 +62,13 @@ export function bottleVariables(plan: Plan): Record<string, string> {
 export function bottleContainerSpec(plan: Plan, internal: Pick<InternalAddresses, "gate" | "bottle">, labels: Record<string, string>): ContainerSpec {
   const proxy = `http://${GATE_ALIAS}:${plan.egress.proxyPort}`;
   const mounts: ContainerSpec["mounts"] = [];
-  if (plan.workspace.mode === "mount" && plan.workspace.hostPath) {
-    mounts.push({ source: plan.workspace.hostPath, target: plan.workspace.containerPath });
-    // Hooks and config the host would later execute stay read-only.
-    for (const path of plan.workspace.readonlyPaths)
-      mounts.push({ source: join(plan.workspace.hostPath, path), target: `${plan.workspace.containerPath}/${path}`, readonly: true });
+  const { hostPath, containerPath, git } = plan.workspace;
+  if (plan.workspace.mode === "mount" && hostPath) {
+    mounts.push({ source: hostPath, target: containerPath });
+    // The workspace's .git (what the host later runs git in) is the bottle's own, never the host's.
+    if (git)
+      for (const mount of workspaceGitMounts(plan.name, git, hostPath, containerPath))
+        mounts.push(mount.volume ? { target: mount.target, volume: { labels } } : { source: mount.source, target: mount.target, readonly: mount.readonly });
   }
   return {
     name: plan.containers.bottle,

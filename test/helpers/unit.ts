@@ -49,7 +49,7 @@ export function makePlan(overrides: DeepPartial<Plan> = {}): Plan {
       limits: { requestsPerMinute: 1200, bytesOut: 2 * 1024 ** 3, idleTimeoutMs: 600_000, maxTunnelMs: 21_600_000 },
     },
     env: [],
-    workspace: { mode: "mount", hostPath: "/home/user/project", containerPath: "/workspace", user: { uid: 1000, gid: 1000 }, readonlyPaths: [] },
+    workspace: { mode: "mount", hostPath: "/home/user/project", containerPath: "/workspace", user: { uid: 1000, gid: 1000 } },
     command: [],
     interactive: true,
     detach: false,

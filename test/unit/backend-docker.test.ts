@@ -15,6 +15,9 @@ import { Docker } from "../../lib/docker.ts";
 import { EGRESS_READY_LINE, egressReadyLine, readyLineAddresses, readyLineCa } from "../../lib/gates/egress/config.ts";
 import { recordingExec } from "../../lib/exec.ts";
 import { LABELS } from "../../lib/plan.ts";
+import { containerArgs } from "../../lib/docker.ts";
+import { HOST_OBJECTS_MOUNT } from "../../lib/git/private-gitdir.ts";
+import { PRIVATE_GITDIR, workspaceGitFiles } from "../../lib/git/workspace-git.ts";
 import { createTar } from "../../lib/tar.ts";
 import { selfTestProblems, selfTestScript } from "../../lib/selftest.ts";
 import { cleanupTempDirs, makePlan, tempDir } from "../helpers/unit.ts";
@@ -22,7 +25,8 @@ import { cleanupTempDirs, makePlan, tempDir } from "../helpers/unit.ts";
 afterAll(cleanupTempDirs);
 
 describe("the bottle container", () => {
-  const plan = makePlan({ workspace: { mode: "mount", hostPath: "/home/u/p", readonlyPaths: [".git/config", ".git/hooks"], user: { uid: 1234, gid: 1234 } } });
+  const git = { repo: "/home/u/p", shape: "dir" as const, objects: "/home/u/p/.git/objects", submodules: [{ path: "lib/sub", gitfile: true }, { path: "vendor/old", gitfile: false }], mountPoints: [] };
+  const plan = makePlan({ workspace: { mode: "mount", hostPath: "/home/u/p", git, user: { uid: 1234, gid: 1234 } } });
   const spec = bottleContainerSpec(plan, { gate: "198.18.4.2", bottle: "198.18.4.3" }, { a: "b" });
 
   test("sits only on the internal network at its own address, resolves through the gate, proxies through the gate", () => {
@@ -44,11 +48,30 @@ describe("the bottle container", () => {
     expect(spec.pidsLimit).toBeGreaterThan(0);
   });
 
-  test("mounts the workspace, with the host repo's hooks and config read-only on top", () => {
+  test("mounts the workspace; its .git is a labelled volume of the bottle's own, the host's objects and the submodules' .git read-only", () => {
+    const empty = workspaceGitFiles(plan.name).empty;
     expect(spec.mounts).toEqual([
       { source: "/home/u/p", target: "/workspace" },
-      { source: "/home/u/p/.git/config", target: "/workspace/.git/config", readonly: true },
-      { source: "/home/u/p/.git/hooks", target: "/workspace/.git/hooks", readonly: true },
+      { target: "/workspace/.git", volume: { labels: { a: "b" } } },
+      { source: "/home/u/p/.git/objects", target: HOST_OBJECTS_MOUNT, readonly: true },
+      // Each directory down to a submodule is a mount point too, so none can be renamed away.
+      { source: "/home/u/p/lib", target: "/workspace/lib" },
+      { source: "/home/u/p/vendor", target: "/workspace/vendor" },
+      { source: "/home/u/p/lib/sub", target: "/workspace/lib/sub" },
+      { source: "/home/u/p/vendor/old", target: "/workspace/vendor/old" },
+      { source: "/home/u/p/lib/sub/.git", target: "/workspace/lib/sub/.git", readonly: true },
+      { source: empty, target: "/workspace/vendor/old/.git", readonly: true },
+    ]);
+    expect(containerArgs(spec)).toContain("type=volume,target=/workspace/.git,volume-label=a=b");
+  });
+
+  test("a gitfile .git (a linked worktree) is shadowed by a read-only gitfile pointing at the private git dir", () => {
+    const worktree = makePlan({ workspace: { mode: "mount", hostPath: "/home/u/wt", git: { ...git, shape: "file", objects: undefined, submodules: [] }, user: { uid: 1234, gid: 1234 } } });
+    const mounts = bottleContainerSpec(worktree, { gate: "198.18.4.2", bottle: "198.18.4.3" }, {}).mounts;
+    expect(mounts).toEqual([
+      { source: "/home/u/wt", target: "/workspace" },
+      { source: workspaceGitFiles(worktree.name).gitfile, target: "/workspace/.git", readonly: true },
+      { target: PRIVATE_GITDIR, volume: { labels: {} } },
     ]);
   });
 
@@ -110,7 +133,7 @@ describe("the gate container", () => {
 describe("the agent's passwd and group lines", () => {
   test("for a uid other than the image's 1000: both files read in one exec, the agent's lines replaced", async () => {
     const exec = recordingExec(() => ({ stdout: "root:x:0:0:root:/root:/bin/bash\nagent:x:1000:1000::/home/agent:/bin/bash\n\0root:x:0:\nagent:x:1000:\n" }));
-    const plan = makePlan({ workspace: { mode: "mount", hostPath: "/home/u/p", readonlyPaths: [], user: { uid: 501, gid: 20 } } });
+    const plan = makePlan({ workspace: { mode: "mount", hostPath: "/home/u/p", user: { uid: 501, gid: 20 } } });
     const entries = await passwdEntries(new Docker(exec, "docker"), plan);
     expect(exec.calls).toHaveLength(1);
     expect(exec.calls[0]!.argv.slice(0, 2)).toEqual(["docker", "exec"]);
@@ -122,7 +145,7 @@ describe("the agent's passwd and group lines", () => {
 
   test("the image's own uid needs nothing", async () => {
     const exec = recordingExec();
-    expect(await passwdEntries(new Docker(exec, "docker"), makePlan({ workspace: { mode: "mount", hostPath: "/p", readonlyPaths: [], user: { uid: 1000, gid: 1000 } } }))).toEqual([]);
+    expect(await passwdEntries(new Docker(exec, "docker"), makePlan({ workspace: { mode: "mount", hostPath: "/p", user: { uid: 1000, gid: 1000 } } }))).toEqual([]);
     expect(exec.calls).toHaveLength(0);
   });
 });

@@ -1,6 +1,8 @@
-import { existsSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { networkInterfaces } from "node:os";
-import { join } from "node:path";
+import { dirname } from "node:path";
+import { HOST_OBJECTS_MOUNT } from "../../git/private-gitdir.ts";
+import { PRIVATE_GITDIR, submoduleAncestors, workspaceGitFiles } from "../../git/workspace-git.ts";
 import { bottleVariables, launchGate, teardownDocker, type Created, type GateAddresses, type LaunchOptions } from "../docker.ts";
 import type { Docker } from "../../docker.ts";
 import { BottleError } from "../../errors.ts";
@@ -96,30 +98,45 @@ export function gatePublish(plan: Plan, address: string): string[] {
   return gatePorts(plan).map((port) => `${address}:${port}:${port}`);
 }
 
-/** Host paths of the workspace's read-only parts that smolvm can mount (directories; it mounts no single files). */
-function readonlyVolumes(plan: Plan): { volumes: Volume[]; files: string[] } {
-  const { hostPath, containerPath, readonlyPaths } = plan.workspace;
-  const volumes: Volume[] = [];
-  const files: string[] = [];
-  for (const path of readonlyPaths) {
-    const source = join(hostPath ?? "", path);
-    if (hostPath && existsSync(source) && statSync(source).isDirectory()) volumes.push({ host: source, guest: `${containerPath}/${path}`, readonly: true });
-    else files.push(path);
-  }
-  return { volumes, files };
-}
+/** Where the bottle's host files for the git mounts (its gitfile, an empty directory) appear in the VM. */
+export const MACHINE_GIT_FILES = "/run/bottle-git-files";
 
 /** The VM: the cached .smolmachine, the workspace (mount mode) as a virtiofs volume, non-secret variables only. */
 export function machineSpec(plan: Plan, smolmachine: string, gate: Endpoint): MachineSpec {
   const volumes: Volume[] = [];
-  if (plan.workspace.mode === "mount" && plan.workspace.hostPath) {
-    volumes.push({ host: plan.workspace.hostPath, guest: plan.workspace.containerPath });
-    const readonly = readonlyVolumes(plan);
-    volumes.push(...readonly.volumes);
-    if (readonly.files.length)
-      log.warn(`smolvm mounts no single files, so these stay writable from ${plan.name} (the docker backend mounts them read-only): ${readonly.files.join(", ")}`);
+  const { hostPath, containerPath, git } = plan.workspace;
+  if (plan.workspace.mode === "mount" && hostPath) {
+    volumes.push({ host: hostPath, guest: containerPath });
+    // smolvm mounts directories only: the gitfile and empty directory come in as one read-only directory, bound in place by machineGitScript.
+    if (git) {
+      volumes.push({ host: dirname(workspaceGitFiles(plan.name).gitfile), guest: MACHINE_GIT_FILES, readonly: true });
+      if (git.objects) volumes.push({ host: git.objects, guest: HOST_OBJECTS_MOUNT, readonly: true });
+    }
   }
   return { name: plan.containers.bottle, smolmachine, gate, env: bottleVariables(plan), volumes };
+}
+
+/**
+ * Run as root in the VM before provisioning: the same shadows the docker
+ * backend makes with mounts — /workspace/.git the private git dir (a tmpfs
+ * owned by the agent) or a read-only gitfile pointing at one, and each
+ * submodule's `.git` read-only — as mount points the agent cannot rename.
+ */
+export function machineGitScript(plan: Plan): string | undefined {
+  const { git, containerPath, user } = plan.workspace;
+  if (plan.workspace.mode !== "mount" || !git) return undefined;
+  const q = (path: string) => `'${path.replace(/'/g, `'\\''`)}'`;
+  const readonlyBind = (source: string, target: string) => `mount --bind ${q(source)} ${q(target)} && mount -o remount,bind,ro ${q(target)}`;
+  const tmpfs = (target: string) => `mkdir -p ${q(target)} && mount -t tmpfs -o mode=0755,uid=${user.uid},gid=${user.gid} bottle-git ${q(target)}`;
+  const lines = ["set -e"];
+  if (git.shape === "file") lines.push(tmpfs(PRIVATE_GITDIR), readonlyBind(`${MACHINE_GIT_FILES}/gitfile`, `${containerPath}/.git`));
+  else lines.push(tmpfs(`${containerPath}/.git`));
+  for (const dir of submoduleAncestors(git.submodules)) lines.push(`mount --bind ${q(`${containerPath}/${dir}`)} ${q(`${containerPath}/${dir}`)}`);
+  for (const submodule of git.submodules) {
+    const target = `${containerPath}/${submodule.path}/.git`;
+    lines.push(readonlyBind(submodule.gitfile ? target : `${MACHINE_GIT_FILES}/empty`, target));
+  }
+  return lines.join("\n");
 }
 
 /**
@@ -167,6 +184,8 @@ export async function launchSmolmachine(docker: Docker, plan: Plan, options: Mac
   const spec = machineSpec(plan, options.smolmachine, gate);
   await withCanary(canaryHost(platform), (canary) => launchMachine(docker.exec, spec, { denied: [canary], binary: options.binary }));
   options.created.machine = spec.name;
+  const gitScript = machineGitScript(plan);
+  if (gitScript) await docker.exec.run(machineExecArgv({ name: spec.name, command: ["sh", "-c", gitScript] }, options.binary));
   await docker.exec.run(
     machineExecArgv({ name: spec.name, command: ["sh", "-c", 'printf "%s gate\\n" "$1" >> /etc/hosts', "hosts", gate.host] }, options.binary),
   );

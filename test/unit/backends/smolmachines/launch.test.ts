@@ -7,6 +7,8 @@ import {
   gatePorts,
   gatePublish,
   launchSmolmachine,
+  MACHINE_GIT_FILES,
+  machineGitScript,
   machineSpec,
   smolvmUnavailable,
   type SmolvmHost,
@@ -14,6 +16,9 @@ import {
 } from "../../../../lib/backends/smolmachines/launch.ts";
 import { MachineDocker, parseUser } from "../../../../lib/backends/smolmachines/machine-docker.ts";
 import { gateLoopbackAddress } from "../../../../lib/backends/smolmachines/smolvm.ts";
+import { HOST_OBJECTS_MOUNT } from "../../../../lib/git/private-gitdir.ts";
+import { PRIVATE_GITDIR, workspaceGitFiles } from "../../../../lib/git/workspace-git.ts";
+import { dirname } from "node:path";
 import { Docker } from "../../../../lib/docker.ts";
 import { BottleError } from "../../../../lib/errors.ts";
 import { type RecordedCall, recordingExec, type Responder } from "../../../../lib/exec.ts";
@@ -109,18 +114,38 @@ describe("how the VM reaches its gate", () => {
     expect(gateLoopbackAddress("bottle-dev", "linux")).not.toBe("127.0.0.1");
   });
 
-  test("the VM: the workspace as a volume, read-only git hooks, non-secret variables only", () => {
+  test("the VM: the workspace and the host's objects as volumes, the git mount files read-only, non-secret variables only", () => {
     const project = tempDir("bottle-vm-ws-");
-    mkdirSync(`${project}/.git/hooks`, { recursive: true });
-    writeFileSync(`${project}/.git/config`, "[core]\n");
-    const plan = makePlan({ name: "bottle-dev", backend: "smolmachines", workspace: { mode: "mount", hostPath: project, readonlyPaths: [".git/config", ".git/hooks"] } });
+    const git = { repo: project, shape: "dir" as const, objects: `${project}/.git/objects`, submodules: [], mountPoints: [] };
+    const plan = makePlan({ name: "bottle-dev", backend: "smolmachines", workspace: { mode: "mount", hostPath: project, git } });
     const spec = machineSpec(plan, SMOLMACHINE, { host: "127.201.7.9", port: 3128 });
     expect(spec.volumes).toEqual([
       { host: project, guest: "/workspace" },
-      { host: `${project}/.git/hooks`, guest: "/workspace/.git/hooks", readonly: true },
+      { host: dirname(workspaceGitFiles("bottle-dev").gitfile), guest: MACHINE_GIT_FILES, readonly: true },
+      { host: `${project}/.git/objects`, guest: HOST_OBJECTS_MOUNT, readonly: true },
     ]);
     expect(spec.env).toEqual({ BOTTLE_NAME: "bottle-dev" });
     expect(machineSpec(makePlan({ workspace: { mode: "copy", hostPath: project } }), SMOLMACHINE, { host: "127.201.7.9", port: 3128 }).volumes).toEqual([]);
+  });
+
+  test("the VM's git shadows: a tmpfs of the agent's own over /workspace/.git, submodules' .git bound read-only", () => {
+    const git = { repo: "/p", shape: "dir" as const, submodules: [{ path: "lib/a b", gitfile: true }, { path: "old", gitfile: false }], mountPoints: [] };
+    const plan = makePlan({ workspace: { mode: "mount", hostPath: "/p", git, user: { uid: 501, gid: 20 } } });
+    expect(machineGitScript(plan)?.split("\n")).toEqual([
+      "set -e",
+      "mkdir -p '/workspace/.git' && mount -t tmpfs -o mode=0755,uid=501,gid=20 bottle-git '/workspace/.git'",
+      "mount --bind '/workspace/lib' '/workspace/lib'",
+      "mount --bind '/workspace/old' '/workspace/old'",
+      "mount --bind '/workspace/lib/a b' '/workspace/lib/a b'",
+      "mount --bind '/workspace/lib/a b/.git' '/workspace/lib/a b/.git' && mount -o remount,bind,ro '/workspace/lib/a b/.git'",
+      `mount --bind '${MACHINE_GIT_FILES}/empty' '/workspace/old/.git' && mount -o remount,bind,ro '/workspace/old/.git'`,
+    ]);
+    const file = makePlan({ workspace: { mode: "mount", hostPath: "/p", git: { ...git, shape: "file", submodules: [] }, user: { uid: 501, gid: 20 } } });
+    expect(machineGitScript(file)?.split("\n").slice(1)).toEqual([
+      `mkdir -p '${PRIVATE_GITDIR}' && mount -t tmpfs -o mode=0755,uid=501,gid=20 bottle-git '${PRIVATE_GITDIR}'`,
+      `mount --bind '${MACHINE_GIT_FILES}/gitfile' '/workspace/.git' && mount -o remount,bind,ro '/workspace/.git'`,
+    ]);
+    expect(machineGitScript(makePlan({ workspace: { mode: "copy", hostPath: "/p" } }))).toBeUndefined();
   });
 });
 
