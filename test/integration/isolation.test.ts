@@ -140,9 +140,9 @@ describeDocker("a running bottle's isolation", () => {
     expect(perms.stdout.trim()).toBe("400 1234");
   });
 
-  test("the agent runs as the workspace owner and cannot change the host repo's .git/config or hooks", async () => {
+  test("the agent runs as the workspace owner; what it writes under .git stays in its own git dir, never the host repo's", async () => {
     const out = await inBottle(
-      "id -u; echo x >> /workspace/README && echo wrote-readme; echo evil >> .git/config && echo LEAK-config; printf '#!/bin/sh\\necho pwned' > .git/hooks/post-checkout && echo LEAK-hook; exit 0",
+      "id -u; echo x >> /workspace/README && echo wrote-readme; echo evil >> .git/config && echo private-config; mkdir -p .git/hooks && printf '#!/bin/sh\\necho pwned' > .git/hooks/post-checkout && echo private-hook; mv .git .git-aside && echo LEAK-moved; exit 0",
     );
     expect(out.stdout).toContain("1234");
     // The uid has a name, a group and a home in the bottle (provisioning rewrote passwd and group).
@@ -152,6 +152,7 @@ describeDocker("a running bottle's isolation", () => {
     // One agent line; every passwd line well-formed (none of group's); group keeps its own lines.
     expect(who.stdout.trim()).toBe("agent:agent:/home/agent:1:0:1");
     expect(out.stdout).toContain("wrote-readme");
+    expect(out.stdout).toContain("private-config");
     expect(out.stdout).not.toContain("LEAK");
     expect(readFileSync(join(sandbox.project, ".git", "config"), "utf8")).not.toContain("evil");
     expect(readdirSync(join(sandbox.project, ".git", "hooks"))).toEqual([]);
