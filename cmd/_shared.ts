@@ -1,4 +1,4 @@
-import type { ArgsDef } from "citty";
+import type { ArgsDef, CommandDef } from "citty";
 
 /** Flags several commands share; spread into each command's `args`. */
 
@@ -14,8 +14,12 @@ export const backendArgs = {
   backend: { type: "string", description: "Where bottles run: docker | smolmachines (default: $BOTTLE_BACKEND or docker)" },
 } as const satisfies ArgsDef;
 
-/** Arguments after `--`, split off before citty parses the rest. */
-export const cli = { passthrough: [] as string[] };
+/**
+ * What cmd/bottle.ts knows before any command runs: the arguments after
+ * `--` (split off before citty parses the rest) and the root of the command
+ * tree (for `bottle completion`, which cannot import the tree it is part of).
+ */
+export const cli: { passthrough: string[]; root?: CommandDef } = { passthrough: [] };
 
 /** Write data for scripts to stdout. */
 export function printJson(value: unknown): void {

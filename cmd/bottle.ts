@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
-import { runCommand, showUsage, type CommandDef } from "citty";
-import { checkCommandLine, splitArgs } from "../lib/cli.ts";
+import { runCommand, type CommandDef } from "citty";
+import { checkCommandLine, splitArgs } from "../lib/cli/args.ts";
+import { usageText } from "../lib/cli/usage.ts";
 import { errorMessage, isBottleError } from "../lib/errors.ts";
 import { isVerbose, log, setVerbosity } from "../lib/log.ts";
 import { versionLine } from "../lib/version.ts";
@@ -11,6 +12,7 @@ async function run(argv: string[]): Promise<number> {
   const { own, passthrough, verbosity } = splitArgs(argv);
   setVerbosity(verbosity);
   cli.passthrough = passthrough;
+  cli.root = main as CommandDef;
   if (own.length === 1 && (own[0] === "--version" || own[0] === "-v")) {
     process.stdout.write(`${versionLine}\n`);
     return 0;
@@ -18,7 +20,7 @@ async function run(argv: string[]): Promise<number> {
   const resolved = await checkCommandLine(main as CommandDef, own);
   if (own.length === 0 || own.includes("--help") || own.includes("-h")) {
     const parent = resolved.path.length > 0 ? (main as CommandDef) : undefined;
-    await showUsage(resolved.command, parent);
+    process.stdout.write(await usageText(resolved.command, parent));
     return 0;
   }
   await runCommand(main as CommandDef, { rawArgs: own });

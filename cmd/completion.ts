@@ -1,8 +1,8 @@
-import { defineCommand, type CommandDef } from "citty";
-import { BottleError } from "../lib/errors.ts";
-import { completionTree, isShell, renderCompletion, SHELLS } from "../lib/release/completion.ts";
+import { defineCommand } from "citty";
+import { usageError } from "../lib/cli/args.ts";
+import { completionTree, isShell, renderCompletion, SHELLS } from "../lib/cli/completion.ts";
 import { didYouMean } from "../lib/suggest.ts";
-import { main } from "./commands.ts";
+import { cli } from "./_shared.ts";
 
 const completion = defineCommand({
   meta: {
@@ -14,12 +14,9 @@ const completion = defineCommand({
   },
   async run({ args }) {
     const shell = String(args.shell);
-    if (!isShell(shell))
-      throw new BottleError(`no completions for "${shell}"${didYouMean(shell, [...SHELLS])}`, {
-        fix: "use one of: bash, zsh, fish",
-        exitCode: 2,
-      });
-    process.stdout.write(renderCompletion(shell, await completionTree(main as CommandDef)));
+    if (!isShell(shell)) throw usageError(`no completions for "${shell}"${didYouMean(shell, [...SHELLS])}`, "use one of: bash, zsh, fish");
+    if (!cli.root) throw new Error("the command tree is not set (cmd/bottle.ts sets it)");
+    process.stdout.write(renderCompletion(shell, await completionTree(cli.root)));
   },
 });
 

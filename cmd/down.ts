@@ -1,5 +1,5 @@
 import { defineCommand } from "citty";
-import { BottleError } from "../lib/errors.ts";
+import { usageError } from "../lib/cli/args.ts";
 import { realExec } from "../lib/exec.ts";
 import { downBottles } from "../lib/lifecycle.ts";
 import { log } from "../lib/log.ts";
@@ -12,7 +12,7 @@ export default defineCommand({
   },
   async run({ args }) {
     const names = args._.length ? args._ : [];
-    if (!args.all && names.length === 0) throw new BottleError("no bottle named", { fix: "bottle down NAME… (see bottle ls), or bottle down --all" });
+    if (!args.all && names.length === 0) throw usageError("missing NAME… for bottle down", "run `bottle down NAME…` (see `bottle ls`), or `bottle down --all`");
     const removed = await downBottles(realExec, args.all ? undefined : names);
     for (const name of removed) log.success(`removed ${name}`);
   },

@@ -18,6 +18,7 @@ import { bringBackCommits, bringBackOnTeardown, type BroughtBack } from "./git/b
 import { removeWorkspaceGitMountPoints } from "./git/workspace-git.ts";
 import { attachTo, isOrphan } from "./up.ts";
 import { didYouMean } from "./suggest.ts";
+import { usageError } from "./cli/args.ts";
 
 /** ls, attach, exec, logs, down, cleanup: bottles found by label and state dir. */
 
@@ -133,7 +134,7 @@ export async function showLogs(exec: Exec, name: string, options: { gate?: strin
   const docker = new Docker(exec);
   if (!options.gate) return (await requireRunning(docker, name)).logs(name, options.follow);
   if (options.gate !== "egress" && options.gate !== "git" && options.gate !== "ssh")
-    throw new BottleError(`unknown gate "${options.gate}"`, { fix: "use --gate egress, --gate git or --gate ssh" });
+    throw usageError(`unknown gate "${options.gate}"${didYouMean(options.gate, ["egress", "git", "ssh"])}`, "use --gate egress, --gate git or --gate ssh");
   if (!existsSync(bottleStateDir(name))) throw new BottleError(`no bottle named ${name}`, { fix: "see `bottle ls`" });
   const path = auditLogPath(name, options.gate);
   const format =

@@ -45,14 +45,35 @@ describe("the compiled binary", () => {
     }
   });
 
-  test("unknown commands and flags are errors with a hint", async () => {
-    const command = await run(sandbox, ["uup"]);
-    expect(command.exitCode).toBe(2);
-    expect(command.stderr).toContain("did you mean `bottle up`");
-    const flag = await run(sandbox, ["ls", "--jsn"]);
-    expect(flag.exitCode).toBe(2);
-    expect(flag.stderr).toContain("unknown flag --jsn");
-    expect(flag.stderr).toContain("--json");
+  test("usage errors — unknown command or flag, missing or extra argument — exit 2 with one line and a fix", async () => {
+    const cases: Array<[string[], string]> = [
+      [["uup"], 'bottle: unknown command "uup" — did you mean `bottle up`?'],
+      [["ls", "--jsn"], "bottle: unknown flag --jsn for bottle ls — did you mean --json?"],
+      [["exec"], "bottle: missing NAME for bottle exec"],
+      [["exec", "bottle-x"], "bottle: missing the command for bottle exec"],
+      [["down"], "bottle: missing NAME… for bottle down"],
+      [["logs", "x", "y"], "bottle: too many arguments for bottle logs"],
+      [["logs", "bottle-x", "--gate", "egres"], 'bottle: unknown gate "egres" — did you mean egress?'],
+    ];
+    for (const [argv, first] of cases) {
+      const out = await run(sandbox, argv);
+      expect({ argv, code: out.exitCode }).toEqual({ argv, code: 2 });
+      const lines = out.stderr.trimEnd().split("\n");
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toBe(first);
+      expect(lines[1]).toStartWith("  fix: ");
+    }
+  });
+
+  test("help on a pipe is plain text; on a terminal it is coloured", async () => {
+    const piped = await run(sandbox, ["up", "--help"]);
+    expect(piped.stdout).toContain("USAGE");
+    expect(piped.stdout).not.toContain("\x1b[");
+    const { NO_COLOR: _, ...env } = sandbox.env;
+    const script = Bun.spawnSync(["script", "-qec", `${BIN} up --help`, "/dev/null"], { env: { ...env, TERM: "xterm" }, stdout: "pipe" });
+    expect(script.stdout.toString()).toContain("\x1b[");
+    const noColor = Bun.spawnSync(["script", "-qec", `${BIN} up --help`, "/dev/null"], { env: { ...env, TERM: "xterm", NO_COLOR: "1" }, stdout: "pipe" });
+    expect(noColor.stdout.toString()).not.toContain("\x1b[");
   });
 
   test("reads embedded assets, not the source tree", async () => {

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CommandDef } from "citty";
 import { commands, main } from "../../../cmd/commands.ts";
-import { completionTree, renderCompletion, SHELLS, type CompletionTree } from "../../../lib/release/completion.ts";
+import { completionTree, renderCompletion, SHELLS, type CompletionTree } from "../../../lib/cli/completion.ts";
 
 const ROOT = join(import.meta.dir, "..", "..", "..");
 

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { type CommandDef, defineCommand } from "citty";
-import { checkCommandLine, splitArgs } from "../../lib/cli.ts";
-import { BottleError } from "../../lib/errors.ts";
+import { checkCommandLine, splitArgs } from "../../../lib/cli/args.ts";
+import { BottleError } from "../../../lib/errors.ts";
 
 describe("splitArgs", () => {
   test("everything after the first -- is passed through untouched", () => {
@@ -182,6 +182,17 @@ describe("checkCommandLine", () => {
     expect((await rejection(["ls", "extra"])).message).toBe("too many arguments for bottle ls");
   });
 
+  test("a missing required positional is a usage error naming it, except with --help", async () => {
+    const error = await rejection(["logs"]);
+    expect(error.message).toBe("missing NAME for bottle logs");
+    expect(error.fix).toBe("run `bottle logs NAME` (see `bottle logs --help`)");
+    expect(error.exitCode).toBe(2);
+    expect((await checkCommandLine(root, ["logs", "--help"])).path).toEqual(["logs"]);
+    expect((await checkCommandLine(root, ["logs", "-h"])).path).toEqual(["logs"]);
+    // An optional positional may be left out.
+    expect((await checkCommandLine(root, ["up"])).path).toEqual(["up"]);
+  });
+
   test("a lone - is a positional, not a flag", async () => {
     await checkCommandLine(root, ["logs", "-"]);
     expect((await rejection(["logs", "-", "-"])).message).toBe("too many arguments for bottle logs");
@@ -199,7 +210,7 @@ describe("checkCommandLine", () => {
 describe("variadic positionals", () => {
   test("a positional with a valueHint ending in … takes any number of values", async () => {
     const { defineCommand } = await import("citty");
-    const { checkCommandLine } = await import("../../lib/cli.ts");
+    const { checkCommandLine } = await import("../../../lib/cli/args.ts");
     const root = defineCommand({
       subCommands: {
         down: defineCommand({ args: { names: { type: "positional", required: false, valueHint: "NAME…" } } }),

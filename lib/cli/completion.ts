@@ -1,4 +1,5 @@
-import type { ArgDef, ArgsDef, CommandDef, CommandMeta, Resolvable } from "citty";
+import type { CommandDef } from "citty";
+import { allCommands, commandNode, type CommandNode } from "./tree.ts";
 
 /**
  * Shell completions (bash, zsh, fish) generated from the citty command tree:
@@ -57,16 +58,17 @@ export const VALUE_HINTS: Record<string, ValueHint> = {
   "attach.name": { kind: "bottles" },
   "exec.name": { kind: "bottles" },
   "logs.name": { kind: "bottles" },
+  "fetch.name": { kind: "bottles" },
   "down.names": { kind: "bottles" },
   "allow.name": { kind: "bottles" },
-  "logs.gate": { kind: "choices", choices: ["egress"] },
+  "logs.gate": { kind: "choices", choices: ["egress", "git", "ssh"] },
   "completion.shell": { kind: "choices", choices: [...SHELLS] },
   "update.target": { kind: "file" },
   backend: { kind: "choices", choices: ["docker", "smolmachines"] },
   workspace: { kind: "dir" },
 };
 
-/** Flags the root command takes before any subcommand (see cmd/bottle.ts and lib/cli.ts). */
+/** Flags the root command takes before any subcommand (see cmd/bottle.ts and lib/cli/args.ts). */
 export const ROOT_FLAGS: CompletionFlag[] = [
   { name: "verbose", description: "Show commands and details" },
   { name: "quiet", short: "q", description: "Only show errors" },
@@ -82,52 +84,27 @@ const NAME_SED = `sed -n 's/^ *"name": *"\\([^"]*\\)".*/\\1/p'`;
 export const AGENT_NAMES_PIPELINE = `bottle agents --json 2>/dev/null | ${NAME_SED}`;
 export const BOTTLE_NAMES_PIPELINE = `bottle ls --json 2>/dev/null | ${NAME_SED}`;
 
-async function resolveValue<T>(value: Resolvable<T> | undefined): Promise<T | undefined> {
-  return typeof value === "function" ? await (value as () => T | Promise<T>)() : await value;
-}
-
 function hintFor(command: string, arg: string): ValueHint {
   return VALUE_HINTS[`${command}.${arg}`] ?? VALUE_HINTS[arg] ?? { kind: "none" };
 }
 
-function shortAlias(def: ArgDef): string | undefined {
-  if (def.type === "positional" || !("alias" in def) || !def.alias) return undefined;
-  const all = Array.isArray(def.alias) ? def.alias : [def.alias];
-  return all.find((alias) => alias.length === 1);
-}
-
-function flagsOf(command: string, args: ArgsDef): { flags: CompletionFlag[]; positional?: CompletionCommand["positional"] } {
-  const flags: CompletionFlag[] = [];
-  let positional: CompletionCommand["positional"];
-  for (const [name, def] of Object.entries(args)) {
-    if (def.type === "positional") {
-      positional ??= { name, hint: hintFor(command, name) };
-      continue;
-    }
-    const short = shortAlias(def);
-    const flag: CompletionFlag = { name, description: def.description ?? "", ...(short ? { short } : {}) };
-    if (def.type === "enum") flag.value = { kind: "choices", choices: [...(def.options ?? [])] };
-    else if (def.type !== "boolean") flag.value = hintFor(command, name);
-    flags.push(flag);
-  }
+function completionCommand(node: CommandNode): CompletionCommand {
+  const name = node.path.join(" ");
+  const flags: CompletionFlag[] = node.flags.map((flag) => {
+    const short = flag.aliases.find((alias) => alias.length === 1);
+    const value: ValueHint | undefined = flag.choices ? { kind: "choices", choices: flag.choices } : flag.boolean ? undefined : hintFor(name, flag.name);
+    return { name: flag.name, description: flag.description, ...(short ? { short } : {}), ...(value ? { value } : {}) };
+  });
   flags.push({ name: "help", short: "h", description: "Show help" });
-  return { flags, ...(positional ? { positional } : {}) };
+  const positional = node.positionals[0];
+  return { name, description: node.meta.description ?? "", flags, ...(positional ? { positional: { name: positional.name, hint: hintFor(name, positional.name) } } : {}) };
 }
 
-/** Walks the root's subcommands (resolving citty's lazy loaders) into plain data. Hidden commands are left out. */
+/** The root's visible sub-commands (see lib/cli/tree.ts) as the data the scripts are rendered from. */
 export async function completionTree(root: CommandDef): Promise<CompletionTree> {
-  const rootMeta: CommandMeta | undefined = await resolveValue(root.meta);
-  const subCommands = (await resolveValue(root.subCommands)) ?? {};
-  const commands: CompletionCommand[] = [];
-  for (const [name, loader] of Object.entries(subCommands)) {
-    const def: CommandDef | undefined = await resolveValue(loader);
-    if (!def) continue;
-    const meta: CommandMeta | undefined = await resolveValue(def.meta);
-    if (meta?.hidden) continue;
-    const args: ArgsDef = (await resolveValue(def.args)) ?? {};
-    commands.push({ name, description: meta?.description ?? "", ...flagsOf(name, args) });
-  }
-  return { program: rootMeta?.name ?? "bottle", globalFlags: ROOT_FLAGS, commands };
+  const node = await commandNode(root);
+  const commands = (await allCommands(node)).filter((command) => command.path.length === 1 && !command.meta.hidden).map(completionCommand);
+  return { program: node.meta.name ?? "bottle", globalFlags: ROOT_FLAGS, commands };
 }
 
 export function renderCompletion(shell: Shell, tree: CompletionTree): string {
