@@ -6,9 +6,9 @@ function requireTerminal(what: string): void {
   if (!process.stdin.isTTY) throw new BottleError(`${what} needs a terminal`, { fix: "pass --yes, or run from a terminal" });
 }
 
-async function readLine(echo: boolean): Promise<string> {
+/** One echoed line (an answer to a question). */
+async function readLine(): Promise<string> {
   const stdin = process.stdin;
-  stdin.setRawMode?.(!echo);
   stdin.resume();
   let line = "";
   try {
@@ -23,21 +23,43 @@ async function readLine(echo: boolean): Promise<string> {
     }
     return line;
   } finally {
-    stdin.setRawMode?.(false);
     stdin.pause();
-    if (!echo) process.stderr.write("\n");
   }
 }
 
-export async function askHidden(question: string): Promise<string> {
-  requireTerminal("asking for a secret");
-  process.stderr.write(question);
-  return readLine(false);
+/** One line from the terminal, not echoed (a secret asked with `?question`); ^C or ^D cancels. */
+export async function askHidden(question: string, name: string): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) throw new BottleError(`cannot ask for ${name}: no terminal`, { fix: `write \${${name}} in the bottle and export ${name} instead` });
+  process.stderr.write(`${question} (${name}, not shown): `);
+  stdin.setRawMode(true);
+  stdin.resume();
+  return await new Promise<string>((resolve, reject) => {
+    let value = "";
+    const finish = (error?: Error) => {
+      stdin.off("data", onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write("\n");
+      if (error) reject(error);
+      else resolve(value);
+    };
+    const onData = (chunk: Buffer | string) => {
+      for (const char of chunk.toString()) {
+        if (char === "\r" || char === "\n") return finish();
+        if (char === "\u0003" || char === "\u0004") return finish(new BottleError(`cancelled while asking for ${name}`, { exitCode: 130 }));
+        // Backspace removes one character, however many bytes it was.
+        if (char === "\u007f" || char === "\b") value = Array.from(value).slice(0, -1).join("");
+        else if (char >= " ") value += char;
+      }
+    };
+    stdin.on("data", onData);
+  });
 }
 
 export async function confirm(question: string): Promise<boolean> {
   requireTerminal("confirming");
   process.stderr.write(`${question} [y/N] `);
-  const answer = await readLine(true);
+  const answer = await readLine();
   return /^y(es)?$/i.test(answer.trim());
 }

@@ -1,6 +1,6 @@
-import { BottleError } from "../errors.ts";
 import { ManifestError, type ManifestIssue } from "./errors.ts";
 import type { ResolvedBottle } from "./types.ts";
+import { askHidden } from "../prompt.ts";
 
 export type { EnvSource } from "./env-value.ts";
 
@@ -55,33 +55,3 @@ export async function resolveEnvValues(bottle: ResolvedBottle, options: ResolveE
   return values;
 }
 
-/** Read one line from the terminal without echoing it. */
-export async function askHidden(question: string, name: string): Promise<string> {
-  const stdin = process.stdin;
-  if (!stdin.isTTY) {
-    throw new BottleError(`cannot ask for ${name}: no terminal`, { fix: `write \${${name}} in the bottle and export ${name} instead` });
-  }
-  process.stderr.write(`${question} (${name}, not shown): `);
-  stdin.setRawMode(true);
-  stdin.resume();
-  return await new Promise<string>((resolve, reject) => {
-    let value = "";
-    const finish = (error?: Error) => {
-      stdin.off("data", onData);
-      stdin.setRawMode(false);
-      stdin.pause();
-      process.stderr.write("\n");
-      if (error) reject(error);
-      else resolve(value);
-    };
-    const onData = (chunk: Buffer | string) => {
-      for (const char of chunk.toString()) {
-        if (char === "\r" || char === "\n") return finish();
-        if (char === "\u0003" || char === "\u0004") return finish(new BottleError(`cancelled while asking for ${name}`, { exitCode: 130 }));
-        if (char === "\u007f" || char === "\b") value = Array.from(value).slice(0, -1).join("");
-        else if (char >= " ") value += char;
-      }
-    };
-    stdin.on("data", onData);
-  });
-}

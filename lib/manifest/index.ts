@@ -18,7 +18,7 @@ export { ManifestError, displayPath, formatIssue } from "./errors.ts";
 export { CLAUDE_CODE_HOSTS, BUILTIN, builtinAgent, builtinBottle } from "./defaults.ts";
 export { checkSkills, resolveAgent } from "./agents.ts";
 export { resolveBottle, listBottleNames, bottleFile } from "./bottles.ts";
-export { resolveEnvValues, askHidden } from "./env.ts";
+export { resolveEnvValues } from "./env.ts";
 export { bottleJsonSchema, agentJsonSchema } from "./json-schema.ts";
 export { infoView, formatInfo, formatAgentList } from "./info.ts";
 export { initConfig, starterAgent, starterBottle, schemaDir } from "./init.ts";
