@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import { insteadOfConfig } from "./gates/git/config.ts";
 import { sshBottleEntries } from "./gates/ssh/config.ts";
 import type { Plan } from "./plan.ts";
@@ -106,10 +106,6 @@ export function workspaceEntries(hostDir: string, uid: number, gid: number): Tar
   const entries: TarEntry[] = [];
   collectDir(hostDir, "/workspace", uid, gid, entries);
   return entries.map((entry) => ({ ...entry, path: entry.path, mode: entry.type === "dir" ? 0o755 : entry.mode }));
-}
-
-export function relativeTo(base: string, path: string): string {
-  return relative(base, path) || ".";
 }
 
 /** The argv that runs inside the bottle: Claude Code by default, or the user's command. */

@@ -27,7 +27,6 @@ import { summarizeDenials } from "./audit.ts";
 import { DEFAULT_LIMITS } from "./gates/egress-config.ts";
 import {
   bottleTrust,
-  CLAUDE_CREDENTIAL_VARS,
   custodyHosts,
   custodyPlan,
   heldEnvNames,
@@ -91,9 +90,6 @@ export interface UpOptions {
 
 export const PROXY_PORT = 3128;
 export const DNS_PORT = 53;
-
-/** Credentials Claude Code reads: held by the gate (credential custody), never passed into the bottle. */
-export const CLAUDE_AUTH_VARS: readonly string[] = CLAUDE_CREDENTIAL_VARS;
 
 /**
  * --backend, else BOTTLE_BACKEND, else the bottle's `backend:`, else docker.
@@ -435,9 +431,10 @@ export async function attachTo(docker: Docker, plan: Plan, command: string[]): P
   return docker.execInteractive(plan.containers.bottle, command, { user: `${uid}:${gid}`, workdir: plan.workspace.containerPath });
 }
 
+/** The one hidden prompt (lib/prompt.ts), loaded only when a value is asked. */
 async function askSecret(question: string, name: string): Promise<string> {
   const { askHidden } = await import("./prompt.ts");
-  return askHidden(`${question} (${name}): `);
+  return askHidden(question, name);
 }
 
 /** Is a launch's owner gone (SIGKILLed) while its objects remain? */

@@ -13,7 +13,7 @@ import {
 } from "../../lib/backends/docker.ts";
 import { Docker } from "../../lib/docker.ts";
 import { EGRESS_READY_LINE, egressReadyLine, readyLineAddresses, readyLineCa } from "../../lib/gates/egress/config.ts";
-import { recordingExec } from "../../lib/exec.ts";
+import { recordingExec } from "../helpers/exec.ts";
 import { LABELS } from "../../lib/plan.ts";
 import { containerArgs } from "../../lib/docker.ts";
 import { HOST_OBJECTS_MOUNT } from "../../lib/git/private-gitdir.ts";

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { type ContainerSpec, classifyDockerFailure, containerArgs, Docker, dockerFailureError } from "../../lib/docker.ts";
 import { BottleError } from "../../lib/errors.ts";
-import { CommandError, realExec, recordingExec, type Responder } from "../../lib/exec.ts";
+import { CommandError, realExec } from "../../lib/exec.ts";
+import { recordingExec, type Responder } from "../helpers/exec.ts";
 import { caught } from "../helpers/unit.ts";
 
 function dockerWith(responder?: Responder, terminal = false) {

@@ -2,7 +2,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { BottleError } from "../../lib/errors.ts";
-import { CommandError, describeArgv, realExec, recordingExec, stderrTail } from "../../lib/exec.ts";
+import { CommandError, describeArgv, realExec, stderrTail } from "../../lib/exec.ts";
+import { recordingExec } from "../helpers/exec.ts";
 import { caught, cleanupTempDirs, tempDir } from "../helpers/unit.ts";
 
 afterAll(cleanupTempDirs);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { recordingExec } from "../../lib/exec.ts";
+import { recordingExec } from "../helpers/exec.ts";
 import { defaultImageTags, findStaleImages, removeStaleImages } from "../../lib/image-cleanup.ts";
 import { FROM_LABEL, HASH_LABEL } from "../../lib/images.ts";
 

@@ -3,7 +3,7 @@ import { mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Docker } from "../../lib/docker.ts";
 import { BottleError } from "../../lib/errors.ts";
-import { recordingExec } from "../../lib/exec.ts";
+import { recordingExec } from "../helpers/exec.ts";
 import {
   BASE_LABEL,
   baseImage,

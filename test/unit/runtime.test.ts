@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Docker } from "../../lib/docker.ts";
-import { recordingExec } from "../../lib/exec.ts";
+import { recordingExec } from "../helpers/exec.ts";
 import { chooseRuntime } from "../../lib/runtime.ts";
 
 function dockerWith(runtimes: string[], probeExit: number) {

@@ -21,7 +21,6 @@ export const GIT_GATE_HOST = "gate";
 export const GIT_AUDIT_FILE = "git.jsonl";
 export const GIT_GATE_DIR = "/etc/bottle/git";
 export const GIT_MIRRORS_DIR = "/var/lib/bottle/git";
-export const GIT_READY_TEXT = "git gate ready";
 
 /** A remote as the plan shows it: names and paths, never key material. */
 export interface GitPlanRemote {

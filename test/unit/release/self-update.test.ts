@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BottleError } from "../../../lib/errors.ts";
-import { recordingExec } from "../../../lib/exec.ts";
+import { recordingExec } from "../../helpers/exec.ts";
 import { sha256Hex } from "../../../lib/release/checksums.ts";
 import { machineTarget, selfUpdate, type Fetch } from "../../../lib/release/self-update.ts";
 import { cleanupTempDirs, tempDir } from "../../helpers/unit.ts";

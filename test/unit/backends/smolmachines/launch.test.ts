@@ -21,7 +21,7 @@ import { PRIVATE_GITDIR, workspaceGitFiles } from "../../../../lib/git/workspace
 import { dirname } from "node:path";
 import { Docker } from "../../../../lib/docker.ts";
 import { BottleError } from "../../../../lib/errors.ts";
-import { type RecordedCall, recordingExec, type Responder } from "../../../../lib/exec.ts";
+import { type RecordedCall, recordingExec, type Responder } from "../../../helpers/exec.ts";
 import { EGRESS_READY_LINE } from "../../../../lib/gates/egress-config.ts";
 import { gitPlan } from "../../../../lib/gates/git/config.ts";
 import { sshPlan } from "../../../../lib/gates/ssh/config.ts";

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
-import { recordingExec, type Responder } from "../../../../lib/exec.ts";
+import { recordingExec, type Responder } from "../../../helpers/exec.ts";
 import { attachBottle, downBottles, findOrphans, listBottles, removeOrphans } from "../../../../lib/lifecycle.ts";
 import { bottleStateDir, stateDir } from "../../../../lib/paths.ts";
 import { LABELS, type Plan } from "../../../../lib/plan.ts";

@@ -14,7 +14,8 @@ import {
 import { smolmachinePath, smolmachinesDir } from "../../../../lib/backends/smolmachines/cache.ts";
 import { Docker } from "../../../../lib/docker.ts";
 import { BottleError } from "../../../../lib/errors.ts";
-import { CommandError, recordingExec, type Responder, type RunResult } from "../../../../lib/exec.ts";
+import { CommandError, type RunResult } from "../../../../lib/exec.ts";
+import { recordingExec, type Responder } from "../../../helpers/exec.ts";
 import type { ImageSpec } from "../../../../lib/images.ts";
 import { log } from "../../../../lib/log.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";

@@ -19,7 +19,7 @@ import {
   verifyMachineEgress,
   withCanary,
 } from "../../../../lib/backends/smolmachines/smolvm.ts";
-import { recordingExec } from "../../../../lib/exec.ts";
+import { recordingExec } from "../../../helpers/exec.ts";
 
 const GATE = { host: "127.201.7.9", port: 3128 };
 const PROXY = "http://127.201.7.9:3128";

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { Docker } from "../../../../lib/docker.ts";
 import { BottleError } from "../../../../lib/errors.ts";
-import { recordingExec } from "../../../../lib/exec.ts";
+import { recordingExec } from "../../../helpers/exec.ts";
 import {
   BOTTLE_CA_BUNDLE,
   bottleTrust,
