@@ -2,6 +2,7 @@ import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import type { ContainerSpec, Docker, NetworkInspect } from "../docker.ts";
+import { AGENT_HOME, AGENT_USER } from "../agent-user.ts";
 import { BottleError } from "../errors.ts";
 import { proxyEnvironment } from "../proxy-env.ts";
 import { custodyGateFiles } from "../gates/custody/index.ts";
@@ -364,11 +365,11 @@ export async function passwdEntries(docker: Docker, plan: Plan): Promise<TarEntr
   const withoutAgent = (text: string) =>
     text
       .split("\n")
-      .filter((line) => line && !line.startsWith("agent:"))
+      .filter((line) => line && !line.startsWith(`${AGENT_USER}:`))
       .join("\n");
   return [
-    { path: "etc/passwd", content: `${withoutAgent(passwd)}\nagent:x:${uid}:${gid}::/home/agent:/bin/bash\n`, mode: 0o644, uid: 0, gid: 0 },
-    { path: "etc/group", content: `${withoutAgent(group)}\nagent:x:${gid}:\n`, mode: 0o644, uid: 0, gid: 0 },
+    { path: "etc/passwd", content: `${withoutAgent(passwd)}\n${AGENT_USER}:x:${uid}:${gid}::${AGENT_HOME}:/bin/bash\n`, mode: 0o644, uid: 0, gid: 0 },
+    { path: "etc/group", content: `${withoutAgent(group)}\n${AGENT_USER}:x:${gid}:\n`, mode: 0o644, uid: 0, gid: 0 },
   ];
 }
 
