@@ -8,7 +8,7 @@ import { proxyEnvironment } from "../proxy-env.ts";
 import { custodyGateFiles } from "../gates/custody/index.ts";
 import { EGRESS_READY_LINE, egressGateConfig, readyLineAddresses, readyLineCa } from "../gates/egress-config.ts";
 import { gitGateConfig, gitGateEntries, type GitGateRemote } from "../gates/git/config.ts";
-import { sshGateConfig, sshGateEntries, type SshGateHost } from "../gates/ssh/config.ts";
+import { sshGateConfig, sshGateEntries, sshPublicKeys, type SshGateHost } from "../gates/ssh/config.ts";
 import { log } from "../log.ts";
 import { isSubnetConflict, randomInternalAddresses, type InternalAddresses } from "./internal-subnet.ts";
 import { bottleStateDir, stateDir } from "../paths.ts";
@@ -289,7 +289,7 @@ async function startGate(
   // The git gate: config, hooks, upstream keys and pinned host keys (root-only; its start script runs before the egress gate).
   files.push(...gitGateEntries(gitGateConfig(plan.name, plan.git?.port), options.git ?? []));
   // The SSH gate: its keys (root-only), pinned host keys and daemon; its start script loads the agent.
-  if (plan.ssh?.hosts.length) files.push(...sshGateEntries(sshGateConfig(plan.name, plan.ssh), options.ssh ?? []));
+  if (plan.ssh?.hosts.length) files.push(...sshGateEntries(sshGateConfig(plan.name, plan.ssh, sshPublicKeys(options.ssh ?? [])), options.ssh ?? []));
   if (internal)
     await where.egress
       .then(() => docker.networkConnect(plan.networks.egress, plan.containers.gate))
