@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { AGENT_HOME } from "./agent-user.ts";
 import { insteadOfConfig } from "./gates/git/config.ts";
 import { sshBottleEntries } from "./gates/ssh/config.ts";
 import type { Plan } from "./plan.ts";
@@ -12,7 +13,7 @@ import type { TarEntry } from "./tar.ts";
  * a list of tar entries.
  */
 
-export const AGENT_HOME = "/home/agent";
+export { AGENT_HOME };
 export const PROMPT_PATH = `${AGENT_HOME}/.claude/bottle/prompt.md`;
 export const ENV_FILE = "/run/bottle/env";
 

@@ -74,19 +74,55 @@ refresh_mirror() {
   log_event event=fetch service="$service" decision=allow
 }
 
-# gitleaks with the gate's rules. Returns 0 clean, 1 findings, 2 scan failed
-# (gitleaks 8.16 exits 0 with "partial scan" when git fails: fail closed).
+# How git log prints the commits gitleaks scans: every blob's lines as text.
+# gitleaks 8.16 skips each file git prints as "Binary files ... differ",
+# which git's diff.c does for a NUL byte, a blob over core.bigFileThreshold,
+# or a `binary` / `-diff` / `diff.<driver>.binary` attribute - unless --text,
+# which overrides all of them. --no-textconv: git log runs textconv filters
+# by default, and a filter prints its own view of a blob, not its bytes;
+# --no-ext-diff: no external diff driver either. Attributes can then change
+# nothing in what is printed but hunk headers.
+SCAN_DIFF_OPTS="--text --no-textconv --no-ext-diff"
+
+# gitleaks with the gate's rules over the commits selected by LOG_OPTS (git
+# log options, single-space separated: gitleaks splits them on spaces) in
+# the repository SOURCE. Always its git mode; see scan_files for why never
+# --no-git. Returns 0 clean, 1 findings, 2 scan failed (gitleaks 8.16 exits 0
+# with "partial scan" when git fails: fail closed).
 run_gitleaks() {
-  local report=$1 log=$2 rc
-  shift 2
+  local report=$1 log=$2 source=$3 log_opts=$4 rc
   (cd "$WORK" && env -u GITLEAKS_CONFIG PATH="$GIT_GATE_DIR/bin:/usr/bin:/bin" \
     gitleaks detect --no-banner --redact --config "$GIT_GATE_DIR/gitleaks.toml" \
-    --report-format json --report-path "$report" --exit-code 3 "$@") >"$log" 2>&1
+    --report-format json --report-path "$report" --exit-code 3 \
+    --source "$source" --log-opts="$SCAN_DIFF_OPTS $log_opts") >"$log" 2>&1
   rc=$?
   if [ "$rc" -eq 3 ] && [ "$(jq 'length' "$report" 2>/dev/null)" -gt 0 ] 2>/dev/null; then return 1; fi
   if [ "$rc" -ne 0 ] || [ ! -s "$report" ]; then return 2; fi
   if sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -Eq ' (ERR|FTL) |partial scan|error'; then return 2; fi
   return 0
+}
+
+# Scan the files of DIR (findings name each file by its path in DIR, with
+# line numbers). They are committed as they are into a throwaway repository
+# inside DIR, whose one commit gitleaks scans in git mode. Its --no-git mode
+# would skip every file whose first bytes look like a binary format (8.16
+# matches magic numbers: "MZ", "%PDF", "{\rtf", "ustar" at byte 257, ...),
+# and a commit message may start with any of them. Returns like run_gitleaks.
+scan_files() {
+  local dir=$1 report=$2 log=$3
+  (
+    # Away from the pushed repository and its quarantine: no GIT_DIR,
+    # GIT_OBJECT_DIRECTORY, ... from receive-pack's environment.
+    for variable in $(compgen -e GIT_); do unset "$variable"; done
+    local tree commit
+    {
+      git -C "$dir" -c init.defaultBranch=main init --quiet && git -C "$dir" add --all &&
+        tree=$(git -C "$dir" write-tree) &&
+        commit=$(GIT_AUTHOR_NAME=bottle GIT_AUTHOR_EMAIL=gate@bottle.invalid GIT_COMMITTER_NAME=bottle GIT_COMMITTER_EMAIL=gate@bottle.invalid \
+          git -C "$dir" commit-tree -m "files to scan" "$tree")
+    } >"$log" 2>&1 || exit 2
+    run_gitleaks "$report" "$log" "$dir" "$commit"
+  )
 }
 
 # Scan what one ref update brings: the commits not on any ref of the mirror
@@ -104,8 +140,7 @@ scan_update() {
   local content="$WORK/content-$n.json" messages="$WORK/messages-$n"
   echo '[]' >"$content"
   if [ "$count" -gt 0 ]; then
-    run_gitleaks "$content" "$WORK/content-$n.log" --source "$REPO" \
-      --log-opts="--diff-merges=remerge --diff-filter=ACDMRTUXB ${range[*]}"
+    run_gitleaks "$content" "$WORK/content-$n.log" "$REPO" "--diff-merges=remerge --diff-filter=ACDMRTUXB ${range[*]}"
     status=$?
     [ "$status" -eq 2 ] && return 2
   fi
@@ -123,7 +158,7 @@ scan_update() {
   local found="$WORK/messages-$n.json"
   echo '[]' >"$found"
   if [ -n "$(ls -A "$messages")" ]; then
-    run_gitleaks "$found" "$WORK/messages-$n.log" --no-git --source "$messages"
+    scan_files "$messages" "$found" "$WORK/messages-$n.log"
     case $? in 1) status=1 ;; 2) return 2 ;; esac
   fi
   jq -s --arg ref "$ref" '

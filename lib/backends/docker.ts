@@ -2,12 +2,13 @@ import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import type { ContainerSpec, Docker, NetworkInspect } from "../docker.ts";
+import { AGENT_HOME, AGENT_USER } from "../agent-user.ts";
 import { BottleError } from "../errors.ts";
 import { proxyEnvironment } from "../proxy-env.ts";
 import { custodyGateFiles } from "../gates/custody/index.ts";
 import { EGRESS_READY_LINE, egressGateConfig, readyLineAddresses, readyLineCa } from "../gates/egress-config.ts";
 import { gitGateConfig, gitGateEntries, type GitGateRemote } from "../gates/git/config.ts";
-import { sshGateConfig, sshGateEntries, type SshGateHost } from "../gates/ssh/config.ts";
+import { sshGateConfig, sshGateEntries, sshPublicKeys, type SshGateHost } from "../gates/ssh/config.ts";
 import { log } from "../log.ts";
 import { isSubnetConflict, randomInternalAddresses, type InternalAddresses } from "./internal-subnet.ts";
 import { bottleStateDir, stateDir } from "../paths.ts";
@@ -291,7 +292,7 @@ async function startGate(
   // The git gate: config, hooks, upstream keys and pinned host keys (root-only; its start script runs before the egress gate).
   files.push(...gitGateEntries(gitGateConfig(plan.name, plan.git?.port), options.git ?? []));
   // The SSH gate: its keys (root-only), pinned host keys and daemon; its start script loads the agent.
-  if (plan.ssh?.hosts.length) files.push(...sshGateEntries(sshGateConfig(plan.name, plan.ssh), options.ssh ?? []));
+  if (plan.ssh?.hosts.length) files.push(...sshGateEntries(sshGateConfig(plan.name, plan.ssh, sshPublicKeys(options.ssh ?? [])), options.ssh ?? []));
   if (internal)
     await where.egress
       .then(() => docker.networkConnect(plan.networks.egress, plan.containers.gate))
@@ -367,11 +368,11 @@ export async function passwdEntries(docker: Docker, plan: Plan): Promise<TarEntr
   const withoutAgent = (text: string) =>
     text
       .split("\n")
-      .filter((line) => line && !line.startsWith("agent:"))
+      .filter((line) => line && !line.startsWith(`${AGENT_USER}:`))
       .join("\n");
   return [
-    { path: "etc/passwd", content: `${withoutAgent(passwd)}\nagent:x:${uid}:${gid}::/home/agent:/bin/bash\n`, mode: 0o644, uid: 0, gid: 0 },
-    { path: "etc/group", content: `${withoutAgent(group)}\nagent:x:${gid}:\n`, mode: 0o644, uid: 0, gid: 0 },
+    { path: "etc/passwd", content: `${withoutAgent(passwd)}\n${AGENT_USER}:x:${uid}:${gid}::${AGENT_HOME}:/bin/bash\n`, mode: 0o644, uid: 0, gid: 0 },
+    { path: "etc/group", content: `${withoutAgent(group)}\n${AGENT_USER}:x:${gid}:\n`, mode: 0o644, uid: 0, gid: 0 },
   ];
 }
 

@@ -1,130 +1,71 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeSandbox, runBottle, writeFile, type Sandbox } from "../helpers/cli.ts";
-import { BASE_IMAGE, describeDocker, docker, removeLabelled, testImage, uniqueId } from "../helpers/docker.ts";
-import { containerIp, sshKeygen, startSshd, waitForLogLine } from "../helpers/world.ts";
+import { describeDocker, docker, removeLabelled, uniqueId } from "../helpers/docker.ts";
+import { GIT_UPSTREAM_REPO, awsKey, githubToken, startGitUpstream, type GitUpstream } from "../helpers/git-upstream.ts";
+import { containerIp, sshKeygen } from "../helpers/world.ts";
 
 /**
  * The git gate end to end: real git, real gitleaks, a real sshd. The
- * "upstream" is a container this test starts (openssh-server + git on the
- * base image) under a made-up name on the bottle's egress network; its key
- * pair and host key are generated here, so the test knows what to pin.
+ * "upstream" is a container this test starts (test/helpers/git-upstream.ts)
+ * under a made-up name on the bottle's egress network.
  */
 
 const UPSTREAM_HOST = "git.upstream.test";
-const UPSTREAM_URL = `git@${UPSTREAM_HOST}:project.git`;
-const REPO = "/srv/git/project.git";
-
-const UPSTREAM_DOCKERFILE = `ARG BASE_IMAGE
-FROM \${BASE_IMAGE}
-RUN apt-get update -qq \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server git >/dev/null \\
- && rm -rf /var/lib/apt/lists/*
-RUN useradd --create-home --home-dir /srv/git --shell /usr/bin/git-shell git \\
- && usermod -p '*' git && mkdir -p /run/sshd && rm -f /etc/ssh/ssh_host_*
-`;
-
-// Test secrets are made at run time (random, realistic shapes), so no
-// scanner ever finds a credential in this file.
-function randomFrom(alphabet: string, length: number): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(length));
-  return Array.from(bytes, (b) => alphabet[b % alphabet.length]).join("");
-}
-const UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-const awsKey = () => `AKIA${randomFrom(UPPER, 16)}`;
-const githubToken = () => `ghp_${randomFrom(ALNUM, 36)}`;
 const OLD_SECRET = awsKey();
-
-
-function upstreamImage(): string {
-  return testImage("bottle-test-upstream", UPSTREAM_DOCKERFILE);
-}
 
 describeDocker("the git gate", () => {
   let sandbox: Sandbox;
   const agent = uniqueId("gitgate");
   const label = `bottle.test=${agent}`;
   let name = "";
-  let keys = "";
-  let upstream = "";
+  let upstream: GitUpstream | undefined;
   let privateKeyBody = "";
   let clones = 0;
 
   const inBottle = (script: string) => runBottle(sandbox, ["exec", name, "--", "sh", "-c", script]);
-  const upstreamGit = (...args: string[]) => docker("exec", "-u", "git", upstream, "git", `--git-dir=${REPO}`, ...args);
-  const upstreamRef = (ref: string) => {
-    const out = Bun.spawnSync(["docker", "exec", "-u", "git", upstream, "git", `--git-dir=${REPO}`, "rev-parse", "--verify", "--quiet", ref], { stdout: "pipe" });
-    return out.exitCode === 0 ? out.stdout.toString().trim() : "";
-  };
+  const upstreamGit = (...args: string[]) => upstream!.git(...args);
+  const upstreamRef = (ref: string) => upstream!.ref(ref);
   /** A fresh clone in the bottle (through the gate); returns its directory. */
   const freshClone = () => `/tmp/clone-${++clones}`;
-  const cloneScript = (dir: string) => `git clone -q ${UPSTREAM_URL} ${dir} && cd ${dir} || exit 99`;
+  const cloneScript = (dir: string) => `git clone -q ${upstream!.url} ${dir} && cd ${dir} || exit 99`;
 
   beforeAll(async () => {
-    keys = mkdtempSync(join(tmpdir(), "bottle-git-keys-"));
-    sshKeygen(keys, "id_ed25519", "bottle-test-client");
-    sshKeygen(keys, "host_key", "bottle-test-host");
-    // A line of the private part (the first ones hold the public key).
-    privateKeyBody = readFileSync(join(keys, "id_ed25519"), "utf8").split("\n")[3]!;
-    const hostPub = readFileSync(join(keys, "host_key.pub"), "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
-
-    // The upstream: sshd with the client key authorized, a bare repo whose
-    // main already holds an old secret (it is upstream, so never rescanned).
-    upstream = startSshd({ prefix: "upstream", image: upstreamImage(), keys, label, user: "git", home: "/srv/git" });
-    docker(
-      "exec", "-u", "git", "-e", `OLD_SECRET=${OLD_SECRET}`, upstream, "sh", "-c",
-      [
-        "set -e",
-        `git init -q --bare -b main ${REPO}`,
-        `git clone -q ${REPO} /tmp/seed 2>/dev/null`,
-        "cd /tmp/seed",
-        "git config user.name Seed; git config user.email seed@example.test",
-        "echo '# project' > README.md; git add README.md; git commit -qm init",
+    // The upstream: main already holds an old secret (it is upstream, so never rescanned).
+    upstream = startGitUpstream({
+      label,
+      host: UPSTREAM_HOST,
+      env: { OLD_SECRET },
+      setup: [
         'printf "AWS_ACCESS_KEY_ID=%s\\n" "$OLD_SECRET" > legacy.env; git add legacy.env; git commit -qm "legacy config"',
-        "git push -q origin main",
         // The upstream's own policy: refs/heads/protected is refused.
-        `printf '#!/bin/sh\\nwhile read o n r; do [ "$r" = refs/heads/protected ] && { echo "upstream policy: refs/heads/protected is protected"; exit 1; }; done; exit 0\\n' > ${REPO}/hooks/pre-receive`,
-        `chmod +x ${REPO}/hooks/pre-receive`,
-      ].join("; "),
-    );
+        `printf '#!/bin/sh\\nwhile read o n r; do [ "$r" = refs/heads/protected ] && { echo "upstream policy: refs/heads/protected is protected"; exit 1; }; done; exit 0\\n' > ${GIT_UPSTREAM_REPO}/hooks/pre-receive`,
+        `chmod +x ${GIT_UPSTREAM_REPO}/hooks/pre-receive`,
+      ],
+    });
+    // A line of the private part (the first ones hold the public key).
+    privateKeyBody = readFileSync(join(upstream.keys, "id_ed25519"), "utf8").split("\n")[3]!;
 
     sandbox = makeSandbox();
-    writeFile(
-      join(sandbox.config, "bottles", "gitgate.yaml"),
-      [
-        "workspace: none",
-        "git:",
-        "  user: { name: Agent, email: agent@example.test }",
-        "  remotes:",
-        "    origin:",
-        `      upstream: "${UPSTREAM_URL}"`,
-        `      identity_file: ${join(keys, "id_ed25519")}`,
-        // With a leading host field, as ssh-keyscan prints it.
-        `      known_host_key: "${UPSTREAM_HOST} ${hostPub}"`,
-        "",
-      ].join("\n"),
-    );
+    writeFile(join(sandbox.config, "bottles", "gitgate.yaml"), ["workspace: none", ...upstream.manifest(), ""].join("\n"));
     writeFile(join(sandbox.config, "agents", `${agent}.md`), "---\nbottle: gitgate\n---\ngit gate test agent\n");
     const up = await runBottle(sandbox, ["up", agent, "--yes", "--detach"]);
     expect(up.stderr.includes("bottle: ") ? up.stderr : "").toBe("");
-    expect(up.stderr).toContain(`origin → ${UPSTREAM_URL}`);
+    expect(up.stderr).toContain(`origin → ${upstream.url}`);
     name = up.stdout.trim();
-    docker("network", "connect", "--alias", UPSTREAM_HOST, `${name}-egress`, upstream);
-    waitForLogLine(upstream, "Server listening");
+    upstream.attach(name);
   }, 600_000);
 
   afterAll(async () => {
     if (name) await runBottle(sandbox, ["down", name]);
+    upstream?.remove();
     removeLabelled(label, `bottle.agent=${agent}`);
-    if (keys) rmSync(keys, { recursive: true, force: true });
   });
 
   test("the bottle's gitconfig sends the upstream URL to the gate", async () => {
     const out = await inBottle(`git config --get-all url.git://gate/origin.git.insteadof`);
-    expect(out.stdout).toContain(UPSTREAM_URL);
+    expect(out.stdout).toContain(upstream!.url);
     expect(out.stdout).toContain(`ssh://git@${UPSTREAM_HOST}/project.git`);
   });
 
@@ -135,7 +76,7 @@ describeDocker("the git gate", () => {
     expect(out.stdout).toContain("# project");
     expect(out.stdout).toContain("legacy config");
     expect(out.stdout).toContain(upstreamRef("main"));
-    expect(out.stdout).toContain(UPSTREAM_URL);
+    expect(out.stdout).toContain(upstream!.url);
   });
 
   test("a clean commit pushed arrives upstream", async () => {
@@ -175,8 +116,8 @@ describeDocker("the git gate", () => {
   });
 
   test("a private key block is rejected", async () => {
-    sshKeygen(keys, "leaked_key", "leaked");
-    const pem = readFileSync(join(keys, "leaked_key"), "utf8").trim();
+    sshKeygen(upstream!.keys, "leaked_key", "leaked");
+    const pem = readFileSync(join(upstream!.keys, "leaked_key"), "utf8").trim();
     const out = await rejectedPush({ "deploy/key.pem": pem });
     expect(out).toContain("deploy/key.pem");
     expect(out).toContain("private-key");
@@ -337,7 +278,7 @@ describeDocker("the git gate", () => {
     const listening = docker("exec", `${name}-gate`, "awk", '$4 == "0A" && $2 ~ /:24CA$/ { print $2 }', "/proc/net/tcp");
     const hex = gateInternal.split(".").reverse().map((part) => Number(part).toString(16).padStart(2, "0")).join("").toUpperCase();
     expect(listening).toBe(`${hex}:24CA`);
-    const out = Bun.spawnSync(["docker", "exec", upstream, "timeout", "10", "git", "ls-remote", `git://${gateEgress}/origin.git`], { stdout: "pipe", stderr: "pipe" });
+    const out = Bun.spawnSync(["docker", "exec", upstream!.container, "timeout", "10", "git", "ls-remote", `git://${gateEgress}/origin.git`], { stdout: "pipe", stderr: "pipe" });
     expect(out.exitCode).not.toBe(0);
     expect(out.stderr.toString()).toMatch(/refused|unable to connect/i);
     expect(gateInternal).not.toBe(gateEgress);
@@ -349,8 +290,8 @@ describeDocker("the git gate", () => {
     expect(prepared.exitCode).toBe(0);
     // Someone else moves main upstream after our clone, behind the gate's back.
     docker(
-      "exec", "-u", "git", upstream, "sh", "-c",
-      `set -e; rm -rf /tmp/other; git clone -q ${REPO} /tmp/other; cd /tmp/other; git -c user.name=o -c user.email=o@o commit -q --allow-empty -m other; git push -q origin main`,
+      "exec", "-u", "git", upstream!.container, "sh", "-c",
+      `set -e; rm -rf /tmp/other; git clone -q ${GIT_UPSTREAM_REPO} /tmp/other; cd /tmp/other; git -c user.name=o -c user.email=o@o commit -q --allow-empty -m other; git push -q origin main`,
     );
     const theirs = upstreamRef("main");
     const out = await inBottle(`cd ${dir}; git push origin main 2>&1; echo "exit=$?"`);
@@ -400,7 +341,7 @@ describeDocker("the git gate", () => {
       { stdin: `${privateKeyBody}\n` },
     );
     expect(out.stdout.trim().split("\n")).toEqual(["find-done", "/tmp/env-dump:0", "/tmp/proc-dump:0", "grep-done"]);
-    const ip = containerIp(upstream, `${name}-egress`);
+    const ip = containerIp(upstream!.container, `${name}-egress`);
     const ssh = await inBottle(
       `for target in ${UPSTREAM_HOST} ${ip}; do ssh -o BatchMode=yes -o ConnectTimeout=5 -o StrictHostKeyChecking=no git@$target true 2>&1 && echo LEAK-$target; done; curl -sS --max-time 5 -p -x http://gate:3128 http://${UPSTREAM_HOST}:22/ 2>&1 && echo LEAK-proxy; exit 0`,
     );
@@ -418,7 +359,7 @@ describeDocker("the git gate", () => {
       const dir = freshClone();
       const cloned = await inBottle(cloneScript(dir));
       expect(cloned.exitCode).toBe(0);
-      docker("stop", "-t", "1", upstream);
+      docker("stop", "-t", "1", upstream!.container);
       const out = await inBottle(`cd ${dir}; git fetch origin 2>&1; echo "exit=$?"; git ls-remote origin 2>&1; echo "exit=$?"`);
       expect(out.stdout).not.toContain("exit=0");
       expect(out.stdout).toContain("cannot fetch 'origin' from its upstream");

@@ -19,6 +19,8 @@ const LISTED = "listed.ssh.test";
 const WRONG_KEY = "wrongkey.ssh.test";
 /** The same sshd again, not listed at all. */
 const OTHER = "other.ssh.test";
+/** The same sshd, listed without a user: ssh logs in as the bottle's own user. */
+const NO_USER = "nouser.ssh.test";
 
 const SSHD_DOCKERFILE = `ARG BASE_IMAGE
 FROM \${BASE_IMAGE}
@@ -75,6 +77,9 @@ describeDocker("the SSH gate", () => {
         "      user: deploy",
         `      identity_file: ${join(keys, "id_ed25519")}`,
         `      known_host_key: "${pub(join(keys, "impostor_key.pub"))}"`,
+        `    - host: ${NO_USER}`,
+        `      identity_file: ${join(keys, "id_ed25519")}`,
+        `      known_host_key: "${pub(join(keys, "host_key.pub"))}"`,
         "",
       ].join("\n"),
     );
@@ -84,7 +89,7 @@ describeDocker("the SSH gate", () => {
     expect(up.stderr).toContain(`deploy@${LISTED}:22 (via ssh gate`);
     name = up.stdout.trim();
     expect(name).toStartWith("bottle-");
-    docker("network", "connect", "--alias", LISTED, "--alias", WRONG_KEY, "--alias", OTHER, `${name}-egress`, sshd);
+    docker("network", "connect", "--alias", LISTED, "--alias", WRONG_KEY, "--alias", OTHER, "--alias", NO_USER, `${name}-egress`, sshd);
     waitForLogLine(sshd, "Server listening");
   }, 600_000);
 
@@ -214,13 +219,48 @@ describeDocker("the SSH gate", () => {
     for (const request of ["remove-all-identities", "add-identity", "remove-identity", "lock", "sign"]) expect(denied).toContain(request);
   });
 
+  test("the agent signs logins only as the listed user: ssh root@<listed host> and -l root fail in the gate, the listed logins still work", async () => {
+    // The host would let root (and the bottle's own user name) in with this very key: only the gate can say no.
+    docker(
+      "exec", sshd, "sh", "-c",
+      [
+        "install -d -m 700 /root/.ssh && install -m 600 /keys/id_ed25519.pub /root/.ssh/authorized_keys",
+        "useradd --create-home --shell /bin/bash agent && usermod -p '*' agent",
+        "install -d -o agent -g agent -m 700 /home/agent/.ssh && install -o agent -g agent -m 600 /keys/id_ed25519.pub /home/agent/.ssh/authorized_keys",
+      ].join(" && "),
+    );
+    const direct = docker("exec", sshd, "ssh", "-i", "/keys/id_ed25519", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "root@127.0.0.1", "id -un");
+    expect(direct.split("\n").pop()).toBe("root");
+    const out = await inBottle(
+      [
+        `${SSH} root@${LISTED} 'echo "in-as=$(id -un)"' 2>&1; echo "root-at=$?"`,
+        `${SSH} -l root ${LISTED} 'echo "in-as=$(id -un)"' 2>&1; echo "dash-l=$?"`,
+        `${SSH} root@${NO_USER} 'echo "in-as=$(id -un)"' 2>&1; echo "root-at-nouser=$?"`,
+        `${SSH} ${LISTED} 'echo "listed-as=$(id -un)"'; echo "listed=$?"`,
+        `${SSH} ${NO_USER} 'echo "nouser-as=$(id -un)"'; echo "nouser=$?"`,
+      ].join("; "),
+    );
+    expect(out.stdout).not.toContain("in-as=");
+    for (const step of ["root-at", "dash-l", "root-at-nouser"]) expect(out.stdout).toMatch(new RegExp(`^${step}=255$`, "m"));
+    expect(out.stdout).toContain("agent refused operation");
+    expect(out.stdout).toContain("listed-as=deploy\nlisted=0");
+    expect(out.stdout).toContain("nouser-as=agent\nnouser=0");
+    // Each refusal is in the gate's log with its reason and the user asked for.
+    const logs = await runBottle(sandbox, ["logs", name, "--gate", "ssh", "--json"]);
+    const refused = logs.stdout.split("\n").filter(Boolean).map((line) => JSON.parse(line)).filter((line) => line.event === "agent" && line.request === "sign" && line.decision === "deny" && line.user === "root");
+    expect(refused.length).toBeGreaterThanOrEqual(3);
+    for (const line of refused) expect(line.detail).toBe("refused to sign: no ssh.hosts entry of this bottle logs in as this user");
+    const text = await runBottle(sandbox, ["logs", name, "--gate", "ssh"]);
+    expect(text.stdout).toMatch(/deny {3}agent {4}sign {2}user root {2}\(refused to sign: no ssh\.hosts entry/);
+  });
+
   test("the gate listens on the bottle network only; the egress side cannot reach its forwarders or agent port", () => {
     const gateInternal = containerIp(`${name}-gate`, `${name}-internal`);
     const gateEgress = containerIp(`${name}-gate`, `${name}-egress`);
     const hex = gateInternal.split(".").reverse().map((part) => Number(part).toString(16).padStart(2, "0")).join("").toUpperCase();
-    // 2199 (agent) = 0897, 2200/2201 (forwarders) = 0898/0899.
-    const listening = docker("exec", `${name}-gate`, "awk", '$4 == "0A" && $2 ~ /:089[789]$/ { print $2 }', "/proc/net/tcp").split("\n").sort();
-    expect(listening).toEqual([`${hex}:0897`, `${hex}:0898`, `${hex}:0899`]);
+    // 2199 (agent) = 0897, 2200/2201/2202 (forwarders) = 0898/0899/089A.
+    const listening = docker("exec", `${name}-gate`, "awk", '$4 == "0A" && $2 ~ /:089[789A]$/ { print $2 }', "/proc/net/tcp").split("\n").sort();
+    expect(listening).toEqual([`${hex}:0897`, `${hex}:0898`, `${hex}:0899`, `${hex}:089A`]);
     for (const port of [2199, 2200]) {
       const out = Bun.spawnSync(["docker", "exec", sshd, "timeout", "5", "bash", "-c", `exec 3<>/dev/tcp/${gateEgress}/${port}`], { stdout: "pipe", stderr: "pipe" });
       expect(out.exitCode).not.toBe(0);

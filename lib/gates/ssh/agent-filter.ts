@@ -3,13 +3,14 @@
  * reaches the gate's ssh-agent only through this, and may do exactly two
  * things with it — list the public keys (REQUEST_IDENTITIES) and have a key
  * sign an SSH public-key authentication request (SIGN_REQUEST whose data is
- * an RFC 4252 §7 USERAUTH_REQUEST). Everything else — adding, removing or
+ * an RFC 4252 §7 USERAUTH_REQUEST) for a user the bottle's ssh.hosts name
+ * with that key (SignPolicy). Everything else — adding, removing or
  * listing-and-exporting keys, locking, smartcards, extensions, signing any
  * other data (git commits, SSHSIG files, arbitrary blobs) — is answered
  * with SSH_AGENT_FAILURE by the gate and never reaches the agent. Pure code:
  * unit-tested by feeding it crafted messages.
  */
-import { WireError, WireReader, blobType, concat, equalBytes, readUint32, uint32 } from "./wire.ts";
+import { WireError, WireReader, blobType, concat, equalBytes, keyBlob, readUint32, uint32 } from "./wire.ts";
 
 export const AGENT_MSG = {
   FAILURE: 5,
@@ -64,10 +65,34 @@ export function requestName(type: number | undefined): string {
 export type AgentDecision =
   | { allow: true; request: "request-identities" }
   | { allow: true; request: "sign"; user: string; keyType: string; key: Uint8Array }
-  | { allow: false; request: string; reason: string; routine?: true };
+  /** `user`: the user name a refused login asked for, as sent (escape it before showing it). */
+  | { allow: false; request: string; reason: string; routine?: true; user?: string };
+
+/**
+ * The SSH logins the gate's agent signs: for each user name, the keys it may
+ * log in with — the identity of every ssh.hosts entry that logs in as that
+ * user. A login names its user inside the signed data, and a listed host
+ * may accept the same key for other accounts (root@host with the key meant
+ * for deploy@host); the host itself is not in that data (plain "publickey"),
+ * so user and key are what the gate can hold a login to.
+ */
+export type SignPolicy = ReadonlyMap<string, readonly Uint8Array[]>;
+
+/** The policy for hosts as the gate's config lists them (`key`: `<type> <base64>` of the host's identity). */
+export function signPolicy(hosts: ReadonlyArray<{ user: string; key?: string }>): SignPolicy {
+  const policy = new Map<string, Uint8Array[]>();
+  for (const host of hosts) {
+    // A key whose public half is unknown signs nothing (no such key loads in ssh-agent either).
+    if (host.key === undefined) continue;
+    const keys = policy.get(host.user) ?? [];
+    keys.push(keyBlob(host.key));
+    policy.set(host.user, keys);
+  }
+  return policy;
+}
 
 /** A message body (type byte + payload, without the length prefix) → may it reach the agent? */
-export function decideAgentRequest(message: Uint8Array): AgentDecision {
+export function decideAgentRequest(message: Uint8Array, policy: SignPolicy): AgentDecision {
   const type = message[0];
   const request = requestName(type);
   if (type === AGENT_MSG.REQUEST_IDENTITIES) {
@@ -75,11 +100,17 @@ export function decideAgentRequest(message: Uint8Array): AgentDecision {
     return { allow: true, request: "request-identities" };
   }
   if (type === AGENT_MSG.SIGN_REQUEST) {
+    let login: { user: string; keyType: string; key: Uint8Array };
     try {
-      return { allow: true, request: "sign", ...checkSignRequest(message.subarray(1)) };
+      login = checkSignRequest(message.subarray(1));
     } catch (error) {
       return { allow: false, request, reason: error instanceof WireError ? `malformed sign request (${error.message})` : (error as Error).message };
     }
+    const keys = policy.get(login.user);
+    if (!keys) return { allow: false, request, user: login.user, reason: "refused to sign: no ssh.hosts entry of this bottle logs in as this user" };
+    if (!keys.some((key) => equalBytes(key, login.key)))
+      return { allow: false, request, user: login.user, reason: "refused to sign: this key is not the identity of an ssh.hosts entry for this user" };
+    return { allow: true, request: "sign", ...login };
   }
   const reason = "the SSH gate's agent only lists keys and signs SSH logins";
   // ssh sends session-bind@openssh.com before every login; refusing it is routine (the login goes on).
@@ -176,7 +207,10 @@ export class AgentFilter {
   /** Requests queued behind one the agent has not answered yet. */
   static readonly MAX_QUEUED = 64;
 
-  constructor(private readonly events: AgentFilterEvents) {}
+  constructor(
+    private readonly events: AgentFilterEvents,
+    private readonly policy: SignPolicy,
+  ) {}
 
   /** Nothing asked and unanswered. */
   get idle(): boolean {
@@ -223,7 +257,7 @@ export class AgentFilter {
   private pump(): void {
     while (!this.waiting && !this.failed && this.queue.length) {
       const message = this.queue.shift()!;
-      const decision = decideAgentRequest(message);
+      const decision = decideAgentRequest(message, this.policy);
       this.events.decided(decision);
       if (!decision.allow) {
         this.events.toClient(AGENT_FAILURE_FRAME);

@@ -1,3 +1,4 @@
+import { AGENT_USER } from "../../agent-user.ts";
 import { assets } from "../../assets.ts";
 import { BottleError } from "../../errors.ts";
 import type { TarEntry } from "../../tar.ts";
@@ -11,7 +12,8 @@ import type { TarEntry } from "../../tar.ts";
  *     checks the server's host key against the pinned one, logs the
  *     connection (host, bytes, duration) to ssh.jsonl;
  *   - the agent reachable over TCP (port 2199) through a filter that passes
- *     only "list keys" and "sign this SSH login".
+ *     only "list keys" and "sign this SSH login" as a listed user, with the
+ *     key of a host that names that user (agent-filter.ts SignPolicy).
  * In the bottle: `~/.ssh/config` maps each host to its forwarder
  * (`HostName gate`, `Port 22xx`, `HostKeyAlias <host>`, the pinned key in
  * `~/.ssh/known_hosts`, `StrictHostKeyChecking yes`) and `IdentityAgent` to
@@ -31,7 +33,6 @@ export const SSH_AUDIT_FILE = "ssh.jsonl";
 export const SSH_GATE_DIR = "/etc/bottle/ssh";
 /** In the gate: the agent's socket and the daemon's ready marker (root-only dir). */
 export const SSH_RUN_DIR = "/run/bottle-ssh";
-export const SSH_READY_TEXT = "ssh gate ready";
 /** In the bottle: the relay's unix socket (IdentityAgent, SSH_AUTH_SOCK). */
 export const BOTTLE_AGENT_SOCKET = "/run/bottle/ssh-agent.sock";
 
@@ -94,10 +95,26 @@ export interface SshGateConfig {
   agentSocket: string;
   log: string;
   readyFile: string;
-  hosts: Array<{ host: string; port: number; listenPort: number; hostKey: string }>;
+  /**
+   * Per listed host: where it is, and the login its agent signs — `user`
+   * with `key` (the public half of the host's identity, `<type> <base64>`;
+   * absent when it could not be derived: then nothing is signed with it).
+   */
+  hosts: Array<{ host: string; port: number; listenPort: number; hostKey: string; user: string; key?: string }>;
 }
 
-export function sshGateConfig(bottle: string, plan: SshPlan): SshGateConfig {
+/**
+ * The user the gate signs logins for on a host listed without `user`: the
+ * name the bottle's ssh logs in with when none is given, its local user
+ * name, which is always AGENT_USER. Signing for that one name, not for any,
+ * keeps `ssh root@host` (or `-l root`) from borrowing the host's key: a host
+ * listed without a user grants the login ssh makes on its own, and the
+ * manifest says `user:` when another account is meant.
+ */
+export const SSH_DEFAULT_USER = AGENT_USER;
+
+/** `publicKeys`: each host's identity's public half by host name (sshPublicKeys). */
+export function sshGateConfig(bottle: string, plan: SshPlan, publicKeys: Record<string, string>): SshGateConfig {
   return {
     bottle,
     listen: SSH_GATE_HOST,
@@ -105,7 +122,14 @@ export function sshGateConfig(bottle: string, plan: SshPlan): SshGateConfig {
     agentSocket: `${SSH_RUN_DIR}/agent.sock`,
     log: `/var/log/bottle/${SSH_AUDIT_FILE}`,
     readyFile: `${SSH_RUN_DIR}/ready`,
-    hosts: plan.hosts.map((host) => ({ host: host.host, port: host.port, listenPort: host.gatePort, hostKey: host.knownHostKey })),
+    hosts: plan.hosts.map((host) => ({
+      host: host.host,
+      port: host.port,
+      listenPort: host.gatePort,
+      hostKey: host.knownHostKey,
+      user: host.user ?? SSH_DEFAULT_USER,
+      ...(publicKeys[host.host] === undefined ? {} : { key: publicKeys[host.host] }),
+    })),
   };
 }
 

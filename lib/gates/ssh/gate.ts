@@ -11,7 +11,7 @@
 import { appendFileSync } from "node:fs";
 import { BlockList, createServer, connect, isIP, type Server, type Socket } from "node:net";
 import { lookup } from "node:dns/promises";
-import { AgentFilter, type AgentDecision } from "./agent-filter.ts";
+import { AgentFilter, signPolicy, type AgentDecision, type SignPolicy } from "./agent-filter.ts";
 import type { SshGateConfig } from "./config.ts";
 import { GATE_IDENT, HostKeyCheck, HostKeyError, disconnectPacket, fingerprintOf } from "./hostkey.ts";
 import { keyBlob } from "./wire.ts";
@@ -33,6 +33,22 @@ export function forbiddenAddress(address: string): boolean {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped) return FORBIDDEN.check(mapped[1]!, "ipv4");
   return FORBIDDEN.check(address, family === 6 ? "ipv6" : "ipv4");
+}
+
+/** Longest text from the bottle a log line keeps (after escaping). */
+export const MAX_LOGGED_TEXT = 128;
+
+/**
+ * Text the bottle chose (a login's user name, its method), for the log: printable ASCII
+ * stays; every other character, and the backslash, becomes \xNN (\u{…}
+ * past 0xff), so that neither a terminal nor a reader of the log is fooled.
+ */
+export function printable(text: string): string {
+  const escaped = text.replace(/[^\x20-\x5b\x5d-\x7e]/gu, (ch) => {
+    const code = ch.codePointAt(0)!;
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
+  });
+  return escaped.length > MAX_LOGGED_TEXT ? `${escaped.slice(0, MAX_LOGGED_TEXT)}…` : escaped;
 }
 
 export type Resolve = (host: string) => Promise<string[]>;
@@ -57,8 +73,10 @@ export class SshGate {
   private readonly addressAllowed: (address: string) => boolean;
   private readonly connectAgent: () => Socket;
   private readonly write: (entry: Record<string, unknown>) => void;
+  private readonly policy: SignPolicy;
 
   constructor(private readonly options: SshGateOptions) {
+    this.policy = signPolicy(options.config.hosts);
     this.resolve = options.resolve ?? systemResolve;
     this.addressAllowed = options.addressAllowed ?? ((address) => !forbiddenAddress(address));
     this.connectAgent = options.connectAgent ?? (() => connect(options.config.agentSocket));
@@ -145,15 +163,18 @@ export class SshGate {
       });
       return upstream;
     };
-    const filter = new AgentFilter({
-      toClient: (bytes) => client.write(bytes),
-      toAgent: (bytes) => agentSocket().write(bytes),
-      decided: (decision) => this.logAgent(decision),
-      fail: (reason) => {
-        this.log({ event: "agent", decision: "deny", detail: reason });
-        closeBoth();
+    const filter = new AgentFilter(
+      {
+        toClient: (bytes) => client.write(bytes),
+        toAgent: (bytes) => agentSocket().write(bytes),
+        decided: (decision) => this.logAgent(decision),
+        fail: (reason) => {
+          this.log({ event: "agent", decision: "deny", detail: reason });
+          closeBoth();
+        },
       },
-    });
+      this.policy,
+    );
     client.on("data", (chunk: Buffer) => filter.clientData(chunk));
     client.on("error", () => closeBoth());
     client.on("end", () => {
@@ -166,8 +187,9 @@ export class SshGate {
   private logAgent(decision: AgentDecision): void {
     // Listing public keys, and the session-bind ssh sends before every login: not worth a line each.
     if ((decision.allow && decision.request === "request-identities") || (!decision.allow && decision.routine)) return;
-    if (decision.allow) this.log({ event: "agent", decision: "allow", request: "sign", user: decision.user, key: `${decision.keyType} ${fingerprintOf(decision.key)}` });
-    else this.log({ event: "agent", decision: "deny", request: decision.request, detail: decision.reason });
+    if (decision.allow) this.log({ event: "agent", decision: "allow", request: "sign", user: printable(decision.user), key: `${decision.keyType} ${fingerprintOf(decision.key)}` });
+    // The reason may quote the request (a login's method name): escaped like the user.
+    else this.log({ event: "agent", decision: "deny", request: decision.request, ...(decision.user === undefined ? {} : { user: printable(decision.user) }), detail: printable(decision.reason) });
   }
 
   /**

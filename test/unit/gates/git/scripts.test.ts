@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { assets } from "../../../../lib/assets.ts";
 import { realExec } from "../../../../lib/exec.ts";
@@ -60,19 +60,21 @@ describe.skipIf(!hasTools)("run_gitleaks fails closed", () => {
   for (const [what, env, expected] of cases)
     test(`${what} → ${["clean", "findings", "failed"][expected]}`, async () => {
       const gate = fakeGate(FAKE);
-      const out = await gate.run(`run_gitleaks "${gate.dir}/report.json" "${gate.dir}/scan.log" --source /nowhere; echo "status=$?"`, env);
+      const out = await gate.run(`run_gitleaks "${gate.dir}/report.json" "${gate.dir}/scan.log" /nowhere main; echo "status=$?"`, env);
       expect(out.stdout.trim()).toBe(`status=${expected}`);
     });
 
-  test("gitleaks runs with the gate's rules, redaction, and a PATH that starts with the gate's git wrapper", async () => {
+  test("gitleaks runs in git mode with the gate's rules, redaction, every blob as text, and a PATH that starts with the gate's git wrapper", async () => {
     const gate = fakeGate(`printf '%s\\n' "PATH=$PATH" "GITLEAKS_CONFIG=\${GITLEAKS_CONFIG-unset}" "$@" > "${"$"}{0%/bin/gitleaks}/args"; for a; do [ "$prev" = --report-path ] && echo '[]' > "$a"; prev=$a; done; exit 0`);
-    await gate.run(`run_gitleaks "${gate.dir}/r.json" "${gate.dir}/l.log" --source /repo --log-opts="x --not --all"`, { GITLEAKS_CONFIG: "/evil.toml" });
+    await gate.run(`run_gitleaks "${gate.dir}/r.json" "${gate.dir}/l.log" /repo "x --not --all"`, { GITLEAKS_CONFIG: "/evil.toml" });
     const args = readFileSync(join(gate.dir, "args"), "utf8").split("\n");
     expect(args[0]).toBe(`PATH=${gate.dir}/bin:/usr/bin:/bin`);
     expect(args[1]).toBe("GITLEAKS_CONFIG=unset");
     expect(args).toContain("--redact");
     expect(args).toContain(`${gate.dir}/gitleaks.toml`);
-    expect(args).toContain("--log-opts=x --not --all");
+    expect(args.join(" ")).toContain("--source /repo");
+    expect(args).toContain("--log-opts=--text --no-textconv --no-ext-diff x --not --all");
+    expect(args).not.toContain("--no-git");
   });
 });
 
@@ -114,5 +116,94 @@ describe.skipIf(!hasTools)("the gate's helpers", () => {
     const out = await realExec.run([join(dir, "git"), "log"], { check: false });
     expect(out.stdout).toBe("k = 1 # gitleaks_allow\nx gitleaks_allow y\n");
     expect(out.exitCode).toBe(4);
+  });
+});
+
+/**
+ * What gitleaks gets to read, with the host's real git: a stand-in for
+ * gitleaks 8.16 that runs exactly the command gitleaks runs in git mode
+ * (`git -C <source> log -p -U0` + --log-opts split on spaces, through the
+ * gate's git wrapper first on PATH) and keeps its output. gitleaks itself
+ * skips every file that output calls "Binary files … differ"; the real
+ * gitleaks runs in test/integration/escape/git.test.ts.
+ */
+const GITLEAKS_GIT_MODE = `
+report=""; source=""; opts=""
+while [ $# -gt 0 ]; do case "$1" in --report-path) report=$2; shift ;; --source) source=$2; shift ;; --log-opts=*) opts=\${1#--log-opts=} ;; esac; shift; done
+mapfile -d ' ' -t split < <(printf '%s' "$opts")
+git -C "$source" log -p -U0 "\${split[@]}" > "$GITLEAKS_SAW" || exit 1
+echo '[]' > "$report"
+`;
+
+describe.skipIf(!hasTools)("every blob is scanned as text", () => {
+  const git = (dir: string, ...args: string[]) => {
+    const out = Bun.spawnSync(["git", "-C", dir, "-c", "user.name=t", "-c", "user.email=t@t.test", ...args], { stdout: "pipe", stderr: "pipe" });
+    if (out.exitCode !== 0) throw new Error(`git ${args.join(" ")}: ${out.stderr.toString()}`);
+    return out.stdout.toString().trim();
+  };
+  const gateWithGit = () => {
+    const gate = fakeGate(GITLEAKS_GIT_MODE);
+    writeFileSync(join(gate.dir, "bin", "git"), assets.gitForGitleaks);
+    chmodSync(join(gate.dir, "bin", "git"), 0o755);
+    return gate;
+  };
+  const SECRET = "AWS_ACCESS_KEY_ID=AKIA_STAND_IN_VALUE";
+
+  test("NUL bytes, big blobs, binary / -diff / textconv / external-diff attributes: git prints every added line", async () => {
+    const gate = gateWithGit();
+    const work = join(gate.dir, "work");
+    mkdirSync(work);
+    git(work, "init", "-q", "-b", "main");
+    writeFileSync(join(work, "base.txt"), "base\n");
+    git(work, "add", ".");
+    git(work, "commit", "-qm", "base");
+    const files: Record<string, string | Buffer> = {
+      "nul.dat": Buffer.concat([Buffer.from([0]), Buffer.from(`${SECRET}-nul\n`)]),
+      "big.txt": `${"a".repeat(4096)}\n${SECRET}-big\n`,
+      "marked.sec": `${SECRET}-binary-attribute\n`,
+      "nodiff.nd": `${SECRET}-minus-diff\n`,
+      "conv.tc": `${SECRET}-textconv\n`,
+      "ext.ed": `${SECRET}-external\n`,
+    };
+    for (const [name, content] of Object.entries(files)) writeFileSync(join(work, name), content);
+    writeFileSync(join(work, ".gitattributes"), "*.sec binary\n*.nd -diff\n*.tc diff=hide\n*.ed diff=ext\n");
+    git(work, "add", ".");
+    git(work, "commit", "-qm", "add");
+    const repo = join(gate.dir, "mirror.git");
+    git(gate.dir, "clone", "-q", "--bare", work, repo);
+    // As if this git read attributes from the pushed tree (bare repos may read
+    // them from HEAD), with every driver the attributes name, and a low big-file threshold.
+    writeFileSync(join(repo, "info", "attributes"), readFileSync(join(work, ".gitattributes")));
+    for (const [key, value] of [["core.bigFileThreshold", "1k"], ["diff.hide.textconv", "true"], ["diff.hide.binary", "true"], ["diff.ext.command", "true"]])
+      git(repo, "config", key!, value!);
+    const output = join(gate.dir, "git-log.out");
+    const out = await gate.run(`run_gitleaks "${gate.dir}/r.json" "${gate.dir}/l.log" "${repo}" "main --not main~1"; echo "status=$?"`, { GITLEAKS_SAW: output });
+    expect(out.stdout.trim()).toBe("status=0");
+    const printed = readFileSync(output, "latin1");
+    expect(printed).not.toContain("Binary files");
+    for (const suffix of ["nul", "big", "binary-attribute", "minus-diff", "textconv", "external"]) expect(printed).toContain(`${SECRET}-${suffix}\n`);
+    expect(printed).toContain(`+\0${SECRET}-nul`);
+  });
+
+  test("scan_files scans files in git mode from a repository of their own, never the pushed repository or its quarantine", async () => {
+    const gate = gateWithGit();
+    const dir = join(gate.dir, "messages");
+    mkdirSync(dir);
+    // Text that gitleaks 8.16's --no-git mode takes for a Windows executable and skips.
+    writeFileSync(join(dir, `${"a".repeat(40)}.txt`), `MZ deploy with ${SECRET}-message\n`);
+    const quarantine = join(gate.dir, "quarantine");
+    mkdirSync(quarantine);
+    const output = join(gate.dir, "git-log.out");
+    const out = await gate.run(`scan_files "${dir}" "${gate.dir}/r.json" "${gate.dir}/l.log"; echo "status=$?"`, {
+      GITLEAKS_SAW: output,
+      GIT_DIR: join(gate.dir, "nowhere.git"),
+      GIT_OBJECT_DIRECTORY: quarantine,
+      GIT_QUARANTINE_PATH: quarantine,
+    });
+    expect(out.stdout.trim()).toBe("status=0");
+    const printed = readFileSync(output, "utf8");
+    expect(printed).toContain(`+++ b/${"a".repeat(40)}.txt`);
+    expect(printed).toContain(`+MZ deploy with ${SECRET}-message`);
+    expect(readdirSync(quarantine)).toEqual([]);
   });
 });

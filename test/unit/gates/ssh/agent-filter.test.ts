@@ -11,9 +11,10 @@ import {
   decideAgentRequest,
   frameAgentMessage,
   MAX_AGENT_MESSAGE,
+  signPolicy,
 } from "../../../../lib/gates/ssh/agent-filter.ts";
 import type { SshGateConfig } from "../../../../lib/gates/ssh/config.ts";
-import { SshGate } from "../../../../lib/gates/ssh/gate.ts";
+import { MAX_LOGGED_TEXT, SshGate, printable } from "../../../../lib/gates/ssh/gate.ts";
 import { WireReader, concat, keyBlob, sshString, uint32 } from "../../../../lib/gates/ssh/wire.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 
@@ -25,8 +26,15 @@ import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 
 afterAll(cleanupTempDirs);
 
-const KEY = keyBlob("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl");
-const OTHER_KEY = keyBlob("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEHVmAhDjnZ5b5CJ6pBqpSC7W7gmLRr8c8GN6t9N4QOw");
+const KEY_TEXT = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+const OTHER_KEY_TEXT = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEHVmAhDjnZ5b5CJ6pBqpSC7W7gmLRr8c8GN6t9N4QOw";
+const KEY = keyBlob(KEY_TEXT);
+const OTHER_KEY = keyBlob(OTHER_KEY_TEXT);
+/** The bottle lists deploy@ with KEY (as the crafted logins below use by default) and agent@ with OTHER_KEY. */
+const POLICY = signPolicy([
+  { user: "deploy", key: KEY_TEXT },
+  { user: "agent", key: OTHER_KEY_TEXT },
+]);
 
 interface Login {
   sessionId?: Uint8Array;
@@ -62,11 +70,11 @@ function signRequest(data: Uint8Array, key = KEY, flags = 0): Uint8Array {
 
 describe("which requests reach the agent", () => {
   test("listing identities and signing an SSH login are allowed", () => {
-    expect(decideAgentRequest(Uint8Array.of(AGENT_MSG.REQUEST_IDENTITIES))).toEqual({ allow: true, request: "request-identities" });
-    const sign = decideAgentRequest(signRequest(loginData(), KEY, 4));
+    expect(decideAgentRequest(Uint8Array.of(AGENT_MSG.REQUEST_IDENTITIES), POLICY)).toEqual({ allow: true, request: "request-identities" });
+    const sign = decideAgentRequest(signRequest(loginData(), KEY, 4), POLICY);
     expect(sign).toMatchObject({ allow: true, request: "sign", user: "deploy", keyType: "ssh-ed25519" });
     // OpenSSH's host-bound login (it adds the server's host key).
-    expect(decideAgentRequest(signRequest(loginData({ method: "publickey-hostbound-v00@openssh.com", hostKey: OTHER_KEY })))).toMatchObject({ allow: true });
+    expect(decideAgentRequest(signRequest(loginData({ method: "publickey-hostbound-v00@openssh.com", hostKey: OTHER_KEY })), POLICY)).toMatchObject({ allow: true });
   });
 
   test.each([
@@ -84,14 +92,14 @@ describe("which requests reach the agent", () => {
     ["rsa1-remove-all-identities", 9],
     ["type-200", 200],
   ])("%s is refused", (name, type) => {
-    const decision = decideAgentRequest(concat(Uint8Array.of(type), sshString("payload"), sshString(KEY)));
+    const decision = decideAgentRequest(concat(Uint8Array.of(type), sshString("payload"), sshString(KEY)), POLICY);
     expect(decision).toMatchObject({ allow: false, request: name });
   });
 
   test("a lock or session-bind extension with a plausible payload is refused all the same", () => {
-    expect(decideAgentRequest(concat(Uint8Array.of(AGENT_MSG.LOCK), sshString("passphrase"))).allow).toBe(false);
-    expect(decideAgentRequest(concat(Uint8Array.of(AGENT_MSG.EXTENSION), sshString("session-bind@openssh.com"), sshString(KEY)))).toMatchObject({ allow: false, routine: true });
-    expect(decideAgentRequest(concat(Uint8Array.of(AGENT_MSG.EXTENSION), sshString("query"))).allow).toBe(false);
+    expect(decideAgentRequest(concat(Uint8Array.of(AGENT_MSG.LOCK), sshString("passphrase")), POLICY).allow).toBe(false);
+    expect(decideAgentRequest(concat(Uint8Array.of(AGENT_MSG.EXTENSION), sshString("session-bind@openssh.com"), sshString(KEY)), POLICY)).toMatchObject({ allow: false, routine: true });
+    expect(decideAgentRequest(concat(Uint8Array.of(AGENT_MSG.EXTENSION), sshString("query")), POLICY).allow).toBe(false);
   });
 
   test.each([
@@ -108,14 +116,61 @@ describe("which requests reach the agent", () => {
     ["a truncated login", loginData().subarray(0, 60)],
     ["empty data", new Uint8Array(0)],
   ])("signing %s is refused", (_, data) => {
-    expect(decideAgentRequest(signRequest(data))).toMatchObject({ allow: false, request: "sign" });
+    expect(decideAgentRequest(signRequest(data), POLICY)).toMatchObject({ allow: false, request: "sign" });
   });
 
   test("malformed requests are refused: a payload on REQUEST_IDENTITIES, truncated or padded sign requests", () => {
-    expect(decideAgentRequest(Uint8Array.of(AGENT_MSG.REQUEST_IDENTITIES, 0)).allow).toBe(false);
-    expect(decideAgentRequest(signRequest(loginData()).subarray(0, 20)).allow).toBe(false);
-    expect(decideAgentRequest(concat(signRequest(loginData()), Uint8Array.of(1))).allow).toBe(false);
-    expect(decideAgentRequest(new Uint8Array(0))).toMatchObject({ allow: false, request: "empty" });
+    expect(decideAgentRequest(Uint8Array.of(AGENT_MSG.REQUEST_IDENTITIES, 0), POLICY).allow).toBe(false);
+    expect(decideAgentRequest(signRequest(loginData()).subarray(0, 20), POLICY).allow).toBe(false);
+    expect(decideAgentRequest(concat(signRequest(loginData()), Uint8Array.of(1)), POLICY).allow).toBe(false);
+    expect(decideAgentRequest(new Uint8Array(0), POLICY)).toMatchObject({ allow: false, request: "empty" });
+  });
+});
+
+describe("signing only the logins the bottle lists: user and key", () => {
+  test("a login as a listed user with that user's key is signed; the same login as another user is refused, naming the user", () => {
+    expect(decideAgentRequest(signRequest(loginData({ user: "deploy" })), POLICY)).toMatchObject({ allow: true, request: "sign", user: "deploy" });
+    expect(decideAgentRequest(signRequest(loginData({ user: "agent", key: OTHER_KEY }), OTHER_KEY), POLICY)).toMatchObject({ allow: true, user: "agent" });
+    for (const user of ["root", "admin", "", "Deploy", "deploy ", "deploy\0", "deploy@other.test"]) {
+      const decision = decideAgentRequest(signRequest(loginData({ user })), POLICY);
+      expect(decision).toMatchObject({ allow: false, request: "sign", user, reason: "refused to sign: no ssh.hosts entry of this bottle logs in as this user" });
+    }
+    // OpenSSH's host-bound login is held to the same rule.
+    const hostBound = loginData({ user: "root", method: "publickey-hostbound-v00@openssh.com", hostKey: OTHER_KEY });
+    expect(decideAgentRequest(signRequest(hostBound), POLICY)).toMatchObject({ allow: false, user: "root" });
+  });
+
+  test("a listed user with a key listed only for another user is refused", () => {
+    // deploy's key for agent@, agent's key for deploy@.
+    for (const [user, key] of [["agent", KEY], ["deploy", OTHER_KEY]] as const)
+      expect(decideAgentRequest(signRequest(loginData({ user, key }), key), POLICY)).toMatchObject({
+        allow: false,
+        user,
+        reason: "refused to sign: this key is not the identity of an ssh.hosts entry for this user",
+      });
+  });
+
+  test("the policy: each user with the keys of every host listing it; a host whose key is unknown signs nothing", () => {
+    const policy = signPolicy([
+      { user: "deploy", key: KEY_TEXT },
+      { user: "deploy", key: OTHER_KEY_TEXT },
+      { user: "ops", key: KEY_TEXT },
+      { user: "nokey" },
+    ]);
+    expect([...policy.keys()].sort()).toEqual(["deploy", "ops"]);
+    expect(policy.get("deploy")).toEqual([KEY, OTHER_KEY]);
+    expect(decideAgentRequest(signRequest(loginData({ user: "deploy", key: OTHER_KEY }), OTHER_KEY), policy).allow).toBe(true);
+    expect(decideAgentRequest(signRequest(loginData({ user: "nokey" })), policy).allow).toBe(false);
+    // No hosts, no signatures.
+    expect(decideAgentRequest(signRequest(loginData()), signPolicy([])).allow).toBe(false);
+  });
+
+  test("a user name from the bottle is logged printable: control bytes, backslashes and non-ASCII escaped, length capped", () => {
+    expect(printable("deploy")).toBe("deploy");
+    expect(printable("r\u001b[2Joot\\x\u0085\u00e9\u2028")).toBe("r\\x1b[2Joot\\x5cx\\x85\\xe9\\u{2028}");
+    const long = printable("\u0007".repeat(1000));
+    expect(long.length).toBe(MAX_LOGGED_TEXT + 1);
+    expect(long.endsWith("…")).toBe(true);
   });
 });
 
@@ -144,12 +199,15 @@ describe("one connection through the filter", () => {
     const toAgent: Uint8Array[] = [];
     const failures: string[] = [];
     const decisions: string[] = [];
-    const filter = new AgentFilter({
-      toClient: (bytes) => toClient.push(bytes),
-      toAgent: (bytes) => toAgent.push(bytes),
-      decided: (decision) => decisions.push(`${decision.allow ? "allow" : "deny"} ${decision.request}`),
-      fail: (reason) => failures.push(reason),
-    });
+    const filter = new AgentFilter(
+      {
+        toClient: (bytes) => toClient.push(bytes),
+        toAgent: (bytes) => toAgent.push(bytes),
+        decided: (decision) => decisions.push(`${decision.allow ? "allow" : "deny"} ${decision.request}`),
+        fail: (reason) => failures.push(reason),
+      },
+      POLICY,
+    );
     return { filter, toClient, toAgent, failures, decisions };
   }
 
@@ -215,7 +273,16 @@ describe.skipIf(!hasOpenSsh)("the real ssh-agent behind the gate's agent port", 
     agent = Bun.spawn(["ssh-agent", "-D", "-a", agentSocket], { stdout: "ignore", stderr: "ignore" });
     for (let i = 0; i < 100 && run(["ssh-add", "-l"], agentSocket).exitCode === 2; i++) await Bun.sleep(20);
     expect(run(["ssh-add", "-q", join(dir, "id")], agentSocket).exitCode).toBe(0);
-    const config: SshGateConfig = { bottle: "bottle-unit", listen: "127.0.0.1", agentPort: 0, agentSocket, log: join(dir, "ssh.jsonl"), readyFile: join(dir, "ready"), hosts: [] };
+    // One listed host, deploy@ with the agent's key (its forwarder is not used here).
+    const config: SshGateConfig = {
+      bottle: "bottle-unit",
+      listen: "127.0.0.1",
+      agentPort: 0,
+      agentSocket,
+      log: join(dir, "ssh.jsonl"),
+      readyFile: join(dir, "ready"),
+      hosts: [{ host: "listed.test", port: 22, listenPort: 0, hostKey: publicKey, user: "deploy", key: publicKey }],
+    };
     gate = new SshGate({ config, address: "127.0.0.1", log: (entry) => log.push(entry) });
     const [port] = await gate.start();
     // The bottle's side: a unix socket relayed to the gate's TCP port (socat in the real bottle).
@@ -283,19 +350,25 @@ describe.skipIf(!hasOpenSsh)("the real ssh-agent behind the gate's agent port", 
     expect(replies.map((reply) => reply[0])).toEqual([AGENT_MSG.IDENTITIES_ANSWER, AGENT_MSG.FAILURE]);
   });
 
-  test("an SSH login is signed by the real agent, with a signature that verifies", async () => {
-    const data = loginData({ key: keyBlob(publicKey) });
+  /** One request through the bottle's socket; the reply's body. */
+  async function ask(message: Uint8Array): Promise<Uint8Array> {
     const socket = connect({ path: bottleSocket });
     const reply = await new Promise<Uint8Array>((resolve, reject) => {
       const framer = new AgentFramer();
       socket.on("data", (chunk: Buffer) => {
-        const [message] = framer.push(chunk);
-        if (message) resolve(message);
+        const [body] = framer.push(chunk);
+        if (body) resolve(body);
       });
       socket.on("error", reject);
-      socket.write(frameAgentMessage(signRequest(data, keyBlob(publicKey))));
+      socket.write(frameAgentMessage(message));
     });
     socket.destroy();
+    return reply;
+  }
+
+  test("an SSH login is signed by the real agent, with a signature that verifies", async () => {
+    const data = loginData({ key: keyBlob(publicKey) });
+    const reply = await ask(signRequest(data, keyBlob(publicKey)));
     expect(reply[0]).toBe(AGENT_MSG.SIGN_RESPONSE);
     const signature = new WireReader(new WireReader(reply.subarray(1)).string());
     expect(signature.text()).toBe("ssh-ed25519");
@@ -303,5 +376,18 @@ describe.skipIf(!hasOpenSsh)("the real ssh-agent behind the gate's agent port", 
     const x = Buffer.from(new WireReader(keyBlob(publicKey).subarray(15)).string()).toString("base64url");
     expect(verify(null, data, createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" }), raw)).toBe(true);
     expect(log.some((entry) => entry.request === "sign" && entry.decision === "allow" && entry.user === "deploy")).toBe(true);
+  });
+
+  test("the same login as root is refused by the gate, never reaches the agent, and is logged with its reason and the user escaped", async () => {
+    for (const user of ["root", "r\u001b[31moot"]) {
+      const reply = await ask(signRequest(loginData({ user, key: keyBlob(publicKey) }), keyBlob(publicKey)));
+      expect(reply).toEqual(Uint8Array.of(AGENT_MSG.FAILURE));
+    }
+    const refused = log.filter((entry) => entry.request === "sign" && entry.decision === "deny" && typeof entry.user === "string");
+    expect(refused.map((entry) => entry.user)).toEqual(["root", "r\\x1b[31moot"]);
+    for (const entry of refused) expect(entry).toMatchObject({ event: "agent", detail: "refused to sign: no ssh.hosts entry of this bottle logs in as this user" });
+    // A reason that quotes the request (the login's method) is escaped the same way.
+    await ask(signRequest(loginData({ method: "x\u001b]0;pwned\u0007" })));
+    expect(log.at(-1)).toMatchObject({ decision: "deny", request: "sign", detail: "refused to sign: not a public-key login (x\\x1b]0;pwned\\x07)" });
   });
 });

@@ -30,6 +30,7 @@ afterAll(cleanupTempDirs);
 const has = (...tools: string[]) => tools.every((tool) => Bun.which(tool) !== null);
 
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+const OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEHVmAhDjnZ5b5CJ6pBqpSC7W7gmLRr8c8GN6t9N4QOw";
 const HOME = "/home/agent";
 
 const plan = sshPlan([
@@ -82,9 +83,9 @@ describe("the plan", () => {
 });
 
 describe("the gate's files", () => {
-  const config = sshGateConfig("bottle-x", plan);
+  const config = sshGateConfig("bottle-x", plan, { "build.example.test": OTHER_KEY });
 
-  test("the config lists exactly the hosts with their ports and pinned keys, the log and the agent socket", () => {
+  test("the config lists exactly the hosts with their ports, pinned keys and the login each may sign, the log and the agent socket", () => {
     expect(config).toEqual({
       bottle: "bottle-x",
       listen: "gate",
@@ -93,8 +94,9 @@ describe("the gate's files", () => {
       log: "/var/log/bottle/ssh.jsonl",
       readyFile: "/run/bottle-ssh/ready",
       hosts: [
-        { host: "build.example.test", port: 22, listenPort: 2200, hostKey: HOST_KEY },
-        { host: "10.1.2.3", port: 2222, listenPort: 2201, hostKey: HOST_KEY },
+        { host: "build.example.test", port: 22, listenPort: 2200, hostKey: HOST_KEY, user: "deploy", key: OTHER_KEY },
+        // No user in the manifest: the bottle user's own name, ssh's default; no derivable key: none.
+        { host: "10.1.2.3", port: 2222, listenPort: 2201, hostKey: HOST_KEY, user: "agent" },
       ],
     });
   });
@@ -117,12 +119,12 @@ describe("the gate's files", () => {
     expect(JSON.parse(String(byPath["etc/bottle/ssh/ssh.json"]!.content))).toEqual(config);
     expect(byPath["etc/bottle/ssh/start"]!.content).toBe(assets.sshStart);
     expect(byPath["etc/bottle/ssh/ssh-gate.mjs"]!.content).toBe(assets.sshGate);
-    // Nothing of a key in the config.
+    // Nothing of a private key in the config (the public halves are in it).
     expect(String(byPath["etc/bottle/ssh/ssh.json"]!.content)).not.toContain("KEY-");
   });
 
   test("no hosts, no files; keys out of step with the hosts are a bug", () => {
-    expect(sshGateEntries(sshGateConfig("b", sshPlan([])), [])).toEqual([]);
+    expect(sshGateEntries(sshGateConfig("b", sshPlan([]), {}), [])).toEqual([]);
     expect(() => sshGateEntries(config, [{ host: "10.1.2.3", identity: "x" }, { host: "build.example.test", identity: "y" }])).toThrow();
   });
 

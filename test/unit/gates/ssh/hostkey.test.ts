@@ -191,7 +191,7 @@ describe.skipIf(!hasSsh)("the real ssh client through the forwarder", () => {
       agentSocket: join(dir, "none.sock"),
       log: join(dir, "ssh.jsonl"),
       readyFile: join(dir, "ready"),
-      hosts: [{ host: "listed.test", port: upstream.port, listenPort: 0, hostKey: PINNED_TEXT }],
+      hosts: [{ host: "listed.test", port: upstream.port, listenPort: 0, hostKey: PINNED_TEXT, user: "deploy" }],
     };
     const gate = new SshGate({ config, address: "127.0.0.1", resolve: async () => ["127.0.0.1"], addressAllowed: () => true, log: (entry) => log.push(entry) });
     gates.push(gate);
@@ -238,7 +238,7 @@ describe.skipIf(!hasSsh)("the real ssh client through the forwarder", () => {
       agentSocket: join(dir, "none.sock"),
       log: join(dir, "ssh.jsonl"),
       readyFile: join(dir, "ready"),
-      hosts: [{ host: "rebound.test", port: 22, listenPort: 0, hostKey: PINNED_TEXT }],
+      hosts: [{ host: "rebound.test", port: 22, listenPort: 0, hostKey: PINNED_TEXT, user: "deploy" }],
     };
     const gate = new SshGate({ config, address: "127.0.0.1", resolve: async () => ["169.254.169.254", "127.0.0.1"] });
     gates.push(gate);
