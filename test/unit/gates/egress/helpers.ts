@@ -121,7 +121,7 @@ export function baseConfig(dir: string, overrides: Partial<EgressConfig> = {}): 
     bottle: "testbottle",
     proxyPort: 0,
     dnsPort: 0,
-    listen: "127.0.0.1",
+    listen: ["127.0.0.1"],
     allow: [],
     allowPrivate: [],
     auditLog: join(dir, "audit.jsonl"),
