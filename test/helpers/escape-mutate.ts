@@ -17,8 +17,8 @@ import { docker } from "./docker.ts";
 export const MUTATIONS: Record<string, [string, string]> = {
   /** Every host is on the allowlist. */
   allowlist: ["  checkHost(target, port) {\n", '  checkHost(target, port) {\n    return { ok: true, entry: "MUTANT" };\n'],
-  // (No mutation of the DNS allowlist: the gate would then forward the
-  // attack names through Docker's DNS to this machine's real resolvers.)
+  /** Every name is answered as if allowed (safe to try: the gate answers names itself and forwards none). */
+  "dns-allowlist": ['if (!target || target.kind !== "name" || !state.policy.nameAllowed(target.host)) {', 'if (!target || target.kind !== "name") {'],
   /** Resolved addresses are not vetted (private, loopback, metadata, Docker host). */
   vet: ["  vet(target, addresses) {\n", "  vet(target, addresses) {\n    return { ok: true, addresses: addresses.map((a) => unmap(parseIp(a))) };\n"],
   /** DLP finds nothing. */

@@ -146,14 +146,14 @@ export class EgressGate implements GateState {
     socket.once("close", () => this.sockets.delete(socket));
   }
 
-  private dnsState(): DnsState {
+  /** What the DNS responder on `address` answers from. */
+  private dnsState(address: string): DnsState {
     return {
       policy: this.policy,
       dlp: this.dlp,
       audit: this.audit,
-      resolve: this.resolve,
       dnsPort: this.dns[0]?.udpPort ?? this.config.dnsPort,
-      resolveTimeoutMs: this.timing.resolveTimeoutMs,
+      address,
     };
   }
 
@@ -186,7 +186,7 @@ export class EgressGate implements GateState {
         this.custody = custody;
         await custody.start(config.tlsDir, config.bottle, addresses);
       }
-      for (const address of addresses) this.dns.push(await startDns(() => this.dnsState(), address, config.dnsPort, (m) => this.logError(m)));
+      for (const address of addresses) this.dns.push(await startDns(() => this.dnsState(address), address, config.dnsPort, (m) => this.logError(m)));
     } catch (error) {
       await this.closeListeners();
       throw error;
