@@ -25,6 +25,8 @@ export const MUTATIONS: Record<string, [string, string]> = {
   dlp: ["  scan(texts) {\n", "  scan(texts) {\n    return null;\n"],
   /** Any SNI is accepted on a CONNECT tunnel. */
   sni: ["} else if (first.sni !== target.host) {", "} else if (false) {"],
+  /** A ClientHello with Encrypted Client Hello passes on its outer SNI. */
+  ech: ["if (first.ech) {", "if (false) {"],
   /** The Host header is not compared with the request URI. */
   "host-header": ["if (!claimed || claimed.target.host !== uri.target.host || claimed.port !== uri.port) {", "if (false) {"],
 };
