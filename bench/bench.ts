@@ -156,7 +156,8 @@ async function floorUp(exec: boolean): Promise<() => Promise<void>> {
       bottle: id,
       proxyPort: 3128,
       dnsPort: 53,
-      listen: "0.0.0.0",
+      // One address, as a bottle's gate binds (the floor's bottle never uses the proxy).
+      listen: ["127.0.0.1"],
       allow: plan.egress.allow,
       allowPrivate: [],
       auditLog: "/tmp/egress.jsonl",

@@ -275,13 +275,15 @@ async function startGate(
     internal ? Promise.resolve(undefined) : docker.networkInspect(plan.networks.egress),
   ]);
   const hostAddresses = [...new Set([...known, ...localAddresses()])];
-  // Claude Code's route listens only on the gate's address in the network the
-  // bottle reaches it on: the internal one, or a VM's (published) egress one.
-  let routeSubnets: string[];
-  if (internal) routeSubnets = [internal.subnet];
-  else if (egress) routeSubnets = (egress.IPAM.Config ?? []).map((config) => config.Subnet).filter((subnet): subnet is string => Boolean(subnet));
+  // Every gate service (proxy, DNS, Claude Code's route) listens only on the
+  // gate's address in the network the bottle reaches it on: the internal one,
+  // or a VM's egress one (published on loopback only). On a docker bottle's
+  // gate nothing answers from the egress side: the host and other containers there.
+  let listen: string[];
+  if (internal) listen = [internal.subnet];
+  else if (egress) listen = (egress.IPAM.Config ?? []).map((config) => config.Subnet).filter((subnet): subnet is string => Boolean(subnet));
   else throw new BottleError(`the network ${plan.networks.egress} disappeared during the launch`, { fix: "run the launch again" });
-  const config = egressGateConfig(plan, hostAddresses, options.secrets.length > 0, routeSubnets);
+  const config = egressGateConfig(plan, hostAddresses, options.secrets.length > 0, listen);
   const files: TarEntry[] = [
     { path: "etc/bottle", type: "dir", mode: 0o700, uid: 0, gid: 0 },
     { path: "etc/bottle/egress.json", content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o600, uid: 0, gid: 0 },

@@ -20,19 +20,23 @@ export const DEFAULT_LIMITS: EgressGateFile["limits"] = {
   maxTunnelMs: 6 * 60 * 60 * 1000,
 };
 
-/** `internalSubnets`: the bottle's internal network, where Claude Code's route (credential custody) listens. */
-export function egressGateConfig(plan: Plan, hostAddresses: string[], withSecrets: boolean, internalSubnets: string[] = []): EgressGateFile {
+/**
+ * `listen`: the subnets of the network the bottle reaches its gate on (the
+ * internal one; a VM's gate: the egress one). Every gate service binds only
+ * to the gate's address there.
+ */
+export function egressGateConfig(plan: Plan, hostAddresses: string[], withSecrets: boolean, listen: string[]): EgressGateFile {
   return {
     bottle: plan.name,
     proxyPort: plan.egress.proxyPort,
     dnsPort: plan.egress.dnsPort,
-    listen: "0.0.0.0",
+    listen,
     allow: plan.egress.allow,
     allowPrivate: plan.egress.allowPrivate,
     auditLog: `/var/log/bottle/${EGRESS_AUDIT_FILE}`,
     ...(withSecrets ? { secretsFile: "/etc/bottle/secrets.json" } : {}),
     limits: plan.egress.limits,
     hostAddresses,
-    ...custodyGateConfig(plan.custody, internalSubnets),
+    ...custodyGateConfig(plan.custody),
   };
 }

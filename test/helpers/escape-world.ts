@@ -469,6 +469,63 @@ export async function probe(attacker: Attacker, probes: Probe[], timeoutS = 2): 
   }
 }
 
+// ---------------------------------------------------------------- probes from outside the bottle
+
+/**
+ * The same kind of probe for places without Python: runs under Node (a
+ * container of the gate image) and under Bun (this test process's binary,
+ * on the host). PROBES (env) is a JSON list of `{id, proto, host, port,
+ * payload?}`; prints one JSON object id → "open" | "timeout" | "error:CODE".
+ * A UDP probe is open only when a reply arrives.
+ */
+export const NODE_PROBE = `
+const net = require("node:net"), dgram = require("node:dgram");
+const one = (p) => new Promise((resolve) => {
+  let socket;
+  const done = (result) => { clearTimeout(timer); try { p.proto === "tcp" ? socket.destroy() : socket.close(); } catch {} resolve([p.id, result]); };
+  const timer = setTimeout(() => done("timeout"), 2000);
+  if (p.proto === "tcp") {
+    socket = net.connect({ host: p.host, port: p.port });
+    socket.on("connect", () => done("open"));
+  } else {
+    socket = dgram.createSocket("udp4");
+    socket.on("message", () => done("open"));
+    socket.connect(p.port, p.host, () => socket.send(Buffer.from(p.payload || "escape-probe", "latin1")));
+  }
+  socket.on("error", (e) => done("error:" + (e.code || e.message)));
+});
+Promise.all(JSON.parse(process.env.PROBES).map(one)).then((results) => { console.log(JSON.stringify(Object.fromEntries(results))); process.exit(0); });
+`;
+
+function probeResults(out: { exitCode: number | null; stdout: Buffer; stderr: Buffer }, where: string): Record<string, string> {
+  const line = out.stdout.toString().trim().split("\n").pop() ?? "";
+  try {
+    return JSON.parse(line) as Record<string, string>;
+  } catch {
+    throw new Error(`probe from ${where} failed (${out.exitCode}): ${out.stdout.toString()}\n${out.stderr.toString()}`);
+  }
+}
+
+/** Probes from a throwaway container on `network` (Node from the gate image), as anything else attached there would. */
+export function probeFromNetwork(attacker: Attacker, network: string, probes: Probe[]): Record<string, string> {
+  const out = Bun.spawnSync(
+    ["docker", "run", "--rm", "--label", attacker.label, "--network", network, "--env", "PROBES", "--entrypoint", "node", attacker.gateImage, "-e", NODE_PROBE],
+    { env: { ...process.env, PROBES: JSON.stringify(probes) }, stdout: "pipe", stderr: "pipe" },
+  );
+  return probeResults(out, `a container on ${network}`);
+}
+
+/** Probes from the Docker host itself, as an unprivileged user (nobody, when the test runs as root). */
+export function probeFromHost(probes: Probe[]): Record<string, string> {
+  const unprivileged = process.getuid?.() === 0 ? ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] : [];
+  const out = Bun.spawnSync([...unprivileged, process.execPath, "-e", NODE_PROBE], {
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", PROBES: JSON.stringify(probes) },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  return probeResults(out, "the host");
+}
+
 // ---------------------------------------------------------------- encodings of a secret
 
 /** The forms a secret can be smuggled in that the gate's DLP claims to see through. */

@@ -271,8 +271,8 @@ export async function resolveCustody(bottle: ResolvedBottle, custody: CustodyPla
   return values;
 }
 
-/** The egress gate's custody config. `internalSubnets`: the bottle's internal network, where Claude Code's route listens. */
-export function custodyGateConfig(custody: CustodyPlan | undefined, internalSubnets: string[]): Partial<EgressConfig> {
+/** The egress gate's custody config (Claude Code's route listens where the proxy does: the config's `listen`). */
+export function custodyGateConfig(custody: CustodyPlan | undefined): Partial<EgressConfig> {
   if (!custody || (!custody.claude && custody.routes.length === 0)) return {};
   const config: Partial<EgressConfig> = { credentialsFile: GATE_CREDENTIALS_FILE };
   if (custody.routes.length > 0) {
@@ -289,7 +289,6 @@ export function custodyGateConfig(custody: CustodyPlan | undefined, internalSubn
   }
   if (custody.claude) {
     config.anthropic = {
-      listen: internalSubnets,
       port: custody.port,
       prefix: CLAUDE_ROUTE_PREFIX,
       upstream: custody.claude.upstream,

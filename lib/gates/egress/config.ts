@@ -27,8 +27,12 @@ export interface EgressConfig {
   proxyPort: number;
   /** UDP + TCP DNS responder port, e.g. 53 (0 = any free port; tests). */
   dnsPort: number;
-  /** Address to bind, e.g. "0.0.0.0". */
-  listen: string;
+  /**
+   * Where every gate service listens (proxy, DNS, Claude Code's route):
+   * addresses or CIDRs; each binds to the gate's own addresses inside them
+   * (listen.ts). The bottle's internal network, never the egress side.
+   */
+  listen: string[];
   /** "api.anthropic.com", "*.example.com" (subdomains, not the apex), "host:8443" (only that port), IP literals. */
   allow: string[];
   /** Host names (`*.` wildcards) or addresses/CIDRs whose private resolution is permitted. */
@@ -124,7 +128,7 @@ const KNOWN_KEYS = new Set([
   "tlsDir",
 ]);
 const ROUTE_KEYS = new Set(["host", "port", "header", "scheme", "credential", "paths", "methods"]);
-const ANTHROPIC_KEYS = new Set(["listen", "port", "prefix", "upstream", "credential", "kind"]);
+const ANTHROPIC_KEYS = new Set(["port", "prefix", "upstream", "credential", "kind"]);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 function credentialName(value: unknown, path: string): string {
@@ -170,11 +174,6 @@ function validateRoute(value: unknown, path: string): RouteConfig {
 function validateAnthropic(value: unknown): AnthropicRouteConfig {
   if (!isRecord(value)) throw new EgressConfigError("anthropic: expected an object");
   checkKeys(value, ANTHROPIC_KEYS, "anthropic");
-  const listen = strings(value.listen, "anthropic.listen");
-  if (listen.length === 0) throw new EgressConfigError("anthropic.listen: must not be empty");
-  listen.forEach((entry, i) => {
-    if (!parseCidr(entry)) throw new EgressConfigError(`anthropic.listen[${i}]: expected an address or CIDR`);
-  });
   const prefix = str(value.prefix, "anthropic.prefix", { nonEmpty: true });
   if (!/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/.test(prefix)) throw new EgressConfigError("anthropic.prefix: expected a path like /anthropic");
   const upstream = str(value.upstream, "anthropic.upstream", { nonEmpty: true });
@@ -190,7 +189,6 @@ function validateAnthropic(value: unknown): AnthropicRouteConfig {
   const kind = str(value.kind, "anthropic.kind");
   if (kind !== "oauth" && kind !== "api-key") throw new EgressConfigError("anthropic.kind: expected oauth or api-key");
   return {
-    listen,
     port: int(value.port, "anthropic.port", 0, 65535),
     prefix,
     upstream,
@@ -218,6 +216,16 @@ function validateCustody(value: Record<string, unknown>, config: EgressConfig): 
   if (needsCredentials && !config.credentialsFile) throw new EgressConfigError("credentialsFile: needed for routes and anthropic");
   if ((config.routes?.length ?? 0) > 0 && !config.tlsDir) throw new EgressConfigError("tlsDir: needed for routes");
 }
+/** `listen`: at least one address or CIDR. */
+function listenRanges(value: unknown): string[] {
+  const listen = strings(value, "listen");
+  if (listen.length === 0) throw new EgressConfigError("listen: must not be empty");
+  listen.forEach((entry, i) => {
+    if (!parseCidr(entry)) throw new EgressConfigError(`listen[${i}]: expected an address or CIDR`);
+  });
+  return listen;
+}
+
 const LIMIT_KEYS = new Set(["requestsPerMinute", "bytesOut", "idleTimeoutMs", "maxTunnelMs"]);
 
 /** Validates a parsed config object; throws EgressConfigError naming the bad field. */
@@ -233,7 +241,7 @@ export function validateConfig(value: unknown): EgressConfig {
     bottle: str(value.bottle, "bottle", { nonEmpty: true }),
     proxyPort: int(value.proxyPort, "proxyPort", 0, 65535),
     dnsPort: int(value.dnsPort, "dnsPort", 0, 65535),
-    listen: str(value.listen, "listen", { nonEmpty: true }),
+    listen: listenRanges(value.listen),
     allow: strings(value.allow, "allow"),
     allowPrivate: strings(value.allowPrivate, "allowPrivate"),
     auditLog: str(value.auditLog, "auditLog", { nonEmpty: true }),

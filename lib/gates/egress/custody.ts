@@ -49,8 +49,7 @@ export type ClaudeCredentialKind = "oauth" | "api-key";
 
 /** The plain-HTTP route for Claude Code (`ANTHROPIC_BASE_URL=http://gate:<port><prefix>`). */
 export interface AnthropicRouteConfig {
-  /** Addresses or CIDRs: the listener binds to each local address inside them (the gate's internal network). */
-  listen: string[];
+  /** Bound on the gate's `listen` addresses, like the proxy. */
   port: number;
   /** Path prefix of the route, e.g. "/anthropic". */
   prefix: string;

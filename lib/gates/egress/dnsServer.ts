@@ -1,9 +1,11 @@
 /**
- * The gate's DNS responder (UDP and TCP). It answers A/AAAA for names on the
- * allowlist by resolving them itself, answers other types of allowed names
- * with an empty NOERROR, and returns NXDOMAIN for everything else WITHOUT
- * forwarding or resolving anything — names outside the allowlist never leave
- * the gate, which closes DNS as an exfiltration channel.
+ * The gate's DNS responder (UDP and TCP). It never forwards or resolves
+ * anything: names outside the allowlist get NXDOMAIN, and names on it are
+ * answered locally — A with the gate's own address, every other type with
+ * an empty NOERROR. The bottle needs no real address (every connection goes
+ * through the proxy, which resolves the name itself when it connects), so no
+ * query name ever leaves the gate: not even a subdomain the agent invents
+ * under a wildcard allow, which would otherwise reach whoever runs that zone.
  */
 import * as dgram from "node:dgram";
 import * as net from "node:net";
@@ -12,16 +14,14 @@ import type { AuditInput, AuditSink } from "./audit.ts";
 import type { Dlp } from "./dlp.ts";
 import { CLASS_IN, QTYPE, RCODE, decodeQuery, encodeError, encodeResponse, qtypeName } from "./dns.ts";
 import { type Policy, normalizeHost } from "./policy.ts";
-import type { Resolver } from "./proxy.ts";
-import { errorCode, withTimeout } from "./async.ts";
 
 export interface DnsState {
   readonly policy: Policy;
   readonly dlp: Dlp;
   readonly audit: AuditSink;
-  readonly resolve: Resolver;
   readonly dnsPort: number;
-  readonly resolveTimeoutMs: number;
+  /** The gate's address this responder listens on: the A answer for allowed names (a direct connection then fails fast at the gate). */
+  readonly address: string;
 }
 
 export const DNS_TTL = 60;
@@ -65,23 +65,9 @@ export async function answerDns(state: DnsState, packet: Uint8Array, maxSize: nu
   if (!target || target.kind !== "name" || !state.policy.nameAllowed(target.host)) {
     return deny("dns-not-allowed", RCODE.NXDOMAIN, shownName);
   }
-  if (question.qtype !== QTYPE.A && question.qtype !== QTYPE.AAAA) return encodeResponse(query, RCODE.NOERROR, [], maxSize);
-  let addresses: string[];
-  try {
-    addresses = await withTimeout(state.resolve(target.host), state.resolveTimeoutMs, "resolve");
-  } catch (error) {
-    const code = errorCode(error);
-    if (code === "ENOTFOUND") return encodeResponse(query, RCODE.NXDOMAIN, [], maxSize);
-    if (code === "ENODATA") return encodeResponse(query, RCODE.NOERROR, [], maxSize);
-    return encodeResponse(query, RCODE.SERVFAIL, [], maxSize);
-  }
-  if (addresses.length === 0) return encodeResponse(query, RCODE.NOERROR, [], maxSize);
-  const vet = state.policy.vet(target, addresses);
-  if (!vet.ok) return deny(`dns-${vet.rule}`, RCODE.REFUSED, target.host, vet.detail);
-  const family = question.qtype === QTYPE.A ? 4 : 6;
-  const answers = vet.addresses
-    .filter((ip) => ip.family === family)
-    .map((ip) => ({ type: question.qtype, ttl: DNS_TTL, data: ip.bytes }));
+  // Answered here, never resolved: the proxy resolves when it connects.
+  const own = parseIp(state.address);
+  const answers = question.qtype === QTYPE.A && own?.family === 4 ? [{ type: QTYPE.A, ttl: DNS_TTL, data: own.bytes }] : [];
   return encodeResponse(query, RCODE.NOERROR, answers, maxSize);
 }
 

@@ -17,11 +17,9 @@
  */
 import type * as http from "node:http";
 import * as net from "node:net";
-import { networkInterfaces } from "node:os";
 import { Transform, type TransformCallback } from "node:stream";
 import type * as tls from "node:tls";
 import * as zlib from "node:zlib";
-import { parseCidr, parseIp, cidrContains } from "./addresses.ts";
 import { type AuditInput, auditPath } from "./audit.ts";
 import { ensureGateTls } from "./certs.ts";
 import type { EgressConfig } from "./config.ts";
@@ -41,6 +39,7 @@ import {
 } from "./custody.ts";
 import { MIN_SECRET_LENGTH } from "./dlp.ts";
 import { type Header, stripHopByHop } from "./http1.ts";
+import { bindServer } from "./listen.ts";
 import { type DenyRule, denialBody, statusFor } from "./messages.ts";
 import { normalizeHost } from "./policy.ts";
 import { type Denial, type GateState, type TlsTerminator, connectVetted, resolveAndVet } from "./proxy.ts";
@@ -64,8 +63,6 @@ export interface CustodyOptions {
   upstreamTls?: tls.ConnectionOptions;
   /** The openssl binary (default: from PATH). */
   openssl?: string;
-  /** The machine's interface addresses (default: os.networkInterfaces()). */
-  interfaces?: () => string[];
 }
 
 interface ForwardSpec {
@@ -113,22 +110,6 @@ function decoderFor(encoding: string): Transform | null | "unsupported" {
     default:
       return "unsupported";
   }
-}
-
-/** The local addresses inside any of `listen` (addresses or CIDRs). */
-export function listenAddresses(listen: readonly string[], interfaces: readonly string[]): string[] {
-  const cidrs = listen.map((entry) => parseCidr(entry)).filter((cidr) => cidr !== null);
-  return interfaces.filter((address) => {
-    const ip = parseIp(address);
-    return ip !== null && cidrs.some((cidr) => cidrContains(cidr, ip));
-  });
-}
-
-/** Every interface address of the machine (loopback included). */
-export function systemInterfaces(): string[] {
-  return Object.values(networkInterfaces())
-    .flatMap((list) => list ?? [])
-    .map((info) => info.address.replace(/%.*$/, ""));
 }
 
 class ScrubTransform extends Transform {
@@ -217,8 +198,8 @@ export class Custody implements TlsTerminator {
     });
   }
 
-  /** Makes the CA and certificate (routes), binds the TLS terminator and Claude Code's route. */
-  async start(tlsDir: string | undefined, bottle: string): Promise<void> {
+  /** Makes the CA and certificate (routes), binds the TLS terminator and Claude Code's route (on `addresses`, the gate's listen addresses). */
+  async start(tlsDir: string | undefined, bottle: string, addresses: readonly string[]): Promise<void> {
     if (this.routes.length > 0) {
       if (!tlsDir) throw new Error("credential routes need tlsDir");
       const hosts = [...new Set(this.routes.map((route) => route.host))];
@@ -228,13 +209,8 @@ export class Custody implements TlsTerminator {
         this.terminatedHttp.emit("connection", socket);
       });
       server.on("tlsClientError", (_error, socket) => socket.destroy());
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen({ host: "127.0.0.1", port: 0 }, () => {
-          server.removeListener("error", reject);
-          resolve();
-        });
-      });
+      // Reached only by the proxy's splice, inside the gate.
+      await bindServer(server, "127.0.0.1", 0);
       server.on("error", (error) => this.gate.logError(`egress gate: TLS terminator: ${error.message}`));
       this.tlsServer = server;
       const address = server.address();
@@ -242,17 +218,9 @@ export class Custody implements TlsTerminator {
     }
     if (this.anthropic) {
       const route = this.anthropic;
-      const addresses = listenAddresses(route.listen, (this.options.interfaces ?? systemInterfaces)());
-      if (addresses.length === 0) throw new Error(`no local address inside ${route.listen.join(", ")} for Claude Code's route`);
       for (const address of addresses) {
         const server = this.httpServer((req, res) => this.onAnthropic(req, res));
-        await new Promise<void>((resolve, reject) => {
-          server.once("error", reject);
-          server.listen({ host: address, port: route.port }, () => {
-            server.removeListener("error", reject);
-            resolve();
-          });
-        });
+        await bindServer(server, address, route.port);
         server.on("error", (error) => this.gate.logError(`egress gate: Claude Code route: ${error.message}`));
         this.routeServers.push(server);
       }

@@ -11,6 +11,7 @@ import { Dlp } from "./dlp.ts";
 import { type DnsServers, type DnsState, startDns } from "./dnsServer.ts";
 import { Custody, type CustodyOptions } from "./forward.ts";
 import { ByteBudget, RateLimiter } from "./limits.ts";
+import { bindAddresses, bindServer, systemInterfaces } from "./listen.ts";
 import { Policy } from "./policy.ts";
 import {
   DEFAULT_TIMING,
@@ -42,8 +43,10 @@ export interface EgressGateOptions {
   logError?: (message: string) => void;
   /** Audit sink instead of the config's auditLog file (tests). */
   audit?: AuditSink;
-  /** Credential custody: upstream TLS options, openssl, interfaces (tests). */
+  /** Credential custody: upstream TLS options, openssl (tests). */
   custody?: CustodyOptions;
+  /** The machine's interface addresses, where `listen` picks from (default: os.networkInterfaces(); tests). */
+  interfaces?: () => string[];
   /**
    * The gateways of the gate's own routes (ownRouteGateways, in the gate's
    * container): refused like the config's hostAddresses, also after a reload.
@@ -70,8 +73,10 @@ export class EgressGate implements GateState {
   private readonly configPath: string | undefined;
   private readonly errorSink: (message: string) => void;
   private readonly sockets = new Set<net.Socket>();
-  private proxyServer: net.Server | null = null;
-  private dns: DnsServers | null = null;
+  /** One proxy and one DNS responder per listen address. */
+  private proxyServers: net.Server[] = [];
+  private dns: DnsServers[] = [];
+  private readonly interfaces: () => string[];
   /** Credential values by name (custody); fixed for the gate's lifetime. */
   private readonly credentials: Map<string, string>;
   private readonly custodyOptions: CustodyOptions;
@@ -92,6 +97,7 @@ export class EgressGate implements GateState {
     this.policy = this.buildPolicy(config);
     this.credentials = config.credentialsFile ? loadCredentials(config.credentialsFile, neededCredentials(config)) : new Map();
     this.custodyOptions = options.custody ?? {};
+    this.interfaces = options.interfaces ?? systemInterfaces;
     this.dlp = this.buildDlp(config);
     this.rate = new RateLimiter(config.limits.requestsPerMinute);
     this.budget = new ByteBudget(config.limits.bytesOut);
@@ -140,19 +146,18 @@ export class EgressGate implements GateState {
     socket.once("close", () => this.sockets.delete(socket));
   }
 
-  private dnsState(): DnsState {
+  /** What the DNS responder on `address` answers from. */
+  private dnsState(address: string): DnsState {
     return {
       policy: this.policy,
       dlp: this.dlp,
       audit: this.audit,
-      resolve: this.resolve,
-      dnsPort: this.dns?.udpPort ?? this.config.dnsPort,
-      resolveTimeoutMs: this.timing.resolveTimeoutMs,
+      dnsPort: this.dns[0]?.udpPort ?? this.config.dnsPort,
+      address,
     };
   }
 
-  /** Binds the proxy and both DNS listeners. */
-  async start(): Promise<void> {
+  private proxyServer(): net.Server {
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => {
       try {
         handleClient(this, socket);
@@ -163,39 +168,38 @@ export class EgressGate implements GateState {
     });
     server.maxConnections = MAX_CLIENTS;
     server.on("error", (error) => this.logError(`egress gate: proxy: ${error.message}`));
-    await new Promise<void>((resolve, reject) => {
-      const onError = (error: Error): void => reject(error);
-      server.once("error", onError);
-      server.listen({ host: this.config.listen, port: this.config.proxyPort }, () => {
-        server.removeListener("error", onError);
-        resolve();
-      });
-    });
-    this.proxyServer = server;
+    return server;
+  }
+
+  /** Binds the proxy, both DNS listeners and custody's, on each listen address only. */
+  async start(): Promise<void> {
+    const { config } = this;
+    const addresses = bindAddresses(config.listen, this.interfaces());
     try {
-      const { config } = this;
+      for (const address of addresses) {
+        const server = this.proxyServer();
+        this.proxyServers.push(server);
+        await bindServer(server, address, config.proxyPort);
+      }
       if ((config.routes?.length ?? 0) > 0 || config.anthropic) {
         const custody = new Custody(this, config, this.credentials, this.custodyOptions);
         this.custody = custody;
-        await custody.start(config.tlsDir, config.bottle);
+        await custody.start(config.tlsDir, config.bottle, addresses);
       }
-      this.dns = await startDns(() => this.dnsState(), this.config.listen, this.config.dnsPort, (m) => this.logError(m));
+      for (const address of addresses) this.dns.push(await startDns(() => this.dnsState(address), address, config.dnsPort, (m) => this.logError(m)));
     } catch (error) {
-      server.close();
-      this.proxyServer = null;
-      await this.custody?.close();
-      this.custody = null;
+      await this.closeListeners();
       throw error;
     }
   }
 
-  /** The bound ports (useful when the config asked for port 0). */
+  /** The bound ports of the first listen address (useful when the config asked for port 0). */
   ports(): { proxy: number; dnsUdp: number; dnsTcp: number; anthropic?: number; terminator?: number } {
-    const address = this.proxyServer?.address();
+    const address = this.proxyServers[0]?.address();
     return {
       proxy: typeof address === "object" && address ? address.port : this.config.proxyPort,
-      dnsUdp: this.dns?.udpPort ?? this.config.dnsPort,
-      dnsTcp: this.dns?.tcpPort ?? this.config.dnsPort,
+      dnsUdp: this.dns[0]?.udpPort ?? this.config.dnsPort,
+      dnsTcp: this.dns[0]?.tcpPort ?? this.config.dnsPort,
       ...(this.custody?.ports() ?? {}),
     };
   }
@@ -216,7 +220,7 @@ export class EgressGate implements GateState {
       const dlp = this.buildDlp(config);
       // Reopened even when unchanged, so SIGHUP also serves log rotation.
       this.auditFile?.reopen(config.auditLog, config.bottle);
-      if (config.listen !== this.config.listen || config.proxyPort !== this.config.proxyPort || config.dnsPort !== this.config.dnsPort) {
+      if (config.listen.join() !== this.config.listen.join() || config.proxyPort !== this.config.proxyPort || config.dnsPort !== this.config.dnsPort) {
         this.logError("egress gate: listen address and ports change only on restart");
       }
       const custodyOf = (c: EgressConfig): string => JSON.stringify([c.routes ?? [], c.anthropic ?? null, c.credentialsFile ?? null, c.tlsDir ?? null]);
@@ -243,18 +247,23 @@ export class EgressGate implements GateState {
 
   /** Stops listening and ends every connection. */
   async close(): Promise<void> {
-    const server = this.proxyServer;
-    this.proxyServer = null;
-    const custody = this.custody;
-    this.custody = null;
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
+    await this.closeListeners();
+    this.auditFile?.close();
+  }
+
+  private async closeListeners(): Promise<void> {
+    const servers = this.proxyServers;
+    const dns = this.dns;
+    const custody = this.custody;
+    this.proxyServers = [];
+    this.dns = [];
+    this.custody = null;
     await Promise.all([
-      server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve(),
-      this.dns ? this.dns.close() : Promise.resolve(),
+      ...servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+      ...dns.map((servers) => servers.close()),
       custody ? custody.close() : Promise.resolve(),
     ]);
-    this.dns = null;
-    this.auditFile?.close();
   }
 }

@@ -12,7 +12,7 @@
 import { existsSync } from "node:fs";
 import { isIPv4 } from "node:net";
 import { egressReadyLine } from "./config.ts";
-import { systemInterfaces } from "./forward.ts";
+import { systemInterfaces } from "./listen.ts";
 import { EgressGate } from "./gate.ts";
 import { ownRouteGateways } from "./routes.ts";
 import { SPLICE_HELPER, Splicer } from "./splice.ts";

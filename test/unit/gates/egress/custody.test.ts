@@ -213,7 +213,6 @@ describe("config validation", () => {
     tlsDir: "/etc/bottle/tls",
     routes: [route({ paths: ["/repos/acme/"], methods: ["GET"] })],
     anthropic: {
-      listen: ["172.18.0.0/16"],
       port: 3129,
       prefix: "/anthropic",
       upstream: "https://api.anthropic.com",
@@ -262,8 +261,8 @@ describe("config validation", () => {
     expect(problem((c) => void (anthropic(c).upstream = "https://u:p@api.anthropic.com"))).toBe(
       "anthropic.upstream: expected an https:// URL without credentials, query or fragment",
     );
-    expect(problem((c) => void (anthropic(c).listen = []))).toBe("anthropic.listen: must not be empty");
-    expect(problem((c) => void (anthropic(c).listen = ["gate"]))).toBe("anthropic.listen[0]: expected an address or CIDR");
+    // Where it listens is the gate's `listen`, not a setting of its own.
+    expect(problem((c) => void (anthropic(c).listen = ["172.18.0.0/16"]))).toBe("anthropic.listen: unknown field");
     expect(problem((c) => void (anthropic(c).prefix = "anthropic"))).toBe("anthropic.prefix: expected a path like /anthropic");
     expect(problem((c) => void (anthropic(c).kind = "bearer"))).toBe("anthropic.kind: expected oauth or api-key");
   });

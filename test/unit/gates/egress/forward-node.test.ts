@@ -57,7 +57,7 @@ describe.skipIf(!node || !openssl)("credential custody in the bundled gate under
       bottle: "nodecustody",
       proxyPort,
       dnsPort,
-      listen: "127.0.0.1",
+      listen: ["127.0.0.1"],
       allow: [`localhost:${upstreamPort}`],
       allowPrivate: ["127.0.0.1/32", "::1/128"],
       auditLog,
@@ -66,7 +66,7 @@ describe.skipIf(!node || !openssl)("credential custody in the bundled gate under
       credentialsFile: credentials,
       tlsDir: join(dir, "tls"),
       routes: [{ host: "localhost", port: upstreamPort, header: "Authorization", scheme: "Bearer", credential: "GH_TOKEN", paths: ["/repos/acme/"], methods: [] }],
-      anthropic: { listen: ["127.0.0.1"], port: routePort, prefix: "/anthropic", upstream: `https://localhost:${upstreamPort}`, credential: "CLAUDE_CODE_OAUTH_TOKEN", kind: "oauth" },
+      anthropic: { port: routePort, prefix: "/anthropic", upstream: `https://localhost:${upstreamPort}`, credential: "CLAUDE_CODE_OAUTH_TOKEN", kind: "oauth" },
     };
     const configPath = join(dir, "egress.json");
     writeFileSync(configPath, JSON.stringify(config));

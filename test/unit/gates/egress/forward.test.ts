@@ -91,8 +91,8 @@ describe.skipIf(!openssl)("credential custody in the gate", () => {
           { host: "api.github.test", port, header: "Authorization", scheme: "Bearer", credential: "GH_TOKEN", paths: ["/repos/acme/"], methods: [] },
           { host: "api.github.test", port, header: "Authorization", scheme: "Bearer", credential: "GH_TOKEN", paths: ["/gists"], methods: ["GET"] },
         ],
+        listen: ["127.0.0.0/8"],
         anthropic: {
-          listen: ["127.0.0.0/8"],
           port: 0,
           prefix: "/anthropic",
           upstream: `https://api.anthropic.test:${port}`,
@@ -102,7 +102,7 @@ describe.skipIf(!openssl)("credential custody in the gate", () => {
         ...overrides,
       },
       TABLE,
-      { custody: { ...(options.trust === false ? {} : { upstreamTls: { ca: ca.caPem } }), interfaces: () => ["127.0.0.1", "10.9.9.9"] } },
+      { custody: options.trust === false ? {} : { upstreamTls: { ca: ca.caPem } }, interfaces: () => ["127.0.0.1", "10.9.9.9"] },
     );
     gates.push(g);
     return Object.assign(g, { anthropicPort: g.gate.ports().anthropic ?? 0 });
@@ -329,10 +329,8 @@ describe.skipIf(!openssl)("credential custody in the gate", () => {
     expect(statSync(join(tlsDir, "leaf.key")).mode & 0o077).toBe(0);
   });
 
-  test("Claude Code's route binds only to local addresses inside its listen ranges", async () => {
-    await expect(custodyGate({ anthropic: { listen: ["10.255.0.0/16"], port: 0, prefix: "/anthropic", upstream: "https://api.anthropic.test", credential: "CLAUDE_CODE_OAUTH_TOKEN", kind: "oauth" } })).rejects.toThrow(
-      "no local address inside 10.255.0.0/16",
-    );
+  test("Claude Code's route binds only to local addresses inside the gate's listen ranges", async () => {
+    await expect(custodyGate({ listen: ["10.255.0.0/16"] })).rejects.toThrow("no local address inside 10.255.0.0/16");
   });
 
   test("a reload keeps the credential routes (they change only on restart)", async () => {

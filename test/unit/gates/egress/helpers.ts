@@ -14,6 +14,41 @@ import type { EgressConfig } from "../../../../lib/gates/egress/config.ts";
 import { EgressGate, type EgressGateOptions } from "../../../../lib/gates/egress/gate.ts";
 import type { Resolver } from "../../../../lib/gates/egress/proxy.ts";
 
+/** Builds a minimal ClientHello with the given extensions. */
+export function buildHello(extensions: Buffer[]): Buffer {
+  const ext = Buffer.concat(extensions);
+  const body = Buffer.concat([
+    Buffer.from([0x03, 0x03]),
+    Buffer.alloc(32, 7),
+    Buffer.from([0]), // session id
+    Buffer.from([0x00, 0x02, 0x13, 0x01]), // one cipher suite
+    Buffer.from([0x01, 0x00]), // null compression
+    Buffer.from([ext.length >> 8, ext.length & 0xff]),
+    ext,
+  ]);
+  const handshake = Buffer.concat([Buffer.from([0x01, 0, body.length >> 8, body.length & 0xff]), body]);
+  return Buffer.concat([Buffer.from([0x16, 0x03, 0x01, handshake.length >> 8, handshake.length & 0xff]), handshake]);
+}
+
+/** A server_name extension listing `names` as host_names. */
+export function sniExtension(...names: string[]): Buffer {
+  const entries = Buffer.concat(
+    names.map((name) => {
+      const bytes = Buffer.from(name, "latin1");
+      return Buffer.concat([Buffer.from([0, bytes.length >> 8, bytes.length & 0xff]), bytes]);
+    }),
+  );
+  const list = Buffer.concat([Buffer.from([entries.length >> 8, entries.length & 0xff]), entries]);
+  return Buffer.concat([Buffer.from([0, 0, list.length >> 8, list.length & 0xff]), list]);
+}
+
+/** An encrypted_client_hello extension (0xfe0d), outer variant: its payload is opaque to the gate. */
+export function echExtension(): Buffer {
+  // type outer (0), cipher suite HKDF-SHA256/AES-128-GCM, config id, empty enc, 16 bytes of "encrypted" payload.
+  const body = Buffer.concat([Buffer.from([0x00, 0x00, 0x01, 0x00, 0x01, 0x2a, 0x00, 0x00, 0x00, 0x10]), Buffer.alloc(16, 0xee)]);
+  return Buffer.concat([Buffer.from([0xfe, 0x0d, body.length >> 8, body.length & 0xff]), body]);
+}
+
 /** Captures the ClientHello a real TLS client (node:tls) sends for `servername`. */
 export async function captureClientHello(servername: string | null): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -121,7 +156,7 @@ export function baseConfig(dir: string, overrides: Partial<EgressConfig> = {}): 
     bottle: "testbottle",
     proxyPort: 0,
     dnsPort: 0,
-    listen: "127.0.0.1",
+    listen: ["127.0.0.1"],
     allow: [],
     allowPrivate: [],
     auditLog: join(dir, "audit.jsonl"),

@@ -7,11 +7,14 @@ import {
   type Upstream,
   baseConfig,
   bodyOf,
+  buildHello,
   captureClientHello,
+  echExtension,
   openTunnel,
   rawRequest,
   sleep,
   startGate,
+  sniExtension,
   startUpstream,
   statusOf,
   waitFor,
@@ -428,6 +431,33 @@ describe("CONNECT", () => {
     expect(connects).toEqual([]);
     expect(g.audit()[0]).toMatchObject({ method: "CONNECT", host: "tls.test", decision: "deny", rule: "sni-mismatch" });
     expect(g.audit()[0]?.detail).toContain("evil.test");
+  });
+
+  test("a ClientHello with Encrypted Client Hello is refused (its SNI is only a cover name), on every kind of tunnel", async () => {
+    const echHello = buildHello([sniExtension("tls.test"), echExtension()]);
+    const sink = await upstream({ raw: true });
+    const connects: { address: string; port: number }[] = [];
+    const g = await gate(
+      { allow: ["tls.test", `tls.test:${sink.port}`, `127.0.0.1:${sink.port}`], allowPrivate: ["127.0.0.1/32"] },
+      { "tls.test": ["127.0.0.1"] },
+      { connect: recordingConnector(connects, { 443: sink.port }) },
+    );
+    // An allowed name, an explicitly listed host:port (which takes non-TLS), an IP literal (which needs no SNI).
+    for (const target of ["tls.test:443", `tls.test:${sink.port}`, `127.0.0.1:${sink.port}`]) {
+      const tunnel = await openTunnel(g.port, target);
+      expect(tunnel.reply).toContain("200");
+      tunnel.socket.write(echHello);
+      await tunnel.closed;
+      expect({ target, reply: tunnel.data().equals(TLS_ALERT) }).toEqual({ target, reply: true });
+    }
+    expect(connects).toEqual([]);
+    expect(sink.connections).toBe(0);
+    expect(g.audit().map((line) => [line.host, line.decision, line.rule])).toEqual([
+      ["tls.test", "deny", "tls-ech"],
+      ["tls.test", "deny", "tls-ech"],
+      ["127.0.0.1", "deny", "tls-ech"],
+    ]);
+    expect(g.audit()[0]?.detail).toContain("Encrypted Client Hello");
   });
 
   test("a ClientHello without SNI is refused for a named host", async () => {

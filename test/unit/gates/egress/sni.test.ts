@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { parseClientHello } from "../../../../lib/gates/egress/sni.ts";
-import { captureClientHello } from "./helpers.ts";
+import { buildHello, captureClientHello, echExtension, sniExtension } from "./helpers.ts";
 
 /** Re-packs the handshake bytes of a single-record ClientHello into records of `size` bytes. */
 function fragment(hello: Buffer, size: number): Buffer {
@@ -12,33 +12,6 @@ function fragment(hello: Buffer, size: number): Buffer {
     records.push(header, part);
   }
   return Buffer.concat(records);
-}
-
-/** Builds a minimal ClientHello with the given extensions. */
-function buildHello(extensions: Buffer[]): Buffer {
-  const ext = Buffer.concat(extensions);
-  const body = Buffer.concat([
-    Buffer.from([0x03, 0x03]),
-    Buffer.alloc(32, 7),
-    Buffer.from([0]), // session id
-    Buffer.from([0x00, 0x02, 0x13, 0x01]), // one cipher suite
-    Buffer.from([0x01, 0x00]), // null compression
-    Buffer.from([ext.length >> 8, ext.length & 0xff]),
-    ext,
-  ]);
-  const handshake = Buffer.concat([Buffer.from([0x01, 0, body.length >> 8, body.length & 0xff]), body]);
-  return Buffer.concat([Buffer.from([0x16, 0x03, 0x01, handshake.length >> 8, handshake.length & 0xff]), handshake]);
-}
-
-function sniExtension(...names: string[]): Buffer {
-  const entries = Buffer.concat(
-    names.map((name) => {
-      const bytes = Buffer.from(name, "latin1");
-      return Buffer.concat([Buffer.from([0, bytes.length >> 8, bytes.length & 0xff]), bytes]);
-    }),
-  );
-  const list = Buffer.concat([Buffer.from([entries.length >> 8, entries.length & 0xff]), entries]);
-  return Buffer.concat([Buffer.from([0, 0, list.length >> 8, list.length & 0xff]), list]);
 }
 
 describe("parseClientHello with a real node:tls ClientHello", () => {
@@ -99,7 +72,7 @@ describe("parseClientHello on other bytes", () => {
   test("built hellos", () => {
     expect(parseClientHello(buildHello([sniExtension("A.Test.")]))).toMatchObject({ kind: "hello", sni: "a.test" });
     expect(parseClientHello(buildHello([]))).toMatchObject({ kind: "hello", sni: null });
-    expect(parseClientHello(buildHello([Buffer.from([0xfe, 0x0d, 0, 1, 0]), sniExtension("a.test")]))).toMatchObject({ ech: true });
+    expect(parseClientHello(buildHello([echExtension(), sniExtension("a.test")]))).toMatchObject({ ech: true });
   });
 
   test("tricks in the server name are invalid", () => {
