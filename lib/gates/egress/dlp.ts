@@ -101,18 +101,25 @@ export function decodedRuns(text: string): string[] {
   return out;
 }
 
+export interface DlpOptions {
+  /** Also look for the well-known credential shapes (default true). */
+  patterns?: boolean;
+}
+
 export class Dlp {
   private readonly matcher: SecretMatcher;
+  private readonly patterns: boolean;
   readonly secretCount: number;
   readonly skippedShort: number;
 
-  constructor(secrets: readonly string[] = []) {
+  constructor(secrets: readonly string[] = [], options: DlpOptions = {}) {
     // Placeholders are harmless by design: the bottle sends them all the time.
     const real = secrets.filter((secret) => !isPlaceholder(secret));
     const usable = real.filter((secret) => secret.length >= MIN_SECRET_LENGTH);
     this.secretCount = usable.length;
     this.skippedShort = real.length - usable.length;
     this.matcher = new SecretMatcher(usable);
+    this.patterns = options.patterns ?? true;
   }
 
   /** The first finding over all `texts` (byte strings, e.g. latin1-decoded request lines), or null. */
@@ -148,7 +155,7 @@ export class Dlp {
 
   private match(text: string): DlpFinding | null {
     if (this.matcher.test(Buffer.from(text, "latin1"))) return SECRET_FINDING;
-    return matchPatterns(text);
+    return this.patterns ? matchPatterns(text) : null;
   }
 }
 

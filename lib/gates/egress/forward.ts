@@ -13,7 +13,10 @@
  * Every forwarded request passes the same checks as the proxy (rate limit,
  * byte budget, DLP on what the bottle sent, allowlist, private addresses),
  * is audited on its own line (`auth: injected (NAME)`, never the value), and
- * its response has every credential value replaced by its placeholder.
+ * its response has every credential value, in every form of
+ * secret-forms.ts, replaced by its placeholder: in header names and values
+ * and in the body. A response whose headers still carry a credential in a
+ * form DLP sees through (double percent-encoding, …) is refused with a 502.
  */
 import type * as http from "node:http";
 import * as net from "node:net";
@@ -28,6 +31,7 @@ import type { EgressConfig } from "./config.ts";
 import {
   type AnthropicRouteConfig,
   type RouteConfig,
+  ScrubRules,
   Scrubber,
   injectAnthropic,
   injectRoute,
@@ -39,7 +43,7 @@ import {
   stripPrefix,
   upstreamTarget,
 } from "./custody.ts";
-import { MIN_SECRET_LENGTH } from "./dlp.ts";
+import { Dlp, MIN_SECRET_LENGTH } from "./dlp.ts";
 import { type Header, stripHopByHop } from "./http1.ts";
 import { type DenyRule, denialBody, statusFor } from "./messages.ts";
 import { normalizeHost } from "./policy.ts";
@@ -153,7 +157,9 @@ export class Custody implements TlsTerminator {
   /** The gate's CA certificate (PEM) when there are routes. */
   caPem: string | null = null;
   private readonly credentials: Map<string, string>;
-  private readonly scrubPairs: Array<[string, string]>;
+  private readonly scrubRules: ScrubRules;
+  /** Finds a credential in response headers that scrubbing could not replace (no credential patterns: only the values). */
+  private readonly echoCheck: Dlp;
   private readonly options: CustodyOptions;
   private readonly terminatedHttp: http.Server;
   private tlsServer: tls.Server | null = null;
@@ -171,7 +177,12 @@ export class Custody implements TlsTerminator {
     this.credentials = credentials;
     this.options = options;
     // Values too short to be told from ordinary text are not scrubbed (DLP ignores them too).
-    this.scrubPairs = [...credentials.entries()].filter(([, value]) => value.length >= MIN_SECRET_LENGTH).map(([name, value]) => [value, placeholderFor(name)]);
+    const held = [...credentials.entries()].filter(([, value]) => value.length >= MIN_SECRET_LENGTH);
+    this.scrubRules = new ScrubRules(held.map(([name, value]) => [value, placeholderFor(name)]));
+    this.echoCheck = new Dlp(
+      held.map(([, value]) => value),
+      { patterns: false },
+    );
     this.terminatedHttp = this.httpServer((req, res) => this.onTerminated(req, res));
   }
 
@@ -454,7 +465,7 @@ export class Custody implements TlsTerminator {
     if (spec.inject) headers = spec.inject(headers);
     headers = [["host", spec.hostHeader], ...headers];
 
-    const scrubber = new Scrubber(this.scrubPairs);
+    const scrubber = new Scrubber(this.scrubRules);
     const counters = { bytesIn: 0, bytesOut: 0 };
     let status: number | undefined;
     let finished = false;
@@ -484,6 +495,15 @@ export class Custody implements TlsTerminator {
       res.destroy();
       finish(end);
     };
+    // The gate's own refusal instead of the allow line: the upstream is cut off, the bottle gets `denial` unless its response started.
+    const refuse = (denial: Denial): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(maxTimer);
+      upstreamReq.destroy();
+      upstreamSocket.destroy();
+      deny(denial);
+    };
     const { maxTunnelMs, idleTimeoutMs } = gate.config.limits;
     const maxTimer = setTimeout(() => abort("max-duration"), maxTunnelMs > 0 ? maxTunnelMs : 2 ** 31 - 1);
     if (idleTimeoutMs > 0) upstreamSocket.setTimeout(idleTimeoutMs, () => abort("idle-timeout"));
@@ -497,11 +517,9 @@ export class Custody implements TlsTerminator {
       // No agent: only then does node use createConnection (the vetted, verified socket).
     });
     upstreamReq.on("error", () => {
+      if (finished) return;
       if (!res.headersSent && !res.destroyed) {
-        finished = true;
-        clearTimeout(maxTimer);
-        deny({ rule: "upstream-unreachable", detail: "the upstream connection failed" });
-        upstreamSocket.destroy();
+        refuse({ rule: "upstream-unreachable", detail: "the upstream connection failed" });
         return;
       }
       abort("upstream-error");
@@ -522,20 +540,21 @@ export class Custody implements TlsTerminator {
         const encoding = (upstreamRes.headers["content-encoding"] ?? "").toString().trim().toLowerCase();
         const chosen = decoderFor(encoding);
         if (chosen === "unsupported") {
-          upstreamRes.resume();
-          status = undefined;
-          finished = true;
-          clearTimeout(maxTimer);
-          upstreamSocket.destroy();
-          deny({ rule: "bad-request", reason: `the upstream answered with an unsupported Content-Encoding (${encoding.slice(0, 32)})` });
+          refuse({ rule: "bad-request", reason: `the upstream answered with an unsupported Content-Encoding (${encoding.slice(0, 32)})` });
           return;
         }
         decoder = chosen;
         // The body may change length (scrubbing, decoding): it goes out chunked.
         out = removeHeaders(out, decoder ? ["content-length", "content-encoding"] : ["content-length"]);
       }
-      out = out.map(([name, value]) => [name, scrubber.text(value)]);
-      res.writeHead(status, scrubber.text(upstreamRes.statusMessage ?? ""), flat(out));
+      out = out.map(([name, value]) => [scrubber.text(name), scrubber.text(value)]);
+      const message = scrubber.text(upstreamRes.statusMessage ?? "");
+      // What scrubbing could not replace but DLP still sees (double percent-encoding, base64 of hex, …) must not reach the bottle.
+      if (this.echoCheck.scan([message, ...out.map(([name, value]) => `${name}: ${value}`)])) {
+        refuse({ rule: "credential-echo" });
+        return;
+      }
+      res.writeHead(status, message, flat(out));
       res.flushHeaders();
       upstreamRes.on("data", (chunk: Buffer) => {
         counters.bytesIn += chunk.length;

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { Scrubber } from "../../../../lib/gates/egress/custody.ts";
 import { Dlp } from "../../../../lib/gates/egress/dlp.ts";
 import { formText, secretForms } from "../../../../lib/gates/egress/secret-forms.ts";
 import { SecretMatcher, SecretStream } from "../../../../lib/gates/egress/secret-match.ts";
@@ -64,6 +65,19 @@ describe("the forms of a secret", () => {
     expect(matcher.test(random)).toBe(false);
   });
 
+  test("one definition: whatever DLP finds, the scrubber replaces, and DLP finds nothing afterwards", () => {
+    for (const secret of [SECRET, UNICODE]) {
+      const dlp = new Dlp([secret]);
+      for (const [form, text] of Object.entries(spellings(secret))) {
+        const line = Buffer.from(`X-Echo: <${text}>`, "utf8").toString("latin1");
+        expect({ form, found: dlp.scan([line])?.rule }).toEqual({ form, found: "dlp-secret" });
+        const scrubber = new Scrubber([[secret, "bottle-placeholder-X"]]);
+        const scrubbed = scrubber.text(line);
+        expect({ form, replaced: scrubber.replaced > 0, left: dlp.scan([scrubbed]) }).toEqual({ form, replaced: true, left: null });
+        expect(scrubbed).toContain("bottle-placeholder-X");
+      }
+    }
+  });
 });
 
 describe("the matcher as a stream", () => {
