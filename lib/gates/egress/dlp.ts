@@ -1,20 +1,23 @@
 /**
  * Outbound data-loss prevention for what the gate can see of a request: the
  * URL and the header lines (for CONNECT only the CONNECT line and its
- * headers). Two kinds of detectors:
+ * headers), and as a stream the bodies the gate forwards itself
+ * (`bodyGuard`). Two kinds of detectors:
  *
  *  - the bottle's own secret values (`secretsFile`, custody credentials) in
  *    every form of secret-forms.ts (plain, hex, base64 at any alignment,
  *    base64url, reversed, each character possibly percent- or JSON-escaped);
- *  - well-known credential shapes, after gitleaks' default rules.
+ *  - well-known credential shapes, after gitleaks' default rules (URL and
+ *    headers only).
  *
- * Every text is scanned as is, percent-decoded (up to three times), and with
- * embedded base64/hex runs decoded. A finding names the rule, never the value.
- * All haystacks are "byte strings" (latin1), so UTF-8 secrets match too.
+ * A URL or header text is scanned as is, percent-decoded (up to three
+ * times), and with embedded base64/hex runs decoded; a body only for the
+ * forms (it streams by). A finding names the rule, never the value. All
+ * haystacks are "byte strings" (latin1), so UTF-8 secrets match too.
  * Credential placeholders (`bottle-placeholder-NAME`) are never secrets.
  */
 import { isPlaceholder } from "./custody.ts";
-import { SecretMatcher } from "./secret-match.ts";
+import { SecretMatcher, SecretStream, type StreamPart } from "./secret-match.ts";
 
 export interface DlpPattern {
   id: string;
@@ -131,6 +134,11 @@ export class Dlp {
     return null;
   }
 
+  /** A guard for one body that streams by; null when there is nothing to look for. */
+  bodyGuard(): BodyGuard | null {
+    return this.matcher.empty ? null : new BodyGuard(new SecretStream(this.matcher));
+  }
+
   private scanOne(text: string): DlpFinding | null {
     const layers: string[] = [text];
     let current = text;
@@ -156,6 +164,39 @@ export class Dlp {
   private match(text: string): DlpFinding | null {
     if (this.matcher.test(Buffer.from(text, "latin1"))) return SECRET_FINDING;
     return this.patterns ? matchPatterns(text) : null;
+  }
+}
+
+/**
+ * DLP over one request body as it streams by: bytes are released only once
+ * they cannot be the start of a secret, so a secret is caught before any of
+ * it leaves, also when it is split across chunks.
+ */
+export class BodyGuard {
+  private finding: DlpFinding | null = null;
+
+  constructor(private readonly stream: SecretStream) {}
+
+  /** The bytes that may go on now, or the finding (then nothing more is ever released). */
+  push(chunk: Buffer): Buffer | DlpFinding {
+    return this.finding ?? this.release(this.stream.push(chunk));
+  }
+
+  /** The body ended: what was held back, or the finding. */
+  end(): Buffer | DlpFinding {
+    return this.finding ?? this.release(this.stream.flush());
+  }
+
+  private release(parts: StreamPart[]): Buffer | DlpFinding {
+    const bytes: Buffer[] = [];
+    for (const part of parts) {
+      if (typeof part === "number") {
+        this.finding = SECRET_FINDING;
+        return SECRET_FINDING;
+      }
+      bytes.push(part);
+    }
+    return bytes.length === 1 ? (bytes[0] ?? Buffer.alloc(0)) : Buffer.concat(bytes);
   }
 }
 

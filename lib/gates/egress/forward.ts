@@ -17,6 +17,8 @@
  * secret-forms.ts, replaced by its placeholder: in header names and values
  * and in the body. A response whose headers still carry a credential in a
  * form DLP sees through (double percent-encoding, …) is refused with a 502.
+ * Request bodies on credential routes go through DLP's body guard; Claude
+ * Code's are not scanned (a conversation may quote anything).
  */
 import type * as http from "node:http";
 import * as net from "node:net";
@@ -43,7 +45,7 @@ import {
   stripPrefix,
   upstreamTarget,
 } from "./custody.ts";
-import { Dlp, MIN_SECRET_LENGTH } from "./dlp.ts";
+import { Dlp, type DlpFinding, MIN_SECRET_LENGTH } from "./dlp.ts";
 import { type Header, stripHopByHop } from "./http1.ts";
 import { type DenyRule, denialBody, statusFor } from "./messages.ts";
 import { normalizeHost } from "./policy.ts";
@@ -88,6 +90,8 @@ interface ForwardSpec {
   match: string;
   /** The request bytes count against the byte budget here (not when a CONNECT relay already counted them). */
   countBudget: boolean;
+  /** The request body goes through DLP's body guard (credential routes; not Claude Code's conversation). */
+  scanBody: boolean;
 }
 
 const RESPONSE_DROP = new Set(["connection", "keep-alive", "proxy-connection", "upgrade", "trailer", "transfer-encoding"]);
@@ -316,6 +320,7 @@ export class Custody implements TlsTerminator {
       credential: route.credential,
       match: "anthropic",
       countBudget: true,
+      scanBody: false,
     });
   }
 
@@ -351,6 +356,7 @@ export class Custody implements TlsTerminator {
       ...(route ? { credential: route.credential } : {}),
       match: route ? `route ${host}` : `terminated ${host}`,
       countBudget: false,
+      scanBody: true,
     });
   }
 
@@ -466,6 +472,7 @@ export class Custody implements TlsTerminator {
     headers = [["host", spec.hostHeader], ...headers];
 
     const scrubber = new Scrubber(this.scrubRules);
+    const guard = spec.scanBody ? gate.dlp.bodyGuard() : null;
     const counters = { bytesIn: 0, bytesOut: 0 };
     let status: number | undefined;
     let finished = false;
@@ -504,6 +511,8 @@ export class Custody implements TlsTerminator {
       upstreamSocket.destroy();
       deny(denial);
     };
+    const refuseBody = (finding: DlpFinding): void =>
+      refuse({ rule: finding.rule as DenyRule, description: finding.description, reason: "in its body" });
     const { maxTunnelMs, idleTimeoutMs } = gate.config.limits;
     const maxTimer = setTimeout(() => abort("max-duration"), maxTunnelMs > 0 ? maxTunnelMs : 2 ** 31 - 1);
     if (idleTimeoutMs > 0) upstreamSocket.setTimeout(idleTimeoutMs, () => abort("idle-timeout"));
@@ -578,17 +587,26 @@ export class Custody implements TlsTerminator {
       });
     });
 
-    // The request body, counted against the byte budget unless a CONNECT relay already did.
+    // The request body, counted against the byte budget unless a CONNECT relay already did, and guarded by DLP.
     req.on("data", (chunk: Buffer) => {
+      if (finished) return;
       if (spec.countBudget && !gate.budget.spend(chunk.length)) {
         abort("bytes-out-limit");
         return;
       }
       counters.bytesOut += chunk.length;
-      if (!upstreamReq.write(chunk)) req.pause();
+      const safe = guard ? guard.push(chunk) : chunk;
+      if (!Buffer.isBuffer(safe)) return refuseBody(safe);
+      if (safe.length > 0 && !upstreamReq.write(safe)) req.pause();
     });
     upstreamReq.on("drain", () => req.resume());
-    req.on("end", () => upstreamReq.end());
+    req.on("end", () => {
+      if (finished) return;
+      const rest = guard ? guard.end() : Buffer.alloc(0);
+      if (!Buffer.isBuffer(rest)) return refuseBody(rest);
+      if (rest.length > 0) upstreamReq.write(rest);
+      upstreamReq.end();
+    });
     req.on("error", () => abort("client-error"));
     req.resume();
   }

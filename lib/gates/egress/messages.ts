@@ -36,7 +36,7 @@ export interface DenialInfo {
   description?: string;
   /** rate-limit / bytes-out-limit: the configured limit. */
   limit?: number;
-  /** bad-request etc.: what was wrong. */
+  /** bad-request etc.: what was wrong; DLP: where the secret was ("in its body"). */
   reason?: string;
 }
 
@@ -112,7 +112,7 @@ export function denialBody(info: DenialInfo): string {
       return `${head} this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT (rule: not-absolute-form).\n`;
     default:
       return (
-        `${head} the request to ${host} carries what looks like ${info.description ?? "a secret"} in its URL or headers (rule: ${rule}).\n` +
+        `${head} the request to ${host} carries what looks like ${info.description ?? "a secret"} ${info.reason ?? "in its URL or headers"} (rule: ${rule}).\n` +
         `Secrets must not leave the bottle; remove it from the request.\n`
       );
   }

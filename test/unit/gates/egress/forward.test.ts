@@ -343,6 +343,35 @@ describe.skipIf(!openssl)("credential custody in the gate", () => {
     expect(g.audit().find((line) => line.path === "/repos/acme/echo")).toMatchObject({ decision: "deny", rule: "credential-echo" });
   });
 
+  test("a credential route's request body that carries a secret is refused (403, audited redacted) before the secret leaves", async () => {
+    const g = await custodyGate();
+    const body = `{"text":"${Buffer.from(`x:${GH_TOKEN}`).toString("base64")}"}`;
+    const out = await viaTunnel(
+      g,
+      "api.github.test",
+      get("api.github.test", "/repos/acme/issues", `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n`, "POST") + body,
+    );
+    expect(out).toStartWith("HTTP/1.1 403");
+    expect(out).toContain("x-bottle-egress-rule: dlp-secret");
+    expect(out).toContain("in its body");
+    await Bun.sleep(100);
+    expect(seen).toEqual([]);
+    const line = g.audit().find((entry) => entry.rule === "dlp-secret");
+    expect(line).toMatchObject({ decision: "deny", host: "api.github.test", path: "<redacted>" });
+    // A clean body on the same route goes through whole.
+    const clean = '{"title":"hello"}';
+    await viaTunnel(g, "api.github.test", get("api.github.test", "/repos/acme/issues", `Content-Length: ${clean.length}\r\n`, "POST") + clean);
+    expect(seen.at(-1)!.body).toBe(clean);
+  });
+
+  test("Claude Code's route does not scan bodies: a conversation may quote anything", async () => {
+    const g = await custodyGate();
+    const body = JSON.stringify({ messages: [{ role: "user", content: `what is ${GH_TOKEN}?` }] });
+    const response = await fetch(`http://127.0.0.1:${g.anthropicPort}/anthropic/v1/messages`, { method: "POST", body });
+    expect(response.status).toBe(200);
+    expect(seen.at(-1)!.body).toBe(body);
+  });
+
   test("inside a terminated tunnel the Host header must name the tunnel's host", async () => {
     const g = await custodyGate();
     const out = await viaTunnel(g, "api.github.test", `GET /repos/acme/x HTTP/1.1\r\nHost: plain.test:${port}\r\nConnection: close\r\n\r\n`);
