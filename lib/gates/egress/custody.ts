@@ -6,6 +6,7 @@
  * matching requests. Runs in the gate under Node and in unit tests under Bun.
  */
 import type { Header } from "./http1.ts";
+import { SecretMatcher, SecretStream, type StreamPart } from "./secret-match.ts";
 
 /** Every placeholder starts with this; the rest is the variable's name. */
 export const PLACEHOLDER_PREFIX = "bottle-placeholder-";
@@ -163,88 +164,64 @@ export function stripPrefix(prefix: string, target: string): string | null {
   return null;
 }
 
-/**
- * Replaces secrets in a byte stream as it goes by, without waiting for the
- * end: only a tail that could be the start of a secret is held back, so
- * server-sent events still arrive as they are written.
- */
-export class Scrubber {
-  private readonly pairs: Array<{ secret: Buffer; replacement: Buffer }>;
-  private readonly source: ReadonlyArray<readonly [string, string]>;
-  private held: Buffer = Buffer.alloc(0);
-  /** How many secrets were replaced so far. */
-  replaced = 0;
+/** Secrets and what replaces each, compiled once and shared by every Scrubber made from it. */
+export class ScrubRules {
+  readonly matcher: SecretMatcher;
+  readonly replacements: Buffer[];
 
   /** `pairs`: [secret, replacement]; empty secrets are ignored. */
   constructor(pairs: ReadonlyArray<readonly [string, string]>) {
-    this.source = pairs;
-    this.pairs = pairs
-      .filter(([secret]) => secret.length > 0)
-      .map(([secret, replacement]) => ({ secret: Buffer.from(secret, "utf8"), replacement: Buffer.from(replacement, "utf8") }))
-      // Longer first, so a secret containing another is replaced whole.
-      .sort((a, b) => b.secret.length - a.secret.length);
+    const usable = pairs.filter(([secret]) => secret.length > 0);
+    this.matcher = new SecretMatcher(usable.map(([secret]) => secret));
+    this.replacements = usable.map(([, replacement]) => Buffer.from(replacement, "utf8"));
+  }
+}
+
+/**
+ * Replaces secrets, in every form of secret-forms.ts, in a byte stream as it
+ * goes by, without waiting for the end: only a tail that could be the start
+ * of a secret is held back, so server-sent events still arrive as they are
+ * written. Each form becomes the plain replacement.
+ */
+export class Scrubber {
+  private readonly rules: ScrubRules;
+  private readonly stream: SecretStream;
+  /** How many secrets were replaced so far. */
+  replaced = 0;
+
+  constructor(rules: ScrubRules | ReadonlyArray<readonly [string, string]>) {
+    this.rules = rules instanceof ScrubRules ? rules : new ScrubRules(rules);
+    this.stream = new SecretStream(this.rules.matcher);
   }
 
   get active(): boolean {
-    return this.pairs.length > 0;
+    return !this.rules.matcher.empty;
   }
 
-  /** Scrubs a complete text (a header value). */
+  /** Scrubs a complete text (a header name or value, a status message), as latin1 bytes. */
   text(value: string): string {
-    if (this.pairs.length === 0) return value;
-    const scrubber = new Scrubber(this.source);
-    const out = Buffer.concat([scrubber.push(Buffer.from(value, "latin1")), scrubber.flush()]).toString("latin1");
-    this.replaced += scrubber.replaced;
-    return out;
+    if (!this.active) return value;
+    const stream = new SecretStream(this.rules.matcher);
+    const parts = [...stream.push(Buffer.from(value, "latin1")), ...stream.flush()];
+    return this.render(parts).toString("latin1");
   }
 
   /** The scrubbed bytes that can be sent now. */
   push(chunk: Buffer): Buffer {
-    if (this.pairs.length === 0) return chunk;
-    const data = this.held.length === 0 ? chunk : Buffer.concat([this.held, chunk]);
-    const out: Buffer[] = [];
-    let pos = 0;
-    for (;;) {
-      let at = -1;
-      let found: { secret: Buffer; replacement: Buffer } | null = null;
-      for (const pair of this.pairs) {
-        const index = data.indexOf(pair.secret, pos);
-        if (index !== -1 && (at === -1 || index < at)) {
-          at = index;
-          found = pair;
-        }
-      }
-      if (!found) break;
-      out.push(data.subarray(pos, at), found.replacement);
-      this.replaced++;
-      pos = at + found.secret.length;
-    }
-    const tail = data.subarray(pos);
-    const hold = this.holdLength(tail);
-    out.push(tail.subarray(0, tail.length - hold));
-    this.held = Buffer.from(tail.subarray(tail.length - hold));
-    return out.length === 1 ? (out[0] ?? Buffer.alloc(0)) : Buffer.concat(out);
+    return this.render(this.stream.push(chunk));
   }
 
-  /** What was held back (the stream ended; it cannot become a secret any more). */
+  /** What was held back, scrubbed (the stream ended). */
   flush(): Buffer {
-    const rest = this.held;
-    this.held = Buffer.alloc(0);
-    return rest;
+    return this.render(this.stream.flush());
   }
 
-  /** Length of the longest suffix of `tail` that is a proper prefix of some secret. */
-  private holdLength(tail: Buffer): number {
-    let best = 0;
-    for (const { secret } of this.pairs) {
-      const max = Math.min(secret.length - 1, tail.length);
-      for (let length = max; length > best; length--) {
-        if (tail.compare(secret, 0, length, tail.length - length, tail.length) === 0) {
-          best = length;
-          break;
-        }
-      }
-    }
-    return best;
+  private render(parts: StreamPart[]): Buffer {
+    const out = parts.map((part) => {
+      if (typeof part !== "number") return part;
+      this.replaced++;
+      return this.rules.replacements[part] ?? Buffer.alloc(0);
+    });
+    return out.length === 1 ? (out[0] ?? Buffer.alloc(0)) : Buffer.concat(out);
   }
 }

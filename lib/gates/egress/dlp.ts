@@ -1,18 +1,23 @@
 /**
  * Outbound data-loss prevention for what the gate can see of a request: the
  * URL and the header lines (for CONNECT only the CONNECT line and its
- * headers). Two kinds of detectors:
+ * headers), and as a stream the bodies the gate forwards itself
+ * (`bodyGuard`). Two kinds of detectors:
  *
- *  - the bottle's own secret values (`secretsFile`), looked for in plain,
- *    base64 (any alignment), base64url, hex and percent-encoded form;
- *  - well-known credential shapes, after gitleaks' default rules.
+ *  - the bottle's own secret values (`secretsFile`, custody credentials) in
+ *    every form of secret-forms.ts (plain, hex, base64 at any alignment,
+ *    base64url, reversed, each character possibly percent- or JSON-escaped);
+ *  - well-known credential shapes, after gitleaks' default rules (URL and
+ *    headers only).
  *
- * Every text is scanned as is, percent-decoded (up to three times), and with
- * embedded base64/hex runs decoded. A finding names the rule, never the value.
- * All haystacks are "byte strings" (latin1), so UTF-8 secrets match too.
+ * A URL or header text is scanned as is, percent-decoded (up to three
+ * times), and with embedded base64/hex runs decoded; a body only for the
+ * forms (it streams by). A finding names the rule, never the value. All
+ * haystacks are "byte strings" (latin1), so UTF-8 secrets match too.
  * Credential placeholders (`bottle-placeholder-NAME`) are never secrets.
  */
 import { isPlaceholder } from "./custody.ts";
+import { SecretMatcher, SecretStream, type StreamPart } from "./secret-match.ts";
 
 export interface DlpPattern {
   id: string;
@@ -48,43 +53,6 @@ export interface DlpFinding {
   /** `dlp-secret` or `dlp-<pattern id>`. */
   rule: string;
   description: string;
-}
-
-interface Needle {
-  text: string;
-  /** Compare against the lower-cased haystack (hex). */
-  lower: boolean;
-}
-
-function toByteString(text: string): string {
-  return Buffer.from(text, "utf8").toString("latin1");
-}
-
-/** The base64 characters determined by `secret` alone when it starts `shift` bytes into a base64 run. */
-function base64Middles(bytes: Buffer): string[] {
-  const out: string[] = [];
-  for (let shift = 0; shift < 3; shift++) {
-    const padded = Buffer.concat([Buffer.alloc(shift), bytes]);
-    const encoded = padded.toString("base64");
-    const start = Math.ceil((8 * shift) / 6);
-    const end = Math.floor((8 * (shift + bytes.length)) / 6);
-    if (end - start >= 4) out.push(encoded.slice(start, end));
-  }
-  return out;
-}
-
-function needlesFor(secret: string): Needle[] {
-  const bytes = Buffer.from(secret, "utf8");
-  const needles: Needle[] = [{ text: bytes.toString("latin1"), lower: false }];
-  needles.push({ text: bytes.toString("hex"), lower: true });
-  for (const middle of base64Middles(bytes)) {
-    needles.push({ text: middle, lower: false });
-    const url = middle.replace(/\+/g, "-").replace(/\//g, "_");
-    if (url !== middle) needles.push({ text: url, lower: false });
-  }
-  const uri = toByteString(encodeURIComponent(secret));
-  if (uri !== needles[0]?.text) needles.push({ text: uri, lower: false });
-  return needles;
 }
 
 function hexValue(code: number): number {
@@ -136,20 +104,25 @@ export function decodedRuns(text: string): string[] {
   return out;
 }
 
+export interface DlpOptions {
+  /** Also look for the well-known credential shapes (default true). */
+  patterns?: boolean;
+}
+
 export class Dlp {
-  private readonly needles: Needle[];
-  private readonly plainSecrets: string[];
+  private readonly matcher: SecretMatcher;
+  private readonly patterns: boolean;
   readonly secretCount: number;
   readonly skippedShort: number;
 
-  constructor(secrets: readonly string[] = []) {
+  constructor(secrets: readonly string[] = [], options: DlpOptions = {}) {
     // Placeholders are harmless by design: the bottle sends them all the time.
     const real = secrets.filter((secret) => !isPlaceholder(secret));
     const usable = real.filter((secret) => secret.length >= MIN_SECRET_LENGTH);
     this.secretCount = usable.length;
     this.skippedShort = real.length - usable.length;
-    this.plainSecrets = usable.map(toByteString);
-    this.needles = usable.flatMap(needlesFor);
+    this.matcher = new SecretMatcher(usable);
+    this.patterns = options.patterns ?? true;
   }
 
   /** The first finding over all `texts` (byte strings, e.g. latin1-decoded request lines), or null. */
@@ -159,6 +132,11 @@ export class Dlp {
       if (finding) return finding;
     }
     return null;
+  }
+
+  /** A guard for one body that streams by; null when there is nothing to look for. */
+  bodyGuard(): BodyGuard | null {
+    return this.matcher.empty ? null : new BodyGuard(new SecretStream(this.matcher));
   }
 
   private scanOne(text: string): DlpFinding | null {
@@ -171,35 +149,54 @@ export class Dlp {
       current = decoded;
     }
     for (const layer of layers) {
-      const finding = this.matchEncodedSecrets(layer) ?? matchPatterns(layer);
+      const finding = this.match(layer);
       if (finding) return finding;
     }
     for (const layer of layers) {
       for (const decoded of decodedRuns(layer)) {
-        const finding = this.matchPlainSecrets(decoded) ?? matchPatterns(decoded);
+        const finding = this.match(decoded);
         if (finding) return finding;
       }
     }
     return null;
   }
 
-  private matchEncodedSecrets(text: string): DlpFinding | null {
-    if (this.needles.length === 0) return null;
-    let lower: string | null = null;
-    for (const needle of this.needles) {
-      let hay = text;
-      if (needle.lower) {
-        lower ??= text.toLowerCase();
-        hay = lower;
-      }
-      if (hay.includes(needle.text)) return SECRET_FINDING;
-    }
-    return null;
+  private match(text: string): DlpFinding | null {
+    if (this.matcher.test(Buffer.from(text, "latin1"))) return SECRET_FINDING;
+    return this.patterns ? matchPatterns(text) : null;
+  }
+}
+
+/**
+ * DLP over one request body as it streams by: bytes are released only once
+ * they cannot be the start of a secret, so a secret is caught before any of
+ * it leaves, also when it is split across chunks.
+ */
+export class BodyGuard {
+  private finding: DlpFinding | null = null;
+
+  constructor(private readonly stream: SecretStream) {}
+
+  /** The bytes that may go on now, or the finding (then nothing more is ever released). */
+  push(chunk: Buffer): Buffer | DlpFinding {
+    return this.finding ?? this.release(this.stream.push(chunk));
   }
 
-  private matchPlainSecrets(text: string): DlpFinding | null {
-    for (const secret of this.plainSecrets) if (text.includes(secret)) return SECRET_FINDING;
-    return null;
+  /** The body ended: what was held back, or the finding. */
+  end(): Buffer | DlpFinding {
+    return this.finding ?? this.release(this.stream.flush());
+  }
+
+  private release(parts: StreamPart[]): Buffer | DlpFinding {
+    const bytes: Buffer[] = [];
+    for (const part of parts) {
+      if (typeof part === "number") {
+        this.finding = SECRET_FINDING;
+        return SECRET_FINDING;
+      }
+      bytes.push(part);
+    }
+    return bytes.length === 1 ? (bytes[0] ?? Buffer.alloc(0)) : Buffer.concat(bytes);
   }
 }
 

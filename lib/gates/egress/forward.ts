@@ -13,7 +13,12 @@
  * Every forwarded request passes the same checks as the proxy (rate limit,
  * byte budget, DLP on what the bottle sent, allowlist, private addresses),
  * is audited on its own line (`auth: injected (NAME)`, never the value), and
- * its response has every credential value replaced by its placeholder.
+ * its response has every credential value, in every form of
+ * secret-forms.ts, replaced by its placeholder: in header names and values
+ * and in the body. A response whose headers still carry a credential in a
+ * form DLP sees through (double percent-encoding, …) is refused with a 502.
+ * Request bodies on credential routes go through DLP's body guard; Claude
+ * Code's are not scanned (a conversation may quote anything).
  */
 import type * as http from "node:http";
 import * as net from "node:net";
@@ -26,6 +31,7 @@ import type { EgressConfig } from "./config.ts";
 import {
   type AnthropicRouteConfig,
   type RouteConfig,
+  ScrubRules,
   Scrubber,
   injectAnthropic,
   injectRoute,
@@ -37,7 +43,7 @@ import {
   stripPrefix,
   upstreamTarget,
 } from "./custody.ts";
-import { MIN_SECRET_LENGTH } from "./dlp.ts";
+import { Dlp, type DlpFinding, MIN_SECRET_LENGTH } from "./dlp.ts";
 import { type Header, stripHopByHop } from "./http1.ts";
 import { bindServer } from "./listen.ts";
 import { type DenyRule, denialBody, statusFor } from "./messages.ts";
@@ -81,6 +87,8 @@ interface ForwardSpec {
   match: string;
   /** The request bytes count against the byte budget here (not when a CONNECT relay already counted them). */
   countBudget: boolean;
+  /** The request body goes through DLP's body guard (credential routes; not Claude Code's conversation). */
+  scanBody: boolean;
 }
 
 const RESPONSE_DROP = new Set(["connection", "keep-alive", "proxy-connection", "upgrade", "trailer", "transfer-encoding"]);
@@ -134,7 +142,9 @@ export class Custody implements TlsTerminator {
   /** The gate's CA certificate (PEM) when there are routes. */
   caPem: string | null = null;
   private readonly credentials: Map<string, string>;
-  private readonly scrubPairs: Array<[string, string]>;
+  private readonly scrubRules: ScrubRules;
+  /** Finds a credential in response headers that scrubbing could not replace (no credential patterns: only the values). */
+  private readonly echoCheck: Dlp;
   private readonly options: CustodyOptions;
   private readonly terminatedHttp: http.Server;
   private tlsServer: tls.Server | null = null;
@@ -152,7 +162,12 @@ export class Custody implements TlsTerminator {
     this.credentials = credentials;
     this.options = options;
     // Values too short to be told from ordinary text are not scrubbed (DLP ignores them too).
-    this.scrubPairs = [...credentials.entries()].filter(([, value]) => value.length >= MIN_SECRET_LENGTH).map(([name, value]) => [value, placeholderFor(name)]);
+    const held = [...credentials.entries()].filter(([, value]) => value.length >= MIN_SECRET_LENGTH);
+    this.scrubRules = new ScrubRules(held.map(([name, value]) => [value, placeholderFor(name)]));
+    this.echoCheck = new Dlp(
+      held.map(([, value]) => value),
+      { patterns: false },
+    );
     this.terminatedHttp = this.httpServer((req, res) => this.onTerminated(req, res));
   }
 
@@ -273,6 +288,7 @@ export class Custody implements TlsTerminator {
       credential: route.credential,
       match: "anthropic",
       countBudget: true,
+      scanBody: false,
     });
   }
 
@@ -308,6 +324,7 @@ export class Custody implements TlsTerminator {
       ...(route ? { credential: route.credential } : {}),
       match: route ? `route ${host}` : `terminated ${host}`,
       countBudget: false,
+      scanBody: true,
     });
   }
 
@@ -422,7 +439,8 @@ export class Custody implements TlsTerminator {
     if (spec.inject) headers = spec.inject(headers);
     headers = [["host", spec.hostHeader], ...headers];
 
-    const scrubber = new Scrubber(this.scrubPairs);
+    const scrubber = new Scrubber(this.scrubRules);
+    const guard = spec.scanBody ? gate.dlp.bodyGuard() : null;
     const counters = { bytesIn: 0, bytesOut: 0 };
     let status: number | undefined;
     let finished = false;
@@ -452,6 +470,17 @@ export class Custody implements TlsTerminator {
       res.destroy();
       finish(end);
     };
+    // The gate's own refusal instead of the allow line: the upstream is cut off, the bottle gets `denial` unless its response started.
+    const refuse = (denial: Denial): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(maxTimer);
+      upstreamReq.destroy();
+      upstreamSocket.destroy();
+      deny(denial);
+    };
+    const refuseBody = (finding: DlpFinding): void =>
+      refuse({ rule: finding.rule as DenyRule, description: finding.description, reason: "in its body" });
     const { maxTunnelMs, idleTimeoutMs } = gate.config.limits;
     const maxTimer = setTimeout(() => abort("max-duration"), maxTunnelMs > 0 ? maxTunnelMs : 2 ** 31 - 1);
     if (idleTimeoutMs > 0) upstreamSocket.setTimeout(idleTimeoutMs, () => abort("idle-timeout"));
@@ -465,11 +494,9 @@ export class Custody implements TlsTerminator {
       // No agent: only then does node use createConnection (the vetted, verified socket).
     });
     upstreamReq.on("error", () => {
+      if (finished) return;
       if (!res.headersSent && !res.destroyed) {
-        finished = true;
-        clearTimeout(maxTimer);
-        deny({ rule: "upstream-unreachable", detail: "the upstream connection failed" });
-        upstreamSocket.destroy();
+        refuse({ rule: "upstream-unreachable", detail: "the upstream connection failed" });
         return;
       }
       abort("upstream-error");
@@ -490,20 +517,21 @@ export class Custody implements TlsTerminator {
         const encoding = (upstreamRes.headers["content-encoding"] ?? "").toString().trim().toLowerCase();
         const chosen = decoderFor(encoding);
         if (chosen === "unsupported") {
-          upstreamRes.resume();
-          status = undefined;
-          finished = true;
-          clearTimeout(maxTimer);
-          upstreamSocket.destroy();
-          deny({ rule: "bad-request", reason: `the upstream answered with an unsupported Content-Encoding (${encoding.slice(0, 32)})` });
+          refuse({ rule: "bad-request", reason: `the upstream answered with an unsupported Content-Encoding (${encoding.slice(0, 32)})` });
           return;
         }
         decoder = chosen;
         // The body may change length (scrubbing, decoding): it goes out chunked.
         out = removeHeaders(out, decoder ? ["content-length", "content-encoding"] : ["content-length"]);
       }
-      out = out.map(([name, value]) => [name, scrubber.text(value)]);
-      res.writeHead(status, scrubber.text(upstreamRes.statusMessage ?? ""), flat(out));
+      out = out.map(([name, value]) => [scrubber.text(name), scrubber.text(value)]);
+      const message = scrubber.text(upstreamRes.statusMessage ?? "");
+      // What scrubbing could not replace but DLP still sees (double percent-encoding, base64 of hex, …) must not reach the bottle.
+      if (this.echoCheck.scan([message, ...out.map(([name, value]) => `${name}: ${value}`)])) {
+        refuse({ rule: "credential-echo" });
+        return;
+      }
+      res.writeHead(status, message, flat(out));
       res.flushHeaders();
       upstreamRes.on("data", (chunk: Buffer) => {
         counters.bytesIn += chunk.length;
@@ -527,17 +555,26 @@ export class Custody implements TlsTerminator {
       });
     });
 
-    // The request body, counted against the byte budget unless a CONNECT relay already did.
+    // The request body, counted against the byte budget unless a CONNECT relay already did, and guarded by DLP.
     req.on("data", (chunk: Buffer) => {
+      if (finished) return;
       if (spec.countBudget && !gate.budget.spend(chunk.length)) {
         abort("bytes-out-limit");
         return;
       }
       counters.bytesOut += chunk.length;
-      if (!upstreamReq.write(chunk)) req.pause();
+      const safe = guard ? guard.push(chunk) : chunk;
+      if (!Buffer.isBuffer(safe)) return refuseBody(safe);
+      if (safe.length > 0 && !upstreamReq.write(safe)) req.pause();
     });
     upstreamReq.on("drain", () => req.resume());
-    req.on("end", () => upstreamReq.end());
+    req.on("end", () => {
+      if (finished) return;
+      const rest = guard ? guard.end() : Buffer.alloc(0);
+      if (!Buffer.isBuffer(rest)) return refuseBody(rest);
+      if (rest.length > 0) upstreamReq.write(rest);
+      upstreamReq.end();
+    });
     req.on("error", () => abort("client-error"));
     req.resume();
   }

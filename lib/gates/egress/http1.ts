@@ -116,7 +116,8 @@ export function requestFraming(headers: readonly Header[]): BodyFraming {
 
 /**
  * Follows a chunked body as it streams by, to find where it ends.
- * `feed` returns how many bytes of `chunk` belong to the body, or an error.
+ * `feed` returns how many bytes of `chunk` belong to the body, or an error;
+ * `onPayload` is told where in `chunk` each run of chunk data lies.
  */
 export class ChunkedScanner {
   private state: "size" | "data" | "data-cr" | "data-lf" | "trailer" = "size";
@@ -124,7 +125,7 @@ export class ChunkedScanner {
   private remaining = 0;
   done = false;
 
-  feed(chunk: Uint8Array): number | { error: string } {
+  feed(chunk: Uint8Array, onPayload?: (start: number, end: number) => void): number | { error: string } {
     let i = 0;
     while (i < chunk.length && !this.done) {
       const byte = chunk[i] ?? 0;
@@ -153,6 +154,7 @@ export class ChunkedScanner {
         }
         case "data": {
           const take = Math.min(this.remaining, chunk.length - i);
+          if (take > 0) onPayload?.(i, i + take);
           i += take;
           this.remaining -= take;
           if (this.remaining === 0) this.state = "data-cr";

@@ -20,6 +20,7 @@ export type DenyRule =
   | "not-absolute-form"
   | "upstream-tls"
   | "no-route"
+  | "credential-echo"
   | `dlp-${string}`;
 
 export interface DenialInfo {
@@ -35,7 +36,7 @@ export interface DenialInfo {
   description?: string;
   /** rate-limit / bytes-out-limit: the configured limit. */
   limit?: number;
-  /** bad-request etc.: what was wrong. */
+  /** bad-request etc.: what was wrong; DLP: where the secret was ("in its body"). */
   reason?: string;
 }
 
@@ -44,6 +45,7 @@ export function statusFor(rule: DenyRule): number {
     case "resolve-failed":
     case "upstream-unreachable":
     case "upstream-tls":
+    case "credential-echo":
       return 502;
     case "no-route":
       return 404;
@@ -101,11 +103,16 @@ export function denialBody(info: DenialInfo): string {
       return `${head} could not make a trusted TLS connection to ${hostPort(host, port, isV6)}${info.reason ? ` (${info.reason})` : ""} (rule: upstream-tls).\n`;
     case "no-route":
       return `${head} nothing is routed here${info.reason ? `: ${info.reason}` : ""} (rule: no-route).\n`;
+    case "credential-echo":
+      return (
+        `${head} the response from ${host} carries this bottle's credential in a form the gate cannot replace (rule: credential-echo).\n` +
+        `Nothing of it was passed on. A credential route should point only at a host you trust.\n`
+      );
     case "not-absolute-form":
       return `${head} this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT (rule: not-absolute-form).\n`;
     default:
       return (
-        `${head} the request to ${host} carries what looks like ${info.description ?? "a secret"} in its URL or headers (rule: ${rule}).\n` +
+        `${head} the request to ${host} carries what looks like ${info.description ?? "a secret"} ${info.reason ?? "in its URL or headers"} (rule: ${rule}).\n` +
         `Secrets must not leave the bottle; remove it from the request.\n`
       );
   }

@@ -9,11 +9,10 @@ import { formatIp, type Ip } from "./addresses.ts";
 import type { AuditInput, AuditSink } from "./audit.ts";
 import { auditPath } from "./audit.ts";
 import type { EgressConfig } from "./config.ts";
-import type { Dlp } from "./dlp.ts";
+import type { Dlp, DlpFinding } from "./dlp.ts";
 import {
   type Header,
   type RequestHead,
-  ChunkedScanner,
   MAX_HEAD,
   findHeadEnd,
   headerValues,
@@ -26,6 +25,7 @@ import {
 import type { ByteBudget, RateLimiter } from "./limits.ts";
 import { type DenyRule, denialBody, httpResponse, statusFor } from "./messages.ts";
 import { type HostTarget, type Policy, normalizeHost, parseAuthority } from "./policy.ts";
+import { RequestBody } from "./request-body.ts";
 import { MAX_CLIENT_HELLO, parseClientHello } from "./sni.ts";
 import { closeWhenWritten, type DownloadSplice, downloadSplice, type Splicer } from "./splice.ts";
 import { errorCode, withTimeout } from "./async.ts";
@@ -117,6 +117,24 @@ function displayHost(ctx: RequestContext, denial?: Denial): string {
 
 /** Sends the refusal, audits it, closes the connection. */
 function refuse(state: GateState, client: net.Socket, ctx: RequestContext, denial: Denial): void {
+  const host = auditDenial(state, ctx, denial);
+  const body = denialBody({
+    rule: denial.rule,
+    bottle: state.config.bottle,
+    host,
+    port: ctx.port,
+    ...(ctx.target ? { target: ctx.target } : {}),
+    ...(denial.category !== undefined ? { category: denial.category } : {}),
+    ...(denial.description !== undefined ? { description: denial.description } : {}),
+    ...(denial.reason !== undefined ? { reason: denial.reason } : {}),
+    ...(denial.rule === "rate-limit" ? { limit: state.config.limits.requestsPerMinute } : {}),
+    ...(denial.rule === "bytes-out-limit" ? { limit: state.config.limits.bytesOut } : {}),
+  });
+  endWith(client, httpResponse(statusFor(denial.rule), denial.rule, body));
+}
+
+/** Writes the audit line of a refusal (a DLP finding's path redacted); returns the host as shown. */
+function auditDenial(state: GateState, ctx: RequestContext, denial: Denial): string {
   const host = displayHost(ctx, denial);
   const isDlp = denial.rule.startsWith("dlp-");
   const entry: AuditInput = {
@@ -132,19 +150,7 @@ function refuse(state: GateState, client: net.Socket, ctx: RequestContext, denia
   if (ctx.path !== undefined) entry.path = isDlp ? REDACTED : auditPath(ctx.path);
   if (denial.detail !== undefined) entry.detail = denial.detail;
   state.audit.write(entry);
-  const body = denialBody({
-    rule: denial.rule,
-    bottle: state.config.bottle,
-    host,
-    port: ctx.port,
-    ...(ctx.target ? { target: ctx.target } : {}),
-    ...(denial.category !== undefined ? { category: denial.category } : {}),
-    ...(denial.description !== undefined ? { description: denial.description } : {}),
-    ...(denial.reason !== undefined ? { reason: denial.reason } : {}),
-    ...(denial.rule === "rate-limit" ? { limit: state.config.limits.requestsPerMinute } : {}),
-    ...(denial.rule === "bytes-out-limit" ? { limit: state.config.limits.bytesOut } : {}),
-  });
-  endWith(client, httpResponse(statusFor(denial.rule), denial.rule, body));
+  return host;
 }
 
 function endWith(client: net.Socket, data: Buffer): void {
@@ -672,7 +678,17 @@ async function handlePlain(state: GateState, client: net.Socket, head: RequestHe
     "latin1",
   );
   const counters: Counters = { bytesIn: 0, bytesOut: 0 };
-  const result = await exchange(state, client, upstream, counters, upstreamHead, rest, framing, ctx.started);
+  const result = await exchange(state, client, upstream, counters, upstreamHead, rest, new RequestBody(framing, state.dlp), ctx.started);
+  if (result.blocked) {
+    // The upstream was cut off before the secret's bytes; the bottle hears why unless the response had begun.
+    const denial: Denial = { rule: result.blocked.rule as DenyRule, description: result.blocked.description, reason: "in its body" };
+    if (result.status === undefined) refuse(state, client, ctx, denial);
+    else {
+      auditDenial(state, ctx, denial);
+      client.destroy();
+    }
+    return;
+  }
   state.audit.write(
     allowedEntry(ctx, uri.target, uri.port, admitted.entry, counters, result.end, {
       path: auditPath(path),
@@ -713,7 +729,9 @@ const RESPONSE_DROP = new Set(["connection", "keep-alive", "proxy-connection", "
 /**
  * One request/response exchange: forwards the rewritten head and exactly the
  * request body (further client bytes are dropped, the connection then
- * closes), then relays the response with a rewritten head.
+ * closes), then relays the response with a rewritten head. A secret in the
+ * body ends it (`blocked`) before the bytes carrying it are sent; `status`
+ * says whether a final response had been relayed by then.
  */
 function exchange(
   state: GateState,
@@ -722,18 +740,19 @@ function exchange(
   counters: Counters,
   upstreamHead: Buffer,
   rest: Buffer,
-  framing: ReturnType<typeof requestFraming>,
+  body: RequestBody,
   started: number,
-): Promise<{ end: string; status?: number }> {
+): Promise<{ end: string; status?: number; blocked?: DlpFinding }> {
   return new Promise((resolve) => {
     let status: number | undefined;
+    let blocked: DlpFinding | null = null;
     const { finish, sendUp, touch, isDone, download } = pairing(
       state,
       client,
       upstream,
       counters,
       started,
-      (end) => resolve(status === undefined ? { end } : { end, status }),
+      (end) => resolve({ end, ...(status !== undefined ? { status } : {}), ...(blocked ? { blocked } : {}) }),
       () => {
         client.end();
         upstream.end();
@@ -742,31 +761,26 @@ function exchange(
     );
 
     // --- request body
-    let bodyDone = framing.kind === "none";
-    let remaining = framing.kind === "length" ? framing.length : 0;
-    const scanner = framing.kind === "chunked" ? new ChunkedScanner() : null;
     const onClientData = (chunk: Buffer): void => {
       touch();
-      if (bodyDone) return;
-      let take = chunk.length;
-      if (framing.kind === "length") {
-        take = Math.min(remaining, chunk.length);
-        remaining -= take;
-        if (remaining === 0) bodyDone = true;
-      } else if (scanner) {
-        const fed = scanner.feed(chunk);
-        if (typeof fed !== "number") {
-          finish("bad-request-body", true);
-          return;
-        }
-        take = fed;
-        if (scanner.done) bodyDone = true;
+      if (body.done || blocked) return;
+      const step = body.feed(chunk);
+      if ("error" in step) {
+        finish("bad-request-body", true);
+        return;
       }
-      if (!sendUp(chunk.subarray(0, take))) return;
-      if (bodyDone) client.pause();
+      if ("finding" in step) {
+        // The caller answers the bottle (the client stays open for that).
+        blocked = step.finding;
+        finish("dlp", false);
+        upstream.destroy();
+        return;
+      }
+      if (!sendUp(step.out)) return;
+      if (body.done) client.pause();
     };
     const onClientGone = (): void => {
-      if (!bodyDone) finish("client-closed", true);
+      if (!body.done) finish("client-closed", true);
     };
     // --- response state
     let responseStarted = false;
@@ -779,7 +793,7 @@ function exchange(
     client.on("close", () => finish("client-closed", true));
     client.on("error", () => finish("client-error", true));
     upstream.on("drain", () => {
-      if (!bodyDone) client.resume();
+      if (!body.done) client.resume();
     });
 
     const onUpstreamData = (chunk: Buffer): void => {
@@ -848,6 +862,7 @@ function exchange(
       finish("upstream-error", true);
     });
     upstream.on("end", () => {
+      if (blocked) return;
       if (!responseStarted) {
         badGateway("closed without a response");
         return;
@@ -860,13 +875,13 @@ function exchange(
         badGateway("closed without a response");
         return;
       }
-      if (!client.destroyed) client.end();
+      if (!client.destroyed && !blocked) client.end();
       finish("closed", false);
     });
 
     // The client is still paused here: sendUp's backpressure pause changes nothing.
     if (!sendUp(upstreamHead)) return;
     if (rest.length > 0) onClientData(rest);
-    if (!isDone() && !bodyDone) client.resume();
+    if (!isDone() && !body.done) client.resume();
   });
 }

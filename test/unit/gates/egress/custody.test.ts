@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { EgressConfigError, loadCredentials, neededCredentials, validateConfig, type EgressConfig } from "../../../../lib/gates/egress/config.ts";
 import {
   PLACEHOLDER_PREFIX,
+  ScrubRules,
   Scrubber,
   authValue,
   injectAnthropic,
@@ -18,6 +19,7 @@ import {
   type RouteConfig,
 } from "../../../../lib/gates/egress/custody.ts";
 import { Dlp } from "../../../../lib/gates/egress/dlp.ts";
+import { spellings } from "../../../helpers/spellings.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 import { baseConfig } from "./helpers.ts";
 
@@ -147,7 +149,8 @@ describe("header replacement", () => {
 
 describe("response scrubbing", () => {
   const TOKEN = "sk-ant-oat01-REALTOKEN-0123456789";
-  const scrubber = () => new Scrubber([[TOKEN, "bottle-placeholder-CLAUDE_CODE_OAUTH_TOKEN"]]);
+  const rules = new ScrubRules([[TOKEN, "bottle-placeholder-CLAUDE_CODE_OAUTH_TOKEN"]]);
+  const scrubber = () => new Scrubber(rules);
   const run = (s: Scrubber, chunks: string[]) => {
     const out: string[] = [];
     for (const chunk of chunks) out.push(s.push(Buffer.from(chunk)).toString());
@@ -176,6 +179,36 @@ describe("response scrubbing", () => {
     expect(s.push(Buffer.from("ther stuff")).toString()).toBe("sk-ant-other stuff");
     expect(s.push(Buffer.from("end sk")).toString()).toBe("end ");
     expect(s.flush().toString()).toBe("sk");
+    expect(s.replaced).toBe(0);
+  });
+
+  test("every form of the token is replaced: in a header name, a header value, and a body cut at every offset", () => {
+    const dlp = new Dlp([TOKEN]);
+    for (const [form, text] of Object.entries(spellings(TOKEN))) {
+      const name = scrubber().text(`x-echo-${text}`);
+      const value = scrubber().text(`Bearer ${text}`);
+      expect({ form, name: dlp.scan([name]), value: dlp.scan([value]) }).toEqual({ form, name: null, value: null });
+      expect(name).toContain("bottle-placeholder-CLAUDE_CODE_OAUTH_TOKEN");
+      const body = `event: x\ndata: {"echo":"${text}","n":1}\n\n`;
+      const whole = run(scrubber(), [body]).join("");
+      expect({ form, left: dlp.scan([whole]) }).toEqual({ form, left: null });
+      for (let cut = 0; cut <= body.length; cut++) {
+        expect(run(scrubber(), [body.slice(0, cut), body.slice(cut)]).join("")).toBe(whole);
+      }
+      expect(run(scrubber(), [...body]).join("")).toBe(whole);
+    }
+  });
+
+  test("what is held back can only start a form: a trailing % or \\ waits for the next byte, an event's end does not", () => {
+    const s = scrubber();
+    expect(s.push(Buffer.from('data: {"a":"100%')).toString()).toBe('data: {"a":"100');
+    expect(s.push(Buffer.from('"}\n\n')).toString()).toBe('%"}\n\n');
+    expect(s.push(Buffer.from('data: {"b":"x\\')).toString()).toBe('data: {"b":"x');
+    expect(s.push(Buffer.from('n"}\n\n')).toString()).toBe('\\n"}\n\n');
+    // A token's hex cut after its first digits: held; the flush at the end replaces nothing that is not whole.
+    const hexStart = Buffer.from(TOKEN).toString("hex").slice(0, 9);
+    expect(s.push(Buffer.from(`x ${hexStart}`)).toString()).toBe("x ");
+    expect(s.flush().toString()).toBe(hexStart);
     expect(s.replaced).toBe(0);
   });
 

@@ -13,6 +13,8 @@ import { join } from "node:path";
 import * as tls from "node:tls";
 import { gzipSync } from "node:zlib";
 import type { EgressConfig } from "../../../../lib/gates/egress/config.ts";
+import { Dlp } from "../../../../lib/gates/egress/dlp.ts";
+import { spellings } from "../../../helpers/spellings.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 import { makeTestCa, type TestCa } from "../../../helpers/tls.ts";
 import { type TestGate, baseConfig, rawRequest, startGate, waitFor } from "./helpers.ts";
@@ -28,6 +30,19 @@ interface Seen {
   headers: IncomingHttpHeaders;
   rawHeaders: string[];
   body: string;
+}
+
+/** The body of a raw chunked response (its head cut off). */
+function dechunk(response: string): string {
+  let rest = response.slice(response.indexOf("\r\n\r\n") + 4);
+  let out = "";
+  for (;;) {
+    const line = rest.indexOf("\r\n");
+    const size = parseInt(rest.slice(0, line), 16);
+    if (!(size > 0)) return out;
+    out += rest.slice(line + 2, line + 2 + size);
+    rest = rest.slice(line + 2 + size + 2);
+  }
 }
 
 type Handler = (seen: Seen, res: import("node:http").ServerResponse) => void | Promise<void>;
@@ -284,6 +299,77 @@ describe.skipIf(!openssl)("credential custody in the gate", () => {
     expect(lines.find((line) => line.path === "/repos/other/issues")).toMatchObject({ rule: "allowlist" });
     expect(lines.find((line) => line.path === "/repos/other/issues")?.auth).toBeUndefined();
     expect(JSON.stringify(g.audit())).not.toContain(GH_TOKEN);
+  });
+
+  test("a route host that reflects the token in any form (header names, values, body) hands the bottle only the placeholder", async () => {
+    const g = await custodyGate();
+    handler = (request, res) => {
+      const token = String(request.headers.authorization ?? "").replace(/^Bearer /, "");
+      const forms = spellings(token);
+      res.writeHead(200, [
+        ["content-type", "application/json"],
+        [`x-echo-${token}`, "name"],
+        [`x-hex-${Buffer.from(token).toString("hex")}`, "name"],
+        ...Object.values(forms).map((text, i): [string, string] => [`x-form-${i}`, text]),
+      ].flat());
+      // Small writes, so that forms are cut between chunks.
+      const body = JSON.stringify(forms);
+      for (let i = 0; i < body.length; i += 7) res.write(body.slice(i, i + 7));
+      res.end();
+    };
+    const out = await viaTunnel(g, "api.github.test", get("api.github.test", "/repos/acme/echo"));
+    expect(out).toStartWith("HTTP/1.1 200");
+    expect(seen.at(-1)!.headers.authorization).toBe(`Bearer ${GH_TOKEN}`);
+    expect(out.toLowerCase()).toContain("x-echo-bottle-placeholder-gh_token: name");
+    const body = dechunk(out);
+    for (const [form, text] of Object.entries(spellings(GH_TOKEN))) {
+      expect({ form, raw: out.includes(text), body: body.includes(text) }).toEqual({ form, raw: false, body: false });
+    }
+    expect(new Dlp([GH_TOKEN]).scan([out, body])).toBeNull();
+  });
+
+  test("a response whose headers still carry the token in a form DLP decodes is refused: 502 credential-echo, nothing of it passed on", async () => {
+    const g = await custodyGate();
+    const doubled = [...Buffer.from(GH_TOKEN)].map((byte) => `%25${byte.toString(16).padStart(2, "0")}`).join("");
+    handler = (_request, res) => {
+      res.writeHead(200, { "x-double": doubled, "content-type": "text/plain" });
+      res.end(`body ${doubled}`);
+    };
+    const out = await viaTunnel(g, "api.github.test", get("api.github.test", "/repos/acme/echo"));
+    expect(out).toStartWith("HTTP/1.1 502");
+    expect(out).toContain("x-bottle-egress-rule: credential-echo");
+    expect(out).not.toContain(doubled);
+    expect(new Dlp([GH_TOKEN]).scan([out])).toBeNull();
+    expect(g.audit().find((line) => line.path === "/repos/acme/echo")).toMatchObject({ decision: "deny", rule: "credential-echo" });
+  });
+
+  test("a credential route's request body that carries a secret is refused (403, audited redacted) before the secret leaves", async () => {
+    const g = await custodyGate();
+    const body = `{"text":"${Buffer.from(`x:${GH_TOKEN}`).toString("base64")}"}`;
+    const out = await viaTunnel(
+      g,
+      "api.github.test",
+      get("api.github.test", "/repos/acme/issues", `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n`, "POST") + body,
+    );
+    expect(out).toStartWith("HTTP/1.1 403");
+    expect(out).toContain("x-bottle-egress-rule: dlp-secret");
+    expect(out).toContain("in its body");
+    await Bun.sleep(100);
+    expect(seen).toEqual([]);
+    const line = g.audit().find((entry) => entry.rule === "dlp-secret");
+    expect(line).toMatchObject({ decision: "deny", host: "api.github.test", path: "<redacted>" });
+    // A clean body on the same route goes through whole.
+    const clean = '{"title":"hello"}';
+    await viaTunnel(g, "api.github.test", get("api.github.test", "/repos/acme/issues", `Content-Length: ${clean.length}\r\n`, "POST") + clean);
+    expect(seen.at(-1)!.body).toBe(clean);
+  });
+
+  test("Claude Code's route does not scan bodies: a conversation may quote anything", async () => {
+    const g = await custodyGate();
+    const body = JSON.stringify({ messages: [{ role: "user", content: `what is ${GH_TOKEN}?` }] });
+    const response = await fetch(`http://127.0.0.1:${g.anthropicPort}/anthropic/v1/messages`, { method: "POST", body });
+    expect(response.status).toBe(200);
+    expect(seen.at(-1)!.body).toBe(body);
   });
 
   test("inside a terminated tunnel the Host header must name the tunnel's host", async () => {

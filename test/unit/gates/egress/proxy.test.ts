@@ -58,6 +58,24 @@ function get(url: string, headers = "", method = "GET"): string {
   return `${method} ${url} HTTP/1.1\r\nHost: ${host}\r\n${headers}\r\n`;
 }
 
+/** Sends `writes` one at a time, 50 ms apart, and collects the answer until the proxy closes. */
+async function writeSlowly(port: number, writes: string[]): Promise<string> {
+  const socket = net.connect({ host: "127.0.0.1", port });
+  const chunks: Buffer[] = [];
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  socket.on("error", () => undefined);
+  const closed = new Promise((resolve) => socket.on("close", resolve));
+  await new Promise((resolve) => socket.once("connect", resolve));
+  for (const data of writes) {
+    if (socket.destroyed) break;
+    socket.write(data);
+    await sleep(50);
+  }
+  await Promise.race([closed, sleep(3_000)]);
+  socket.destroy();
+  return Buffer.concat(chunks).toString("latin1");
+}
+
 /** A connector that records where the gate connects and maps port 443/80 to a local test server. */
 function recordingConnector(calls: { address: string; port: number }[], map: Record<number, number>): UpstreamConnector {
   return (address, port) => {
@@ -246,6 +264,38 @@ describe("plain HTTP forward proxy", () => {
     expect(audit).not.toContain(AWS);
     expect(audit).not.toContain(Buffer.from(SECRET).toString("hex"));
     expect(g.audit().every((line) => line.path === undefined || line.path === "<redacted>")).toBe(true);
+  });
+
+  test("DLP: a secret in a request body (Content-Length or chunked, split across writes and chunks) is refused before it leaves", async () => {
+    const origin = await upstream();
+    const g = await gate({ allow: [`origin.test:${origin.port}`], allowPrivate: ["127.0.0.1/32"] }, { "origin.test": ["127.0.0.1"] });
+    writeFileSync(`${g.dir}/secrets.json`, JSON.stringify([SECRET]));
+    expect(g.gate.reload({ ...baseConfig(g.dir, { allow: [`origin.test:${origin.port}`], allowPrivate: ["127.0.0.1/32"] }), secretsFile: `${g.dir}/secrets.json` })).toBe(true);
+    const url = `http://origin.test:${origin.port}/upload`;
+    const base64 = Buffer.from(`x${SECRET}`).toString("base64");
+    const half = (text: string) => [text.slice(0, 9), text.slice(9)];
+    const attempts: string[][] = [
+      // The secret cut between two writes.
+      [get(url, `Content-Length: ${SECRET.length + 5}\r\n`, "POST") + `data=${SECRET.slice(0, 6)}`, SECRET.slice(6)],
+      // Base64, cut between two chunks of a chunked body and between writes.
+      [get(url, "Transfer-Encoding: chunked\r\n", "POST"), `5\r\ndata=\r\n9\r\n${half(base64)[0]}\r\n`, `${(base64.length - 9).toString(16)}\r\n${half(base64)[1]}\r\n0\r\n\r\n`],
+    ];
+    for (const writes of attempts) {
+      const response = await writeSlowly(g.port, writes);
+      expect(statusOf(response)).toBe(403);
+      expect(response).toContain("(rule: dlp-secret)");
+      expect(response).toContain("in its body");
+    }
+    const received = origin.received.map((bytes) => bytes.toString("latin1")).join("");
+    expect(received).not.toContain(SECRET.slice(0, 6));
+    expect(received).not.toContain(half(base64)[1]);
+    expect(received).not.toContain(base64.slice(2, 9));
+    const denials = g.audit().filter((line) => line.rule === "dlp-secret");
+    expect(denials).toHaveLength(2);
+    expect(denials.every((line) => line.decision === "deny" && line.path === "<redacted>" && line.host === "origin.test")).toBe(true);
+    // The same shapes with a harmless value go through.
+    const clean = await writeSlowly(g.port, [get(url, "Content-Length: 11\r\n", "POST") + "data=", "harmle", ""]);
+    expect(statusOf(clean)).toBe(200);
   });
 
   test("a request body (Content-Length) is forwarded exactly; pipelined extra requests are not", async () => {
