@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
+import { ROTATED_SUFFIX } from "./gates/capped-log.ts";
 import { SELF_TEST_HOST } from "./selftest.ts";
 
 /** Reading the gates' JSON-lines audit logs. */
@@ -19,15 +20,18 @@ export interface AuditLine {
   auth?: string;
 }
 
+/** A gate log's lines, oldest first: its rotated generation (`.1`, see lib/gates/capped-log.ts), then the file. */
 export function readAudit(path: string): AuditLine[] {
-  if (!existsSync(path)) return [];
   const lines: AuditLine[] = [];
-  for (const line of readFileSync(path, "utf8").split("\n")) {
-    if (!line.trim()) continue;
-    try {
-      lines.push(JSON.parse(line) as AuditLine);
-    } catch {
-      // A line being written while we read.
+  for (const file of [path + ROTATED_SUFFIX, path]) {
+    if (!existsSync(file)) continue;
+    for (const line of readFileSync(file, "utf8").split("\n")) {
+      if (!line.trim()) continue;
+      try {
+        lines.push(JSON.parse(line) as AuditLine);
+      } catch {
+        // A line being written while we read.
+      }
     }
   }
   return lines;

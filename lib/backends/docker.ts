@@ -297,9 +297,9 @@ async function startGate(
     files.push({ path: "etc/bottle/secrets.json", content: JSON.stringify(options.secrets), mode: 0o600, uid: 0, gid: 0 });
   files.push(...custodyGateFiles(options.custody ?? {}));
   // The git gate: config, hooks, upstream keys and pinned host keys (root-only; its start script runs before the egress gate).
-  files.push(...gitGateEntries(gitGateConfig(plan.name, plan.git?.port), options.git ?? []));
+  files.push(...gitGateEntries(gitGateConfig(plan.name, plan.egress.limits.maxLogBytes, plan.git?.port), options.git ?? []));
   // The SSH gate: its keys (root-only), pinned host keys and daemon; its start script loads the agent.
-  if (plan.ssh?.hosts.length) files.push(...sshGateEntries(sshGateConfig(plan.name, plan.ssh), options.ssh ?? []));
+  if (plan.ssh?.hosts.length) files.push(...sshGateEntries(sshGateConfig(plan.name, plan.ssh, plan.egress.limits.maxLogBytes), options.ssh ?? []));
   if (internal)
     await where.egress
       .then(() => docker.networkConnect(plan.networks.egress, plan.containers.gate))

@@ -13,13 +13,6 @@ export type EgressGateFile = EgressConfig;
 
 export const EGRESS_AUDIT_FILE = "egress.jsonl";
 
-export const DEFAULT_LIMITS: EgressGateFile["limits"] = {
-  requestsPerMinute: 1200,
-  bytesOut: 2 * 1024 ** 3,
-  idleTimeoutMs: 10 * 60 * 1000,
-  maxTunnelMs: 6 * 60 * 60 * 1000,
-};
-
 /** `internalSubnets`: the bottle's internal network, where Claude Code's route (credential custody) listens. */
 export function egressGateConfig(plan: Plan, hostAddresses: string[], withSecrets: boolean, internalSubnets: string[] = []): EgressGateFile {
   return {

@@ -25,6 +25,14 @@ describe("readAudit", () => {
     expect(readAudit(path)).toEqual([allow("a.test"), deny("b.test")]);
   });
 
+  test("a rotated log reads its .1 generation first, then the file", () => {
+    const path = join(tempDir(), "egress.jsonl");
+    writeFileSync(`${path}.1`, `${JSON.stringify(deny("old.test"))}\n`);
+    writeFileSync(path, `${JSON.stringify(deny("new.test"))}\n`);
+    expect(readAudit(path).map((line) => line.host)).toEqual(["old.test", "new.test"]);
+    expect(summarizeDenials(path)).toBe("2 requests denied: old.test, new.test");
+  });
+
   test("a trailing newline is fine", () => {
     const path = join(tempDir(), "audit.jsonl");
     writeFileSync(path, `${JSON.stringify(deny("x.test"))}\n`);

@@ -102,7 +102,7 @@ export class EgressGate implements GateState {
       this.audit = options.audit;
       this.auditFile = null;
     } else {
-      this.auditFile = new AuditLog(config.auditLog, config.bottle);
+      this.auditFile = new AuditLog(config.auditLog, config.bottle, config.limits.maxLogBytes);
       this.audit = this.auditFile;
     }
   }
@@ -215,7 +215,7 @@ export class EgressGate implements GateState {
       const policy = this.buildPolicy(config);
       const dlp = this.buildDlp(config);
       // Reopened even when unchanged, so SIGHUP also serves log rotation.
-      this.auditFile?.reopen(config.auditLog, config.bottle);
+      this.auditFile?.reopen(config.auditLog, config.bottle, config.limits.maxLogBytes);
       if (config.listen !== this.config.listen || config.proxyPort !== this.config.proxyPort || config.dnsPort !== this.config.dnsPort) {
         this.logError("egress gate: listen address and ports change only on restart");
       }

@@ -93,17 +93,20 @@ export interface SshGateConfig {
   agentPort: number;
   agentSocket: string;
   log: string;
+  /** The log and its one rotated generation together (egress.limits.max_log_bytes); 0 = no cap. */
+  maxLogBytes: number;
   readyFile: string;
   hosts: Array<{ host: string; port: number; listenPort: number; hostKey: string }>;
 }
 
-export function sshGateConfig(bottle: string, plan: SshPlan): SshGateConfig {
+export function sshGateConfig(bottle: string, plan: SshPlan, maxLogBytes: number): SshGateConfig {
   return {
     bottle,
     listen: SSH_GATE_HOST,
     agentPort: plan.agentPort,
     agentSocket: `${SSH_RUN_DIR}/agent.sock`,
     log: `/var/log/bottle/${SSH_AUDIT_FILE}`,
+    maxLogBytes,
     readyFile: `${SSH_RUN_DIR}/ready`,
     hosts: plan.hosts.map((host) => ({ host: host.host, port: host.port, listenPort: host.gatePort, hostKey: host.knownHostKey })),
   };

@@ -13,7 +13,7 @@ import {
 } from "../../../../lib/gates/egress/dns.ts";
 import { type DnsState, answerDns } from "../../../../lib/gates/egress/dnsServer.ts";
 import { Policy } from "../../../../lib/gates/egress/policy.ts";
-import { type TestGate, startGate, tableResolver } from "./helpers.ts";
+import { type TestGate, startGate, tableResolver, udpAsk } from "./helpers.ts";
 
 describe("packet encode/decode", () => {
   test("a query round-trips", () => {
@@ -198,21 +198,6 @@ describe("DNS listeners (UDP and TCP)", () => {
   afterAll(async () => {
     await gate.close();
   });
-
-  const udpAsk = (port: number, packet: Buffer): Promise<Buffer> =>
-    new Promise((resolve, reject) => {
-      const socket = dgram.createSocket("udp4");
-      const timer = setTimeout(() => {
-        socket.close();
-        reject(new Error("udp timeout"));
-      }, 2000);
-      socket.on("message", (message) => {
-        clearTimeout(timer);
-        socket.close();
-        resolve(message);
-      });
-      socket.send(packet, port, "127.0.0.1");
-    });
 
   const tcpAsk = (port: number, packets: Buffer[]): Promise<Buffer[]> =>
     new Promise((resolve, reject) => {

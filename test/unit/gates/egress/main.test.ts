@@ -54,7 +54,7 @@ describe.skipIf(!node)("bundled gate under node", () => {
       allow: [],
       allowPrivate: [],
       auditLog: join(dir, "lean.jsonl"),
-      limits: { requestsPerMinute: 100, bytesOut: 0, idleTimeoutMs: 5000, maxTunnelMs: 60_000 },
+      limits: { requestsPerMinute: 100, bytesOut: 0, idleTimeoutMs: 5000, maxTunnelMs: 60_000, maxLogBytes: 0 },
       hostAddresses: [],
     };
     writeFileSync(configPath, JSON.stringify(config));
@@ -89,7 +89,7 @@ describe.skipIf(!node)("bundled gate under node", () => {
       allow: ["allowed.test"],
       allowPrivate: ["127.0.0.1/32"],
       auditLog,
-      limits: { requestsPerMinute: 100, bytesOut: 0, idleTimeoutMs: 5000, maxTunnelMs: 60_000 },
+      limits: { requestsPerMinute: 100, bytesOut: 0, idleTimeoutMs: 5000, maxTunnelMs: 60_000, maxLogBytes: 0 },
       hostAddresses: [],
     };
     writeFileSync(configPath, JSON.stringify(config));

@@ -537,7 +537,7 @@ describe("limits", () => {
   test("requests per minute", async () => {
     const origin = await upstream();
     const g = await gate(
-      { allow: [`origin.test:${origin.port}`], allowPrivate: ["127.0.0.1/32"], limits: { requestsPerMinute: 2, bytesOut: 0, idleTimeoutMs: 5000, maxTunnelMs: 5000 } },
+      { allow: [`origin.test:${origin.port}`], allowPrivate: ["127.0.0.1/32"], limits: { requestsPerMinute: 2, bytesOut: 0, idleTimeoutMs: 5000, maxTunnelMs: 5000, maxLogBytes: 0 } },
       { "origin.test": ["127.0.0.1"] },
     );
     const url = `http://origin.test:${origin.port}/`;
@@ -551,7 +551,7 @@ describe("limits", () => {
   test("total bytes out: a tunnel over the budget is cut, later requests refused", async () => {
     const sink = await upstream({ raw: true });
     const g = await gate(
-      { allow: [`tls.test:${sink.port}`], allowPrivate: ["127.0.0.1/32"], limits: { requestsPerMinute: 0, bytesOut: hello.length + 10, idleTimeoutMs: 5000, maxTunnelMs: 5000 } },
+      { allow: [`tls.test:${sink.port}`], allowPrivate: ["127.0.0.1/32"], limits: { requestsPerMinute: 0, bytesOut: hello.length + 10, idleTimeoutMs: 5000, maxTunnelMs: 5000, maxLogBytes: 0 } },
       { "tls.test": ["127.0.0.1"] },
     );
     const tunnel = await openTunnel(g.port, `tls.test:${sink.port}`);
@@ -571,7 +571,7 @@ describe("limits", () => {
   test("idle timeout closes a quiet tunnel", async () => {
     const sink = await upstream({ raw: true });
     const g = await gate(
-      { allow: [`tls.test:${sink.port}`], allowPrivate: ["127.0.0.1/32"], limits: { requestsPerMinute: 0, bytesOut: 0, idleTimeoutMs: 150, maxTunnelMs: 10_000 } },
+      { allow: [`tls.test:${sink.port}`], allowPrivate: ["127.0.0.1/32"], limits: { requestsPerMinute: 0, bytesOut: 0, idleTimeoutMs: 150, maxTunnelMs: 10_000, maxLogBytes: 0 } },
       { "tls.test": ["127.0.0.1"] },
     );
     const tunnel = await openTunnel(g.port, `tls.test:${sink.port}`);
@@ -586,7 +586,7 @@ describe("limits", () => {
   test("max duration closes a busy tunnel", async () => {
     const sink = await upstream({ raw: true });
     const g = await gate(
-      { allow: [`tls.test:${sink.port}`], allowPrivate: ["127.0.0.1/32"], limits: { requestsPerMinute: 0, bytesOut: 0, idleTimeoutMs: 200, maxTunnelMs: 400 } },
+      { allow: [`tls.test:${sink.port}`], allowPrivate: ["127.0.0.1/32"], limits: { requestsPerMinute: 0, bytesOut: 0, idleTimeoutMs: 200, maxTunnelMs: 400, maxLogBytes: 0 } },
       { "tls.test": ["127.0.0.1"] },
     );
     const tunnel = await openTunnel(g.port, `tls.test:${sink.port}`);
@@ -604,7 +604,7 @@ describe("limits", () => {
   test("idle timeout applies to plain HTTP exchanges with a stalled upstream", async () => {
     const stalled = await upstream({ raw: true });
     const g = await gate(
-      { allow: [`origin.test:${stalled.port}`], allowPrivate: ["127.0.0.1/32"], limits: { requestsPerMinute: 0, bytesOut: 0, idleTimeoutMs: 150, maxTunnelMs: 10_000 } },
+      { allow: [`origin.test:${stalled.port}`], allowPrivate: ["127.0.0.1/32"], limits: { requestsPerMinute: 0, bytesOut: 0, idleTimeoutMs: 150, maxTunnelMs: 10_000, maxLogBytes: 0 } },
       { "origin.test": ["127.0.0.1"] },
     );
     const response = await rawRequest(g.port, get(`http://origin.test:${stalled.port}/`), 3000);

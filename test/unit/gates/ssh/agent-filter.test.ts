@@ -215,7 +215,7 @@ describe.skipIf(!hasOpenSsh)("the real ssh-agent behind the gate's agent port", 
     agent = Bun.spawn(["ssh-agent", "-D", "-a", agentSocket], { stdout: "ignore", stderr: "ignore" });
     for (let i = 0; i < 100 && run(["ssh-add", "-l"], agentSocket).exitCode === 2; i++) await Bun.sleep(20);
     expect(run(["ssh-add", "-q", join(dir, "id")], agentSocket).exitCode).toBe(0);
-    const config: SshGateConfig = { bottle: "bottle-unit", listen: "127.0.0.1", agentPort: 0, agentSocket, log: join(dir, "ssh.jsonl"), readyFile: join(dir, "ready"), hosts: [] };
+    const config: SshGateConfig = { bottle: "bottle-unit", listen: "127.0.0.1", agentPort: 0, agentSocket, log: join(dir, "ssh.jsonl"), maxLogBytes: 0, readyFile: join(dir, "ready"), hosts: [] };
     gate = new SshGate({ config, address: "127.0.0.1", log: (entry) => log.push(entry) });
     const [port] = await gate.start();
     // The bottle's side: a unix socket relayed to the gate's TCP port (socat in the real bottle).
