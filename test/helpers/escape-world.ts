@@ -7,6 +7,7 @@ import { BASE_IMAGE, describeDocker, docker, dockerOk, objectsWithLabel, uniqueI
 import { applyMutations } from "./escape-mutate.ts";
 import { containerIp, startEchoHost, waitForLogLine, type WorldHost } from "./world.ts";
 import type { AuditRecord } from "../../lib/gates/egress/audit.ts";
+import { DEFAULT_DENIAL_BOUNDS } from "../../lib/gates/egress/denials.ts";
 import { gateLoopbackAddress } from "../../lib/backends/smolmachines/smolvm.ts";
 
 /**
@@ -67,7 +68,21 @@ export interface Attacker {
   auditText(): string;
   /** Polls the audit log (bounded) for a line; allow lines are written when the exchange ends. */
   waitAudit(predicate: (line: AuditRecord) => boolean, timeoutMs?: number): Promise<AuditRecord | undefined>;
+  /**
+   * Polls the audit log until the matching lines stand for `denials` denials
+   * (a line's `count`, absent: 1), or a counted line's interval has surely
+   * ended; the matching lines.
+   */
+  waitDenials(predicate: (line: AuditRecord) => boolean, denials: number): Promise<AuditRecord[]>;
 }
+
+/** The denials a set of audit lines stands for (the gate counts repeats on one line, see denials.ts). */
+export function deniedCount(lines: AuditRecord[]): number {
+  return lines.reduce((sum, line) => sum + (line.count ?? 1), 0);
+}
+
+/** By then the gate has written a counted denial's line: its interval, and time to spare. */
+export const COUNTED_LINE_MS = DEFAULT_DENIAL_BOUNDS.intervalMs + 5_000;
 
 export interface AttackerOptions {
   /** Agent name prefix (a unique suffix is added). */
@@ -146,6 +161,14 @@ export async function upAttacker(options: AttackerOptions): Promise<Attacker> {
         const line = readAuditFile(path).find(predicate);
         if (line || Date.now() >= deadline) return line;
         await Bun.sleep(100);
+      }
+    },
+    async waitDenials(predicate, denials) {
+      const deadline = Date.now() + COUNTED_LINE_MS;
+      for (;;) {
+        const lines = readAuditFile(path).filter(predicate);
+        if (deniedCount(lines) >= denials || Date.now() >= deadline) return lines;
+        await Bun.sleep(200);
       }
     },
   };

@@ -1,15 +1,17 @@
 /**
- * The gate's audit log: one JSON line per decision, appended to a file the
- * host reads (`bottle logs`). Never holds secrets or header values: hosts are
- * truncated, paths lose their query string, and DLP denials redact the host
- * and path when the secret sits there.
+ * The gate's audit log: one JSON line per decision (repeated denials are
+ * counted on one line, see denials.ts), appended to a file the host reads
+ * (`bottle logs`) and kept under the bottle's log cap (capped-log.ts).
+ * Never holds secrets or header values: hosts are truncated, paths lose
+ * their query string, and DLP denials redact the host and path when the
+ * secret sits there.
  */
 import { CappedLog } from "../capped-log.ts";
 
 export interface AuditRecord {
   time: string;
   bottle: string;
-  /** HTTP method, "CONNECT", or "DNS". */
+  /** HTTP method, "CONNECT", or "DNS"; "*" on a line counting denials of several methods. */
   method: string;
   host: string;
   port: number;
@@ -33,6 +35,8 @@ export interface AuditRecord {
   qtype?: string;
   /** Credential custody: "injected (GH_TOKEN)" when the gate added a credential (never its value). */
   auth?: string;
+  /** How many denials this line stands for (repeats and floods are counted, see denials.ts); absent: 1. */
+  count?: number;
 }
 
 export type AuditInput = Omit<AuditRecord, "time" | "bottle">;

@@ -7,6 +7,7 @@ import { lookup } from "node:dns/promises";
 import * as net from "node:net";
 import { AuditLog, type AuditSink } from "./audit.ts";
 import { type EgressConfig, EgressConfigError, loadConfig, loadCredentials, loadSecrets, neededCredentials, validateConfig } from "./config.ts";
+import { DEFAULT_DENIAL_BOUNDS, type DenialBounds, DenialAggregator } from "./denials.ts";
 import { Dlp } from "./dlp.ts";
 import { type DnsServers, type DnsState, startDns } from "./dnsServer.ts";
 import { Custody, type CustodyOptions } from "./forward.ts";
@@ -51,6 +52,8 @@ export interface EgressGateOptions {
   routeGateways?: string[];
   /** bottle-splice takes over bulk downloads (in the gate image; absent: Node relays everything). */
   splice?: Splicer | null;
+  /** How denials are counted rather than listed (tests; default DEFAULT_DENIAL_BOUNDS). */
+  denialBounds?: DenialBounds;
 }
 
 const MAX_CLIENTS = 1024;
@@ -61,6 +64,9 @@ export class EgressGate implements GateState {
   dlp: Dlp;
   readonly audit: AuditSink;
   private readonly auditFile: AuditLog | null;
+  private readonly denials: DenialAggregator;
+  private readonly flushEveryMs: number;
+  private flushTimer: ReturnType<typeof setInterval> | null = null;
   readonly rate: RateLimiter;
   readonly budget: ByteBudget;
   readonly resolve: Resolver;
@@ -98,13 +104,18 @@ export class EgressGate implements GateState {
     this.resolve = options.resolve ?? cachingResolver(systemResolver);
     this.connect = options.connect ?? defaultConnector;
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
+    let sink: AuditSink;
     if (options.audit) {
-      this.audit = options.audit;
+      sink = options.audit;
       this.auditFile = null;
     } else {
       this.auditFile = new AuditLog(config.auditLog, config.bottle, config.limits.maxLogBytes);
-      this.audit = this.auditFile;
+      sink = this.auditFile;
     }
+    // Denials are counted rather than listed once they repeat or flood (denials.ts).
+    this.denials = new DenialAggregator(sink, options.denialBounds);
+    this.flushEveryMs = (options.denialBounds ?? DEFAULT_DENIAL_BOUNDS).intervalMs;
+    this.audit = this.denials;
   }
 
   private buildPolicy(config: EgressConfig): Policy {
@@ -153,6 +164,9 @@ export class EgressGate implements GateState {
 
   /** Binds the proxy and both DNS listeners. */
   async start(): Promise<void> {
+    // Counted denials are written when their interval ends, also when nothing else happens.
+    this.flushTimer ??= setInterval(() => this.denials.flush(), this.flushEveryMs);
+    this.flushTimer.unref();
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => {
       try {
         handleClient(this, socket);
@@ -255,6 +269,9 @@ export class EgressGate implements GateState {
       custody ? custody.close() : Promise.resolve(),
     ]);
     this.dns = null;
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    this.flushTimer = null;
+    this.denials.flush();
     this.auditFile?.close();
   }
 }
