@@ -68,6 +68,8 @@ export class EgressGate implements GateState {
   private readonly flushEveryMs: number;
   private flushTimer: ReturnType<typeof setInterval> | null = null;
   readonly rate: RateLimiter;
+  /** DNS queries have a bucket of their own, at the same rate. */
+  private readonly dnsRate: RateLimiter;
   readonly budget: ByteBudget;
   readonly resolve: Resolver;
   readonly connect: UpstreamConnector;
@@ -100,6 +102,7 @@ export class EgressGate implements GateState {
     this.custodyOptions = options.custody ?? {};
     this.dlp = this.buildDlp(config);
     this.rate = new RateLimiter(config.limits.requestsPerMinute);
+    this.dnsRate = new RateLimiter(config.limits.requestsPerMinute);
     this.budget = new ByteBudget(config.limits.bytesOut);
     this.resolve = options.resolve ?? cachingResolver(systemResolver);
     this.connect = options.connect ?? defaultConnector;
@@ -157,6 +160,7 @@ export class EgressGate implements GateState {
       dlp: this.dlp,
       audit: this.audit,
       resolve: this.resolve,
+      rate: this.dnsRate,
       dnsPort: this.dns?.udpPort ?? this.config.dnsPort,
       resolveTimeoutMs: this.timing.resolveTimeoutMs,
     };
@@ -246,6 +250,7 @@ export class EgressGate implements GateState {
       this.policy = policy;
       this.dlp = dlp;
       this.rate.setRate(config.limits.requestsPerMinute);
+      this.dnsRate.setRate(config.limits.requestsPerMinute);
       this.budget.setLimit(config.limits.bytesOut);
       this.config = config;
       return true;

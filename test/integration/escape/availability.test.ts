@@ -121,12 +121,15 @@ describeDocker("availability: a bottle cannot exhaust its own or its gate's proc
     TEST_TIMEOUT_MS,
   );
   test(
-    "a flood of denials (thousands of distinct DNS names over UDP, HTTP to many hosts and one) keeps the audit log within its cap, counted and readable",
+    "a flood of denials (thousands of distinct DNS names over UDP, HTTP to many hosts and one): DNS past the rate is REFUSED, the audit log stays within its cap, counted and readable",
     async () => {
       const flood = await attacker.py(FLOOD_PY, attacker.gateIp, "6000");
       const sent = JSON.parse(flood.stdout.trim().split("\n").pop() ?? "{}") as { dns?: number; answers?: Record<string, number>; http?: Record<string, number> };
       expect({ exit: flood.exitCode, dns: sent.dns }).toEqual({ exit: 0, dns: 6000 });
-      // Every HTTP request was refused by the gate.
+      // Past the bottle's request rate (1200 a minute by default) DNS queries are REFUSED (rcode 5), not answered.
+      expect(sent.answers?.["3"] ?? 0).toBeGreaterThan(0);
+      expect(sent.answers?.["5"] ?? 0).toBeGreaterThan(1000);
+      // Every HTTP request was refused by the gate (DNS has a bucket of its own).
       expect(sent.http).toEqual({ "403": 400 });
       // The lines counting what was not listed are written when their interval ends.
       await Bun.sleep(COUNTED_LINE_MS);
@@ -136,6 +139,7 @@ describeDocker("availability: a bottle cannot exhaust its own or its gate's proc
       const counted = attacker.audit().filter((line) => line.decision === "deny" && (line.count ?? 1) > 1);
       expect(counted).toContainEqual(expect.objectContaining({ method: "DNS", rule: "dns-not-allowed", count: expect.any(Number) }));
       expect(counted).toContainEqual(expect.objectContaining({ method: "GET", rule: "not-allowed", count: expect.any(Number) }));
+      expect(counted).toContainEqual(expect.objectContaining({ method: "DNS", rule: "rate-limit", count: expect.any(Number) }));
       // `bottle logs` still reads it, counts included.
       const logs = await runBottle(attacker.sandbox, ["logs", attacker.name, "--gate", "egress"]);
       expect(logs.exitCode).toBe(0);
