@@ -163,8 +163,16 @@ function readFrom(file: string, from: number): Buffer {
   }
 }
 
-/** Print what is appended to a file until the bottle is gone or we are interrupted. */
-function followFile(path: string, onText: (text: string) => void): Promise<number> {
+/** Resolves on Ctrl-C or SIGTERM. */
+function interrupted(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
+  });
+}
+
+/** Print what is appended to a file (a gate log under the state dir) until `until` resolves (Ctrl-C). */
+export function followFile(path: string, onText: (text: string) => void, until: Promise<unknown> = interrupted()): Promise<number> {
   const stat = existsSync(path) ? statSync(path) : undefined;
   let offset = stat?.size ?? 0;
   let inode = stat?.ino;
@@ -192,12 +200,10 @@ function followFile(path: string, onText: (text: string) => void): Promise<numbe
       emit(chunk);
     };
     const watcher = watch(bottleStateDir(path.split("/logs/")[0]!.split("/").pop()!), { recursive: true }, readNew);
-    const stop = () => {
+    void until.then(() => {
       watcher.close();
       resolve(0);
-    };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+    });
   });
 }
 
