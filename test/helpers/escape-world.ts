@@ -8,6 +8,7 @@ import { applyMutations } from "./escape-mutate.ts";
 import { containerIp, startEchoHost, waitForLogLine, type WorldHost } from "./world.ts";
 import type { AuditRecord } from "../../lib/gates/egress/audit.ts";
 import { DEFAULT_DENIAL_BOUNDS } from "../../lib/gates/egress/denials.ts";
+import { ROTATED_SUFFIX } from "../../lib/gates/capped-log.ts";
 import { gateLoopbackAddress } from "../../lib/backends/smolmachines/smolvm.ts";
 
 /**
@@ -101,9 +102,16 @@ export function auditFile(sandbox: Sandbox, name: string): string {
   return join(sandbox.state, "bottle", "bottles", name, "logs", "egress.jsonl");
 }
 
+/** The audit log's text: its rotated generation (`.1`) first, then the file, as the host reads it. */
+export function auditFileText(path: string): string {
+  return [path + ROTATED_SUFFIX, path]
+    .filter((file) => existsSync(file))
+    .map((file) => readFileSync(file, "utf8"))
+    .join("");
+}
+
 export function readAuditFile(path: string): AuditRecord[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, "utf8")
+  return auditFileText(path)
     .split("\n")
     .filter((line) => line.trim())
     .flatMap((line) => {
@@ -154,7 +162,7 @@ export async function upAttacker(options: AttackerOptions): Promise<Attacker> {
     sh: (script) => runBottle(sandbox, ["exec", name, "--", "sh", "-c", script]),
     py: (script, ...args) => runBottle(sandbox, ["exec", name, "--", "python3", "-c", script, ...args]),
     audit: () => readAuditFile(path),
-    auditText: () => (existsSync(path) ? readFileSync(path, "utf8") : ""),
+    auditText: () => auditFileText(path),
     async waitAudit(predicate, timeoutMs = 3_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
