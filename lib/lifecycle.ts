@@ -1,10 +1,11 @@
-import { existsSync, openSync, readSync, statSync, watch } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readSync, statSync, watch } from "node:fs";
 import { listBottleContainers, listBottleObjects, removeBottle } from "./backends/docker.ts";
 import { removeMachineQuietly } from "./backends/smolmachines/launch.ts";
 import { MachineDocker } from "./backends/smolmachines/machine-docker.ts";
 import { findPackLeftovers, removePackLeftovers, type PackLeftovers } from "./backends/smolmachines/prepare.ts";
 import { machineListArgv, parseMachineList, smolvmBinary } from "./backends/smolmachines/smolvm.ts";
 import { escapeControls, formatAuditLine, readAudit, type AuditLine } from "./audit.ts";
+import { ROTATED_SUFFIX } from "./gates/capped-log.ts";
 import { type ContainerSummary, Docker, type NetworkSummary } from "./docker.ts";
 import { formatGitLogLine, type GitLogLine } from "./gates/git/config.ts";
 import { formatSshLogLine, type SshLogLine } from "./gates/ssh/config.ts";
@@ -159,31 +160,60 @@ export async function showLogs(exec: Exec, name: string, options: { gate?: strin
   });
 }
 
-/** Print what is appended to a file until the bottle is gone or we are interrupted. */
-function followFile(path: string, onText: (text: string) => void): Promise<number> {
-  let offset = existsSync(path) ? statSync(path).size : 0;
-  let pending = "";
+/** What a file holds past `from` (empty when nothing). */
+function readFrom(file: string, from: number): Buffer {
+  const fd = openSync(file, "r");
+  try {
+    const size = fstatSync(fd).size;
+    if (size <= from) return Buffer.alloc(0);
+    const buffer = Buffer.alloc(size - from);
+    return buffer.subarray(0, readSync(fd, buffer, 0, buffer.length, from));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Resolves on Ctrl-C or SIGTERM. */
+function interrupted(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
+  });
+}
+
+/** Print what is appended to a file (a gate log under the state dir) until `until` resolves (Ctrl-C). */
+export function followFile(path: string, onText: (text: string) => void, until: Promise<unknown> = interrupted()): Promise<number> {
+  const stat = existsSync(path) ? statSync(path) : undefined;
+  let offset = stat?.size ?? 0;
+  let inode = stat?.ino;
+  let pending = Buffer.alloc(0);
+  // Whole lines only; a partial one waits for its end.
+  const emit = (chunk: Buffer) => {
+    const all = Buffer.concat([pending, chunk]);
+    const cut = all.lastIndexOf(10);
+    pending = all.subarray(cut + 1);
+    if (cut >= 0) onText(all.subarray(0, cut + 1).toString("utf8"));
+  };
   return new Promise((resolve) => {
     const readNew = () => {
       if (!existsSync(path)) return;
-      const size = statSync(path).size;
-      if (size <= offset) return;
-      const buffer = Buffer.alloc(size - offset);
-      const fd = openSync(path, "r");
-      readSync(fd, buffer, 0, buffer.length, offset);
-      offset = size;
-      const text = pending + buffer.toString("utf8");
-      const cut = text.lastIndexOf("\n");
-      pending = text.slice(cut + 1);
-      onText(text.slice(0, cut + 1));
+      const { ino } = statSync(path);
+      if (ino !== inode) {
+        // The gate rotated its log (capped-log.ts): the old file's rest is in its `.1`, the new file is read from its start.
+        const rotated = path + ROTATED_SUFFIX;
+        if (inode !== undefined && existsSync(rotated) && statSync(rotated).ino === inode) emit(readFrom(rotated, offset));
+        inode = ino;
+        offset = 0;
+      }
+      const chunk = readFrom(path, offset);
+      offset += chunk.length;
+      emit(chunk);
     };
     const watcher = watch(bottleStateDir(path.split("/logs/")[0]!.split("/").pop()!), { recursive: true }, readNew);
-    const stop = () => {
+    void until.then(() => {
       watcher.close();
       resolve(0);
-    };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+    });
   });
 }
 

@@ -33,7 +33,7 @@ export const PlanSchema = v.object({
     allowPrivate: v.array(v.string()),
     proxyPort: v.number(),
     /** The gate's limits (defaults merged with the bottle's egress.limits). */
-    limits: v.object({ requestsPerMinute: v.number(), bytesOut: v.number(), idleTimeoutMs: v.number(), maxTunnelMs: v.number() }),
+    limits: v.object({ requestsPerMinute: v.number(), bytesOut: v.number(), idleTimeoutMs: v.number(), maxTunnelMs: v.number(), maxLogBytes: v.number() }),
     dnsPort: v.number(),
   }),
   env: v.array(v.object({ name: v.string(), kind: v.picklist(["literal", "host", "ask"]) })),

@@ -24,7 +24,7 @@ import { Docker } from "./docker.ts";
 import { BottleError } from "./errors.ts";
 import { signalExitCode, type Exec } from "./exec.ts";
 import { summarizeDenials } from "./audit.ts";
-import { DEFAULT_LIMITS } from "./gates/egress-config.ts";
+import { DEFAULT_EGRESS_LIMITS } from "./manifest/limits.ts";
 import {
   bottleTrust,
   custodyHosts,
@@ -205,7 +205,7 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Prepared> 
       defaults: [...CLAUDE_CODE_HOSTS],
       allowPrivate: resolved.bottle.egress.allowPrivate,
       proxyPort: PROXY_PORT,
-      limits: { ...DEFAULT_LIMITS, ...resolved.bottle.egress.limits },
+      limits: { ...DEFAULT_EGRESS_LIMITS, ...resolved.bottle.egress.limits },
       dnsPort: DNS_PORT,
     },
     env: Object.entries(env).map(([envName, entry]) => ({ name: envName, kind: entry.source.kind })),

@@ -2,7 +2,7 @@
 # git daemon access hook and every mirror's pre-receive hook. Everything
 # here runs as root inside the gate; the bottle only speaks git protocol to
 # git daemon. Config comes from files bottle renders at launch:
-#   /etc/bottle/git/gate.env                 BOTTLE, GIT_PORT, GIT_LOG, GIT_MIRRORS
+#   /etc/bottle/git/gate.env                 BOTTLE, GIT_PORT, GIT_LOG, GIT_LOG_MAX_BYTES, GIT_MIRRORS
 #   /etc/bottle/git/remotes/NAME/remote.env  REMOTE, UPSTREAM
 #   /etc/bottle/git/remotes/NAME/identity    the upstream's SSH key (0600)
 #   /etc/bottle/git/remotes/NAME/known_hosts its pinned host key
@@ -14,7 +14,7 @@ say() { printf '%s\n' "$*" >&2; }
 # One JSON line in the audit log (`bottle logs NAME --gate git`).
 # Arguments: key=value, or key=json:<JSON> for arrays and numbers.
 log_event() {
-  local kv
+  local kv line
   local -a args=()
   for kv in "$@"; do
     case "$kv" in
@@ -22,8 +22,29 @@ log_event() {
       *) args+=(--arg "${kv%%=*}" "${kv#*=}") ;;
     esac
   done
-  jq -nc --arg time "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" --arg bottle "$BOTTLE" --arg remote "${REMOTE:-}" "${args[@]}" '$ARGS.named' \
-    >>"$GIT_LOG" 2>/dev/null || say "git gate: cannot write $GIT_LOG"
+  line=$(jq -nc --arg time "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" --arg bottle "$BOTTLE" --arg remote "${REMOTE:-}" "${args[@]}" '$ARGS.named' 2>/dev/null) &&
+    append_capped "$GIT_LOG" "${GIT_LOG_MAX_BYTES:-0}" "$line" || say "git gate: cannot write $GIT_LOG"
+}
+
+# Append a line to a log that the bottle must not be able to grow without
+# bound (it lands in the host's state dir): past half of `max` bytes (0: no
+# cap) the file becomes FILE.1, so the two never hold more than `max`. As in
+# lib/gates/capped-log.ts; under a lock, since hooks run concurrently.
+append_capped() {
+  local file=$1 max=$2 line=$3
+  (
+    LC_ALL=C
+    flock 8 || exit 1
+    if [ "$max" -gt 0 ]; then
+      # A line that could never fit (a push with very many findings) keeps its decision, not its lists.
+      if [ $((${#line} + 1)) -gt $((max / 2)) ]; then
+        line=$(printf '%s' "$line" | jq -c '{time, bottle, remote, event, service, decision, ref, commits, detail: "too long for the log cap: lists left out"} | with_entries(select(.value != null))') || exit 1
+      fi
+      size=$(stat -c %s "$file" 2>/dev/null) || size=0
+      if [ "$size" -gt 0 ] && [ $((size + ${#line} + 1)) -gt $((max / 2)) ]; then mv -f "$file" "$file.1" || exit 1; fi
+    fi
+    printf '%s\n' "$line" >>"$file"
+  ) 8>>"$GIT_GATE_DIR/log.lock"
 }
 
 # Select a remote by name: sets REMOTE, UPSTREAM, REMOTE_DIR, REPO and the

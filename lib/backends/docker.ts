@@ -23,6 +23,10 @@ import { createTar, type TarEntry } from "../tar.ts";
  */
 
 export const GATE_ALIAS = "gate";
+/** Processes (threads included) a bottle may hold at once: a fork bomb stops there. */
+export const BOTTLE_PIDS_LIMIT = 2048;
+/** The gate's: its daemons, git's hooks and the splice helpers. */
+export const GATE_PIDS_LIMIT = 512;
 const GATE_READY_TIMEOUT_MS = 30_000;
 
 /** Objects a launch created, in creation order, so teardown can undo exactly them. */
@@ -87,7 +91,10 @@ export function bottleContainerSpec(plan: Plan, internal: Pick<InternalAddresses
     user: `${plan.workspace.user.uid}:${plan.workspace.user.gid}`,
     capDrop: ["ALL"],
     securityOpt: ["no-new-privileges"],
-    pidsLimit: 2048,
+    pidsLimit: BOTTLE_PIDS_LIMIT,
+    // PID 1 (Docker's tini) reaps orphans; `sleep infinity` would leave their
+    // zombies to use up the pids limit until not even `bottle exec` starts.
+    init: true,
     runtime: plan.runtime === "runsc" ? "runsc" : undefined,
     hostname: plan.name,
     workdir: plan.workspace.containerPath,
@@ -113,7 +120,11 @@ export function gateContainerSpec(plan: Plan, labels: Record<string, string>, lo
     capDrop: ["ALL"],
     capAdd: ["NET_BIND_SERVICE"],
     securityOpt: ["no-new-privileges"],
-    pidsLimit: 512,
+    pidsLimit: GATE_PIDS_LIMIT,
+    // PID 1 reaps what the daemons orphan (the start scripts leave git daemon,
+    // ssh-agent and the SSH gate to it); the egress gate runs under it, and
+    // the container still ends when it does.
+    init: true,
     // The gate joins two networks; it must never route packets between them.
     sysctls: { "net.ipv4.ip_forward": "0", "net.ipv4.conf.all.forwarding": "0" },
     // Its config arrives on stdin (see startAttached).
@@ -292,9 +303,9 @@ async function startGate(
     files.push({ path: "etc/bottle/secrets.json", content: JSON.stringify(options.secrets), mode: 0o600, uid: 0, gid: 0 });
   files.push(...custodyGateFiles(options.custody ?? {}));
   // The git gate: config, hooks, upstream keys and pinned host keys (root-only; its start script runs before the egress gate).
-  files.push(...gitGateEntries(gitGateConfig(plan.name, plan.git?.port), options.git ?? []));
+  files.push(...gitGateEntries(gitGateConfig(plan.name, plan.egress.limits.maxLogBytes, plan.git?.port), options.git ?? []));
   // The SSH gate: its keys (root-only), pinned host keys and daemon; its start script loads the agent.
-  if (plan.ssh?.hosts.length) files.push(...sshGateEntries(sshGateConfig(plan.name, plan.ssh, sshPublicKeys(options.ssh ?? [])), options.ssh ?? []));
+  if (plan.ssh?.hosts.length) files.push(...sshGateEntries(sshGateConfig(plan.name, plan.ssh, sshPublicKeys(options.ssh ?? []), plan.egress.limits.maxLogBytes), options.ssh ?? []));
   if (internal)
     await where.egress
       .then(() => docker.networkConnect(plan.networks.egress, plan.containers.gate))

@@ -13,13 +13,6 @@ export type EgressGateFile = EgressConfig;
 
 export const EGRESS_AUDIT_FILE = "egress.jsonl";
 
-export const DEFAULT_LIMITS: EgressGateFile["limits"] = {
-  requestsPerMinute: 1200,
-  bytesOut: 2 * 1024 ** 3,
-  idleTimeoutMs: 10 * 60 * 1000,
-  maxTunnelMs: 6 * 60 * 60 * 1000,
-};
-
 /**
  * `listen`: the subnets of the network the bottle reaches its gate on (the
  * internal one; a VM's gate: the egress one). Every gate service binds only

@@ -1,4 +1,6 @@
+import { formatBytes } from "../bytes.ts";
 import { BUILTIN, CLAUDE_CODE_HOSTS } from "./defaults.ts";
+import { DEFAULT_EGRESS_LIMITS, LIMIT_FIELDS, type LimitField } from "./limits.ts";
 import { displayPath } from "./errors.ts";
 import type { EnvSource, Resolved } from "./types.ts";
 
@@ -37,6 +39,8 @@ export interface InfoView {
         via: "egress gate";
         from: string;
       }>;
+      /** The gate's limits, in the manifest's fields and units (0 = none). */
+      limits: Array<{ field: LimitField["manifest"]; value: number; unit: LimitField["unit"]; from: string }>;
     };
     /** How Claude Code logs in (the token, when set here, stays in the gate). */
     auth: {
@@ -111,6 +115,12 @@ export function infoView(resolved: Resolved, env: Env = process.env): InfoView {
           via: "egress gate" as const,
           from: show(route.token.file),
         })),
+        limits: LIMIT_FIELDS.map((field) => ({
+          field: field.manifest,
+          value: (bottle.egress.limits[field.gate] ?? DEFAULT_EGRESS_LIMITS[field.gate]) / field.scale,
+          unit: field.unit,
+          from: origin(`egress.limits.${field.manifest}`),
+        })),
       },
       auth: {
         ...(bottle.auth.token ? { token: { ...tokenView(bottle.auth.token.source), from: origin("auth.token") } } : {}),
@@ -152,6 +162,12 @@ export function infoView(resolved: Resolved, env: Env = process.env): InfoView {
   };
 }
 
+function limitText(value: number, unit: LimitField["unit"]): string {
+  if (value === 0) return "0 (none)";
+  if (unit === "bytes") return `${value} (${formatBytes(value)})`;
+  return unit === "seconds" ? `${value} s` : String(value);
+}
+
 function table(rows: string[][], indent = "  "): string[] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
@@ -190,6 +206,8 @@ export function formatInfo(view: InfoView): string {
       ),
     );
   }
+  lines.push("", "egress limits (0 = none)");
+  lines.push(...table(bottle.egress.limits.map((limit) => [limit.field, limitText(limit.value, limit.unit), limit.from])));
   lines.push("", "auth (Claude Code; the token stays in the gate)");
   lines.push(
     ...table([

@@ -32,7 +32,7 @@ egress:
   # Hosts or networks that resolve to private addresses:
   # allow_private: [10.0.0.0/8, registry.internal]
   # The gate's limits (0 = none); defaults: 1200 requests/min, 2 GiB out,
-  # 10 min idle, 6 h per tunnel.
+  # 10 min idle, 6 h per tunnel, 64 MiB per gate log (max_log_bytes).
   # limits: { requests_per_minute: 600, bytes_out: 1073741824 }
   # Tokens the gate adds to requests to one host; the bottle's $GH_TOKEN is
   # only a placeholder (paths and methods narrow where it is added):

@@ -1,6 +1,7 @@
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { builtinBottle } from "./defaults.ts";
+import { LIMIT_FIELDS } from "./limits.ts";
 import type { BottleFileManifest } from "./schema.ts";
 import type { ResolvedBottle } from "./types.ts";
 import type { Locate } from "./yaml-positions.ts";
@@ -51,14 +52,12 @@ export function mergeLayers(name: string, layers: BottleLayer[], env: Env = proc
         out.origins[`egress.allow_private.${entry}`] = file;
       }
     }
-    const limits = value.egress?.limits;
-    if (limits) {
-      // Per field, later wins; seconds in the manifest, milliseconds in the gate.
-      if (limits.requests_per_minute !== undefined) out.egress.limits.requestsPerMinute = limits.requests_per_minute;
-      if (limits.bytes_out !== undefined) out.egress.limits.bytesOut = limits.bytes_out;
-      if (limits.idle_timeout_seconds !== undefined) out.egress.limits.idleTimeoutMs = limits.idle_timeout_seconds * 1000;
-      if (limits.max_tunnel_seconds !== undefined) out.egress.limits.maxTunnelMs = limits.max_tunnel_seconds * 1000;
-      out.origins["egress.limits"] = file;
+    // Per field, later wins; seconds in the manifest, milliseconds in the gate.
+    for (const field of LIMIT_FIELDS) {
+      const limit = value.egress?.limits?.[field.manifest];
+      if (limit === undefined) continue;
+      out.egress.limits[field.gate] = limit * field.scale;
+      out.origins[`egress.limits.${field.manifest}`] = file;
     }
     (value.egress?.routes ?? []).forEach((route, index) => {
       const { line, col } = locate(["egress", "routes", index, "auth", "token"]);

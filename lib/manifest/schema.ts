@@ -12,6 +12,7 @@ import {
   upstreamProblem,
   upstreamUrlProblem,
 } from "./hosts.ts";
+import { MIN_LOG_BYTES } from "./limits.ts";
 
 /**
  * The valibot schemas of bottle and agent manifests. They are the single
@@ -249,6 +250,17 @@ const limitsSchema = strict({
   bytes_out: v.optional(wholeNumber("Total bytes the bottle may send out; 0 = no limit")),
   idle_timeout_seconds: v.optional(wholeNumber("Close a connection idle this long; 0 = never")),
   max_tunnel_seconds: v.optional(wholeNumber("Close a tunnel after this long; 0 = never")),
+  max_log_bytes: v.optional(
+    v.pipe(
+      wholeNumber(
+        "Bytes each gate log (egress, git, ssh) may take on the host, its one older generation (.1) included; 0 = no cap",
+      ),
+      v.check(
+        (bytes) => bytes === 0 || bytes >= MIN_LOG_BYTES,
+        (issue) => `${String(issue.input)} bytes is too small for a gate log — use at least ${MIN_LOG_BYTES} (64 KiB), or 0 for no cap`,
+      ),
+    ),
+  ),
 });
 
 export const bottleSchema = v.pipe(

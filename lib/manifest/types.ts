@@ -99,4 +99,5 @@ export interface EgressLimitOverrides {
   bytesOut?: number;
   idleTimeoutMs?: number;
   maxTunnelMs?: number;
+  maxLogBytes?: number;
 }

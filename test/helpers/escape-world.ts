@@ -7,6 +7,8 @@ import { BASE_IMAGE, describeDocker, docker, dockerOk, objectsWithLabel, uniqueI
 import { applyMutations } from "./escape-mutate.ts";
 import { containerIp, startEchoHost, waitForLogLine, type WorldHost } from "./world.ts";
 import type { AuditRecord } from "../../lib/gates/egress/audit.ts";
+import { DEFAULT_DENIAL_BOUNDS } from "../../lib/gates/egress/denials.ts";
+import { ROTATED_SUFFIX } from "../../lib/gates/capped-log.ts";
 import { gateLoopbackAddress } from "../../lib/backends/smolmachines/smolvm.ts";
 
 /**
@@ -67,7 +69,21 @@ export interface Attacker {
   auditText(): string;
   /** Polls the audit log (bounded) for a line; allow lines are written when the exchange ends. */
   waitAudit(predicate: (line: AuditRecord) => boolean, timeoutMs?: number): Promise<AuditRecord | undefined>;
+  /**
+   * Polls the audit log until the matching lines stand for `denials` denials
+   * (a line's `count`, absent: 1), or a counted line's interval has surely
+   * ended; the matching lines.
+   */
+  waitDenials(predicate: (line: AuditRecord) => boolean, denials: number): Promise<AuditRecord[]>;
 }
+
+/** The denials a set of audit lines stands for (the gate counts repeats on one line, see denials.ts). */
+export function deniedCount(lines: AuditRecord[]): number {
+  return lines.reduce((sum, line) => sum + (line.count ?? 1), 0);
+}
+
+/** By then the gate has written a counted denial's line: its interval, and time to spare. */
+export const COUNTED_LINE_MS = DEFAULT_DENIAL_BOUNDS.intervalMs + 5_000;
 
 export interface AttackerOptions {
   /** Agent name prefix (a unique suffix is added). */
@@ -86,9 +102,16 @@ export function auditFile(sandbox: Sandbox, name: string): string {
   return join(sandbox.state, "bottle", "bottles", name, "logs", "egress.jsonl");
 }
 
+/** The audit log's text: its rotated generation (`.1`) first, then the file, as the host reads it. */
+export function auditFileText(path: string): string {
+  return [path + ROTATED_SUFFIX, path]
+    .filter((file) => existsSync(file))
+    .map((file) => readFileSync(file, "utf8"))
+    .join("");
+}
+
 export function readAuditFile(path: string): AuditRecord[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, "utf8")
+  return auditFileText(path)
     .split("\n")
     .filter((line) => line.trim())
     .flatMap((line) => {
@@ -139,13 +162,21 @@ export async function upAttacker(options: AttackerOptions): Promise<Attacker> {
     sh: (script) => runBottle(sandbox, ["exec", name, "--", "sh", "-c", script]),
     py: (script, ...args) => runBottle(sandbox, ["exec", name, "--", "python3", "-c", script, ...args]),
     audit: () => readAuditFile(path),
-    auditText: () => (existsSync(path) ? readFileSync(path, "utf8") : ""),
+    auditText: () => auditFileText(path),
     async waitAudit(predicate, timeoutMs = 3_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const line = readAuditFile(path).find(predicate);
         if (line || Date.now() >= deadline) return line;
         await Bun.sleep(100);
+      }
+    },
+    async waitDenials(predicate, denials) {
+      const deadline = Date.now() + COUNTED_LINE_MS;
+      for (;;) {
+        const lines = readAuditFile(path).filter(predicate);
+        if (deniedCount(lines) >= denials || Date.now() >= deadline) return lines;
+        await Bun.sleep(200);
       }
     },
   };

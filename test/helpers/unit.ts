@@ -46,7 +46,7 @@ export function makePlan(overrides: DeepPartial<Plan> = {}): Plan {
       allowPrivate: [],
       proxyPort: 3128,
       dnsPort: 53,
-      limits: { requestsPerMinute: 1200, bytesOut: 2 * 1024 ** 3, idleTimeoutMs: 600_000, maxTunnelMs: 21_600_000 },
+      limits: { requestsPerMinute: 1200, bytesOut: 2 * 1024 ** 3, idleTimeoutMs: 600_000, maxTunnelMs: 21_600_000, maxLogBytes: 64 * 1024 ** 2 },
     },
     env: [],
     workspace: { mode: "mount", hostPath: "/home/user/project", containerPath: "/workspace", user: { uid: 1000, gid: 1000 } },

@@ -25,6 +25,14 @@ describe("readAudit", () => {
     expect(readAudit(path)).toEqual([allow("a.test"), deny("b.test")]);
   });
 
+  test("a rotated log reads its .1 generation first, then the file", () => {
+    const path = join(tempDir(), "egress.jsonl");
+    writeFileSync(`${path}.1`, `${JSON.stringify(deny("old.test"))}\n`);
+    writeFileSync(path, `${JSON.stringify(deny("new.test"))}\n`);
+    expect(readAudit(path).map((line) => line.host)).toEqual(["old.test", "new.test"]);
+    expect(summarizeDenials(path)).toBe("2 requests denied: old.test, new.test");
+  });
+
   test("a trailing newline is fine", () => {
     const path = join(tempDir(), "audit.jsonl");
     writeFileSync(path, `${JSON.stringify(deny("x.test"))}\n`);
@@ -55,6 +63,11 @@ describe("summarizeDenials", () => {
     expect(summarizeDenials(path)).toBe("5 requests denied: b.test ×2, a.test ×2, ?");
   });
 
+  test("a line counting several denials (the gate's aggregation) adds its count", () => {
+    const path = auditFile([deny("x.test"), { ...deny("x.test"), count: 41 }, { ...deny("(many hosts)"), count: 3000 }, { ...deny("y.test"), count: 1 }]);
+    expect(summarizeDenials(path)).toBe("3043 requests denied: (many hosts) ×3000, x.test ×42, y.test");
+  });
+
   test("at most five hosts, then how many more", () => {
     const hosts = ["h1", "h2", "h3", "h4", "h5", "h6", "h7"];
     const lines = hosts.flatMap((host, i) => Array.from({ length: hosts.length - i }, () => deny(`${host}.test`)));
@@ -83,6 +96,15 @@ describe("formatAuditLine", () => {
   test("a denial without bytes or port", () => {
     expect(formatAuditLine({ time: "t", decision: "deny", method: "CONNECT", host: "evil.test", rule: "not allowed" })).toBe(
       "t  deny   CONNECT evil.test  (not allowed)",
+    );
+  });
+
+  test("a line counting several denials shows how many", () => {
+    expect(formatAuditLine({ time: "t", decision: "deny", method: "DNS", host: "x.evil.test", port: 53, rule: "dns-not-allowed", count: 57 })).toBe(
+      "t  deny   DNS     x.evil.test:53  (dns-not-allowed)  ×57",
+    );
+    expect(formatAuditLine({ time: "t", decision: "deny", method: "DNS", host: "x.evil.test", port: 53, rule: "dns-not-allowed", count: 1 })).toBe(
+      "t  deny   DNS     x.evil.test:53  (dns-not-allowed)",
     );
   });
 

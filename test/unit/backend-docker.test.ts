@@ -48,6 +48,11 @@ describe("the bottle container", () => {
     expect(spec.pidsLimit).toBeGreaterThan(0);
   });
 
+  test("runs under an init that reaps orphans (their zombies would use up the pids limit)", () => {
+    expect(spec.init).toBe(true);
+    expect(spec.command).toEqual(["sleep", "infinity"]);
+  });
+
   test("mounts the workspace; its .git is a labelled volume of the bottle's own, the host's objects and the submodules' .git read-only", () => {
     const empty = workspaceGitFiles(plan.name).empty;
     expect(spec.mounts).toEqual([
@@ -94,6 +99,11 @@ describe("the gate container", () => {
     expect(spec.mounts).toEqual([{ source: "/state/logs", target: "/var/log/bottle" }]);
     // Its config arrives on stdin as it starts.
     expect(spec.interactive).toBe(true);
+  });
+
+  test("runs its daemons under an init that reaps what they orphan", () => {
+    expect(gateContainerSpec(makePlan(), {}, "/state/logs").init).toBe(true);
+    expect(gateContainerSpec(makePlan(), {}, "/state/logs", ["127.2.0.1:3128:3128"]).init).toBe(true);
   });
 
   test("its config goes on stdin as the archive's length on a line, then the archive", () => {

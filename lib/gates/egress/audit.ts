@@ -1,15 +1,17 @@
 /**
- * The gate's audit log: one JSON line per decision, appended to a file the
- * host reads (`bottle logs`). Never holds secrets or header values: hosts are
- * truncated, paths lose their query string, and DLP denials redact the host
- * and path when the secret sits there.
+ * The gate's audit log: one JSON line per decision (repeated denials are
+ * counted on one line, see denials.ts), appended to a file the host reads
+ * (`bottle logs`) and kept under the bottle's log cap (capped-log.ts).
+ * Never holds secrets or header values: hosts are truncated, paths lose
+ * their query string, and DLP denials redact the host and path when the
+ * secret sits there.
  */
-import { closeSync, openSync, writeSync } from "node:fs";
+import { CappedLog } from "../capped-log.ts";
 
 export interface AuditRecord {
   time: string;
   bottle: string;
-  /** HTTP method, "CONNECT", or "DNS". */
+  /** HTTP method, "CONNECT", or "DNS"; "*" on a line counting denials of several methods. */
   method: string;
   host: string;
   port: number;
@@ -33,6 +35,8 @@ export interface AuditRecord {
   qtype?: string;
   /** Credential custody: "injected (GH_TOKEN)" when the gate added a credential (never its value). */
   auth?: string;
+  /** How many denials this line stands for (repeats and floods are counted, see denials.ts); absent: 1. */
+  count?: number;
 }
 
 export type AuditInput = Omit<AuditRecord, "time" | "bottle">;
@@ -60,40 +64,26 @@ export interface AuditSink {
 }
 
 export class AuditLog implements AuditSink {
-  private fd: number | null = null;
-  private path = "";
+  private readonly log: CappedLog;
 
+  /** `maxBytes`: the log and its one rotated generation together (0 = no cap). */
   constructor(
     path: string,
     private bottle: string,
+    maxBytes: number,
     private readonly now: () => Date = () => new Date(),
   ) {
-    this.open(path);
+    this.log = new CappedLog(path, maxBytes);
   }
 
-  /** Switches to another file / bottle name (config reload); reopens even for the same path (log rotation). */
-  reopen(path: string, bottle: string): void {
+  /** Switches to another file / bottle name / cap (config reload); reopens even for the same path (log rotation). */
+  reopen(path: string, bottle: string, maxBytes: number): void {
     this.bottle = bottle;
-    const old = this.fd;
-    this.open(path);
-    if (old !== null && old !== this.fd) {
-      try {
-        closeSync(old);
-      } catch {
-        // already closed
-      }
-    }
-  }
-
-  private open(path: string): void {
-    // World-readable: the file is bind-mounted into the host state dir, where a
-    // non-root user runs `bottle logs`. Lines hold no secrets (DLP hits are redacted).
-    this.fd = openSync(path, "a", 0o644);
-    this.path = path;
+    this.log.reopen(path, maxBytes);
   }
 
   get file(): string {
-    return this.path;
+    return this.log.file;
   }
 
   write(input: AuditInput): void {
@@ -105,22 +95,14 @@ export class AuditLog implements AuditSink {
     };
     if (record.path !== undefined) record.path = record.path.slice(0, MAX_AUDIT_PATH);
     if (record.detail !== undefined) record.detail = record.detail.slice(0, 512);
-    const line = `${JSON.stringify(record)}\n`;
-    if (this.fd === null) return;
     try {
-      writeSync(this.fd, line);
+      this.log.append(`${JSON.stringify(record)}\n`);
     } catch (error) {
-      process.stderr.write(`egress gate: cannot write audit log ${this.path}: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.stderr.write(`egress gate: cannot write audit log ${this.file}: ${error instanceof Error ? error.message : String(error)}\n`);
     }
   }
 
   close(): void {
-    if (this.fd === null) return;
-    try {
-      closeSync(this.fd);
-    } catch {
-      // ignore
-    }
-    this.fd = null;
+    this.log.close();
   }
 }

@@ -18,6 +18,8 @@ export interface EgressLimits {
   idleTimeoutMs: number;
   /** Close a tunnel / request after this long; 0 = never. */
   maxTunnelMs: number;
+  /** Bytes each gate log (egress, git, ssh) may hold on the host with its one rotated generation; 0 = no cap. */
+  maxLogBytes: number;
 }
 
 export interface EgressConfig {
@@ -226,7 +228,7 @@ function listenRanges(value: unknown): string[] {
   return listen;
 }
 
-const LIMIT_KEYS = new Set(["requestsPerMinute", "bytesOut", "idleTimeoutMs", "maxTunnelMs"]);
+const LIMIT_KEYS = new Set(["requestsPerMinute", "bytesOut", "idleTimeoutMs", "maxTunnelMs", "maxLogBytes"]);
 
 /** Validates a parsed config object; throws EgressConfigError naming the bad field. */
 export function validateConfig(value: unknown): EgressConfig {
@@ -250,6 +252,7 @@ export function validateConfig(value: unknown): EgressConfig {
       bytesOut: int(limitsValue.bytesOut, "limits.bytesOut", 0, Number.MAX_SAFE_INTEGER),
       idleTimeoutMs: int(limitsValue.idleTimeoutMs, "limits.idleTimeoutMs", 0, 2 ** 31 - 1),
       maxTunnelMs: int(limitsValue.maxTunnelMs, "limits.maxTunnelMs", 0, 2 ** 31 - 1),
+      maxLogBytes: int(limitsValue.maxLogBytes, "limits.maxLogBytes", 0, Number.MAX_SAFE_INTEGER),
     },
     hostAddresses: strings(value.hostAddresses, "hostAddresses"),
   };

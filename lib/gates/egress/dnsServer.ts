@@ -12,6 +12,7 @@ import * as net from "node:net";
 import { parseIp } from "./addresses.ts";
 import type { AuditInput, AuditSink } from "./audit.ts";
 import type { Dlp } from "./dlp.ts";
+import type { RateLimiter } from "./limits.ts";
 import { CLASS_IN, QTYPE, RCODE, decodeQuery, encodeError, encodeResponse, qtypeName } from "./dns.ts";
 import { type Policy, normalizeHost } from "./policy.ts";
 
@@ -19,6 +20,8 @@ export interface DnsState {
   readonly policy: Policy;
   readonly dlp: Dlp;
   readonly audit: AuditSink;
+  /** Queries per minute, a bucket of their own at the bottle's request rate. */
+  readonly rate: RateLimiter;
   readonly dnsPort: number;
   /** The gate's address this responder listens on: the A answer for allowed names (a direct connection then fails fast at the gate). */
   readonly address: string;
@@ -60,6 +63,8 @@ export async function answerDns(state: DnsState, packet: Uint8Array, maxSize: nu
   if (finding) return deny(finding.rule, RCODE.NXDOMAIN, "<redacted>");
   // The audit line shows the name as printable ASCII only.
   const shownName = question.name.replace(/[^\x21-\x7e]/g, "?");
+  // The bottle's request rate holds for DNS too: past it, queries are refused (and counted in the log), not resolved.
+  if (!state.rate.take()) return deny("rate-limit", RCODE.REFUSED, shownName);
   if (question.qclass !== CLASS_IN) return deny("dns-not-allowed", RCODE.REFUSED, shownName, "query class is not IN");
   const target = question.wellFormed && question.name !== "" ? normalizeHost(question.name) : null;
   if (!target || target.kind !== "name" || !state.policy.nameAllowed(target.host)) {

@@ -7,6 +7,7 @@ import { lookup } from "node:dns/promises";
 import * as net from "node:net";
 import { AuditLog, type AuditSink } from "./audit.ts";
 import { type EgressConfig, EgressConfigError, loadConfig, loadCredentials, loadSecrets, neededCredentials, validateConfig } from "./config.ts";
+import { DEFAULT_DENIAL_BOUNDS, type DenialBounds, DenialAggregator } from "./denials.ts";
 import { Dlp } from "./dlp.ts";
 import { type DnsServers, type DnsState, startDns } from "./dnsServer.ts";
 import { Custody, type CustodyOptions } from "./forward.ts";
@@ -54,6 +55,8 @@ export interface EgressGateOptions {
   routeGateways?: string[];
   /** bottle-splice takes over bulk downloads (in the gate image; absent: Node relays everything). */
   splice?: Splicer | null;
+  /** How denials are counted rather than listed (tests; default DEFAULT_DENIAL_BOUNDS). */
+  denialBounds?: DenialBounds;
 }
 
 const MAX_CLIENTS = 1024;
@@ -64,7 +67,12 @@ export class EgressGate implements GateState {
   dlp: Dlp;
   readonly audit: AuditSink;
   private readonly auditFile: AuditLog | null;
+  private readonly denials: DenialAggregator;
+  private readonly flushEveryMs: number;
+  private flushTimer: ReturnType<typeof setInterval> | null = null;
   readonly rate: RateLimiter;
+  /** DNS queries have a bucket of their own, at the same rate. */
+  private readonly dnsRate: RateLimiter;
   readonly budget: ByteBudget;
   readonly resolve: Resolver;
   readonly connect: UpstreamConnector;
@@ -100,17 +108,23 @@ export class EgressGate implements GateState {
     this.interfaces = options.interfaces ?? systemInterfaces;
     this.dlp = this.buildDlp(config);
     this.rate = new RateLimiter(config.limits.requestsPerMinute);
+    this.dnsRate = new RateLimiter(config.limits.requestsPerMinute);
     this.budget = new ByteBudget(config.limits.bytesOut);
     this.resolve = options.resolve ?? cachingResolver(systemResolver);
     this.connect = options.connect ?? defaultConnector;
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
+    let sink: AuditSink;
     if (options.audit) {
-      this.audit = options.audit;
+      sink = options.audit;
       this.auditFile = null;
     } else {
-      this.auditFile = new AuditLog(config.auditLog, config.bottle);
-      this.audit = this.auditFile;
+      this.auditFile = new AuditLog(config.auditLog, config.bottle, config.limits.maxLogBytes);
+      sink = this.auditFile;
     }
+    // Denials are counted rather than listed once they repeat or flood (denials.ts).
+    this.denials = new DenialAggregator(sink, options.denialBounds);
+    this.flushEveryMs = (options.denialBounds ?? DEFAULT_DENIAL_BOUNDS).intervalMs;
+    this.audit = this.denials;
   }
 
   private buildPolicy(config: EgressConfig): Policy {
@@ -152,6 +166,7 @@ export class EgressGate implements GateState {
       policy: this.policy,
       dlp: this.dlp,
       audit: this.audit,
+      rate: this.dnsRate,
       dnsPort: this.dns[0]?.udpPort ?? this.config.dnsPort,
       address,
     };
@@ -173,6 +188,9 @@ export class EgressGate implements GateState {
 
   /** Binds the proxy, both DNS listeners and custody's, on each listen address only. */
   async start(): Promise<void> {
+    // Counted denials are written when their interval ends, also when nothing else happens.
+    this.flushTimer ??= setInterval(() => this.denials.flush(), this.flushEveryMs);
+    this.flushTimer.unref();
     const { config } = this;
     const addresses = bindAddresses(config.listen, this.interfaces());
     try {
@@ -219,7 +237,7 @@ export class EgressGate implements GateState {
       const policy = this.buildPolicy(config);
       const dlp = this.buildDlp(config);
       // Reopened even when unchanged, so SIGHUP also serves log rotation.
-      this.auditFile?.reopen(config.auditLog, config.bottle);
+      this.auditFile?.reopen(config.auditLog, config.bottle, config.limits.maxLogBytes);
       if (config.listen.join() !== this.config.listen.join() || config.proxyPort !== this.config.proxyPort || config.dnsPort !== this.config.dnsPort) {
         this.logError("egress gate: listen address and ports change only on restart");
       }
@@ -236,6 +254,7 @@ export class EgressGate implements GateState {
       this.policy = policy;
       this.dlp = dlp;
       this.rate.setRate(config.limits.requestsPerMinute);
+      this.dnsRate.setRate(config.limits.requestsPerMinute);
       this.budget.setLimit(config.limits.bytesOut);
       this.config = config;
       return true;
@@ -250,6 +269,9 @@ export class EgressGate implements GateState {
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
     await this.closeListeners();
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    this.flushTimer = null;
+    this.denials.flush();
     this.auditFile?.close();
   }
 

@@ -7,26 +7,32 @@ export class RateLimiter {
   private tokens: number;
   private last: number;
 
+  /** `burst`: how many may be taken at once after a quiet spell (default: a minute's worth). */
   constructor(
     private perMinute: number,
     private readonly now: () => number = () => Date.now(),
+    private readonly burst?: number,
   ) {
-    this.tokens = perMinute;
+    this.tokens = this.capacity;
     this.last = now();
+  }
+
+  private get capacity(): number {
+    return this.burst ?? this.perMinute;
   }
 
   /** Changes the rate (config reload); keeps the tokens already spent. */
   setRate(perMinute: number): void {
     this.refill();
     this.perMinute = perMinute;
-    this.tokens = Math.min(this.tokens, perMinute);
+    this.tokens = Math.min(this.tokens, this.capacity);
   }
 
   private refill(): void {
     const now = this.now();
     const elapsed = Math.max(0, now - this.last);
     this.last = now;
-    this.tokens = Math.min(this.perMinute, this.tokens + (elapsed * this.perMinute) / 60_000);
+    this.tokens = Math.min(this.capacity, this.tokens + (elapsed * this.perMinute) / 60_000);
   }
 
   /** Takes one request; false when over the limit. A rate of 0 means unlimited. */

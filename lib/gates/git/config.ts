@@ -143,11 +143,13 @@ export interface GitGateConfig {
   bottle: string;
   port: number;
   log: string;
+  /** The log and its one rotated generation together (egress.limits.max_log_bytes); 0 = no cap. */
+  maxLogBytes: number;
   mirrors: string;
 }
 
-export function gitGateConfig(bottle: string, port = GIT_DAEMON_PORT): GitGateConfig {
-  return { bottle, port, log: `/var/log/bottle/${GIT_AUDIT_FILE}`, mirrors: GIT_MIRRORS_DIR };
+export function gitGateConfig(bottle: string, maxLogBytes: number, port = GIT_DAEMON_PORT): GitGateConfig {
+  return { bottle, port, log: `/var/log/bottle/${GIT_AUDIT_FILE}`, maxLogBytes, mirrors: GIT_MIRRORS_DIR };
 }
 
 /** /etc/bottle/git/gate.env, sourced by the gate's scripts. */
@@ -156,6 +158,7 @@ export function gateEnvContent(config: GitGateConfig): string {
     `BOTTLE=${shQuote(config.bottle)}`,
     `GIT_PORT=${config.port}`,
     `GIT_LOG=${shQuote(config.log)}`,
+    `GIT_LOG_MAX_BYTES=${config.maxLogBytes}`,
     `GIT_MIRRORS=${shQuote(config.mirrors)}`,
     "",
   ].join("\n");

@@ -94,6 +94,8 @@ export interface SshGateConfig {
   agentPort: number;
   agentSocket: string;
   log: string;
+  /** The log and its one rotated generation together (egress.limits.max_log_bytes); 0 = no cap. */
+  maxLogBytes: number;
   readyFile: string;
   /**
    * Per listed host: where it is, and the login its agent signs — `user`
@@ -113,14 +115,15 @@ export interface SshGateConfig {
  */
 export const SSH_DEFAULT_USER = AGENT_USER;
 
-/** `publicKeys`: each host's identity's public half by host name (sshPublicKeys). */
-export function sshGateConfig(bottle: string, plan: SshPlan, publicKeys: Record<string, string>): SshGateConfig {
+/** `publicKeys`: each host's identity's public half by host name (sshPublicKeys); `maxLogBytes`: the cap of ssh.jsonl. */
+export function sshGateConfig(bottle: string, plan: SshPlan, publicKeys: Record<string, string>, maxLogBytes: number): SshGateConfig {
   return {
     bottle,
     listen: SSH_GATE_HOST,
     agentPort: plan.agentPort,
     agentSocket: `${SSH_RUN_DIR}/agent.sock`,
     log: `/var/log/bottle/${SSH_AUDIT_FILE}`,
+    maxLogBytes,
     readyFile: `${SSH_RUN_DIR}/ready`,
     hosts: plan.hosts.map((host) => ({
       host: host.host,

@@ -8,9 +8,9 @@
  *     through the agent-protocol filter (agent-filter.ts).
  * Every connection and every agent decision is one JSON line in ssh.jsonl.
  */
-import { appendFileSync } from "node:fs";
 import { BlockList, createServer, connect, isIP, type Server, type Socket } from "node:net";
 import { lookup } from "node:dns/promises";
+import { CappedLog } from "../capped-log.ts";
 import { AgentFilter, signPolicy, type AgentDecision, type SignPolicy } from "./agent-filter.ts";
 import type { SshGateConfig } from "./config.ts";
 import { GATE_IDENT, HostKeyCheck, HostKeyError, disconnectPacket, fingerprintOf } from "./hostkey.ts";
@@ -51,6 +51,19 @@ export function printable(text: string): string {
   return escaped.length > MAX_LOGGED_TEXT ? `${escaped.slice(0, MAX_LOGGED_TEXT)}…` : escaped;
 }
 
+/** ssh.jsonl, kept under the bottle's log cap (opened at the first line). */
+function cappedWriter(config: Pick<SshGateConfig, "log" | "maxLogBytes">): (entry: Record<string, unknown>) => void {
+  let file: CappedLog | undefined;
+  return (entry) => {
+    try {
+      file ??= new CappedLog(config.log, config.maxLogBytes);
+      file.append(`${JSON.stringify(entry)}\n`);
+    } catch (error) {
+      process.stderr.write(`ssh gate: cannot write ${config.log}: ${(error as Error).message}\n`);
+    }
+  };
+}
+
 export type Resolve = (host: string) => Promise<string[]>;
 export const systemResolve: Resolve = async (host) => (await lookup(host, { all: true, verbatim: true })).map((entry) => entry.address);
 
@@ -80,15 +93,7 @@ export class SshGate {
     this.resolve = options.resolve ?? systemResolve;
     this.addressAllowed = options.addressAllowed ?? ((address) => !forbiddenAddress(address));
     this.connectAgent = options.connectAgent ?? (() => connect(options.config.agentSocket));
-    this.write =
-      options.log ??
-      ((entry) => {
-        try {
-          appendFileSync(options.config.log, `${JSON.stringify(entry)}\n`, { mode: 0o644 });
-        } catch (error) {
-          process.stderr.write(`ssh gate: cannot write ${options.config.log}: ${(error as Error).message}\n`);
-        }
-      });
+    this.write = options.log ?? cappedWriter(options.config);
   }
 
   private log(entry: Record<string, unknown>): void {

@@ -87,13 +87,14 @@ describeDocker("escape into the gate's or another bottle's files", () => {
   test(
     "8. /proc shows only the bottle's own processes: no gate, no other bottle",
     async () => {
-      // Control: the gate runs node.
-      expect(docker("exec", `${attacker.name}-gate`, "cat", "/proc/1/cmdline")).toContain("egress-gate");
+      // Control: the gate runs node (under its init).
+      expect(docker("exec", `${attacker.name}-gate`, "sh", "-c", "cat /proc/[0-9]*/cmdline")).toContain("egress-gate");
       const out = await attacker.sh(
         "for p in /proc/[0-9]*; do printf '%s %s\\n' \"$(cat $p/comm 2>/dev/null)\" \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\"; done; " +
           "echo PID1=$(tr '\\0' ' ' < /proc/1/cmdline); grep -h -s -o 'VICTIM_TOKEN' /proc/[0-9]*/environ | sed 's/^/ENV-LEAK /'; exit 0",
       );
-      expect(out.stdout).toContain("PID1=sleep infinity");
+      // Docker's init (it reaps orphans) runs the bottle's command.
+      expect(out.stdout).toContain("PID1=/sbin/docker-init -- sleep infinity");
       expect(out.stdout).not.toContain("node");
       expect(out.stdout).not.toContain("egress-gate");
       expect(out.stdout).not.toMatch(/^ENV-LEAK /m);
@@ -101,7 +102,7 @@ describeDocker("escape into the gate's or another bottle's files", () => {
         .split("\n")
         .filter((line) => line && !line.startsWith("PID1="))
         .map((line) => line.split(" ")[0] ?? "");
-      for (const command of commands) expect(["sleep", "sh", "bottle-run", "cat", "tr", "grep", "sed"]).toContain(command);
+      for (const command of commands) expect(["docker-init", "sleep", "sh", "bottle-run", "cat", "tr", "grep", "sed"]).toContain(command);
     },
     TEST_TIMEOUT_MS,
   );

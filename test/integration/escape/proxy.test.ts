@@ -6,7 +6,9 @@ import {
   type World,
   SETUP_TIMEOUT_MS,
   bulkPattern,
+  COUNTED_LINE_MS,
   TEST_TIMEOUT_MS,
+  deniedCount,
   encodings,
   gateResolves,
   startWorld,
@@ -198,7 +200,8 @@ describeDocker("escape through the egress proxy", () => {
   test("1. the audit log and `bottle logs` carry no terminal control characters from a request", async () => {
     // CSI 2J (clear screen), CSI H, OSC 2;title ST — as 8-bit C1 controls in the path of a denied request.
     await attacker.sh("printf 'GET http://denied.test/term\\2332J\\233H\\2352;pwned\\234 HTTP/1.1\\r\\nHost: denied.test\\r\\n\\r\\n' | nc -w 3 gate 3128 >/dev/null");
-    const line = await attacker.waitAudit((l) => l.path?.startsWith("/term") === true);
+    // A repeat of test 1's denial (GET denied.test:80) may be counted, and written when its interval ends.
+    const line = await attacker.waitAudit((l) => l.path?.startsWith("/term") === true, COUNTED_LINE_MS);
     expect(line).toEqual(expect.objectContaining({ host: "denied.test", decision: "deny", rule: "not-allowed" }));
     const plain = await runBottle(attacker.sandbox, ["logs", attacker.name, "--gate", "egress"]);
     const json = await runBottle(attacker.sandbox, ["logs", attacker.name, "--gate", "egress", "--json"]);
@@ -232,10 +235,12 @@ describeDocker("escape through the egress proxy", () => {
     expect(out.stdout).toContain("connect=403");
     expect(out.stdout).not.toContain("rc=0");
 
-    const denied = attacker.audit().filter((l) => l.rule === "ip-literal");
-    // Every spelling is normalised to the dotted address in the audit line.
-    expect(denied.filter((l) => l.method === "GET" && l.path === "/case2").map((l) => l.host)).toEqual(new Array(spellings.length + 1).fill(ip));
-    expect(denied).toContainEqual(expect.objectContaining({ method: "CONNECT", host: ip, port: 443, decision: "deny" }));
+    // Every spelling is normalised to the dotted address in the audit line, so all but the
+    // first are repeats of one denial: counted on one line when their interval ends.
+    const plain = await attacker.waitDenials((l) => l.rule === "ip-literal" && l.method === "GET" && l.path === "/case2", spellings.length + 1);
+    expect(deniedCount(plain)).toBe(spellings.length + 1);
+    expect(plain.map((l) => l.host)).toEqual(new Array(plain.length).fill(ip));
+    expect(attacker.audit().filter((l) => l.rule === "ip-literal")).toContainEqual(expect.objectContaining({ method: "CONNECT", host: ip, port: 443, decision: "deny" }));
     expect(world.events().filter((e) => e.url?.startsWith("/case2"))).toEqual([]);
   }, TEST_TIMEOUT_MS);
 
@@ -408,6 +413,9 @@ describeDocker("escape through the egress proxy", () => {
       expect({ id, result: result.slice(0, 40) }).toEqual({ id, result: expect.stringMatching(/^403 X-Bottle-Egress-Rule: dlp-secret/i) });
       expect(result).toContain("carries what looks like one of this bottle's secrets");
     }
+    // Repeats of one denial (same method, host, port, rule) are counted on one line, written
+    // when their interval ends: waited for first, so the checks below see those lines too.
+    const dlp = await attacker.waitDenials((l) => l.rule === "dlp-secret", cases.size - 1);
     // Neither the 403 bodies, nor the world, nor the audit log hold the secret in any form.
     const forbidden = Object.values(encodings(SECRET));
     const worldLogs = world.logs();
@@ -421,8 +429,7 @@ describeDocker("escape through the egress proxy", () => {
     }
     expect(world.events().filter((e) => e.headers?.["x-case"] === "dlp-attack")).toEqual([]);
     expect(world.events().filter((e) => e.headers?.["x-case"] === "dlp-control")).toHaveLength(1);
-    const dlp = attacker.audit().filter((l) => l.rule === "dlp-secret");
-    expect(dlp).toHaveLength(cases.size - 1);
+    expect(deniedCount(dlp)).toBe(cases.size - 1);
     for (const line of dlp.filter((l) => l.method === "GET")) expect(line.path).toBe("<redacted>");
     expect(dlp).toContainEqual(expect.objectContaining({ host: "<redacted>", decision: "deny" }));
     expect(dlp).toContainEqual(expect.objectContaining({ method: "CONNECT", host: "allowed.test", decision: "deny" }));

@@ -214,4 +214,19 @@ describe("egress.limits", () => {
     expect(error.message).toContain("egress.limits.request_per_minute");
     expect(error.message).toContain("did you mean");
   });
+
+  test("max_log_bytes caps each gate log; a cap too small to hold a log is a positioned error with the fix", () => {
+    const box = sandbox();
+    box.bottle("base", "egress:\n  limits: { max_log_bytes: 1048576 }\n");
+    box.bottle("dev", "extends: base\negress:\n  limits: { requests_per_minute: 60 }\n");
+    expect(resolveBottle("dev", { env: box.env }).egress.limits).toEqual({ maxLogBytes: 1_048_576, requestsPerMinute: 60 });
+    box.bottle("off", "egress:\n  limits: { max_log_bytes: 0 }\n");
+    expect(resolveBottle("off", { env: box.env }).egress.limits).toEqual({ maxLogBytes: 0 });
+    box.bottle("tiny", "egress:\n  limits:\n    max_log_bytes: 4096\n");
+    expect(thrown(() => resolveBottle("tiny", { env: box.env })).message).toContain(
+      "tiny.yaml:3:20: egress.limits.max_log_bytes: 4096 bytes is too small for a gate log — use at least 65536 (64 KiB), or 0 for no cap",
+    );
+    box.bottle("text", "egress:\n  limits:\n    max_log_bytes: 64MiB\n");
+    expect(thrown(() => resolveBottle("text", { env: box.env })).message).toContain("text.yaml:3:20: egress.limits.max_log_bytes: expected a whole number, got text");
+  });
 });

@@ -12,8 +12,9 @@ import {
   encodeResponse,
 } from "../../../../lib/gates/egress/dns.ts";
 import { DNS_TTL, type DnsState, answerDns } from "../../../../lib/gates/egress/dnsServer.ts";
+import { RateLimiter } from "../../../../lib/gates/egress/limits.ts";
 import { Policy } from "../../../../lib/gates/egress/policy.ts";
-import { type TestGate, startGate } from "./helpers.ts";
+import { type TestGate, rawRequest, startGate, udpAsk } from "./helpers.ts";
 
 describe("packet encode/decode", () => {
   test("a query round-trips", () => {
@@ -86,6 +87,7 @@ describe("answerDns", () => {
     policy: new Policy(["api.anthropic.com", "*.example.com", "svc.test:8443", "1.2.3.4", "private.test"], [], ["172.17.0.1"]),
     dlp: new Dlp([]),
     audit: { write: (entry) => audit.push(entry) },
+    rate: new RateLimiter(0),
     dnsPort: 53,
     address: "198.18.4.2",
   };
@@ -120,6 +122,31 @@ describe("answerDns", () => {
 
   test("a responder on an IPv6 address has no A answer to give", async () => {
     expect(await ask("api.anthropic.com", QTYPE.A, { ...state, address: "fd00::2" })).toMatchObject({ rcode: RCODE.NOERROR, answers: [] });
+  });
+
+  test("past the bottle's request rate: REFUSED and a rate-limit line; the bucket refills", async () => {
+    let now = 0;
+    const limited: DnsState = { ...state, rate: new RateLimiter(2, () => now) };
+    audit.length = 0;
+    expect((await ask("api.anthropic.com", QTYPE.A, limited)).rcode).toBe(RCODE.NOERROR);
+    expect((await ask("off.test", QTYPE.A, limited)).rcode).toBe(RCODE.NXDOMAIN);
+    expect((await ask("api.anthropic.com", QTYPE.AAAA, limited)).rcode).toBe(RCODE.REFUSED);
+    expect((await ask("other.test", QTYPE.A, limited)).rcode).toBe(RCODE.REFUSED);
+    expect(audit.map((entry) => [entry.host, entry.rule, entry.qtype])).toEqual([
+      ["off.test", "dns-not-allowed", "A"],
+      ["api.anthropic.com", "rate-limit", "AAAA"],
+      ["other.test", "rate-limit", "A"],
+    ]);
+    now += 30_000;
+    expect((await ask("api.anthropic.com", QTYPE.A, limited)).rcode).toBe(RCODE.NOERROR);
+  });
+
+  test("past the rate, a name carrying a secret is still logged redacted", async () => {
+    const limited: DnsState = { ...state, dlp: new Dlp(["s3cr3t-value-xyz"]), rate: new RateLimiter(1, () => 0) };
+    limited.rate.take();
+    audit.length = 0;
+    await ask("s3cr3t-value-xyz.evil.test", QTYPE.A, limited);
+    expect(audit).toEqual([expect.objectContaining({ host: "<redacted>", rule: "dlp-secret" })]);
   });
 
   test("names off the allowlist: NXDOMAIN, audited", async () => {
@@ -176,21 +203,6 @@ describe("DNS listeners (UDP and TCP)", () => {
     await gate.close();
   });
 
-  const udpAsk = (port: number, packet: Buffer): Promise<Buffer> =>
-    new Promise((resolve, reject) => {
-      const socket = dgram.createSocket("udp4");
-      const timer = setTimeout(() => {
-        socket.close();
-        reject(new Error("udp timeout"));
-      }, 2000);
-      socket.on("message", (message) => {
-        clearTimeout(timer);
-        socket.close();
-        resolve(message);
-      });
-      socket.send(packet, port, "127.0.0.1");
-    });
-
   const tcpAsk = (port: number, packets: Buffer[]): Promise<Buffer[]> =>
     new Promise((resolve, reject) => {
       const socket = net.connect({ host: "127.0.0.1", port });
@@ -244,5 +256,32 @@ describe("DNS listeners (UDP and TCP)", () => {
     socket.close();
     const ok = decodeResponse(await udpAsk(ports.dnsUdp, encodeQuery("allowed.test", QTYPE.A, 9)));
     expect(ok.rcode).toBe(RCODE.NOERROR);
+  });
+});
+
+describe("the gate's DNS rate", () => {
+  test("a bucket of its own at requests_per_minute: past it REFUSED and one counted rate-limit line; the proxy's bucket is untouched", async () => {
+    const gate = await startGate(
+      { allow: ["allowed.test"], limits: { requestsPerMinute: 5, bytesOut: 0, idleTimeoutMs: 10_000, maxTunnelMs: 60_000, maxLogBytes: 0 } },
+      { "allowed.test": ["93.184.216.34"] },
+    );
+    try {
+      const { dnsUdp, proxy } = gate.gate.ports();
+      const rcodes: number[] = [];
+      for (let i = 0; i < 40; i++) rcodes.push(decodeResponse(await udpAsk(dnsUdp, encodeQuery("flood.evil.test", QTYPE.A, i))).rcode);
+      expect(rcodes.slice(0, 5)).toEqual(new Array(5).fill(RCODE.NXDOMAIN));
+      expect(rcodes.slice(5)).toEqual(new Array(35).fill(RCODE.REFUSED));
+      // The proxy still has its whole minute's worth.
+      for (let i = 0; i < 5; i++) expect(await rawRequest(proxy, "GET http://denied.test/ HTTP/1.1\r\nHost: denied.test\r\n\r\n")).toContain("X-Bottle-Egress-Rule: not-allowed");
+      await gate.gate.close();
+      const limited = gate.audit().filter((line) => line.rule === "rate-limit");
+      expect(limited.map((line) => [line.method, line.host])).toEqual([
+        ["DNS", "flood.evil.test"],
+        ["DNS", "flood.evil.test"],
+      ]);
+      expect(limited.reduce((sum, line) => sum + (line.count ?? 1), 0)).toBe(35);
+    } finally {
+      await gate.close();
+    }
   });
 });

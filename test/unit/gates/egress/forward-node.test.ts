@@ -61,7 +61,7 @@ describe.skipIf(!node || !openssl)("credential custody in the bundled gate under
       allow: [`localhost:${upstreamPort}`],
       allowPrivate: ["127.0.0.1/32", "::1/128"],
       auditLog,
-      limits: { requestsPerMinute: 100, bytesOut: 0, idleTimeoutMs: 5000, maxTunnelMs: 60_000 },
+      limits: { requestsPerMinute: 100, bytesOut: 0, idleTimeoutMs: 5000, maxTunnelMs: 60_000, maxLogBytes: 0 },
       hostAddresses: [],
       credentialsFile: credentials,
       tlsDir: join(dir, "tls"),

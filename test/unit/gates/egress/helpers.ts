@@ -5,6 +5,7 @@
  * address.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as dgram from "node:dgram";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -160,7 +161,7 @@ export function baseConfig(dir: string, overrides: Partial<EgressConfig> = {}): 
     allow: [],
     allowPrivate: [],
     auditLog: join(dir, "audit.jsonl"),
-    limits: { requestsPerMinute: 0, bytesOut: 0, idleTimeoutMs: 10_000, maxTunnelMs: 60_000 },
+    limits: { requestsPerMinute: 0, bytesOut: 0, idleTimeoutMs: 10_000, maxTunnelMs: 60_000, maxLogBytes: 0 },
     hostAddresses: [],
     ...overrides,
   };
@@ -226,6 +227,23 @@ export function readAudit(path: string): AuditRecord[] {
     .split("\n")
     .filter((line) => line.trim() !== "")
     .map((line) => JSON.parse(line) as AuditRecord);
+}
+
+/** One DNS query over UDP to the gate; its answer. */
+export function udpAsk(port: number, packet: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket("udp4");
+    const timer = setTimeout(() => {
+      socket.close();
+      reject(new Error("udp timeout"));
+    }, 2000);
+    socket.on("message", (message) => {
+      clearTimeout(timer);
+      socket.close();
+      resolve(message);
+    });
+    socket.send(packet, port, "127.0.0.1");
+  });
 }
 
 /** Sends raw bytes to the proxy and collects everything until the proxy closes (or `timeoutMs`). */

@@ -159,18 +159,24 @@ describe("the gate's files", () => {
     expect(assets.gitPreReceive).toContain("@@REMOTE@@");
   });
 
-  test.skipIf(!has("bash"))("the gate config: bottle name, port, log and mirrors, shell-quoted", async () => {
-    const config = gitGateConfig("bottle-dev");
-    expect(config).toEqual({ bottle: "bottle-dev", port: 9418, log: "/var/log/bottle/git.jsonl", mirrors: "/var/lib/bottle/git" });
+  test.skipIf(!has("bash"))("the gate config: bottle name, port, log, its cap and mirrors, shell-quoted", async () => {
+    const config = gitGateConfig("bottle-dev", 65536);
+    expect(config).toEqual({ bottle: "bottle-dev", port: 9418, log: "/var/log/bottle/git.jsonl", maxLogBytes: 65536, mirrors: "/var/lib/bottle/git" });
     const dir = tempDir();
     writeFileSync(join(dir, "gate.env"), gateEnvContent(config));
     writeFileSync(join(dir, "remote.env"), remoteEnvContent(remote));
-    const out = await realExec.run(["bash", "-c", '. "$1/gate.env"; . "$1/remote.env"; printf "%s|%s|%s|%s|%s|%s" "$BOTTLE" "$GIT_PORT" "$GIT_LOG" "$GIT_MIRRORS" "$REMOTE" "$UPSTREAM"', "bash", dir]);
-    expect(out.stdout).toBe("bottle-dev|9418|/var/log/bottle/git.jsonl|/var/lib/bottle/git|origin|git@github.com:org/it's.git");
+    const out = await realExec.run([
+      "bash",
+      "-c",
+      '. "$1/gate.env"; . "$1/remote.env"; printf "%s|%s|%s|%s|%s|%s|%s" "$BOTTLE" "$GIT_PORT" "$GIT_LOG" "$GIT_LOG_MAX_BYTES" "$GIT_MIRRORS" "$REMOTE" "$UPSTREAM"',
+      "bash",
+      dir,
+    ]);
+    expect(out.stdout).toBe("bottle-dev|9418|/var/log/bottle/git.jsonl|65536|/var/lib/bottle/git|origin|git@github.com:org/it's.git");
   });
 
   test("entries: root-only dir, key and known_hosts 0600, hooks rendered per remote", () => {
-    const entries = gitGateEntries(gitGateConfig("bottle-dev"), [remote, { ...remote, name: "docs", upstream: "ssh://git@h.test:2222/docs.git", knownHostKey: HOST_KEY }]);
+    const entries = gitGateEntries(gitGateConfig("bottle-dev", 0), [remote, { ...remote, name: "docs", upstream: "ssh://git@h.test:2222/docs.git", knownHostKey: HOST_KEY }]);
     const byPath = new Map(entries.map((entry) => [entry.path, entry]));
     for (const entry of entries) {
       expect(entry.uid).toBe(0);
@@ -192,8 +198,8 @@ describe("the gate's files", () => {
   });
 
   test("no remotes, no git gate; a remote name that could escape its dir is refused", () => {
-    expect(gitGateEntries(gitGateConfig("b"), [])).toEqual([]);
-    expect(() => gitGateEntries(gitGateConfig("b"), [{ ...remote, name: "../x" }])).toThrow("invalid git remote name");
+    expect(gitGateEntries(gitGateConfig("b", 0), [])).toEqual([]);
+    expect(() => gitGateEntries(gitGateConfig("b", 0), [{ ...remote, name: "../x" }])).toThrow("invalid git remote name");
   });
 
   test("the gitleaks rules keep every default rule but no global path allowlist", () => {

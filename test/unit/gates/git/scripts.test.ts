@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { assets } from "../../../../lib/assets.ts";
 import { realExec } from "../../../../lib/exec.ts";
@@ -17,11 +17,11 @@ afterAll(cleanupTempDirs);
 const hasTools = ["bash", "jq", "git"].every((tool) => Bun.which(tool) !== null);
 
 /** A gate dir on the host: lib.sh pointed at it, gate.env, and a fake gitleaks first on its PATH. */
-function fakeGate(fakeGitleaks: string): { dir: string; run: (script: string, env?: Record<string, string>) => Promise<{ exitCode: number; stdout: string; stderr: string }> } {
+function fakeGate(fakeGitleaks: string, maxLogBytes = 0): { dir: string; run: (script: string, env?: Record<string, string>) => Promise<{ exitCode: number; stdout: string; stderr: string }> } {
   const dir = tempDir("bottle-git-gate-");
   mkdirSync(join(dir, "bin"));
   writeFileSync(join(dir, "lib.sh"), assets.gitLib.replace("GIT_GATE_DIR=/etc/bottle/git", `GIT_GATE_DIR=${dir}`));
-  writeFileSync(join(dir, "gate.env"), gateEnvContent({ bottle: "bottle-unit", port: 9418, log: join(dir, "git.jsonl"), mirrors: join(dir, "mirrors") }));
+  writeFileSync(join(dir, "gate.env"), gateEnvContent({ bottle: "bottle-unit", port: 9418, log: join(dir, "git.jsonl"), maxLogBytes, mirrors: join(dir, "mirrors") }));
   writeFileSync(join(dir, "bin", "gitleaks"), `#!/bin/bash\n${fakeGitleaks}\n`);
   chmodSync(join(dir, "bin", "gitleaks"), 0o755);
   return {
@@ -98,6 +98,31 @@ describe.skipIf(!hasTools)("the gate's helpers", () => {
     const line = JSON.parse(readFileSync(join(gate.dir, "git.jsonl"), "utf8").trim());
     expect(line).toMatchObject({ bottle: "bottle-unit", remote: "origin", event: "scan", ref: "refs/heads/main", detail: 'a "quoted" = value', commits: 3, findings: [{ rule: "x" }] });
     expect(line.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  });
+
+  test("log_event keeps git.jsonl and its one rotated generation under GIT_LOG_MAX_BYTES, also with concurrent writers", async () => {
+    const cap = 8192;
+    const gate = fakeGate("exit 0", cap);
+    // 4 hooks at once, 30 events each: ~16 KB of lines in all.
+    const out = await gate.run(`REMOTE=origin; for w in 1 2 3 4; do (for i in $(seq 30); do log_event event=fetch service=upload-pack decision=deny detail="w$w-$i"; done) & done; wait`);
+    expect(out.stderr).toBe("");
+    const log = join(gate.dir, "git.jsonl");
+    const [current, rotated] = [statSync(log).size, statSync(`${log}.1`).size];
+    expect(current + rotated).toBeLessThanOrEqual(cap);
+    expect(Math.max(current, rotated)).toBeLessThanOrEqual(cap / 2);
+    // Whole lines only, the newest kept.
+    const lines = [`${log}.1`, log].flatMap((path) => readFileSync(path, "utf8").trim().split("\n")).map((line) => JSON.parse(line));
+    expect(lines.length).toBeGreaterThan(20);
+    for (let w = 1; w <= 4; w++) expect(lines.map((line) => line.detail)).toContain(`w${w}-30`);
+  }, 20_000);
+
+  test("a line too long for the cap keeps its decision and drops its lists", async () => {
+    const gate = fakeGate("exit 0", 65536);
+    const findings = JSON.stringify(Array.from({ length: 800 }, (_, i) => ({ file: `f${i}.env`, line: i, rule: "generic-api-key", commit: "c".repeat(40) })));
+    await gate.run(`REMOTE=origin; log_event event=scan ref=refs/heads/main decision=deny commits=json:3 findings=json:"$F"`, { F: findings });
+    const text = readFileSync(join(gate.dir, "git.jsonl"), "utf8");
+    expect(text.length).toBeLessThan(1024);
+    expect(JSON.parse(text)).toMatchObject({ event: "scan", ref: "refs/heads/main", decision: "deny", commits: 3, detail: "too long for the log cap: lists left out" });
   });
 
   test("load_remote accepts configured names only", async () => {

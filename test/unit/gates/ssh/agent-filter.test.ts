@@ -280,6 +280,7 @@ describe.skipIf(!hasOpenSsh)("the real ssh-agent behind the gate's agent port", 
       agentPort: 0,
       agentSocket,
       log: join(dir, "ssh.jsonl"),
+      maxLogBytes: 0,
       readyFile: join(dir, "ready"),
       hosts: [{ host: "listed.test", port: 22, listenPort: 0, hostKey: publicKey, user: "deploy", key: publicKey }],
     };

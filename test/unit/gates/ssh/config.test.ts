@@ -83,15 +83,16 @@ describe("the plan", () => {
 });
 
 describe("the gate's files", () => {
-  const config = sshGateConfig("bottle-x", plan, { "build.example.test": OTHER_KEY });
+  const config = sshGateConfig("bottle-x", plan, { "build.example.test": OTHER_KEY }, 65536);
 
-  test("the config lists exactly the hosts with their ports, pinned keys and the login each may sign, the log and the agent socket", () => {
+  test("the config lists exactly the hosts with their ports, pinned keys and the login each may sign, the log and its cap, and the agent socket", () => {
     expect(config).toEqual({
       bottle: "bottle-x",
       listen: "gate",
       agentPort: 2199,
       agentSocket: "/run/bottle-ssh/agent.sock",
       log: "/var/log/bottle/ssh.jsonl",
+      maxLogBytes: 65536,
       readyFile: "/run/bottle-ssh/ready",
       hosts: [
         { host: "build.example.test", port: 22, listenPort: 2200, hostKey: HOST_KEY, user: "deploy", key: OTHER_KEY },
@@ -124,7 +125,7 @@ describe("the gate's files", () => {
   });
 
   test("no hosts, no files; keys out of step with the hosts are a bug", () => {
-    expect(sshGateEntries(sshGateConfig("b", sshPlan([]), {}), [])).toEqual([]);
+    expect(sshGateEntries(sshGateConfig("b", sshPlan([]), {}, 0), [])).toEqual([]);
     expect(() => sshGateEntries(config, [{ host: "10.1.2.3", identity: "x" }, { host: "build.example.test", identity: "y" }])).toThrow();
   });
 

@@ -190,6 +190,7 @@ describe.skipIf(!hasSsh)("the real ssh client through the forwarder", () => {
       agentPort: 0,
       agentSocket: join(dir, "none.sock"),
       log: join(dir, "ssh.jsonl"),
+      maxLogBytes: 0,
       readyFile: join(dir, "ready"),
       hosts: [{ host: "listed.test", port: upstream.port, listenPort: 0, hostKey: PINNED_TEXT, user: "deploy" }],
     };
@@ -237,6 +238,7 @@ describe.skipIf(!hasSsh)("the real ssh client through the forwarder", () => {
       agentPort: 0,
       agentSocket: join(dir, "none.sock"),
       log: join(dir, "ssh.jsonl"),
+      maxLogBytes: 0,
       readyFile: join(dir, "ready"),
       hosts: [{ host: "rebound.test", port: 22, listenPort: 0, hostKey: PINNED_TEXT, user: "deploy" }],
     };
