@@ -9,7 +9,7 @@
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { gateConfigStream } from "../lib/backends/docker.ts";
+import { gateConfigStream } from "../lib/backends/gate.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const BIN = join(ROOT, "dist", "bottle");

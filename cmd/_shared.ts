@@ -1,4 +1,5 @@
 import type { ArgsDef, CommandDef } from "citty";
+import { BACKEND_NAMES } from "../lib/backends/names.ts";
 
 /** Flags several commands share; spread into each command's `args`. */
 
@@ -11,7 +12,7 @@ export const yesArgs = {
 } as const satisfies ArgsDef;
 
 export const backendArgs = {
-  backend: { type: "string", description: "Where bottles run: docker | smolmachines (default: $BOTTLE_BACKEND or docker)" },
+  backend: { type: "string", description: `Where bottles run: ${BACKEND_NAMES.join(" | ")} (default: $BOTTLE_BACKEND, the bottle's backend:, or docker)` },
 } as const satisfies ArgsDef;
 
 /**

@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import { realExec } from "../lib/exec.ts";
-import { showLogs } from "../lib/lifecycle.ts";
+import { showLogs } from "../lib/logs.ts";
 import { jsonArgs } from "./_shared.ts";
 
 export default defineCommand({

@@ -3,7 +3,8 @@ import { BottleError } from "../lib/errors.ts";
 import { realExec } from "../lib/exec.ts";
 import { log } from "../lib/log.ts";
 import { formatPreflight } from "../lib/preflight.ts";
-import { planUp, runUp, type UpOptions } from "../lib/up.ts";
+import { planUp, type UpOptions } from "../lib/launch/plan.ts";
+import { runUp } from "../lib/launch/run.ts";
 import { backendArgs, cli, jsonArgs, printJson, yesArgs } from "./_shared.ts";
 
 export default defineCommand({
@@ -32,13 +33,13 @@ export default defineCommand({
       env: process.env,
       dryRun: Boolean(args["dry-run"]),
     };
-    const prepared = await planUp(realExec, options);
+    const planned = await planUp(realExec, options);
     if (args["dry-run"]) {
-      if (args.json) printJson(prepared.plan);
-      else process.stdout.write(`${formatPreflight(prepared.plan, prepared.missingImages)}\n`);
+      if (args.json) printJson(planned.plan);
+      else process.stdout.write(`${formatPreflight(planned.plan, planned.images.missing)}\n`);
       return;
     }
-    process.stderr.write(`${formatPreflight(prepared.plan, prepared.missingImages)}\n`);
+    process.stderr.write(`${formatPreflight(planned.plan, planned.images.missing)}\n`);
     if (!args.yes) {
       if (!process.stdin.isTTY)
         throw new BottleError("no terminal to confirm the launch", { fix: "pass --yes to launch without asking (or --dry-run to only see the plan)" });
@@ -49,6 +50,6 @@ export default defineCommand({
         return;
       }
     }
-    process.exitCode = await runUp(prepared, options);
+    process.exitCode = await runUp(planned, options);
   },
 });

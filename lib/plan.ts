@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { BACKEND_NAMES } from "./backends/names.ts";
 import { CustodyPlanSchema } from "./gates/custody/plan.ts";
 import { WorkspaceGitSchema } from "./git/workspace-git.ts";
 
@@ -13,7 +14,7 @@ const ImageSchema = v.object({ kind: v.string(), tag: v.string(), hash: v.string
 export const PlanSchema = v.object({
   version: v.literal(1),
   name: v.string(),
-  backend: v.picklist(["docker", "smolmachines"]),
+  backend: v.picklist(BACKEND_NAMES),
   agent: v.object({
     name: v.string(),
     source: v.string(),

@@ -1,6 +1,13 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { AGENT_HOME } from "./agent-user.ts";
+import { AGENT_HOME, AGENT_USER } from "./agent-user.ts";
+import type { BottleHandle, GateAddresses } from "./backends/types.ts";
+import { bottleTrust } from "./gates/custody/index.ts";
+import { startAgentRelay } from "./gates/ssh/host.ts";
+import type { HostRepo } from "./git/host-repo.ts";
+import { workspaceGitEntries } from "./git/workspace-git.ts";
+import { createTar } from "./tar.ts";
+import { recordWorkspaceRefs } from "./workspace.ts";
 import { insteadOfConfig } from "./gates/git/config.ts";
 import { sshBottleEntries } from "./gates/ssh/config.ts";
 import type { Plan } from "./plan.ts";
@@ -109,11 +116,43 @@ export function workspaceEntries(hostDir: string, uid: number, gid: number): Tar
   return entries.map((entry) => ({ ...entry, path: entry.path, mode: entry.type === "dir" ? 0o755 : entry.mode }));
 }
 
-/** The argv that runs inside the bottle: Claude Code by default, or the user's command. */
-export function agentCommand(plan: Plan, passthrough: string[]): string[] {
-  if (passthrough.length) return ["bottle-run", ...passthrough];
-  const argv = ["bottle-run", "claude", "--dangerously-skip-permissions"];
-  if (plan.agent.hasPrompt) argv.push("--append-system-prompt-file", PROMPT_PATH);
-  if (plan.agent.model) argv.push("--model", plan.agent.model);
-  return argv;
+/** The container's /etc/passwd plus a line for the agent's uid when it is not the image's 1000. */
+export async function passwdEntries(bottle: BottleHandle, plan: Plan): Promise<TarEntry[]> {
+  const { uid, gid } = plan.workspace.user;
+  if (uid === 1000) return [];
+  // Both files in one exec (each exec is ~80 ms on the launch path), a NUL between them.
+  const both = await bottle.exec(["sh", "-c", "cat /etc/passwd; printf '\\000'; cat /etc/group"]);
+  const [passwd = "", group = ""] = both.stdout.split("\0");
+  const withoutAgent = (text: string) =>
+    text
+      .split("\n")
+      .filter((line) => line && !line.startsWith(`${AGENT_USER}:`))
+      .join("\n");
+  return [
+    { path: "etc/passwd", content: `${withoutAgent(passwd)}\n${AGENT_USER}:x:${uid}:${gid}::${AGENT_HOME}:/bin/bash\n`, mode: 0o644, uid: 0, gid: 0 },
+    { path: "etc/group", content: `${withoutAgent(group)}\n${AGENT_USER}:x:${gid}:\n`, mode: 0o644, uid: 0, gid: 0 },
+  ];
+}
+
+export interface BottleInputs extends Omit<ProvisionInput, "plan"> {
+  /** mount: the host repository the private git dir is made from. */
+  workspaceRepo?: HostRepo;
+}
+
+/**
+ * The bottle's files in one archive — passwd, the gate's CA (credential
+ * routes only: the gate makes it as it starts, so that waits for `gate`, the
+ * gate's readiness), env, prompt, skills, a copied workspace or a mounted
+ * one's private git dir — then the SSH agent relay.
+ */
+export async function provisionBottle(bottle: BottleHandle, plan: Plan, gate: Promise<GateAddresses>, inputs: BottleInputs): Promise<void> {
+  const [passwd, trust] = await Promise.all([passwdEntries(bottle, plan), bottleTrust(bottle, plan, () => gate.then((g) => g.ca))]);
+  const { workspaceRepo, ...input } = inputs;
+  const entries = [...passwd, ...trust.entries, ...provisionEntries({ ...input, plan, envValues: { ...input.envValues, ...trust.env } })];
+  const { mode, hostPath, user, git, containerPath } = plan.workspace;
+  if (mode === "copy" && hostPath) entries.push(...workspaceEntries(hostPath, user.uid, user.gid));
+  if (git) entries.push(...workspaceGitEntries(git, workspaceRepo, containerPath, user.uid, user.gid));
+  await bottle.copyIn("/", createTar(entries));
+  await startAgentRelay(bottle, plan);
+  if (mode === "copy") await recordWorkspaceRefs(bottle);
 }

@@ -1,4 +1,4 @@
-import type { Docker } from "./docker.ts";
+import type { BottleHandle } from "./backends/types.ts";
 import { BottleError } from "./errors.ts";
 import type { Plan } from "./plan.ts";
 
@@ -59,12 +59,12 @@ export function selfTestProblems(output: string): string[] {
 }
 
 /** `gateEgressIp`: give it once the gate is ready; the script waits for it inside the bottle. */
-export async function verifyEgressPolicy(docker: Docker, plan: Plan, gateEgressIp: string | Promise<string>): Promise<void> {
+export async function verifyEgressPolicy(bottle: BottleHandle, plan: Plan, gateEgressIp: string | Promise<string>): Promise<void> {
   const { uid, gid } = plan.workspace.user;
   const address = Promise.resolve(gateEgressIp).then(egressAddressLine);
   // A gate that fails to start rejects it: the script then reads no address (GATE-DOWN).
   address.catch(() => undefined);
-  const out = await docker.execIn(plan.containers.bottle, ["sh", "-c", selfTestScript(plan)], {
+  const out = await bottle.exec(["sh", "-c", selfTestScript(plan)], {
     stdin: address,
     user: `${uid}:${gid}`,
     check: false,

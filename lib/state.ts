@@ -99,3 +99,11 @@ export function processAlive(pid: number): boolean {
 export function auditLogPath(name: string, gate: string): string {
   return join(bottleStateDir(name), "logs", `${gate}.jsonl`);
 }
+
+/** Is a launch's owner gone (SIGKILLed) while its objects remain, or a detached bottle no longer running? */
+export function isOrphan(name: string, running: boolean): boolean {
+  const owner = readOwner(name);
+  if (!owner) return true;
+  if (owner.detach) return !running;
+  return !processAlive(owner.pid);
+}

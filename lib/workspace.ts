@@ -1,6 +1,6 @@
 import { mkdirSync, realpathSync, statSync } from "node:fs";
 import { join, sep } from "node:path";
-import type { Docker } from "./docker.ts";
+import type { BottleHandle } from "./backends/types.ts";
 import { BottleError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
 import type { HostRepo } from "./git/host-repo.ts";
@@ -67,8 +67,8 @@ ls "$out"
 `;
 
 /** Record the refs the copy started from, so teardown saves only when something changed. */
-export async function recordWorkspaceRefs(docker: Docker, plan: Plan): Promise<void> {
-  await docker.execIn(plan.containers.bottle, ["sh", "-c", "cd /workspace && git for-each-ref --format='%(objectname) %(refname)' > /run/bottle/workspace-refs 2>/dev/null || true"], {
+export async function recordWorkspaceRefs(bottle: BottleHandle): Promise<void> {
+  await bottle.exec(["sh", "-c", "cd /workspace && git for-each-ref --format='%(objectname) %(refname)' > /run/bottle/workspace-refs 2>/dev/null || true"], {
     check: false,
   });
 }
@@ -78,13 +78,13 @@ export async function recordWorkspaceRefs(docker: Docker, plan: Plan): Promise<v
  * uncommitted changes (patch) to the host. Returns the dir, or undefined when
  * there was nothing new.
  */
-export async function saveCopiedWork(docker: Docker, plan: Plan): Promise<string | undefined> {
-  const listed = await docker.execIn(plan.containers.bottle, ["sh", "-c", SAVE_SCRIPT], { check: false });
+export async function saveCopiedWork(bottle: BottleHandle, plan: Plan): Promise<string | undefined> {
+  const listed = await bottle.exec(["sh", "-c", SAVE_SCRIPT], { check: false });
   const files = listed.stdout.split("\n").filter(Boolean);
   if (listed.exitCode !== 0 || files.length === 0) return undefined;
   const target = savedWorkDir(plan.name);
   mkdirSync(target, { recursive: true });
-  await docker.cp(`${plan.containers.bottle}:/tmp/bottle-save/.`, target);
+  await bottle.copyOut("/tmp/bottle-save/.", target);
   log.info(`saved work from ${plan.name}: ${files.join(", ")} in ${target}`);
   return target;
 }

@@ -1,4 +1,5 @@
 import type { CommandDef } from "citty";
+import { BACKEND_NAMES } from "../backends/names.ts";
 import { allCommands, commandNode, type CommandNode } from "./tree.ts";
 
 /**
@@ -64,7 +65,7 @@ export const VALUE_HINTS: Record<string, ValueHint> = {
   "logs.gate": { kind: "choices", choices: ["egress", "git", "ssh"] },
   "completion.shell": { kind: "choices", choices: [...SHELLS] },
   "update.target": { kind: "file" },
-  backend: { kind: "choices", choices: ["docker", "smolmachines"] },
+  backend: { kind: "choices", choices: [...BACKEND_NAMES] },
   workspace: { kind: "dir" },
 };
 

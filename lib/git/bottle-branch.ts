@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Docker } from "../docker.ts";
+import type { BottleHandle } from "../backends/types.ts";
 import type { Exec } from "../exec.ts";
 import { log } from "../log.ts";
 import type { Plan } from "../plan.ts";
@@ -77,13 +77,12 @@ async function chooseBranch(exec: Exec, repo: string, base: string, commit: stri
  * nothing new (or no repository); throws when the bundle cannot be made or
  * fetched.
  */
-export async function bringBackCommits(docker: Docker, plan: Plan): Promise<BroughtBack | undefined> {
+export async function bringBackCommits(bottle: BottleHandle, exec: Exec, plan: Plan): Promise<BroughtBack | undefined> {
   const repo = plan.workspace.git?.repo;
   if (plan.workspace.mode !== "mount" || !repo) return undefined;
-  const exec = docker.exec;
   const { uid, gid } = plan.workspace.user;
   const asAgent = { user: `${uid}:${gid}`, workdir: plan.workspace.containerPath, check: false } as const;
-  const head = await docker.execIn(plan.containers.bottle, ["git", "rev-parse", "-q", "--verify", "HEAD^{commit}"], asAgent);
+  const head = await bottle.exec(["git", "rev-parse", "-q", "--verify", "HEAD^{commit}"], asAgent);
   const commit = head.stdout.trim();
   if (head.exitCode !== 0 || !/^[0-9a-f]{40,64}$/.test(commit)) return undefined;
   const tips = await hostTips(exec, repo);
@@ -91,7 +90,7 @@ export async function bringBackCommits(docker: Docker, plan: Plan): Promise<Brou
   const dir = mkdtempSync(join(tmpdir(), "bottle-bundle-"));
   const file = join(dir, "work.bundle");
   try {
-    const made = await docker.execIn(plan.containers.bottle, ["git", "bundle", "create", "-", "--stdin"], {
+    const made = await bottle.exec(["git", "bundle", "create", "-", "--stdin"], {
       ...asAgent,
       stdin: revLines("HEAD", tips),
       stdoutFile: file,
@@ -117,9 +116,9 @@ export async function bringBackCommits(docker: Docker, plan: Plan): Promise<Brou
 }
 
 /** At teardown: bring the commits back and say where they are; a failure is a warning (the bottle is going away either way). */
-export async function bringBackOnTeardown(docker: Docker, plan: Plan): Promise<BroughtBack | undefined> {
+export async function bringBackOnTeardown(bottle: BottleHandle, exec: Exec, plan: Plan): Promise<BroughtBack | undefined> {
   try {
-    const brought = await bringBackCommits(docker, plan);
+    const brought = await bringBackCommits(bottle, exec, plan);
     if (brought) log.info(`${plan.name}'s commits are on branch ${brought.branch} (${brought.commits} new): git log ${brought.branch}`);
     return brought;
   } catch (error) {

@@ -37,6 +37,3 @@ export const DEFAULT_EGRESS_LIMITS: Readonly<Required<EgressLimitOverrides>> = O
   // Each gate log with its one rotated generation; a flood of denials cannot fill the host's disk.
   maxLogBytes: 64 * 1024 ** 2,
 });
-
-/** Below this a log would keep too few lines to be of use. */
-export const MIN_LOG_BYTES = 64 * 1024;

@@ -12,7 +12,7 @@ import {
   upstreamProblem,
   upstreamUrlProblem,
 } from "./hosts.ts";
-import { MIN_LOG_BYTES } from "./limits.ts";
+import { BACKEND_NAMES } from "../backends/names.ts";
 
 /**
  * The valibot schemas of bottle and agent manifests. They are the single
@@ -245,6 +245,9 @@ function wholeNumber(description: string) {
   );
 }
 
+/** Below this a gate log would keep too few lines to be of use. */
+export const MIN_LOG_BYTES = 64 * 1024;
+
 const limitsSchema = strict({
   requests_per_minute: v.optional(wholeNumber("Requests (plain HTTP and CONNECT) per minute for the whole bottle; 0 = no limit")),
   bytes_out: v.optional(wholeNumber("Total bytes the bottle may send out; 0 = no limit")),
@@ -323,7 +326,7 @@ export const bottleSchema = v.pipe(
     image: v.optional(strict({ dockerfile: path("A Dockerfile to build the bottle image from") })),
     backend: v.optional(
       v.pipe(
-        v.picklist(["docker", "smolmachines"], (issue) => `expected docker or smolmachines, got ${quoteIfText(issue.input)}`),
+        v.picklist(BACKEND_NAMES, (issue) => `expected ${BACKEND_NAMES.join(" or ")}, got ${quoteIfText(issue.input)}`),
         v.description("Where this bottle runs (overridden by --backend / BOTTLE_BACKEND)"),
       ),
     ),

@@ -1,5 +1,6 @@
 import type { EnvSource } from "./env-value.ts";
 import type { Position } from "./yaml-positions.ts";
+import type { BackendName } from "../backends/names.ts";
 
 export type { EnvSource };
 
@@ -60,7 +61,7 @@ export interface ResolvedBottle {
   caCerts: string[];
   /** Absolute path. */
   image?: { dockerfile: string };
-  backend?: "docker" | "smolmachines";
+  backend?: BackendName;
   /**
    * Which file each value came from, keyed by field: `workspace`, `image`,
    * `backend`, `git.user.name`, `git.user.email`, `git.remotes.<name>`,

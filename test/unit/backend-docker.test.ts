@@ -1,16 +1,11 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "bun:test";
-import {
-  bottleContainerSpec,
-  bottleLabels,
-  gateAddresses,
-  gateConfigStream,
-  gateContainerSpec,
-  isNameConflict,
-  listBottleObjects,
-  passwdEntries,
-} from "../../lib/backends/docker.ts";
+import { bottleContainerSpec } from "../../lib/backends/docker/container.ts";
+import { containerHandle } from "../../lib/backends/docker/handle.ts";
+import { gateAddresses, gateConfigStream, gateContainerSpec } from "../../lib/backends/gate.ts";
+import { bottleLabels, isNameConflict, listBottleObjects } from "../../lib/backends/objects.ts";
+import { passwdEntries } from "../../lib/provision.ts";
 import { Docker } from "../../lib/docker.ts";
 import { EGRESS_READY_LINE, egressReadyLine, readyLineAddresses, readyLineCa } from "../../lib/gates/egress/config.ts";
 import { recordingExec } from "../helpers/exec.ts";
@@ -144,7 +139,7 @@ describe("the agent's passwd and group lines", () => {
   test("for a uid other than the image's 1000: both files read in one exec, the agent's lines replaced", async () => {
     const exec = recordingExec(() => ({ stdout: "root:x:0:0:root:/root:/bin/bash\nagent:x:1000:1000::/home/agent:/bin/bash\n\0root:x:0:\nagent:x:1000:\n" }));
     const plan = makePlan({ workspace: { mode: "mount", hostPath: "/home/u/p", user: { uid: 501, gid: 20 } } });
-    const entries = await passwdEntries(new Docker(exec, "docker"), plan);
+    const entries = await passwdEntries(containerHandle(new Docker(exec, "docker"), plan.containers.bottle), plan);
     expect(exec.calls).toHaveLength(1);
     expect(exec.calls[0]!.argv.slice(0, 2)).toEqual(["docker", "exec"]);
     expect(entries.map((entry) => [entry.path, entry.content])).toEqual([
@@ -155,7 +150,8 @@ describe("the agent's passwd and group lines", () => {
 
   test("the image's own uid needs nothing", async () => {
     const exec = recordingExec();
-    expect(await passwdEntries(new Docker(exec, "docker"), makePlan({ workspace: { mode: "mount", hostPath: "/p", user: { uid: 1000, gid: 1000 } } }))).toEqual([]);
+    const plan = makePlan({ workspace: { mode: "mount", hostPath: "/p", user: { uid: 1000, gid: 1000 } } });
+    expect(await passwdEntries(containerHandle(new Docker(exec, "docker"), plan.containers.bottle), plan)).toEqual([]);
     expect(exec.calls).toHaveLength(0);
   });
 });

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, expect, test } from "bun:test";
 import { appendFileSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { followFile } from "../../lib/lifecycle.ts";
+import { followFile } from "../../lib/logs.ts";
 import { cleanupTempDirs, tempDir } from "../helpers/unit.ts";
 
 afterAll(cleanupTempDirs);

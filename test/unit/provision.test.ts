@@ -2,10 +2,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { realExec } from "../../lib/exec.ts";
+import { agentCommand } from "../../lib/session.ts";
 import { parsePlan } from "../../lib/plan.ts";
 import {
   AGENT_HOME,
-  agentCommand,
   claudeState,
   ENV_FILE,
   envFileContent,

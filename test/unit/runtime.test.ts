@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { Docker } from "../../lib/docker.ts";
 import { recordingExec } from "../helpers/exec.ts";
-import { chooseRuntime } from "../../lib/runtime.ts";
+import { chooseRuntime } from "../../lib/backends/docker/runtime.ts";
 
 function dockerWith(runtimes: string[], probeExit: number) {
   const exec = recordingExec((argv) => {

@@ -1,5 +1,5 @@
-import type { Docker } from "./docker.ts";
-import { log } from "./log.ts";
+import type { Docker } from "../../docker.ts";
+import { log } from "../../log.ts";
 
 /**
  * runsc when gVisor is registered and, given `probeImage`, a probe container

@@ -2,98 +2,65 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Docker, type ExecInContainer } from "../../docker.ts";
+import type { ExecInContainer } from "../../docker.ts";
 import { BottleError } from "../../errors.ts";
-import type { Exec, RunResult } from "../../exec.ts";
+import type { Exec } from "../../exec.ts";
+import type { BottleHandle } from "../types.ts";
 import { machineCopyInArgv, machineCopyOutArgv, machineExecArgv, type MachineExecOptions } from "./smolvm.ts";
 
 /**
- * Docker for a smolmachines bottle. The launch steps both backends share
- * (provisioning, the gate's CA, the SSH agent relay, the egress self-test,
- * attach, saving a copied workspace) address the bottle as
- * `plan.containers.bottle`; here that name is the smolvm machine, so exec, cp
- * and interactive exec on it become `smolvm machine …` and everything else
- * (the gate container) stays docker.
+ * A smolmachines bottle: its VM, reached through `smolvm machine …`. Secret
+ * variables travel by name (`--secret-env`), their values in smolvm's own
+ * environment, never argv. `machine cp` takes files, not a stream: an
+ * archive goes through a private temp file (0600 in a 0700 dir, removed at
+ * once) and is unpacked with the headers' owners and modes by one `machine
+ * exec`, which also deletes it in the VM (it may hold the env file's values).
  */
-export class MachineDocker extends Docker {
-  constructor(
-    exec: Exec,
-    readonly machine: string,
-    readonly smolvm: string,
-    dockerBinary?: string,
-  ) {
-    super(exec, dockerBinary);
-  }
-
-  /** Secret variables travel by name (`--secret-env`); their values go to smolvm's own environment, never argv. */
-  private execArgv(command: string[], options: ExecInContainer, flags: Pick<MachineExecOptions, "interactive" | "tty">): string[] {
-    return machineExecArgv(
+export function machineHandle(exec: Exec, machine: string, smolvm: string): BottleHandle {
+  const argv = (command: string[], options: ExecInContainer, flags: Pick<MachineExecOptions, "interactive" | "tty">): string[] =>
+    machineExecArgv(
       {
-        name: this.machine,
+        name: machine,
         command,
         ...flags,
         ...(options.workdir ? { workdir: options.workdir } : {}),
         ...(options.user ? { user: parseUser(options.user) } : {}),
         ...(options.envNames?.length ? { secretEnv: options.envNames } : {}),
       },
-      this.smolvm,
+      smolvm,
     );
-  }
-
-  override async execIn(container: string, command: string[], options: ExecInContainer = {}): Promise<RunResult> {
-    if (container !== this.machine) return super.execIn(container, command, options);
-    return this.exec.run(this.execArgv(command, options, { interactive: options.stdin !== undefined }), {
-      stdin: options.stdin,
-      env: options.envValues,
-      check: options.check,
-      timeoutMs: options.timeoutMs,
-      ...(options.stdoutFile ? { stdoutFile: options.stdoutFile } : {}),
-    });
-  }
-
-  override async execInteractive(container: string, command: string[], options: ExecInContainer = {}): Promise<number> {
-    if (container !== this.machine) return super.execInteractive(container, command, options);
-    return this.exec.interactive(this.execArgv(command, options, { interactive: true, tty: this.exec.isTerminal() }), { env: options.envValues });
-  }
-
-  /**
-   * `machine cp` takes files, not a stream: the archive goes through a
-   * private temp file (0600 in a 0700 dir, removed at once) and is unpacked
-   * with the headers' owners and modes by one `machine exec`, which also
-   * deletes it in the VM (it may hold the env file's values).
-   */
-  override async copyArchiveIn(container: string, directory: string, archive: Uint8Array): Promise<void> {
-    if (container !== this.machine) return super.copyArchiveIn(container, directory, archive);
-    const dir = mkdtempSync(join(tmpdir(), "bottle-archive-"));
-    const inMachine = `/tmp/bottle-archive-${randomBytes(6).toString("hex")}.tar`;
-    try {
-      const file = join(dir, "archive.tar");
-      writeFileSync(file, archive, { mode: 0o600 });
-      await this.exec.run(machineCopyInArgv(this.machine, file, inMachine, this.smolvm));
-      await this.exec.run(
-        machineExecArgv(
-          { name: this.machine, command: ["sh", "-c", UNPACK_SCRIPT, "unpack", inMachine, directory] },
-          this.smolvm,
-        ),
-      );
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
-
-  override async cp(source: string, destination: string): Promise<void> {
-    const prefix = `${this.machine}:`;
-    if (source.startsWith(prefix)) await this.exec.run(machineCopyOutArgv(this.machine, source.slice(prefix.length), destination, this.smolvm));
-    else if (destination.startsWith(prefix)) await this.exec.run(machineCopyInArgv(this.machine, source, destination.slice(prefix.length), this.smolvm));
-    else await super.cp(source, destination);
-  }
-
-  override async logs(container: string, follow = false): Promise<number> {
-    if (container !== this.machine) return super.logs(container, follow);
-    throw new BottleError(`${container} is a smolmachines bottle: it has no container log`, {
-      fix: `see what its gates decided: bottle logs ${container} --gate egress (or --gate git, --gate ssh)`,
-    });
-  }
+  return {
+    name: machine,
+    exec: (command, options = {}) =>
+      exec.run(argv(command, options, { interactive: options.stdin !== undefined }), {
+        stdin: options.stdin,
+        env: options.envValues,
+        check: options.check,
+        timeoutMs: options.timeoutMs,
+        ...(options.stdoutFile ? { stdoutFile: options.stdoutFile } : {}),
+      }),
+    interactive: (command, options = {}) => exec.interactive(argv(command, options, { interactive: true, tty: exec.isTerminal() }), { env: options.envValues }),
+    async copyIn(directory, archive) {
+      const dir = mkdtempSync(join(tmpdir(), "bottle-archive-"));
+      const inMachine = `/tmp/bottle-archive-${randomBytes(6).toString("hex")}.tar`;
+      try {
+        const file = join(dir, "archive.tar");
+        writeFileSync(file, archive, { mode: 0o600 });
+        await exec.run(machineCopyInArgv(machine, file, inMachine, smolvm));
+        await exec.run(machineExecArgv({ name: machine, command: ["sh", "-c", UNPACK_SCRIPT, "unpack", inMachine, directory] }, smolvm));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    copyOut: async (path, destination) => {
+      await exec.run(machineCopyOutArgv(machine, path, destination, smolvm));
+    },
+    logs: async () => {
+      throw new BottleError(`${machine} is a smolmachines bottle: it has no container log`, {
+        fix: `see what its gates decided: bottle logs ${machine} --gate egress (or --gate git, --gate ssh)`,
+      });
+    },
+  };
 }
 
 /** $1 = the archive in the VM, $2 = where to unpack; the archive is removed whatever tar says. */

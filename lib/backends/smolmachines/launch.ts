@@ -3,7 +3,9 @@ import { networkInterfaces } from "node:os";
 import { dirname } from "node:path";
 import { HOST_OBJECTS_MOUNT } from "../../git/private-gitdir.ts";
 import { PRIVATE_GITDIR, submoduleAncestors, workspaceGitFiles } from "../../git/workspace-git.ts";
-import { bottleVariables, launchGate, teardownDocker, type Created, type GateAddresses, type LaunchOptions } from "../docker.ts";
+import { bottleVariables, launchGate, removeCreated, type GateRequest } from "../gate.ts";
+import type { BottleHandle, Created, LaunchRequest } from "../types.ts";
+import { machineHandle } from "./handle.ts";
 import type { Docker } from "../../docker.ts";
 import { BottleError } from "../../errors.ts";
 import type { Exec } from "../../exec.ts";
@@ -27,20 +29,8 @@ import {
  * bottle's egress network only, its ports published on a loopback address of
  * its own; the bottle a smolvm VM created from the cached `.smolmachine`,
  * allowed to reach exactly that address (`--allow-cidr <it>/32`), checked
- * from inside before anything else runs.
- *
- * DNS. smolvm answers the guest's DNS itself and, when only `--allow-cidr` is
- * given (no `--allow-host`), forwards every query to the host's resolver
- * without filtering (smolvm-network `stack.rs` classify_dns_query: "When the
- * DNS filter is inactive everything is forwarded (no learning)"; port-53
- * datagrams to any address are intercepted the same way). Resolved addresses
- * stay unreachable (nothing is learned into the allowlist), so names give no
- * route out — but the query names themselves reach whatever nameserver is
- * authoritative for them: a DNS exfiltration channel the docker backend
- * closes (its gate answers DNS) and this backend does not. smolvm's
- * `--allow-host` would turn on its filter (NXDOMAIN for unlisted names), but
- * it also opens direct egress to the listed names' addresses, so it is not
- * used. `gate` resolves from the VM's /etc/hosts.
+ * from inside before anything else runs. smolvm forwards the VM's DNS
+ * queries unfiltered (docs/smolmachines.md, "DNS"): said at every launch.
  */
 
 type Env = Record<string, string | undefined>;
@@ -156,13 +146,7 @@ export function canaryHost(platform: NodeJS.Platform = process.platform): string
   return address;
 }
 
-/** What a smolmachines launch created: the docker objects, and the machine once it exists. */
-export interface CreatedMachine extends Created {
-  machine?: string;
-}
-
-export interface MachineLaunchOptions extends LaunchOptions {
-  created: CreatedMachine;
+export interface MachineLaunchOptions extends LaunchRequest {
   /** The cached `.smolmachine` of the bottle's image. */
   smolmachine: string;
   /** The smolvm binary (smolvmBinary(env)). */
@@ -173,14 +157,16 @@ export interface MachineLaunchOptions extends LaunchOptions {
 /**
  * Gate up (published on the bottle's loopback address), then the VM:
  * create → start → the egress check against a canary (launchMachine removes
- * the VM when any of them fails), then `gate` in its /etc/hosts.
+ * the VM when any of them fails), its git shadows, `gate` in its
+ * /etc/hosts; then the request's provisioning and self-test.
  */
-export async function launchSmolmachine(docker: Docker, plan: Plan, options: MachineLaunchOptions): Promise<GateAddresses> {
+export async function launchSmolmachine(docker: Docker, plan: Plan, options: MachineLaunchOptions): Promise<BottleHandle> {
   const platform = options.platform ?? process.platform;
   // Said at every launch: the one egress channel this backend leaves open (see the DNS note above).
   log.warn("smolvm forwards the VM's DNS queries to the host's resolver unfiltered: names looked up inside can carry data out (the docker backend's gate answers DNS itself)");
   const gate = machineGate(plan, platform);
-  const addresses = await launchGate(docker, plan, options, { publish: gatePublish(plan, gate.host) });
+  const request: GateRequest = options;
+  const addresses = await launchGate(docker, plan, request, { publish: gatePublish(plan, gate.host) });
   const spec = machineSpec(plan, options.smolmachine, gate);
   await withCanary(canaryHost(platform), (canary) => launchMachine(docker.exec, spec, { denied: [canary], binary: options.binary }));
   options.created.machine = spec.name;
@@ -189,13 +175,15 @@ export async function launchSmolmachine(docker: Docker, plan: Plan, options: Mac
   await docker.exec.run(
     machineExecArgv({ name: spec.name, command: ["sh", "-c", 'printf "%s gate\\n" "$1" >> /etc/hosts', "hosts", gate.host] }, options.binary),
   );
-  return addresses;
+  const bottle = machineHandle(docker.exec, spec.name, options.binary);
+  await options.ready(bottle, Promise.resolve(addresses));
+  return bottle;
 }
 
 /** The machine first (it is what reaches the gate), then the gate and its network. Never throws. */
-export async function teardownSmolmachine(docker: Docker, created: CreatedMachine, binary: string): Promise<void> {
+export async function teardownSmolmachine(docker: Docker, created: Created, binary: string): Promise<void> {
   if (created.machine) await removeMachineQuietly(docker.exec, created.machine, binary);
-  await teardownDocker(docker, created);
+  await removeCreated(docker, created);
 }
 
 /** removeMachine, but a missing smolvm (or any failure) is a warning: teardown and `down` must go on. */

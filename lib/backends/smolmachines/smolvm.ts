@@ -6,36 +6,8 @@ import { proxyEnvironment } from "../../proxy-env.ts";
 
 /**
  * argv builders for the smolvm CLI — pure functions, unit-tested; everything
- * runs through `Exec`. The forms follow smolvm's own documentation and CLI
- * definitions (smol-machines/smolvm):
- *
- * - docs/pack/SKILL.md, docs/pack/scripts/pack-image.sh:
- *   `smolvm pack create --image <ref> --output <stub>` writes the stub AND
- *   `<stub>.smolmachine` (the payload); `--output` names the stub, never the
- *   sidecar ("Passing `--output foo.smolmachine` fails").
- * - src/cli/machine.rs (CreateCmd, StartCmd, ExecCmd, CpCmd, DeleteCmd) and
- *   tests/*.sh: `machine create --name N --from <path.smolmachine> [-e K=V]
- *   [-v HOST:GUEST[:ro]] [--cpus N] [--mem MiB] [--allow-cidr CIDR]… [-- CMD]`
- *   (the trailing command is the machine's persistent workload; "give a
- *   machine you exec into a long-lived workload", docs/dev-env),
- *   `machine start --name N`, `machine exec --name N [-i] [-t] [-w DIR]
- *   [-e K=V] [--secret-env GUEST_VAR=HOST_VAR] -- CMD`, `machine cp SRC
- *   N:PATH`, `machine stop --name N`, `machine delete --name N -f`,
- *   `machine ls --json`.
- * - Egress (machine.rs resolve_egress_flags, smolvm-network egress policy):
- *   `--allow-cidr` "Allow egress to specific CIDR range (implies --net)";
- *   `--outbound-localhost-only` expands to 127.0.0.0/8 AND ::1/128, i.e. every
- *   service on the host's loopback; the host loopback is floored by default
- *   and re-opened only by an explicit static allow-list entry. So the VM gets
- *   exactly `--allow-cidr <gate address>/32` — never `--net`, never
- *   `--outbound-localhost-only`.
- * - Secrets: `--secret-env GUEST_VAR=HOST_VAR` is "resolved on the host. The
- *   value never persists to the record" — values travel in smolvm's own
- *   environment, never in argv.
- *
- * Caveat found in the same history: some releases' `machine create --from`
- * dropped `--allow-cidr` (allowed_cidrs: None) and only later honoured it. That
- * is why `verifyMachineEgress` probes the policy from inside the VM after start.
+ * runs through `Exec`. Where each form comes from in smolvm's own sources, and
+ * why the VM gets exactly `--allow-cidr <gate>/32`: docs/smolmachines.md.
  */
 
 type Env = Record<string, string | undefined>;

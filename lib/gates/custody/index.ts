@@ -6,12 +6,12 @@
  * credential routes the gate terminates TLS with its own CA, whose
  * certificate the bottle trusts through a combined bundle in its HOME.
  */
-import type { Docker } from "../../docker.ts";
+import type { BottleHandle } from "../../backends/types.ts";
 import { BottleError } from "../../errors.ts";
 import { ManifestError, type ManifestIssue } from "../../manifest/errors.ts";
 import type { EnvSource, ResolvedBottle, ResolvedEnvEntry } from "../../manifest/types.ts";
 import type { Plan } from "../../plan.ts";
-import { AGENT_HOME } from "../../provision.ts";
+import { AGENT_HOME } from "../../agent-user.ts";
 import type { TarEntry } from "../../tar.ts";
 import type { EgressConfig } from "../egress/config.ts";
 import { type ClaudeCredentialKind, isPlaceholder, placeholderFor } from "../egress/custody.ts";
@@ -312,9 +312,9 @@ export function custodyGateFiles(credentials: Record<string, string>): TarEntry[
  * env that points TLS clients at it. Nothing when the bottle has no routes.
  * The bottle's bundle is read while the gate starts.
  */
-export async function bottleTrust(docker: Docker, plan: Plan, ca: () => Promise<string | undefined>): Promise<{ entries: TarEntry[]; env: Record<string, string> }> {
+export async function bottleTrust(bottle: BottleHandle, plan: Plan, ca: () => Promise<string | undefined>): Promise<{ entries: TarEntry[]; env: Record<string, string> }> {
   if (!plan.custody?.routes.length) return { entries: [], env: {} };
-  const [gateCa, system] = await Promise.all([ca(), docker.execIn(plan.containers.bottle, ["cat", SYSTEM_CA_BUNDLE], { check: false })]);
+  const [gateCa, system] = await Promise.all([ca(), bottle.exec(["cat", SYSTEM_CA_BUNDLE], { check: false })]);
   if (!gateCa?.includes("-----BEGIN CERTIFICATE-----")) {
     throw new BottleError(`the gate ${plan.containers.gate} did not report a CA certificate for the credential routes`, {
       fix: "run `bottle doctor`, then the launch again",

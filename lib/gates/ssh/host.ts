@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { Docker } from "../../docker.ts";
+import type { BottleHandle } from "../../backends/types.ts";
 import { BottleError } from "../../errors.ts";
 import type { Resolved } from "../../manifest/index.ts";
 import type { Plan } from "../../plan.ts";
@@ -108,8 +108,8 @@ function pemPublicKey(pem: string): string | undefined {
 }
 
 /** Start the agent relay in the bottle as the bottle user; resolves once its socket exists. */
-export async function startAgentRelay(docker: Docker, plan: Plan): Promise<void> {
+export async function startAgentRelay(bottle: BottleHandle, plan: Plan): Promise<void> {
   if (!plan.ssh?.hosts.length) return;
   const { uid, gid } = plan.workspace.user;
-  await docker.execIn(plan.containers.bottle, agentRelayCommand(plan.ssh), { user: `${uid}:${gid}`, timeoutMs: 20_000 });
+  await bottle.exec(agentRelayCommand(plan.ssh), { user: `${uid}:${gid}`, timeoutMs: 20_000 });
 }

@@ -1,9 +1,12 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { type Created, launchDocker, teardownDocker } from "../../../../lib/backends/docker.ts";
+import { launchContainer } from "../../../../lib/backends/docker/launch.ts";
+import { removeCreated } from "../../../../lib/backends/gate.ts";
+import { BACKENDS, selectBackend } from "../../../../lib/backends/index.ts";
+import { smolmachinesBackend } from "../../../../lib/backends/smolmachines/index.ts";
+import type { BottleHandle, Created, GateAddresses, LaunchRequest } from "../../../../lib/backends/types.ts";
 import {
   canaryHost,
-  type CreatedMachine,
   gatePorts,
   gatePublish,
   launchSmolmachine,
@@ -14,7 +17,7 @@ import {
   type SmolvmHost,
   teardownSmolmachine,
 } from "../../../../lib/backends/smolmachines/launch.ts";
-import { MachineDocker, parseUser } from "../../../../lib/backends/smolmachines/machine-docker.ts";
+import { machineHandle, parseUser } from "../../../../lib/backends/smolmachines/handle.ts";
 import { gateLoopbackAddress } from "../../../../lib/backends/smolmachines/smolvm.ts";
 import { HOST_OBJECTS_MOUNT } from "../../../../lib/git/private-gitdir.ts";
 import { PRIVATE_GITDIR, workspaceGitFiles } from "../../../../lib/git/workspace-git.ts";
@@ -28,7 +31,6 @@ import { sshPlan } from "../../../../lib/gates/ssh/config.ts";
 import type { Plan } from "../../../../lib/plan.ts";
 import { provisionEntries } from "../../../../lib/provision.ts";
 import { createTar } from "../../../../lib/tar.ts";
-import { selectBackend } from "../../../../lib/up.ts";
 import { cleanupTempDirs, makePlan, tempDir } from "../../../helpers/unit.ts";
 
 afterAll(cleanupTempDirs);
@@ -41,20 +43,22 @@ function host(overrides: Partial<SmolvmHost> = {}): SmolvmHost {
 }
 
 describe("selectBackend", () => {
-  const bottle = (backend?: "docker" | "smolmachines") => ({ bottle: { backend } });
+  const bottle = (backend?: "docker" | "smolmachines") => ({ backend });
+  /** The registry with smolmachines looking for smolvm and /dev/kvm on `on` instead of this machine. */
+  const on = (machine: SmolvmHost) => ({ backends: { ...BACKENDS, smolmachines: { ...smolmachinesBackend, unavailable: (env: Record<string, string | undefined>) => smolvmUnavailable(env, machine) } } });
 
   test("docker by default; --backend, then BOTTLE_BACKEND, then the bottle's backend", () => {
-    expect(selectBackend(undefined, bottle(), {})).toBe("docker");
-    expect(selectBackend(undefined, bottle("smolmachines"), {}, { host: host() })).toBe("smolmachines");
-    expect(selectBackend(undefined, bottle("smolmachines"), { BOTTLE_BACKEND: "docker" })).toBe("docker");
-    expect(selectBackend("smolmachines", bottle("docker"), { BOTTLE_BACKEND: "docker" }, { host: host() })).toBe("smolmachines");
+    expect(selectBackend(undefined, bottle(), {}).name).toBe("docker");
+    expect(selectBackend(undefined, bottle("smolmachines"), {}, on(host())).name).toBe("smolmachines");
+    expect(selectBackend(undefined, bottle("smolmachines"), { BOTTLE_BACKEND: "docker" }).name).toBe("docker");
+    expect(selectBackend("smolmachines", bottle("docker"), { BOTTLE_BACKEND: "docker" }, on(host())).name).toBe("smolmachines");
     expect(() => selectBackend("podman", bottle(), {})).toThrow(/unknown backend "podman"/);
   });
 
   test("smolmachines without smolvm or /dev/kvm: one error naming both, with the fix", () => {
     const error = (() => {
       try {
-        selectBackend("smolmachines", bottle(), {}, { host: host({ which: () => null, exists: () => false }) });
+        selectBackend("smolmachines", bottle(), {}, on(host({ which: () => null, exists: () => false })));
       } catch (caught) {
         return caught;
       }
@@ -79,7 +83,7 @@ describe("selectBackend", () => {
   });
 
   test("--dry-run plans a smolmachines bottle even where smolvm is missing", () => {
-    expect(selectBackend("smolmachines", bottle(), {}, { dryRun: true, host: host({ which: () => null }) })).toBe("smolmachines");
+    expect(selectBackend("smolmachines", bottle(), {}, { dryRun: true, ...on(host({ which: () => null })) }).name).toBe("smolmachines");
   });
 });
 
@@ -188,12 +192,22 @@ function steps(calls: RecordedCall[]): string[] {
   });
 }
 
-function launchOptions(plan: Plan, created: CreatedMachine) {
+/** What the launch hands to provisioning: the bottle, and the gate's addresses once it is ready. */
+interface Seen {
+  bottle?: BottleHandle;
+  gate?: GateAddresses;
+}
+
+function launchOptions(plan: Plan, created: Created, seen: Seen = {}) {
   return {
     version: "1.2.3",
     secrets: SECRETS.slice(0, 1),
     custody: { CLAUDE_CODE_OAUTH_TOKEN: SECRETS[1]! },
     created,
+    ready: async (bottle: BottleHandle, gate: Promise<GateAddresses>) => {
+      seen.bottle = bottle;
+      seen.gate = await gate;
+    },
     smolmachine: SMOLMACHINE,
     binary: "smolvm",
     platform: "linux" as const,
@@ -216,9 +230,12 @@ describe("launchSmolmachine", () => {
   test("the exact sequence: egress network, gate published on loopback, VM created from the cache with the gate's /32, checked", async () => {
     await withState(async () => {
       const exec = recordingExec(engine(plan, policyHolds(address)));
-      const created: CreatedMachine = { networks: [], containers: [] };
-      const addresses = await launchSmolmachine(new Docker(exec, "docker"), plan, launchOptions(plan, created));
-      expect(addresses).toEqual({ gateIp: GATE_EGRESS_IP, gateEgressIp: GATE_EGRESS_IP });
+      const created: Created = { networks: [], containers: [] };
+      const seen: Seen = {};
+      const bottle = await launchSmolmachine(new Docker(exec, "docker"), plan, launchOptions(plan, created, seen));
+      expect(seen.gate).toEqual({ gateIp: GATE_EGRESS_IP, gateEgressIp: GATE_EGRESS_IP });
+      expect(seen.bottle).toBe(bottle);
+      expect(bottle.name).toBe("bottle-vm");
       expect(created).toEqual({ networks: ["bottle-vm-egress"], containers: ["bottle-vm-gate"], machine: "bottle-vm" });
       expect(steps(exec.calls)).toEqual([
         "docker network ls",
@@ -303,8 +320,7 @@ describe("launchSmolmachine", () => {
     await withState(async () => {
       const exec = recordingExec(engine(plan, policyHolds(address)));
       const docker = new Docker(exec, "docker");
-      await launchSmolmachine(docker, plan, launchOptions(plan, { networks: [], containers: [] }));
-      const bottle = new MachineDocker(exec, plan.containers.bottle, "smolvm", "docker");
+      const bottle = await launchSmolmachine(docker, plan, launchOptions(plan, { networks: [], containers: [] }));
       const entries = provisionEntries({ plan, envValues: { API_TOKEN: SECRETS[2]! }, prompt: "", skillDirs: {} });
       let archived = "";
       const seeArchive = recordingExec((argv) => {
@@ -315,9 +331,9 @@ describe("launchSmolmachine", () => {
         }
         return undefined;
       });
-      await new MachineDocker(seeArchive, plan.containers.bottle, "smolvm", "docker").copyArchiveIn(plan.containers.bottle, "/", createTar(entries));
+      await machineHandle(seeArchive, plan.containers.bottle, "smolvm").copyIn("/", createTar(entries));
       expect(archived).toContain(SECRETS[2]!);
-      await bottle.execIn(plan.containers.bottle, ["env"], { envNames: ["API_TOKEN"], envValues: { API_TOKEN: SECRETS[2]! } });
+      await bottle.exec(["env"], { envNames: ["API_TOKEN"], envValues: { API_TOKEN: SECRETS[2]! } });
       const last = exec.calls.at(-1)!;
       expect(last.argv).toContain("--secret-env");
       expect(last.argv).toContain("API_TOKEN=API_TOKEN");
@@ -329,7 +345,7 @@ describe("launchSmolmachine", () => {
   test("a failed start removes the machine that was created, and the error stands", async () => {
     await withState(async () => {
       const exec = recordingExec(engine(plan, (argv) => (argv[2] === "start" ? { exitCode: 1, stderr: "boom" } : undefined)));
-      const created: CreatedMachine = { networks: [], containers: [] };
+      const created: Created = { networks: [], containers: [] };
       await expect(launchSmolmachine(new Docker(exec, "docker"), plan, launchOptions(plan, created))).rejects.toThrow(/machine start/);
       expect(steps(exec.calls).slice(-4)).toEqual(["smolvm machine create", "smolvm machine start", "smolvm machine stop", "smolvm machine delete"]);
       expect(argvs(exec.calls).at(-1)).toEqual(["smolvm", "machine", "delete", "--name", "bottle-vm", "-f"]);
@@ -342,7 +358,7 @@ describe("launchSmolmachine", () => {
   test("a VM that reaches the canary (--allow-cidr ignored) is removed before the terminal is handed over", async () => {
     await withState(async () => {
       const exec = recordingExec(engine(plan, (argv) => (argv.includes("probe") ? { exitCode: 0 } : undefined)));
-      const created: CreatedMachine = { networks: [], containers: [] };
+      const created: Created = { networks: [], containers: [] };
       await expect(launchSmolmachine(new Docker(exec, "docker"), plan, launchOptions(plan, created))).rejects.toThrow(/egress policy not applied/);
       expect(steps(exec.calls).slice(-2)).toEqual(["smolvm machine stop", "smolvm machine delete"]);
       expect(exec.calls.some((call) => call.argv.includes("/etc/hosts"))).toBe(false);
@@ -383,8 +399,10 @@ describe("the docker backend's launch: internal addresses chosen up front, the b
     const base = engine(plan);
     const exec = recordingExec((argv) => responder(argv) ?? base(argv));
     const created: Created = { networks: [], containers: [] };
-    const addresses = await launchDocker(new Docker(exec, "docker"), plan, { version: "1", secrets: [], created });
-    return { exec, created, addresses };
+    const seen: Seen = {};
+    const request: LaunchRequest = { version: "1", secrets: [], created, ready: launchOptions(plan, created, seen).ready };
+    const bottle = await launchContainer(new Docker(exec, "docker"), plan, request);
+    return { exec, created, addresses: seen.gate, bottle };
   };
   const flag = (argv: string[], name: string) => argv[argv.indexOf(name) + 1];
 
@@ -441,7 +459,7 @@ describe("the docker backend's launch: internal addresses chosen up front, the b
       const { created } = await launch();
       expect(created.joined).toEqual([{ network: "bottle-dk-egress", container: "bottle-dk-gate" }]);
       const exec = recordingExec();
-      await teardownDocker(new Docker(exec, "docker"), created);
+      await removeCreated(new Docker(exec, "docker"), created);
       const order = argvs(exec.calls).map((argv) => argv.slice(1).join(" "));
       expect(order.sort()).toEqual(
         [
@@ -474,7 +492,7 @@ describe("the docker backend's launch: internal addresses chosen up front, the b
       order.push(`${networks.join(" ")} after removal: ${removed}`);
       await networkRm(networks);
     };
-    await teardownDocker(docker, {
+    await removeCreated(docker, {
       containers: ["bottle-dk", "bottle-dk-gate"],
       networks: ["bottle-dk-internal", "bottle-dk-egress"],
       joined: [{ network: "bottle-dk-egress", container: "bottle-dk-gate" }],
@@ -483,22 +501,19 @@ describe("the docker backend's launch: internal addresses chosen up front, the b
   });
 });
 
-describe("MachineDocker: the shared steps, addressed to the VM", () => {
-  test("exec as the agent user drops privileges with setpriv; the gate stays docker", async () => {
+describe("the VM's handle: every way into the bottle, through smolvm", () => {
+  test("exec as the agent user drops privileges with setpriv", async () => {
     const exec = recordingExec();
-    const bottle = new MachineDocker(exec, "bottle-vm", "/opt/smolvm", "docker");
-    await bottle.execIn("bottle-vm", ["cat", "/etc/passwd"], { user: "1234:1234", workdir: "/workspace" });
-    await bottle.execIn("bottle-vm-gate", ["cat", "/etc/bottle/tls/ca.pem"]);
+    await machineHandle(exec, "bottle-vm", "/opt/smolvm").exec(["cat", "/etc/passwd"], { user: "1234:1234", workdir: "/workspace" });
     expect(argvs(exec.calls)).toEqual([
       ["/opt/smolvm", "machine", "exec", "--name", "bottle-vm", "-w", "/workspace", "--", "setpriv", "--reuid=1234", "--regid=1234", "--clear-groups", "--", "cat", "/etc/passwd"],
-      ["docker", "exec", "bottle-vm-gate", "cat", "/etc/bottle/tls/ca.pem"],
     ]);
   });
 
   test("attach is `machine exec -i [-t]` on the user's terminal", async () => {
     for (const terminal of [false, true]) {
       const exec = recordingExec(undefined, terminal);
-      await new MachineDocker(exec, "bottle-vm", "smolvm").execInteractive("bottle-vm", ["bottle-run", "claude"], { user: "1000:1000", workdir: "/workspace" });
+      await machineHandle(exec, "bottle-vm", "smolvm").interactive(["bottle-run", "claude"], { user: "1000:1000", workdir: "/workspace" });
       expect(exec.calls[0]!.interactive).toBe(true);
       expect(exec.calls[0]!.argv).toEqual([
         "smolvm", "machine", "exec", "--name", "bottle-vm", "-i", ...(terminal ? ["-t"] : []), "-w", "/workspace",
@@ -513,7 +528,7 @@ describe("MachineDocker: the shared steps, addressed to the VM", () => {
       if (argv[2] === "cp") file = argv[3]!;
       return undefined;
     });
-    await new MachineDocker(exec, "bottle-vm", "smolvm").copyArchiveIn("bottle-vm", "/", createTar([{ path: "x", content: "y", mode: 0o644, uid: 0, gid: 0 }]));
+    await machineHandle(exec, "bottle-vm", "smolvm").copyIn("/", createTar([{ path: "x", content: "y", mode: 0o644, uid: 0, gid: 0 }]));
     const [cp, unpack] = argvs(exec.calls);
     const inVm = cp![4]!.slice("bottle-vm:".length);
     expect(cp!.slice(0, 3)).toEqual(["smolvm", "machine", "cp"]);
@@ -527,12 +542,12 @@ describe("MachineDocker: the shared steps, addressed to the VM", () => {
 
   test("copying work out of the VM is `machine cp NAME:PATH DST`", async () => {
     const exec = recordingExec();
-    await new MachineDocker(exec, "bottle-vm", "smolvm").cp("bottle-vm:/tmp/bottle-save/.", "/saved");
+    await machineHandle(exec, "bottle-vm", "smolvm").copyOut("/tmp/bottle-save/.", "/saved");
     expect(argvs(exec.calls)).toEqual([["smolvm", "machine", "cp", "bottle-vm:/tmp/bottle-save/.", "/saved"]]);
   });
 
   test("the bottle has no container log; numeric users only", async () => {
-    await expect(new MachineDocker(recordingExec(), "bottle-vm", "smolvm").logs("bottle-vm")).rejects.toThrow(/no container log/);
+    await expect(machineHandle(recordingExec(), "bottle-vm", "smolvm").logs(false)).rejects.toThrow(/no container log/);
     expect(parseUser("1000:1001")).toEqual({ uid: 1000, gid: 1001 });
     expect(() => parseUser("agent")).toThrow(/numeric uid:gid/);
   });

@@ -145,7 +145,7 @@ describe("down and cleanup", () => {
     writeState(vmPlan, { pid: 4_194_305, detach: false, startedAt: vmPlan.createdAt });
     const exec = recordingExec((argv) => (argv[1] === "ps" && !argv.join(" ").includes("bottle.role=pack") ? { stdout: psRow("bottle-vm-gate", vmPlan, "gate") } : engine(argv)));
     const orphans = await findOrphans(exec);
-    expect(orphans).toEqual([{ name: "bottle-vm", containers: ["bottle-vm-gate"], networks: [], stateDir: true, machine: "bottle-vm" }]);
+    expect(orphans).toEqual([{ name: "bottle-vm", containers: ["bottle-vm-gate"], networks: [], stateDir: true, backend: "smolmachines" }]);
     await removeOrphans(exec, orphans);
     expect(exec.calls.map((call) => call.argv).filter((argv) => argv[0] === "smolvm")).toEqual([
       ["smolvm", "machine", "stop", "--name", "bottle-vm"],

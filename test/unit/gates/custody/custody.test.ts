@@ -25,7 +25,9 @@ import { builtinBottle, ManifestError, type ResolvedBottle } from "../../../../l
 import type { EnvSource, ResolvedEnvEntry, ResolvedRoute } from "../../../../lib/manifest/types.ts";
 import { parsePlan } from "../../../../lib/plan.ts";
 import { claudeState, ENV_FILE, provisionEntries } from "../../../../lib/provision.ts";
-import { bottleEnv, secretValues } from "../../../../lib/up.ts";
+import { bottleEnv } from "../../../../lib/launch/plan.ts";
+import { secretValues } from "../../../../lib/launch/run.ts";
+import { containerHandle } from "../../../../lib/backends/docker/handle.ts";
 import { makePlan } from "../../../helpers/unit.ts";
 
 const FILE = "/home/u/.config/bottle/bottles/dev.yaml";
@@ -242,7 +244,7 @@ describe("the bottle's side", () => {
     const plan = makePlan({ custody: { routes: [{ host: "h.test", port: 443, header: "Authorization", credential: "T", paths: [], methods: [], source: "${T}" }], port: 3129 } });
     // The CA comes from the gate's ready line (egressReadyLine → readyLineCa): nothing is read out of the gate.
     const line = egressReadyLine(["10.0.0.2"], CA);
-    const trust = await bottleTrust(new Docker(exec), plan, async () => readyLineCa(line));
+    const trust = await bottleTrust(containerHandle(new Docker(exec), plan.containers.bottle), plan, async () => readyLineCa(line));
     expect(exec.calls.map((call) => call.argv.slice(1))).toEqual([["exec", plan.containers.bottle, "cat", "/etc/ssl/certs/ca-certificates.crt"]]);
     expect(trust.entries).toEqual([
       { path: "/home/agent/.bottle", type: "dir", mode: 0o755, uid: 1000, gid: 1000 },
@@ -253,10 +255,10 @@ describe("the bottle's side", () => {
     expect(new Set(Object.values(trust.env))).toEqual(new Set([BOTTLE_CA_BUNDLE]));
     // No routes: nothing to read, nothing to trust, and the gate's answer is not even asked for.
     let asked = false;
-    expect(await bottleTrust(new Docker(recordingExec()), makePlan(), async () => ((asked = true), CA))).toEqual({ entries: [], env: {} });
+    expect(await bottleTrust(containerHandle(new Docker(recordingExec()), "bottle-x"), makePlan(), async () => ((asked = true), CA))).toEqual({ entries: [], env: {} });
     expect(asked).toBe(false);
     // A ready line without a CA, with routes, stops the launch.
-    await expect(bottleTrust(new Docker(exec), plan, async () => readyLineCa(egressReadyLine(["10.0.0.2"])))).rejects.toThrow("did not report a CA certificate");
+    await expect(bottleTrust(containerHandle(new Docker(exec), plan.containers.bottle), plan, async () => readyLineCa(egressReadyLine(["10.0.0.2"])))).rejects.toThrow("did not report a CA certificate");
   });
 
   test("provisioning: the env file and ~/.claude.json hold the placeholder, never the real key", () => {

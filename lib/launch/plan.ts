@@ -1,0 +1,163 @@
+import { selectBackend } from "../backends/index.ts";
+import { bottleLabels, listBottleContainers } from "../backends/objects.ts";
+import type { Backend, PlannedImages } from "../backends/types.ts";
+import { Docker } from "../docker.ts";
+import { BottleError } from "../errors.ts";
+import type { Exec } from "../exec.ts";
+import { custodyHosts, custodyPlan, heldEnvNames, missingCredentialError } from "../gates/custody/index.ts";
+import { gitPlan } from "../gates/git/config.ts";
+import { sshPlan } from "../gates/ssh/config.ts";
+import type { HostRepo } from "../git/host-repo.ts";
+import { agentImageSpec, caContextFiles, customImageSpec, gateImageSpec, imageRef, type ImageSpec, plannedImages } from "../images.ts";
+import { CLAUDE_CODE_HOSTS, checkSkills, resolveAgentAndBottle, type Resolved } from "../manifest/index.ts";
+import { DEFAULT_EGRESS_LIMITS } from "../manifest/limits.ts";
+import { LABELS, type Plan } from "../plan.ts";
+import { peekName } from "../state.ts";
+import { buildInfo } from "../version.ts";
+import { workspacePlan } from "../workspace.ts";
+
+/**
+ * Planning a launch: resolve the agent and its bottle, choose the backend,
+ * hash the images and ask docker what it has, and write it all down as a
+ * plain `Plan`. Side-effect free: `bottle up --dry-run` stops here.
+ */
+
+export interface UpOptions {
+  agent?: string;
+  bottle?: string;
+  backend?: string;
+  workspace?: string;
+  name?: string;
+  detach: boolean;
+  passthrough: string[];
+  cwd: string;
+  env: Record<string, string | undefined>;
+  /** Only planning (--dry-run): a missing Claude Code credential is shown, not an error. */
+  dryRun?: boolean;
+}
+
+export const PROXY_PORT = 3128;
+export const DNS_PORT = 53;
+
+/** A planned launch: what the preflight shows and what running it needs. */
+export interface Planned {
+  plan: Plan;
+  resolved: Resolved;
+  backend: Backend;
+  docker: Docker;
+  /** The images as planning hashed them, and which are missing (built by prepare). */
+  images: PlannedImages;
+  /** `bottle-<agent>` (or --name): the launch claims it or the next free `-N`. */
+  nameBase: string;
+  /** Bottle names docker already uses, as seen at plan time. */
+  taken: string[];
+  /** mount: the host repository the bottle's private git dir is made from. */
+  workspaceRepo?: HostRepo;
+}
+
+/**
+ * The env the bottle gets from its manifest: everything but what the gate
+ * holds (Claude Code's credential, route tokens); those become placeholders.
+ */
+export function bottleEnv(resolved: Resolved, env: Record<string, string | undefined>): Resolved["bottle"]["env"] {
+  const entries = { ...resolved.bottle.env };
+  for (const name of heldEnvNames(custodyPlan(resolved.bottle, env))) delete entries[name];
+  return entries;
+}
+
+/** Everything up to the confirm question; side-effect free (also for --dry-run). */
+export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
+  const resolved = await resolveAgentAndBottle({ agent: options.agent, bottle: options.bottle, projectDir: options.cwd, env: options.env });
+  checkSkills(resolved.agent, options.env);
+  const backend = selectBackend(options.backend, resolved.bottle, options.env, { dryRun: options.dryRun });
+  const docker = new Docker(exec);
+
+  const base = options.name ?? resolved.agent.name;
+  if (!/^[a-z0-9][a-z0-9_.-]*$/.test(base))
+    throw new BottleError(`invalid bottle name "${base}"`, { fix: "use lower-case letters, digits, '-', '_' or '.' with --name" });
+
+  // The docker queries planning needs, in one round: names taken, runtimes,
+  // then (once hashed) the images' tags with the base, whose id is checked on their label.
+  // Only the runtime's registration is asked now; a probe waits for the launch.
+  const runtimeChosen = backend.planRuntime(docker);
+  // Asked before the tags are hashed (a few ms of CPU), so this query runs meanwhile.
+  const containersListed = listBottleContainers(docker, { scope: "all" });
+  const workspaceFound = workspacePlan(exec, resolved.bottle.workspace, options.workspace ?? options.cwd);
+  // If reading the CA files below throws, these must not end as unhandled rejections.
+  for (const query of [runtimeChosen, containersListed, workspaceFound]) query.catch(() => undefined);
+  const ca = caContextFiles(resolved.bottle.caCerts, options.env);
+  const agentSpec = agentImageSpec(ca, options.env);
+  const gateSpec = gateImageSpec(ca, options.env);
+  const agentRef = imageRef(agentSpec);
+  const gateRef = imageRef(gateSpec);
+  const customSpec = resolved.bottle.image ? customImageSpec(agentRef, resolved.bottle.image.dockerfile) : undefined;
+  const customRef = customSpec ? imageRef(customSpec) : undefined;
+  const refs = [agentRef, gateRef, ...(customRef ? [customRef] : [])];
+  const [images, containers, runtime, { workspace, repo: workspaceRepo }] = await Promise.all([
+    plannedImages(docker, refs, options.env),
+    containersListed,
+    runtimeChosen,
+    workspaceFound,
+  ]);
+  // Builds record the base found on their label (it is not part of their tags).
+  const withBase = (spec: ImageSpec): ImageSpec => ({ ...spec, base: images.base });
+  const nameBase = `bottle-${base.replace(/^bottle-/, "")}`;
+  const taken = containers.map((c) => c.labels[LABELS.name] ?? "");
+  const name = peekName(nameBase, new Set(taken));
+
+  const custody = custodyPlan(resolved.bottle, options.env);
+  // Attaching Claude Code without a credential would only show its login error: say how to make one first.
+  if (!custody.claude && options.passthrough.length === 0 && !options.detach && !options.dryRun) throw missingCredentialError();
+  const env = bottleEnv(resolved, options.env);
+  const plan: Plan = {
+    version: 1,
+    name,
+    backend: backend.name,
+    agent: {
+      name: resolved.agent.name,
+      source: resolved.agent.source,
+      model: resolved.agent.model,
+      skills: resolved.agent.skills,
+      hasPrompt: resolved.agent.prompt.trim().length > 0,
+    },
+    bottle: { name: resolved.bottle.name, sources: resolved.bottle.sources },
+    images: { agent: agentRef, gate: gateRef, ...(customRef ? { custom: customRef } : {}) },
+    bottleImage: (customRef ?? agentRef).tag,
+    networks: { internal: `${name}-internal`, egress: `${name}-egress` },
+    containers: { bottle: name, gate: `${name}-gate` },
+    egress: {
+      allow: [...new Set([...CLAUDE_CODE_HOSTS, ...resolved.bottle.egress.allow, ...custodyHosts(custody)])],
+      defaults: [...CLAUDE_CODE_HOSTS],
+      allowPrivate: resolved.bottle.egress.allowPrivate,
+      proxyPort: PROXY_PORT,
+      limits: { ...DEFAULT_EGRESS_LIMITS, ...resolved.bottle.egress.limits },
+      dnsPort: DNS_PORT,
+    },
+    env: Object.entries(env).map(([envName, entry]) => ({ name: envName, kind: entry.source.kind })),
+    workspace,
+    gitUser: resolved.gitUser,
+    git: gitPlan(resolved.bottle.git.remotes),
+    custody,
+    ...(resolved.bottle.ssh.hosts.length ? { ssh: sshPlan(resolved.bottle.ssh.hosts) } : {}),
+    command: options.passthrough,
+    interactive: options.passthrough.length === 0,
+    detach: options.detach,
+    runtime,
+    labels: {},
+    createdAt: new Date().toISOString(),
+  };
+  plan.labels = bottleLabels(plan, "bottle", buildInfo.version);
+  return {
+    plan,
+    resolved,
+    backend,
+    docker,
+    images: {
+      specs: { agent: withBase(agentSpec), gate: withBase(gateSpec), ...(customSpec ? { custom: withBase(customSpec) } : {}) },
+      missing: images.missing,
+    },
+    nameBase,
+    taken,
+    ...(workspaceRepo ? { workspaceRepo } : {}),
+  };
+}
