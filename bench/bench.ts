@@ -2,7 +2,8 @@
  * `bun run bench`: bottle side by side with its floor (the same Docker
  * operations by hand) and a peer, in one run on one machine. Every figure is
  * a ratio against a baseline measured in the same run. Writes
- * bench/results.json and prints a table.
+ * bench/results.json, prints a table and, on a full run, writes it into
+ * bench/README.md.
  *
  *   bun run bench [--runs N] [--skip-peer] [--only row,row]
  */
@@ -492,15 +493,15 @@ const lines = [
 ];
 console.log(lines.join("\n"));
 
-// A full run (every row) replaces the README's table between its markers.
+// A full run (every row) replaces the table in bench/README.md between its markers.
 if (!ONLY) {
-  const readme = join(ROOT, "README.md");
+  const readme = join(ROOT, "bench", "README.md");
   const text = readFileSync(readme, "utf8");
   const start = "<!-- bench:start -->";
   const end = "<!-- bench:end -->";
   if (text.includes(start) && text.includes(end)) {
     const table = [`Run ${result.date} on ${machine}, ${RUNS} runs per row:`, "", ...lines.slice(2)].join("\n");
     writeFileSync(readme, `${text.slice(0, text.indexOf(start) + start.length)}\n${table}\n${text.slice(text.indexOf(end))}`);
-    console.error("README.md: table updated");
+    console.error("bench/README.md: table updated");
   }
 }
