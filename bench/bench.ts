@@ -164,7 +164,7 @@ console.error(`bottle bench: ${RUNS} runs per row (+1 warm-up), ${cpus().length}
 // Warm: images present.
 const plan = JSON.parse(bottle("up", "bench", "--dry-run", "--json")) as {
   images: { agent: { tag: string }; gate: { tag: string } };
-  egress: { allow: string[] };
+  egress: { allow: string[]; proxyPort: number; dnsPort: number; limits: Record<string, number> };
 };
 bottle("up", "bench", "--yes", "--", "true");
 const agentImage = plan.images.agent.tag;
@@ -176,16 +176,17 @@ const gateImage = plan.images.gate.tag;
 async function floorUp(exec: boolean): Promise<() => Promise<void>> {
   const id = `bench-floor-${Math.random().toString(36).slice(2, 8)}`;
   const config = JSON.stringify({
-      bottle: id,
-      proxyPort: 3128,
-      dnsPort: 53,
-      // One address, as a bottle's gate binds (the floor's bottle never uses the proxy).
-      listen: ["127.0.0.1"],
-      allow: plan.egress.allow,
-      allowPrivate: [],
-      auditLog: "/tmp/egress.jsonl",
-      limits: { requestsPerMinute: 0, bytesOut: 0, idleTimeoutMs: 0, maxTunnelMs: 0 },
-      hostAddresses: [],
+    bottle: id,
+    proxyPort: plan.egress.proxyPort,
+    dnsPort: plan.egress.dnsPort,
+    // One address, as a bottle's gate binds (the floor's bottle never uses the proxy).
+    listen: ["127.0.0.1"],
+    allow: plan.egress.allow,
+    allowPrivate: [],
+    auditLog: "/tmp/egress.jsonl",
+    // The plan's own limits, so a field the gate comes to require is there.
+    limits: plan.egress.limits,
+    hostAddresses: [],
   });
   const down = async () => {
     await shAsync(["docker", "rm", "-f", id, `${id}-gate`], { allowFail: true });
