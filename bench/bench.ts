@@ -224,7 +224,8 @@ if (want("1") || want("4")) {
   const until = Math.floor(Date.now() / 1000) + 1;
   warmLaunch = samples.launch;
   if (want("4")) {
-    const builds = sh(["docker", "events", "--since", String(since), "--until", String(until), "--filter", "type=image", "--filter", "event=tag", "--format", "{{.ID}}"])
+    // Tags of the bench's own images only: other tests on the engine build images of their own.
+    const builds = sh(["docker", "events", "--since", String(since), "--until", String(until), "--filter", "type=image", "--filter", "event=tag", "--filter", `image=${agentImage}`, "--filter", `image=${gateImage}`, "--format", "{{.ID}}"])
       .split("\n")
       .filter(Boolean).length;
     relaunch = { samples: samples.relaunch, launches: 2 * (RUNS + 1), builds };
