@@ -116,10 +116,11 @@ function stats(samples: number[]) {
   return { median: percentile(samples, 50), p90: percentile(samples, 90) };
 }
 
-function add(row: Omit<Row, "ratio" | "met"> & { targetRatio?: number; higherIsBetter?: boolean }): void {
+/** `holds`: what the target asks besides the ratio (row 4: no builds). */
+function add(row: Omit<Row, "ratio" | "met"> & { targetRatio?: number; higherIsBetter?: boolean; holds?: boolean }): void {
   const ratio = row.bottle.median / row.baseline.median;
-  const met = row.targetRatio === undefined ? undefined : row.higherIsBetter ? ratio >= row.targetRatio : ratio <= row.targetRatio;
-  const { targetRatio: _t, higherIsBetter: _h, ...rest } = row;
+  const met = row.targetRatio === undefined ? undefined : (row.holds ?? true) && (row.higherIsBetter ? ratio >= row.targetRatio : ratio <= row.targetRatio);
+  const { targetRatio: _t, higherIsBetter: _h, holds: _holds, ...rest } = row;
   rows.push({ ...rest, ratio, met });
   console.error(`  ${row.row}: ${row.what}: ${row.bottle.median.toFixed(1)} vs ${row.baseline.median.toFixed(1)} (${ratio.toFixed(2)}×)`);
 }
@@ -296,6 +297,7 @@ if (relaunch) {
     baseline: { what: "row 1 (warm launch)", ...stats(warmLaunch) },
     target: "0 builds, ≤ 1.1×",
     targetRatio: 1.1,
+    holds: builds === 0,
     note: `${builds} image tag events during ${launches} relaunches`,
   });
 }
