@@ -20,6 +20,16 @@ const ONLY = args.includes("--only") ? new Set((args[args.indexOf("--only") + 1]
 const SKIP_PEER = args.includes("--skip-peer");
 const BASE = process.env.BOTTLE_BASE_IMAGE || "bottle-local/debian:trixie-slim";
 
+// Targets chosen from runs on the bench's machine; bench/README.md ("Targets") says how.
+/** 6a: `bottle --version` against a hello-world compiled the same way. */
+const CLI_START = 8;
+/** 6b, 6c: `bottle ls` and `up --dry-run --json` against the docker queries they make. */
+const CLI_QUERY = 3.5;
+/** 7a: an HTTPS request through the gate's CONNECT tunnel against the same request direct, at p50. */
+const TUNNEL_LATENCY = 1.4;
+/** 8b: the gate image against the Debian base it is built on. */
+const GATE_IMAGE = 3.2;
+
 interface Row {
   row: string;
   what: string;
@@ -154,6 +164,27 @@ function bottle(...argv: string[]): string {
 
 async function cleanupAll(): Promise<void> {
   sh([BIN, "down", "--all"], { env, cwd: project, allowFail: true });
+}
+
+/**
+ * A hello-world compiled as dist/bottle is (scripts/build.ts: minified, bytecode, no autoloads):
+ * what any compiled Bun binary costs to start and weighs. Built once, on first use.
+ */
+let hello: string | undefined;
+async function helloBinary(): Promise<string> {
+  if (hello) return hello;
+  const source = join(home, "hello.ts");
+  writeFileSync(source, 'console.log("hello");\n');
+  const outfile = join(home, "hello");
+  const built = await Bun.build({
+    entrypoints: [source],
+    minify: true,
+    bytecode: true,
+    format: "esm",
+    compile: { outfile, autoloadDotenv: false, autoloadBunfig: false, autoloadTsconfig: false, autoloadPackageJson: false },
+  });
+  if (!built.success) throw new Error(`compiling the hello-world binary failed: ${built.logs.join("\n")}`);
+  return (hello = outfile);
 }
 
 if (!existsSync(BIN)) {
@@ -341,8 +372,16 @@ if (want("5")) {
 // ---------- row 6: CLI overhead ----------
 
 if (want("6")) {
-  const a = await alternate({ version: timed(() => bottle("--version")), floor: timed(() => sh(["true"])) }, 20);
-  add({ row: "6a", what: "`bottle --version` (ms)", bottle: { ...stats(a.version), unit: "ms" }, baseline: { what: "`true` (spawn floor)", ...stats(a.floor) }, target: "≤ floor + 50 ms" });
+  const helloWorld = await helloBinary();
+  const a = await alternate({ version: timed(() => bottle("--version")), hello: timed(() => sh([helloWorld])) }, 20);
+  add({
+    row: "6a",
+    what: "`bottle --version` (ms)",
+    bottle: { ...stats(a.version), unit: "ms" },
+    baseline: { what: "a hello-world compiled as bottle is (Bun's own start)", ...stats(a.hello) },
+    target: `≤ ${CLI_START}×`,
+    targetRatio: CLI_START,
+  });
   for (let i = 0; i < 10; i++) bottle("up", "bench", "--yes", "--detach");
   // The docker query `ls` makes (this state dir's bottles only), made directly: what is left is bottle's own overhead.
   const ownBottles = `label=bottle.state=${join(env.XDG_STATE_HOME!, "bottle")}`;
@@ -354,7 +393,7 @@ if (want("6")) {
     10,
   );
   await cleanupAll();
-  add({ row: "6b", what: "`bottle ls` with 10 bottles (ms)", bottle: { ...stats(b.ls), unit: "ms" }, baseline: { what: "the same `docker ps` query", ...stats(b.ps) }, target: "≤ baseline + 50 ms" });
+  add({ row: "6b", what: "`bottle ls` with 10 bottles (ms)", bottle: { ...stats(b.ls), unit: "ms" }, baseline: { what: "the same `docker ps` query", ...stats(b.ps) }, target: `≤ ${CLI_QUERY}×`, targetRatio: CLI_QUERY });
   // The docker queries planning makes (the base and the two images in one inspect, runtimes, names), made directly, as concurrently.
   const run = (argv: string[]) => new Response(Bun.spawn(argv, { stdout: "pipe", stderr: "ignore" }).stdout).text();
   const c = await alternate(
@@ -370,8 +409,7 @@ if (want("6")) {
     },
     10,
   );
-  add({ row: "6c", what: "`bottle up --dry-run --json` (ms)", bottle: { ...stats(c.dry), unit: "ms" }, baseline: { what: "the same docker queries, as concurrently", ...stats(c.queries) }, target: "≤ baseline + 50 ms" });
-  for (const row of rows.filter((r) => r.row.startsWith("6"))) row.met = row.bottle.median - row.baseline.median <= 50;
+  add({ row: "6c", what: "`bottle up --dry-run --json` (ms)", bottle: { ...stats(c.dry), unit: "ms" }, baseline: { what: "the same docker queries, as concurrently", ...stats(c.queries) }, target: `≤ ${CLI_QUERY}×`, targetRatio: CLI_QUERY });
 }
 
 // ---------- row 7: the gate's added latency and throughput ----------
@@ -432,16 +470,15 @@ if (want("7")) {
     // Per CONNECT, as the issue asks: an HTTPS request through the gate's tunnel vs the same request direct (the TLS handshake is in both).
     const tunnel = await latency("https://bulk.test/?mb=0");
     const plainHttp = await latency("http://bulk.test/?mb=0");
-    const added50 = added(tunnel, 50);
     add({
       row: "7a",
-      what: `HTTPS request latency through a CONNECT tunnel (ms); added p50 ${added50.toFixed(2)} ms, p99 ${added(tunnel, 99).toFixed(2)} ms (plain HTTP via the proxy: +${added(plainHttp, 50).toFixed(2)} ms at p50)`,
+      what: `HTTPS request latency through a CONNECT tunnel (ms); added p50 ${added(tunnel, 50).toFixed(2)} ms, p99 ${added(tunnel, 99).toFixed(2)} ms (plain HTTP via the proxy: +${added(plainHttp, 50).toFixed(2)} ms at p50)`,
       bottle: { median: percentile(tunnel.gate, 50), p90: percentile(tunnel.gate, 90), unit: "ms" },
       baseline: { what: "same request direct on the egress network", median: percentile(tunnel.direct, 50), p90: percentile(tunnel.direct, 90) },
-      target: "≤ 2 ms added at p50",
+      target: `≤ ${TUNNEL_LATENCY}× at p50`,
+      targetRatio: TUNNEL_LATENCY,
       note: `plain HTTP through the gate's proxy: added p50 ${added(plainHttp, 50).toFixed(2)} ms, p99 ${added(plainHttp, 99).toFixed(2)} ms`,
     });
-    rows.at(-1)!.met = added50 <= 2;
     // MB/s of one 100 MB download.
     const throughput = (url: string) => gateAndDirect((run) => [100 / Number(run(["curl", "-s", "-k", "-o", "/dev/null", "-w", "%{time_total}", url]))], RUNS);
     const plain = await throughput("http://bulk.test/?mb=100");
@@ -476,14 +513,10 @@ if (want("8")) {
   const size = (image: string) => Number(sh(["docker", "image", "inspect", "--format", "{{.Size}}", image])) / 1e6;
   const claudeBinary = Number(sh(["docker", "run", "--rm", "--entrypoint", "stat", agentImage, "-c", "%s", "/usr/local/bin/claude"])) / 1e6;
   const baseSize = size(BASE);
-  const hello = join(home, "hello");
-  writeFileSync(`${hello}.ts`, 'console.log("hello")\n');
-  sh(["bun", "build", "--compile", `${hello}.ts`, "--outfile", hello]);
   const one = (mb: number) => ({ median: mb, p90: mb });
   add({ row: "8a", what: "agent image (MB)", bottle: { ...one(size(agentImage)), unit: "MB" }, baseline: { what: "Debian base + Claude Code binary", ...one(baseSize + claudeBinary) }, target: "≤ 1.25×", targetRatio: 1.25 });
-  add({ row: "8b", what: "gate image (MB)", bottle: { ...one(size(gateImage)), unit: "MB" }, baseline: { what: "Debian base", ...one(baseSize) }, target: "≤ 250 MB" });
-  rows.at(-1)!.met = rows.at(-1)!.bottle.median <= 250;
-  add({ row: "8c", what: "compiled binary (MB)", bottle: { ...one(statSync(BIN).size / 1e6), unit: "MB" }, baseline: { what: "hello-world bun build --compile", ...one(statSync(hello).size / 1e6) } });
+  add({ row: "8b", what: "gate image (MB)", bottle: { ...one(size(gateImage)), unit: "MB" }, baseline: { what: "Debian base", ...one(baseSize) }, target: `≤ ${GATE_IMAGE}×`, targetRatio: GATE_IMAGE });
+  add({ row: "8c", what: "compiled binary (MB)", bottle: { ...one(statSync(BIN).size / 1e6), unit: "MB" }, baseline: { what: "a hello-world compiled as bottle is", ...one(statSync(await helloBinary()).size / 1e6) } });
 }
 
 await cleanupAll();
