@@ -5,19 +5,36 @@
  * bench/results.json, prints a table and, on a full run, writes it into
  * bench/README.md.
  *
- *   bun run bench [--runs N] [--skip-peer] [--only row,row]
+ *   bun run bench [--runs N] [--skip-peer] [--only row,row]   (rows by number, 1–8)
+ *
+ * bench/README.md says what each row measures and how its target was chosen.
  */
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseArgs } from "node:util";
 import { gateConfigStream } from "../lib/backends/docker.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const BIN = join(ROOT, "dist", "bottle");
-const args = process.argv.slice(2);
-const RUNS = Number(args[args.indexOf("--runs") + 1] ?? 0) || 5;
-const ONLY = args.includes("--only") ? new Set((args[args.indexOf("--only") + 1] ?? "").split(",")) : undefined;
-const SKIP_PEER = args.includes("--skip-peer");
+const USAGE = "usage: bun run bench [--runs N] [--skip-peer] [--only row,row]   (rows by number, 1–8)";
+function usageError(message: string): never {
+  console.error(`bench: ${message}\n${USAGE}`);
+  process.exit(2);
+}
+// Strict: a mistyped flag stops the bench rather than running every row for ten minutes.
+const flags = (() => {
+  try {
+    return parseArgs({ options: { runs: { type: "string" }, only: { type: "string" }, "skip-peer": { type: "boolean" } } }).values;
+  } catch (error) {
+    return usageError((error as Error).message);
+  }
+})();
+const RUNS = Number(flags.runs ?? 5);
+if (!Number.isInteger(RUNS) || RUNS < 1) usageError(`--runs ${flags.runs}: expected a whole number ≥ 1`);
+const ONLY = flags.only === undefined ? undefined : new Set(flags.only.split(","));
+if (ONLY && ![...ONLY].every((row) => /^[1-8]$/.test(row))) usageError(`--only ${flags.only}: expected row numbers 1–8, like 1,7`);
+const SKIP_PEER = flags["skip-peer"] ?? false;
 const BASE = process.env.BOTTLE_BASE_IMAGE || "bottle-local/debian:trixie-slim";
 
 // Targets chosen from runs on the bench's machine; bench/README.md ("Targets") says how.
