@@ -158,6 +158,10 @@ function want(row: string): boolean {
 
 // ---------- sandbox ----------
 
+if (!existsSync(BIN)) {
+  console.error(`${BIN} missing: run \`bun run build\` first`);
+  process.exit(1);
+}
 const home = mkdtempSync(join(tmpdir(), "bottle-bench-"));
 const project = join(home, "project");
 mkdirSync(project, { recursive: true });
@@ -179,7 +183,7 @@ function bottle(...argv: string[]): string {
   return sh([BIN, ...argv], { env, cwd: project });
 }
 
-async function cleanupAll(): Promise<void> {
+function cleanupAll(): void {
   sh([BIN, "down", "--all"], { env, cwd: project, allowFail: true });
 }
 
@@ -204,10 +208,12 @@ async function helloBinary(): Promise<string> {
   return (hello = outfile);
 }
 
-if (!existsSync(BIN)) {
-  console.error(`${BIN} missing: run \`bun run build\` first`);
-  process.exit(1);
-}
+// At the end, and also when a row fails or on Ctrl-C: the bench's bottles and its HOME go.
+process.on("exit", () => {
+  cleanupAll();
+  rmSync(home, { recursive: true, force: true });
+});
+process.on("SIGINT", () => process.exit(130));
 
 console.error(`bottle bench: ${RUNS} runs per row (+1 warm-up), ${cpus().length} cores, ${cpus()[0]?.model ?? "?"}`);
 // Warm: images present.
@@ -409,7 +415,7 @@ if (want("6")) {
     },
     10,
   );
-  await cleanupAll();
+  cleanupAll();
   add({ row: "6b", what: "`bottle ls` with 10 bottles (ms)", bottle: { ...stats(b.ls), unit: "ms" }, baseline: { what: "the same `docker ps` query", ...stats(b.ps) }, target: `≤ ${CLI_QUERY}×`, targetRatio: CLI_QUERY });
   // The docker queries planning makes (the base and the two images in one inspect, runtimes, names), made directly, as concurrently.
   const run = (argv: string[]) => new Response(Bun.spawn(argv, { stdout: "pipe", stderr: "ignore" }).stdout).text();
@@ -520,7 +526,7 @@ if (want("7")) {
     });
   } finally {
     sh(["docker", "rm", "-f", server, client], { allowFail: true });
-    await cleanupAll();
+    cleanupAll();
   }
 }
 
@@ -535,9 +541,6 @@ if (want("8")) {
   add({ row: "8b", what: "gate image (MB)", bottle: { ...one(size(gateImage)), unit: "MB" }, baseline: { what: "Debian base", ...one(baseSize) }, target: `≤ ${GATE_IMAGE}×`, targetRatio: GATE_IMAGE });
   add({ row: "8c", what: "compiled binary (MB)", bottle: { ...one(statSync(BIN).size / 1e6), unit: "MB" }, baseline: { what: "a hello-world compiled as bottle is", ...one(statSync(await helloBinary()).size / 1e6) } });
 }
-
-await cleanupAll();
-rmSync(home, { recursive: true, force: true });
 
 // ---------- report ----------
 
