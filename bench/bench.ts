@@ -22,7 +22,7 @@ function usageError(message: string): never {
   console.error(`bench: ${message}\n${USAGE}`);
   process.exit(2);
 }
-// Strict: a mistyped flag stops the bench rather than running every row for ten minutes.
+// Strict: a mistyped flag stops the bench rather than running every row for minutes.
 const flags = (() => {
   try {
     return parseArgs({ options: { runs: { type: "string" }, only: { type: "string" }, "skip-peer": { type: "boolean" } } }).values;
