@@ -159,18 +159,15 @@ export const realExec: Exec = {
       stderr: "inherit",
     });
     // Forward termination signals so the child can clean up; our own
-    // teardown runs after it exits.
-    const forward = (signal: NodeJS.Signals) => () => proc.kill(signal);
-    const onInt = forward("SIGINT");
-    const onTerm = forward("SIGTERM");
-    process.on("SIGINT", onInt);
-    process.on("SIGTERM", onTerm);
+    // teardown runs after it exits. A hangup (the terminal closed) too:
+    // left to its default it would end us before that teardown.
+    const forwarded = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((signal) => [signal, () => proc.kill(signal)] as const);
+    for (const [signal, handler] of forwarded) process.on(signal, handler);
     try {
       const code = await proc.exited;
       return signalExitCode(proc.signalCode) ?? code;
     } finally {
-      process.off("SIGINT", onInt);
-      process.off("SIGTERM", onTerm);
+      for (const [signal, handler] of forwarded) process.off(signal, handler);
     }
   },
 

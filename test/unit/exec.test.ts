@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { readFileSync, realpathSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { BottleError } from "../../lib/errors.ts";
 import { CommandError, describeArgv, realExec, stderrTail } from "../../lib/exec.ts";
@@ -168,6 +168,18 @@ describe("realExec.run", () => {
   test("a missing executable rejects (the error names it)", async () => {
     const error = await caught(realExec.run(["/nonexistent/bottle-unit-binary"]));
     expect(String(error)).toMatch(/ENOENT|not found/);
+  });
+});
+
+describe("realExec.interactive", () => {
+  test("a hangup (the terminal closed) goes to the child and ends neither us nor what runs after it", async () => {
+    const ready = join(tempDir(), "ready");
+    const child = realExec.interactive(["sh", "-c", 'trap "exit 7" HUP; echo > "$0"; while :; do sleep 0.05; done', ready]);
+    // Once the child's trap is set, hang up on ourselves as a closing terminal does.
+    while (!existsSync(ready)) await Bun.sleep(20);
+    process.kill(process.pid, "SIGHUP");
+    expect(await child).toBe(7);
+    expect(process.listenerCount("SIGHUP")).toBe(0);
   });
 });
 
