@@ -23,14 +23,17 @@ RUN set -e; \
 FROM ${BASE_IMAGE}
 COPY install-packages.sh /usr/local/sbin/install-packages
 RUN sh /usr/local/sbin/install-packages \
-      ca-certificates git openssh-client rsync ripgrep curl less procps jq unzip socat
+      ca-certificates git openssh-client rsync ripgrep curl less procps jq unzip socat tmux
 COPY --from=claude /opt/claude/claude /usr/local/bin/claude
 RUN useradd --create-home --uid 1000 --shell /bin/bash agent \
  && mkdir -p /workspace /run/bottle \
  && chown agent:agent /workspace /run/bottle \
  && chmod 0700 /run/bottle
 COPY bottle-run.sh /usr/local/bin/bottle-run
-RUN chmod 0755 /usr/local/bin/bottle-run
+COPY bottle-session.sh /usr/local/bin/bottle-session
+COPY bottle-attach.sh /usr/local/bin/bottle-attach
+COPY tmux.conf /etc/bottle-tmux.conf
+RUN chmod 0755 /usr/local/bin/bottle-run /usr/local/bin/bottle-session /usr/local/bin/bottle-attach && chmod 0644 /etc/bottle-tmux.conf
 # Last: the bottle's and the host's extra CAs, trusted by everything inside.
 COPY ca-certs/ /usr/local/share/ca-certificates/bottle/
 RUN update-ca-certificates >/dev/null 2>&1

@@ -8,5 +8,10 @@ if [ -r /run/bottle/env ]; then
   . /run/bottle/env
   set +a
 fi
+# ~/.claude is a kept home; the skills are this launch's list (provisioning's ~/.bottle/skills).
+if [ -d "$HOME/.bottle/skills" ] && [ "$(readlink "$HOME/.claude/skills" 2>/dev/null)" != "$HOME/.bottle/skills" ]; then
+  rm -rf "$HOME/.claude/skills" 2>/dev/null
+  ln -sfn "$HOME/.bottle/skills" "$HOME/.claude/skills" 2>/dev/null
+fi
 cd /workspace 2>/dev/null || cd "$HOME"
 exec "$@"

@@ -28,6 +28,11 @@ async function run(argv: string[]): Promise<number> {
 }
 
 // A reader that stops early (`bottle ls --json | head -1`) closes the pipe: stop quietly, not with a stack trace.
+// A terminal that closed (a detached session's launcher lives on): what is still said on stderr goes nowhere, quietly.
+process.stderr.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE" && error.code !== "EIO") throw error;
+});
+
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
   if (error.code !== "EPIPE") throw error;
   process.exit(process.exitCode === undefined ? 0 : Number(process.exitCode));

@@ -3,7 +3,7 @@ import { formatBytes } from "../lib/bytes.ts";
 import { BottleError } from "../lib/errors.ts";
 import { realExec } from "../lib/exec.ts";
 import { findStaleImages, removeStaleImages, type StaleImage } from "../lib/image-cleanup.ts";
-import { findOrphans, removeOrphans } from "../lib/lifecycle.ts";
+import { findOrphans, listHomes, removeOrphans, removeUnusedHomes } from "../lib/lifecycle.ts";
 import { log } from "../lib/log.ts";
 import { jsonArgs, printJson, yesArgs } from "./_shared.ts";
 
@@ -13,28 +13,34 @@ export default defineCommand({
   meta: { name: "cleanup", description: "Remove what killed launches left behind (containers, networks, state dirs); --images: bottle's unused images too" },
   args: {
     images: { type: "boolean", description: "Also remove bottle's images no container uses (but the default bottle's agent and gate images)" },
+    homes: { type: "boolean", description: "Also remove kept homes (Claude's conversations per workspace) no running bottle uses" },
     ...yesArgs,
     ...jsonArgs,
   },
   async run({ args }) {
     const orphans = await findOrphans(realExec);
     const images = args.images ? await findStaleImages(realExec, process.env, orphans.flatMap((o) => o.containers)) : [];
-    // Without --images the JSON stays the list of orphans it always was.
-    const json = (removedImages: StaleImage[]) => printJson(args.images ? { orphans, images: removedImages } : orphans);
-    if (args.json && !args.yes) return json(images);
-    if (orphans.length === 0 && images.length === 0) {
+    // Homes used by an orphan about to be removed count as unused.
+    const orphaned = new Set(orphans.map((orphan) => orphan.name));
+    const homes = args.homes ? (await listHomes(realExec)).filter((home) => home.usedBy.every((name) => orphaned.has(name))) : [];
+    // Without --images or --homes the JSON stays the list of orphans it always was.
+    const json = (removedImages: StaleImage[], removedHomes: string[]) =>
+      printJson(args.images || args.homes ? { orphans, ...(args.images ? { images: removedImages } : {}), ...(args.homes ? { homes: removedHomes } : {}) } : orphans);
+    if (args.json && !args.yes) return json(images, homes.map((home) => home.volume));
+    if (orphans.length === 0 && images.length === 0 && homes.length === 0) {
       log.info("nothing to clean up");
       if (!args.images) {
         const unused = await findStaleImages(realExec, process.env);
         if (unused.length) log.info(`${plural(unused.length, "unused bottle image")}: \`bottle cleanup --images\` removes them`);
       }
-      if (args.json) json([]);
+      if (args.json) json([], []);
       return;
     }
     for (const orphan of orphans)
       process.stderr.write(`  ${orphan.name}: ${orphan.containers.length} containers, ${orphan.networks.length} networks${orphan.stateDir ? ", state dir" : ""}\n`);
     // An image's size counts layers it shares with others (a custom image holds its agent image's): what is freed is less.
     for (const image of images) process.stderr.write(`  ${image.tag}: unused image, ${formatBytes(image.size)}\n`);
+    for (const home of homes) process.stderr.write(`  ${home.volume}: kept home of ${home.agent} for ${home.workspace} (last used ${home.lastUsed ?? "?"})\n`);
     if (!args.yes) {
       if (!process.stdin.isTTY) throw new BottleError("no terminal to confirm the cleanup", { fix: "pass --yes to remove the above" });
       const { confirm } = await import("../lib/prompt.ts");
@@ -42,12 +48,14 @@ export default defineCommand({
     }
     await removeOrphans(realExec, orphans);
     const removed = await removeStaleImages(realExec, images);
-    if (args.json) json(removed);
+    const removedHomes = await removeUnusedHomes(realExec, homes);
+    if (args.json) json(removed, removedHomes);
     if (orphans.length) log.success(`removed ${plural(orphans.length, "orphaned bottle")}`);
     if (images.length) {
       log.success(`removed ${plural(removed.length, "unused image")}`);
       const kept = images.length - removed.length;
       if (kept) log.warn(`${plural(kept, "image")} stayed: a container started using them meanwhile`);
     }
+    if (homes.length) log.success(`removed ${plural(removedHomes.length, "kept home")}`);
   },
 });

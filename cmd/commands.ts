@@ -4,6 +4,7 @@ import { buildInfo } from "../lib/version.ts";
 /** Subcommands load lazily: adding one is a file and a line here. */
 export const commands = {
   up: () => import("./up.ts").then((m) => m.default),
+  run: () => import("./run.ts").then((m) => m.default),
   ls: () => import("./ls.ts").then((m) => m.default),
   attach: () => import("./attach.ts").then((m) => m.default),
   exec: () => import("./exec.ts").then((m) => m.default),

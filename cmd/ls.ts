@@ -1,14 +1,18 @@
 import { defineCommand } from "citty";
 import { realExec } from "../lib/exec.ts";
-import { formatBottleTable, listBottles } from "../lib/lifecycle.ts";
+import { formatBottleTable, formatHomeTable, listBottles, listHomes } from "../lib/lifecycle.ts";
 import { jsonArgs, printJson } from "./_shared.ts";
 
 export default defineCommand({
-  meta: { name: "ls", description: "List running bottles" },
-  args: { ...jsonArgs },
+  meta: { name: "ls", description: "List running bottles (--all: and the kept homes of Claude Code, with workspace and last use)" },
+  args: {
+    all: { type: "boolean", alias: "a", description: "Also list kept homes (Claude's ~/.claude per workspace and agent)" },
+    ...jsonArgs,
+  },
   async run({ args }) {
-    const bottles = await listBottles(realExec);
-    if (args.json) printJson(bottles);
-    else process.stdout.write(`${formatBottleTable(bottles)}\n`);
+    const [bottles, homes] = await Promise.all([listBottles(realExec), args.all ? listHomes(realExec) : Promise.resolve([])]);
+    // Without --all the JSON stays the list of bottles it always was.
+    if (args.json) printJson(args.all ? { bottles, homes } : bottles);
+    else process.stdout.write(`${formatBottleTable(bottles)}\n${args.all ? `\n${formatHomeTable(homes)}\n` : ""}`);
   },
 });

@@ -1,5 +1,7 @@
 import agentDockerfile from "../assets/agent.Dockerfile" with { type: "text" };
 import bottleRun from "../assets/bottle-run.sh" with { type: "text" };
+import bottleSession from "../assets/bottle-session.sh" with { type: "text" };
+import bottleAttach from "../assets/bottle-attach.sh" with { type: "text" };
 import bottleSplice from "../assets/bottle-splice.c" with { type: "text" };
 import gateDockerfile from "../assets/gate.Dockerfile" with { type: "text" };
 import gateEntrypoint from "../assets/gate-entrypoint.sh" with { type: "text" };
@@ -14,6 +16,7 @@ import gitStart from "../assets/git/start.sh" with { type: "text" };
 import sshGate from "../assets/gen/ssh-gate.bundle" with { type: "text" };
 import sshStart from "../assets/ssh/start.sh" with { type: "text" };
 import plumbingDockerfile from "../assets/plumbing/Dockerfile" with { type: "text" };
+import tmuxConf from "../assets/tmux.conf" with { type: "text" };
 
 /**
  * Everything the binary needs at run time, embedded at build time. Build
@@ -22,6 +25,8 @@ import plumbingDockerfile from "../assets/plumbing/Dockerfile" with { type: "tex
 export const assets = {
   agentDockerfile,
   bottleRun,
+  bottleSession,
+  bottleAttach,
   bottleSplice,
   gateDockerfile,
   gateEntrypoint,
@@ -36,6 +41,7 @@ export const assets = {
   plumbingDockerfile,
   sshGate,
   sshStart,
+  tmuxConf,
 } as const;
 
 export type AssetName = keyof typeof assets;

@@ -8,14 +8,22 @@ export interface Mount {
   source?: string;
   target: string;
   readonly?: boolean;
-  /** An anonymous volume of the container's own (removed with it by `rm --volumes`), labelled so cleanup finds it. */
-  volume?: { labels?: Record<string, string> };
+  /**
+   * A volume: anonymous (removed with the container by `rm --volumes`), or
+   * named (kept; docker creates it with these labels when it is new).
+   */
+  volume?: { name?: string; labels?: Record<string, string> };
 }
 
 /** One `--mount` value: a bind mount of `source`, or an anonymous labelled volume. */
 export function mountArg(mount: Mount): string {
   const fields = mount.volume
-    ? ["type=volume", `target=${mount.target}`, ...Object.entries(mount.volume.labels ?? {}).map(([key, value]) => `volume-label=${key}=${value}`)]
+    ? [
+        "type=volume",
+        ...(mount.volume.name ? [`source=${mount.volume.name}`] : []),
+        `target=${mount.target}`,
+        ...Object.entries(mount.volume.labels ?? {}).map(([key, value]) => `volume-label=${key}=${value}`),
+      ]
     : ["type=bind", `source=${mount.source ?? ""}`, `target=${mount.target}`];
   if (mount.readonly) fields.push("readonly");
   return fields.map(csvField).join(",");
@@ -61,6 +69,11 @@ export interface ContainerSummary {
   state: string;
   status: string;
   createdAt: string;
+  labels: Record<string, string>;
+}
+
+export interface VolumeSummary {
+  name: string;
   labels: Record<string, string>;
 }
 
@@ -410,6 +423,12 @@ export class Docker {
     await this.run(["cp", source, destination]);
   }
 
+  /** `docker top`: the container's processes as the host's ps sees them (no exec inside), without the header line. */
+  async top(container: string, psOptions: string[]): Promise<string[]> {
+    const out = await this.run(["top", container, ...psOptions]);
+    return out.stdout.split("\n").slice(1).filter((line) => line.trim());
+  }
+
   async logs(container: string, follow = false): Promise<number> {
     const args = ["logs", ...(follow ? ["--follow"] : []), container];
     return this.exec.interactive([this.binary, ...args]);
@@ -466,8 +485,25 @@ export class Docker {
     await this.run(["network", "disconnect", "--force", network, container]);
   }
 
-  async networkRm(networks: string[]): Promise<void> {
-    if (networks.length) await this.run(["network", "rm", ...networks], { check: false });
+  // ---- volumes ----
+
+  /** Volumes matching `filters`, with their labels. */
+  async volumeLs(filters: string[] = []): Promise<VolumeSummary[]> {
+    const args = ["volume", "ls", "--format", "{{json .}}"];
+    for (const filter of filters) args.push("--filter", filter);
+    const out = await this.run(args);
+    return parseJsonLines<Record<string, string>>(out.stdout).map((row) => ({ name: row.Name ?? "", labels: parseLabels(row.Labels) }));
+  }
+
+  async volumeRm(volumes: string[]): Promise<void> {
+    if (volumes.length) await this.run(["volume", "rm", ...volumes], { check: false });
+  }
+
+  /** Whether docker removed them all; a refusal says why in `stderr`. */
+  async networkRm(networks: string[]): Promise<{ removed: boolean; stderr: string }> {
+    if (!networks.length) return { removed: true, stderr: "" };
+    const out = await this.run(["network", "rm", ...networks], { check: false });
+    return { removed: out.exitCode === 0, stderr: out.stderr };
   }
 
   /** Events between two times (unix seconds), e.g. to count builds. */

@@ -19,3 +19,7 @@ declare module "*.c" {
   const text: string;
   export default text;
 }
+declare module "*.conf" {
+  const text: string;
+  export default text;
+}

@@ -144,7 +144,14 @@ export function agentImageSpec(ca: Record<string, string>, env: Env = process.en
   return {
     kind: "agent",
     dockerfile: assets.agentDockerfile,
-    files: { "bottle-run.sh": assets.bottleRun, "install-packages.sh": assets.installPackages, ...ca },
+    files: {
+      "bottle-run.sh": assets.bottleRun,
+      "bottle-session.sh": assets.bottleSession,
+      "bottle-attach.sh": assets.bottleAttach,
+      "tmux.conf": assets.tmuxConf,
+      "install-packages.sh": assets.installPackages,
+      ...ca,
+    },
     buildArgs: { BASE_IMAGE: baseImage(env), CLAUDE_CODE_VERSION, NPM_REGISTRY: npmRegistry(env) },
     inputs: [],
   };

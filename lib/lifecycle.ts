@@ -7,9 +7,10 @@ import { BottleError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
 import { bringBackCommits, bringBackOnTeardown, type BroughtBack } from "./git/bottle-branch.ts";
 import { removeWorkspaceGitMountPoints } from "./git/workspace-git.ts";
+import { forgetMissing, keptHomes, type KeptHome, removeHomes } from "./homes.ts";
 import { bottleStateDir } from "./paths.ts";
 import { LABELS, type Plan } from "./plan.ts";
-import { attachSession } from "./session.ts";
+import { attachSession, sessionStateFrom } from "./session.ts";
 import { isOrphan, readPlan, stateNames } from "./state.ts";
 import { didYouMean } from "./suggest.ts";
 
@@ -33,13 +34,28 @@ export async function listBottles(exec: Exec): Promise<BottleRow[]> {
       ),
     ),
   );
-  return rows.flat().sort((a, b) => a.name.localeCompare(b.name));
+  const sorted = rows.flat().sort((a, b) => a.name.localeCompare(b.name));
+  // Each running bottle's session, from its processes (docker top: no exec inside), all at once.
+  await Promise.all(
+    sorted.map(async (row) => {
+      const plan = readPlan(row.name);
+      if (!plan || row.status !== "running") return;
+      try {
+        const processes = await backendOf(plan.backend).handle(docker, plan, process.env).processes();
+        const state = sessionStateFrom(processes, plan);
+        row.session = state.state === "none" ? "-" : state.state;
+      } catch {
+        row.session = "?";
+      }
+    }),
+  );
+  return sorted;
 }
 
 export function formatBottleTable(rows: BottleRow[]): string {
   if (rows.length === 0) return "no bottles running (start one with `bottle up`)";
-  const header: BottleRow = { name: "NAME", agent: "AGENT", backend: "BACKEND", status: "STATUS", createdAt: "", age: "AGE", workspace: "WORKSPACE" };
-  const keys = ["name", "agent", "backend", "status", "age", "workspace"] as const;
+  const header: BottleRow = { name: "NAME", agent: "AGENT", backend: "BACKEND", status: "STATUS", session: "CLAUDE", createdAt: "", age: "AGE", workspace: "WORKSPACE" };
+  const keys = ["name", "agent", "backend", "status", "session", "age", "workspace"] as const;
   const widths = keys.map((key) => Math.max(...[header, ...rows].map((row) => row[key].length)));
   return [header, ...rows].map((row) => keys.map((key, i) => row[key].padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
 }
@@ -85,7 +101,8 @@ async function removeBottle(docker: Docker, name: string, backendName: string | 
   if (plan?.workspace.git) removeWorkspaceGitMountPoints(plan.workspace.git);
 }
 
-export async function downBottles(exec: Exec, names: string[] | undefined): Promise<string[]> {
+/** `forget`: also remove each bottle's kept home (its conversations go with it). */
+export async function downBottles(exec: Exec, names: string[] | undefined, options: { forget?: boolean } = {}): Promise<string[]> {
   const docker = new Docker(exec);
   const { containers, networks } = await listBottleObjects(docker, { scope: "own" });
   const objects = [...containers, ...networks];
@@ -95,7 +112,9 @@ export async function downBottles(exec: Exec, names: string[] | undefined): Prom
     if (!known.has(name) && !existsSync(bottleStateDir(name)))
       throw new BottleError(`no bottle named ${name}${didYouMean(name, known)}`, { fix: "see `bottle ls`" });
   const backendLabel = (name: string) => objects.find((o) => o.labels[LABELS.name] === name)?.labels[LABELS.backend];
+  const homes = options.forget ? targets.map((name) => readPlan(name)?.home?.volume).filter((volume): volume is string => Boolean(volume)) : [];
   await Promise.all(targets.map((name) => removeBottle(docker, name, backendLabel(name))));
+  if (homes.length) await removeHomes(docker, homes);
   return targets;
 }
 
@@ -151,4 +170,36 @@ export async function fetchBottleCommits(exec: Exec, name: string): Promise<Brou
       fix: plan.workspace.mode === "copy" ? "a copy workspace's work is saved when the bottle stops" : "start the bottle from a repository's top level with `workspace: mount`",
     });
   return bringBackCommits(bottle, exec, plan);
+}
+
+/** A kept home and the running bottles that use it now. */
+export interface HomeRow extends KeptHome {
+  usedBy: string[];
+}
+
+/** Every home this state dir keeps (`bottle ls --all`), with the running bottles that use it. */
+export async function listHomes(exec: Exec): Promise<HomeRow[]> {
+  const homes = await keptHomes(new Docker(exec));
+  forgetMissing(new Set(homes.map((home) => home.volume)));
+  const users = stateNames()
+    .map((name) => ({ name, volume: readPlan(name)?.home?.volume }))
+    .filter((user): user is { name: string; volume: string } => Boolean(user.volume));
+  return homes.map((home) => ({ ...home, usedBy: users.filter((user) => user.volume === home.volume).map((user) => user.name) }));
+}
+
+export function formatHomeTable(homes: HomeRow[]): string {
+  if (homes.length === 0) return "no kept homes";
+  const rows = homes.map((home) => [home.volume, home.agent, home.lastUsed ?? "?", home.usedBy.join(",") || "-", home.workspace]);
+  const all = [["HOME", "AGENT", "LAST USED", "IN USE BY", "WORKSPACE"], ...rows];
+  const widths = all[0]!.map((_, i) => Math.max(...all.map((row) => row[i]!.length)));
+  return all.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}
+
+/** `bottle cleanup --homes`: the kept homes no running bottle uses; removes them when asked. */
+export async function unusedHomes(exec: Exec): Promise<HomeRow[]> {
+  return (await listHomes(exec)).filter((home) => home.usedBy.length === 0);
+}
+
+export async function removeUnusedHomes(exec: Exec, homes: HomeRow[]): Promise<string[]> {
+  return removeHomes(new Docker(exec), homes.map((home) => home.volume));
 }

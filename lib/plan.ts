@@ -75,7 +75,20 @@ export const PlanSchema = v.object({
   /** Credential custody: which credentials the gate holds and where it uses them (names only). */
   custody: v.optional(CustodyPlanSchema),
   command: v.array(v.string()),
+  /** Claude Code's flags on top of the agent's defaults (bottle up --continue, bottle run -p, …). */
+  claude: v.optional(
+    v.object({
+      continue: v.optional(v.boolean()),
+      resume: v.optional(v.union([v.string(), v.literal(true)])),
+      model: v.optional(v.string()),
+      prompt: v.optional(v.string()),
+      print: v.optional(v.object({ prompt: v.string(), outputFormat: v.optional(v.picklist(["text", "json", "stream-json"])) })),
+    }),
+  ),
+  /** Claude Code runs in a session that outlives the terminal (lib/session.ts); false for a command of the user's or a headless run. */
   interactive: v.boolean(),
+  /** Claude's home kept across `down` (lib/homes.ts), when the backend keeps one. */
+  home: v.optional(v.object({ volume: v.string() })),
   detach: v.boolean(),
   runtime: v.picklist(["runc", "runsc"]),
   labels: v.record(v.string(), v.string()),

@@ -1,5 +1,6 @@
 import { custodyRows } from "./gates/custody/index.ts";
 import { branchBase } from "./git/bottle-branch.ts";
+import { agentCommand, DETACH_KEY } from "./session.ts";
 import type { Plan } from "./plan.ts";
 
 /** The preflight: what a launch will grant, shown before anything is created. */
@@ -27,6 +28,14 @@ function workspaceGitRows(plan: Plan): Array<[string, string]> {
   return rows;
 }
 
+/** What runs: the user's command, or Claude Code (in a session, or headless) with the flags it gets. */
+function commandRow(plan: Plan): string {
+  if (plan.command.length) return plan.command.join(" ");
+  const argv = agentCommand(plan, [], plan.claude).slice(1);
+  const printed = argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : JSON.stringify(arg))).join(" ");
+  return `${printed}${plan.interactive ? ` (in a session: ${DETACH_KEY} detaches)` : " (headless: its answer on stdout)"}${plan.home ? "; Claude's home kept for this workspace" : ""}`;
+}
+
 export function formatPreflight(plan: Plan, missingImages: string[]): string {
   const gitRemotes = plan.git?.remotes ?? [];
   const sshHosts = plan.ssh?.hosts ?? [];
@@ -49,7 +58,7 @@ export function formatPreflight(plan: Plan, missingImages: string[]): string {
     ...gitRemotes.map((remote): [string, string] => ["git", `${remote.name} → ${remote.upstream} (via git gate ${remote.url}; pushes scanned by gitleaks)`]),
     ...sshHosts.map((host): [string, string] => ["ssh", `${host.user ? `${host.user}@` : ""}${host.host}:${host.port} (via ssh gate; key ${host.identityFile} stays in the gate)`]),
     ["runtime", plan.runtime === "runsc" ? "gVisor (runsc)" : "runc (gVisor not available)"],
-    ["command", plan.command.length ? plan.command.join(" ") : "claude --dangerously-skip-permissions"],
+    ["command", commandRow(plan)],
   ];
   return rows.map(([key, value]) => `  ${key.padEnd(10)} ${value}`).join("\n");
 }

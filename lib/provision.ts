@@ -23,6 +23,12 @@ import type { TarEntry } from "./tar.ts";
 export { AGENT_HOME };
 export const PROMPT_PATH = `${AGENT_HOME}/.claude/bottle/prompt.md`;
 export const ENV_FILE = "/run/bottle/env";
+/**
+ * The agent's skills, this launch's list: outside ~/.claude, which is a kept
+ * home (lib/homes.ts) where an earlier launch's skills would linger;
+ * bottle-run links ~/.claude/skills to it.
+ */
+export const MANAGED_SKILLS = `${AGENT_HOME}/.bottle/skills`;
 
 /** Shell-quote for the env file, which `bottle-run` sources. */
 export function shellQuote(value: string): string {
@@ -96,7 +102,8 @@ export function provisionEntries(input: ProvisionInput): TarEntry[] {
     dir(AGENT_HOME),
     dir(`${AGENT_HOME}/.claude`),
     dir(`${AGENT_HOME}/.claude/bottle`, 0o700),
-    dir(`${AGENT_HOME}/.claude/skills`),
+    dir(`${AGENT_HOME}/.bottle`),
+    dir(MANAGED_SKILLS),
     file(`${AGENT_HOME}/.claude.json`, `${JSON.stringify(claudeState(apiKey), null, 2)}\n`, 0o600),
     file(`${AGENT_HOME}/.gitconfig`, gitconfigContent(input.plan.gitUser, input.plan.git?.remotes)),
     dir("/run/bottle", 0o700),
@@ -104,7 +111,7 @@ export function provisionEntries(input: ProvisionInput): TarEntry[] {
   ];
   if (input.prompt.trim()) entries.push(file(PROMPT_PATH, input.prompt, 0o600));
   if (input.plan.ssh) entries.push(...sshBottleEntries(input.plan.ssh, input.sshPublicKeys ?? {}, AGENT_HOME, uid, gid));
-  for (const [name, hostDir] of Object.entries(input.skillDirs)) collectDir(hostDir, `${AGENT_HOME}/.claude/skills/${name}`, uid, gid, entries);
+  for (const [name, hostDir] of Object.entries(input.skillDirs)) collectDir(hostDir, `${MANAGED_SKILLS}/${name}`, uid, gid, entries);
   if (input.plan.workspace.mode !== "mount") entries.push(dir("/workspace"));
   return entries;
 }

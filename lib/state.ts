@@ -59,6 +59,12 @@ export function writeState(plan: Plan, owner: Owner): void {
   writeFileSync(join(dir, "owner.json"), `${JSON.stringify(owner)}\n`, { mode: 0o600 });
 }
 
+/** The launch left its bottle running (its terminal detached): `cleanup` must not count it an orphan while it runs. */
+export function markDetached(name: string): void {
+  const owner = readOwner(name);
+  if (owner) writeFileSync(join(bottleStateDir(name), "owner.json"), `${JSON.stringify({ ...owner, detach: true })}\n`, { mode: 0o600 });
+}
+
 export function readPlan(name: string): Plan | undefined {
   try {
     return parsePlan(JSON.parse(readFileSync(join(bottleStateDir(name), "plan.json"), "utf8")));

@@ -13,7 +13,8 @@ import type { Plan } from "../plan.ts";
 import { settleAll } from "../settle.ts";
 import { createTar, type TarEntry } from "../tar.ts";
 import { isSubnetConflict, randomInternalAddresses, type InternalAddresses } from "./internal-subnet.ts";
-import { bottleLabels } from "./objects.ts";
+import { bottleLabels, removeNetwork } from "./objects.ts";
+import { CLAUDE_HOME } from "../homes.ts";
 import type { Created, GateAddresses, LaunchRequest } from "./types.ts";
 
 /**
@@ -49,6 +50,8 @@ export interface GateLaunch {
 export function bottleVariables(plan: Plan): Record<string, string> {
   return {
     BOTTLE_NAME: plan.name,
+    // Shell history in the kept home, so it survives `down` with the conversations.
+    ...(plan.home ? { HISTFILE: `${CLAUDE_HOME}/bash_history` } : {}),
     // The SSH gate's agent, through the relay provisioning starts.
     ...(plan.ssh?.hosts.length ? { SSH_AUTH_SOCK: plan.ssh.agentSocket } : {}),
   };
@@ -272,13 +275,13 @@ export async function removeCreated(docker: Docker, created: Created): Promise<v
   try {
     // One `rm` per container, concurrently: the daemon removes them in parallel.
     const containersGone = Promise.all(created.containers.map((container) => docker.containerRm([container])));
-    const afterContainers = (network: string) => containersGone.then(() => docker.networkRm([network]));
+    const afterContainers = (network: string) => containersGone.then(() => removeNetwork(docker, network));
     // Likewise one `network rm` per network (the CLI removes a list one by one).
     const networksGone = created.networks.map((network) => {
       const joined = (created.joined ?? []).filter((join) => join.network === network);
       if (joined.length === 0 || joined.some((join) => !created.containers.includes(join.container))) return afterContainers(network);
       return Promise.all(joined.map((join) => docker.networkDisconnect(network, join.container))).then(
-        () => docker.networkRm([network]),
+        () => removeNetwork(docker, network),
         // Gone already (removed first): remove the network after the containers.
         () => afterContainers(network),
       );

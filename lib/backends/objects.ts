@@ -53,6 +53,20 @@ export async function listBottleContainers(docker: Docker, options: Scope) {
   return docker.ps(bottleFilters(options));
 }
 
+/**
+ * Remove a bottle's network. Docker refuses while a container is still on
+ * it; a bottle's network is the bottle's alone, so whatever someone else
+ * connected to it (a test's server, a container connected by hand) is
+ * disconnected first rather than leaving the network behind.
+ */
+export async function removeNetwork(docker: Docker, network: string): Promise<void> {
+  const first = await docker.networkRm([network]);
+  if (first.removed || !/active endpoints/i.test(first.stderr)) return;
+  const inspect = await docker.networkInspect(network);
+  await Promise.all(Object.values(inspect?.Containers ?? {}).map((container) => docker.networkDisconnect(network, container.Name).catch(() => undefined)));
+  await docker.networkRm([network]);
+}
+
 /** Remove every docker object (bottle container first) and the state dir of the named bottle. */
 export async function removeBottleObjects(docker: Docker, name: string): Promise<{ containers: number; networks: number }> {
   const { containers, networks } = await listBottleObjects(docker, { name, scope: "own" });
@@ -60,7 +74,7 @@ export async function removeBottleObjects(docker: Docker, name: string): Promise
   const others = containers.filter((c) => c.labels[LABELS.role] !== "bottle").map((c) => c.name);
   await docker.containerRm([...bottles, ...others]);
   // One `network rm` each, concurrently (the CLI removes a list one by one).
-  await Promise.all(networks.map((network) => docker.networkRm([network.name])));
+  await Promise.all(networks.map((network) => removeNetwork(docker, network.name)));
   rmSync(bottleStateDir(name), { recursive: true, force: true });
   return { containers: containers.length, networks: networks.length };
 }
@@ -81,6 +95,7 @@ export function bottleRow(container: ContainerSummary, status: string): BottleRo
     agent: container.labels[LABELS.agent] ?? "?",
     backend: container.labels[LABELS.backend] ?? "docker",
     status,
+    session: "-",
     createdAt: container.createdAt,
     age: age(container.createdAt),
     workspace: container.labels[LABELS.workspace] ?? "",

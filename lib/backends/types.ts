@@ -34,6 +34,8 @@ export interface BottleHandle {
   copyOut(path: string, destination: string): Promise<void>;
   /** The bottle's own output on the terminal. */
   logs(follow: boolean): Promise<number>;
+  /** Its processes, one `COMMAND ARGS` line each (ps's comm, then its argv), read from outside where the engine can. */
+  processes(): Promise<string[]>;
 }
 
 /** Docker objects a launch created, in creation order, so teardown can undo exactly them. */
@@ -93,6 +95,8 @@ export interface BottleRow {
   agent: string;
   backend: string;
   status: string;
+  /** Its Claude Code session: attached, detached, exited, or "-" (a command of its own; not running). */
+  session: string;
   createdAt: string;
   age: string;
   workspace: string;
@@ -110,6 +114,8 @@ export interface Backend {
   readonly name: BackendName;
   /** One line for `--backend` help and `bottle doctor`. */
   readonly summary: string;
+  /** Whether Claude's home survives `down` on it (a docker volume; see lib/homes.ts). */
+  readonly keepsHomes: boolean;
   /** Why this machine cannot run it (one error with the fix), or undefined. */
   unavailable(env: Env): BottleError | undefined;
   /** Its rows in `bottle doctor`. */
@@ -124,6 +130,8 @@ export interface Backend {
   standsFor(container: ContainerSummary): boolean;
   /** `bottle ls` rows for the containers that stand for its bottles. */
   rows(exec: Exec, containers: ContainerSummary[], env: Env): Promise<BottleRow[]>;
+  /** The handle of a bottle by its plan, without asking whether it runs. */
+  handle(docker: Docker, plan: Plan, env: Env): BottleHandle;
   /** The handle of a running bottle, or undefined when it does not run. */
   open(docker: Docker, plan: Plan | undefined, name: string, env: Env): Promise<BottleHandle | undefined>;
   /** Remove a bottle: what only this backend knows of (a VM), then every docker object and the state dir. */

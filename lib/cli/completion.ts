@@ -55,6 +55,7 @@ export interface CompletionTree {
  */
 export const VALUE_HINTS: Record<string, ValueHint> = {
   "up.agent": { kind: "agents" },
+  "run.agent": { kind: "agents" },
   "info.agent": { kind: "agents" },
   "attach.name": { kind: "bottles" },
   "exec.name": { kind: "bottles" },

@@ -14,6 +14,8 @@ import { DEFAULT_EGRESS_LIMITS } from "../manifest/limits.ts";
 import { LABELS, type Plan } from "../plan.ts";
 import { peekName } from "../state.ts";
 import { buildInfo } from "../version.ts";
+import { checkHomeFormat, homeVolumeName, listHomeVolumes } from "../homes.ts";
+import type { ClaudeArgs } from "../session.ts";
 import { workspacePlan } from "../workspace.ts";
 
 /**
@@ -34,6 +36,8 @@ export interface UpOptions {
   env: Record<string, string | undefined>;
   /** Only planning (--dry-run): a missing Claude Code credential is shown, not an error. */
   dryRun?: boolean;
+  /** Claude Code's flags on top of the agent's defaults. */
+  claude?: ClaudeArgs;
 }
 
 export const PROXY_PORT = 3128;
@@ -83,8 +87,9 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   // Asked before the tags are hashed (a few ms of CPU), so this query runs meanwhile.
   const containersListed = listBottleContainers(docker, { scope: "all" });
   const workspaceFound = workspacePlan(exec, resolved.bottle.workspace, options.workspace ?? options.cwd);
+  const homesListed = backend.keepsHomes ? listHomeVolumes(docker) : Promise.resolve([]);
   // If reading the CA files below throws, these must not end as unhandled rejections.
-  for (const query of [runtimeChosen, containersListed, workspaceFound]) query.catch(() => undefined);
+  for (const query of [runtimeChosen, containersListed, workspaceFound, homesListed]) query.catch(() => undefined);
   const ca = caContextFiles(resolved.bottle.caCerts, options.env);
   const agentSpec = agentImageSpec(ca, options.env);
   const gateSpec = gateImageSpec(ca, options.env);
@@ -93,12 +98,16 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   const customSpec = resolved.bottle.image ? customImageSpec(agentRef, resolved.bottle.image.dockerfile) : undefined;
   const customRef = customSpec ? imageRef(customSpec) : undefined;
   const refs = [agentRef, gateRef, ...(customRef ? [customRef] : [])];
-  const [images, containers, runtime, { workspace, repo: workspaceRepo }] = await Promise.all([
+  const [images, containers, runtime, { workspace, repo: workspaceRepo }, homes] = await Promise.all([
     plannedImages(docker, refs, options.env),
     containersListed,
     runtimeChosen,
     workspaceFound,
+    homesListed,
   ]);
+  // Claude's home for this workspace and agent, kept from an earlier bottle (or made now).
+  const homeVolume = backend.keepsHomes ? homeVolumeName(workspace.hostPath ?? workspace.mode, resolved.agent.name) : undefined;
+  checkHomeFormat(homes.find((home) => home.name === homeVolume));
   // Builds record the base found on their label (it is not part of their tags).
   const withBase = (spec: ImageSpec): ImageSpec => ({ ...spec, base: images.base });
   const nameBase = `bottle-${base.replace(/^bottle-/, "")}`;
@@ -106,8 +115,9 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   const name = peekName(nameBase, new Set(taken));
 
   const custody = custodyPlan(resolved.bottle, options.env);
-  // Attaching Claude Code without a credential would only show its login error: say how to make one first.
-  if (!custody.claude && options.passthrough.length === 0 && !options.detach && !options.dryRun) throw missingCredentialError();
+  const claude = options.claude ?? {};
+  // Attaching Claude Code (or running it headless) without a credential would only show its login error: say how to make one first.
+  if (!custody.claude && options.passthrough.length === 0 && (!options.detach || claude.print) && !options.dryRun) throw missingCredentialError();
   const env = bottleEnv(resolved, options.env);
   const plan: Plan = {
     version: 1,
@@ -140,7 +150,10 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
     custody,
     ...(resolved.bottle.ssh.hosts.length ? { ssh: sshPlan(resolved.bottle.ssh.hosts) } : {}),
     command: options.passthrough,
-    interactive: options.passthrough.length === 0,
+    ...(Object.keys(claude).length ? { claude } : {}),
+    // A headless run streams to stdout, unless it is left to run detached (then it has a session to attach to).
+    interactive: options.passthrough.length === 0 && (!claude.print || options.detach),
+    ...(homeVolume ? { home: { volume: homeVolume } } : {}),
     detach: options.detach,
     runtime,
     labels: {},

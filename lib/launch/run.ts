@@ -15,8 +15,10 @@ import { userSkillsDir } from "../paths.ts";
 import { LABELS, type Plan } from "../plan.ts";
 import { provisionBottle } from "../provision.ts";
 import { verifyEgressPolicy } from "../selftest.ts";
-import { attachSession } from "../session.ts";
-import { auditLogPath, claimName, removeState, writeState } from "../state.ts";
+import { agentCommand, DETACH_KEY, runCommand, sessionState, startAttached, startSession } from "../session.ts";
+import { checkResumable } from "../conversations.ts";
+import { touchHome } from "../homes.ts";
+import { auditLogPath, claimName, markDetached, removeState, writeState } from "../state.ts";
 import { settleAll } from "../settle.ts";
 import { buildInfo } from "../version.ts";
 import { saveCopiedWork } from "../workspace.ts";
@@ -125,6 +127,7 @@ export async function runUp(planned: Planned, options: UpOptions): Promise<numbe
       plan = renamePlan(plan, claimed);
       writeState(plan, { pid: process.pid, detach: options.detach, startedAt: plan.createdAt });
       if (plan.workspace.git) prepareWorkspaceGit(plan.name, plan.workspace.git);
+      if (plan.home) touchHome(plan.home.volume);
       interrupts.check();
       try {
         await prepared.launch(docker, plan, {
@@ -153,16 +156,36 @@ export async function runUp(planned: Planned, options: UpOptions): Promise<numbe
     }
     interrupts.check();
 
+    const launched = bottle!;
+    const claude = plan.claude ?? {};
+    if (typeof claude.resume === "string") await checkResumable(launched, plan, claude.resume);
     if (options.detach) {
+      if (plan.interactive) await startSession(launched, plan, claude);
       detached = true;
       process.stdout.write(`${plan.name}\n`);
-      log.success(`${plan.name} is running; \`bottle attach ${plan.name}\`, \`bottle exec ${plan.name} -- CMD\`, \`bottle down ${plan.name}\``);
+      log.success(
+        `${plan.name} is running${plan.interactive ? " Claude Code" : ""}; \`bottle attach ${plan.name}\`, \`bottle exec ${plan.name} -- CMD\`, \`bottle down ${plan.name}\``,
+      );
       return 0;
     }
     log.success(`${plan.name} ready`);
-    const code = await attachSession(bottle!, plan, options.passthrough);
-    // Interrupted while attached: report the signal, whatever the child made of it.
-    return interrupts.signal ? (signalExitCode(interrupts.signal) ?? 130) : code;
+    if (!plan.interactive) {
+      const code = await runCommand(launched, plan, plan.command.length ? plan.command : agentCommand(plan, [], claude).slice(1));
+      // Interrupted meanwhile: report the signal, whatever the child made of it.
+      return interrupts.signal ? (signalExitCode(interrupts.signal) ?? 130) : code;
+    }
+    log.info(`${DETACH_KEY} detaches; Claude Code goes on (\`bottle attach ${plan.name}\` to come back)`);
+    const code = await startAttached(launched, plan, claude);
+    const state = await sessionState(launched, plan);
+    // The terminal detached (Ctrl-], or it closed) with Claude Code still running: the bottle stays, as if started detached.
+    if ((state.state === "detached" || state.state === "attached") && interrupts.signal !== "SIGTERM" && interrupts.signal !== "SIGINT") {
+      detached = true;
+      markDetached(plan.name);
+      log.success(`${plan.name} keeps running Claude Code: \`bottle attach ${plan.name}\` to come back, \`bottle down ${plan.name}\` to stop it`);
+      return 0;
+    }
+    if (interrupts.signal) return signalExitCode(interrupts.signal) ?? 130;
+    return state.state === "exited" && state.exitCode !== undefined ? state.exitCode : code;
   } finally {
     interrupts.dispose();
     if (!detached) await teardown();

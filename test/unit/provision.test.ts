@@ -2,7 +2,6 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { realExec } from "../../lib/exec.ts";
-import { agentCommand } from "../../lib/session.ts";
 import { parsePlan } from "../../lib/plan.ts";
 import {
   AGENT_HOME,
@@ -191,7 +190,8 @@ describe("provisionEntries", () => {
     writeFileSync(join(skill, "private.txt"), "x");
     chmodSync(join(skill, "private.txt"), 0o600);
     const map = byPath(provisionEntries({ plan, envValues: {}, prompt: "", skillDirs: { review: skill } }));
-    const base = `${AGENT_HOME}/.claude/skills/review`;
+    // Outside the kept ~/.claude (bottle-run links ~/.claude/skills here): only this launch's skills.
+    const base = `${AGENT_HOME}/.bottle/skills/review`;
     expect(map.get(base)).toMatchObject({ type: "dir", mode: 0o755, uid: 1234 });
     expect(map.get(`${base}/scripts`)).toMatchObject({ type: "dir", mode: 0o755 });
     expect(map.get(`${base}/scripts/run.sh`)).toMatchObject({ mode: 0o755, uid: 1234, gid: 5678 });
@@ -209,29 +209,5 @@ describe("workspaceEntries", () => {
     expect(map.get("/workspace")).toMatchObject({ type: "dir", mode: 0o755, uid: 1000, gid: 1000 });
     expect(map.get("/workspace/src")).toMatchObject({ type: "dir" });
     expect(map.get("/workspace/src/index.ts")).toMatchObject({ mode: 0o644, uid: 1000 });
-  });
-});
-
-describe("agentCommand", () => {
-  test("the default runs Claude Code with permissions skipped", () => {
-    expect(agentCommand(makePlan(), [])).toEqual(["bottle-run", "claude", "--dangerously-skip-permissions"]);
-  });
-
-  test("adds the system prompt file and the model only when set", () => {
-    expect(agentCommand(makePlan({ agent: { hasPrompt: true } }), [])).toEqual([
-      "bottle-run", "claude", "--dangerously-skip-permissions", "--append-system-prompt-file", PROMPT_PATH,
-    ]); // prettier-ignore
-    expect(agentCommand(makePlan({ agent: { model: "claude-opus-4" } }), [])).toEqual([
-      "bottle-run", "claude", "--dangerously-skip-permissions", "--model", "claude-opus-4",
-    ]); // prettier-ignore
-    expect(agentCommand(makePlan({ agent: { hasPrompt: true, model: "m" } }), [])).toEqual([
-      "bottle-run", "claude", "--dangerously-skip-permissions", "--append-system-prompt-file", PROMPT_PATH, "--model", "m",
-    ]); // prettier-ignore
-  });
-
-  test("a passthrough command wins over everything", () => {
-    const plan = makePlan({ agent: { hasPrompt: true, model: "m" } });
-    expect(agentCommand(plan, ["bash", "-lc", "echo hi"])).toEqual(["bottle-run", "bash", "-lc", "echo hi"]);
-    expect(agentCommand(plan, ["claude", "--help"])).toEqual(["bottle-run", "claude", "--help"]);
   });
 });

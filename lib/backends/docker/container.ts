@@ -1,5 +1,6 @@
 import type { ContainerSpec } from "../../docker.ts";
 import { workspaceGitMounts } from "../../git/workspace-git.ts";
+import { CLAUDE_HOME, homeLabels } from "../../homes.ts";
 import type { Plan } from "../../plan.ts";
 import { proxyEnvironment } from "../../proxy-env.ts";
 import { bottleVariables, GATE_ALIAS } from "../gate.ts";
@@ -19,6 +20,8 @@ export function bottleContainerSpec(plan: Plan, internal: Pick<InternalAddresses
   const proxy = `http://${GATE_ALIAS}:${plan.egress.proxyPort}`;
   const mounts: ContainerSpec["mounts"] = [];
   const { hostPath, containerPath, git } = plan.workspace;
+  // Claude's home, kept across `down` (docker creates the volume, labelled, on first use).
+  if (plan.home) mounts.push({ target: CLAUDE_HOME, volume: { name: plan.home.volume, labels: homeLabels(hostPath ?? plan.workspace.mode, plan.agent.name) } });
   if (plan.workspace.mode === "mount" && hostPath) {
     mounts.push({ source: hostPath, target: containerPath });
     // The workspace's .git (what the host later runs git in) is the bottle's own, never the host's.

@@ -64,6 +64,7 @@ async function doctorRows(docker: Docker): Promise<Check[]> {
 export const dockerBackend: Backend = {
   name: "docker",
   summary: "containers on a Docker engine (the default)",
+  keepsHomes: true,
 
   unavailable: () => undefined,
 
@@ -91,6 +92,8 @@ export const dockerBackend: Backend = {
   standsFor: (container: ContainerSummary) => container.labels[LABELS.role] === "bottle",
 
   rows: async (_exec, containers) => containers.map((container) => bottleRow(container, container.state)),
+
+  handle: (docker, plan) => containerHandle(docker, plan.containers.bottle),
 
   async open(docker, _plan, name) {
     const inspect = await docker.containerInspect(name);

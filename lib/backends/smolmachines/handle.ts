@@ -55,6 +55,10 @@ export function machineHandle(exec: Exec, machine: string, smolvm: string): Bott
     copyOut: async (path, destination) => {
       await exec.run(machineCopyOutArgv(machine, path, destination, smolvm));
     },
+    processes: async () => {
+      const out = await exec.run(machineExecArgv({ name: machine, command: ["ps", "-eo", "comm,args", "--no-headers"] }, smolvm), { check: false });
+      return out.stdout.split("\n").filter((line) => line.trim());
+    },
     logs: async () => {
       throw new BottleError(`${machine} is a smolmachines bottle: it has no container log`, {
         fix: `see what its gates decided: bottle logs ${machine} --gate egress (or --gate git, --gate ssh)`,

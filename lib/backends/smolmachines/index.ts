@@ -63,6 +63,8 @@ async function doctorRows(exec: Exec, env: Env): Promise<Check[]> {
 export const smolmachinesBackend: Backend = {
   name: "smolmachines",
   summary: "smolvm microVMs, each with its own kernel (needs smolvm, and /dev/kvm on Linux)",
+  // smolvm mounts host directories only, and a directory the agent writes is not one bottle keeps on the host.
+  keepsHomes: false,
 
   unavailable: (env) => smolvmUnavailable(env),
 
@@ -100,6 +102,8 @@ export const smolmachinesBackend: Backend = {
       return bottleRow(container, machines ? (machines.get(name) ?? "machine missing") : `gate ${container.state}`);
     });
   },
+
+  handle: (docker, plan, env) => machineHandle(docker.exec, plan.containers.bottle, smolvmBinary(env)),
 
   async open(docker, plan, _name, env) {
     if (!plan) return undefined;

@@ -490,7 +490,7 @@ describe("the docker backend's launch: internal addresses chosen up front, the b
     const order: string[] = [];
     docker.networkRm = async (networks) => {
       order.push(`${networks.join(" ")} after removal: ${removed}`);
-      await networkRm(networks);
+      return networkRm(networks);
     };
     await removeCreated(docker, {
       containers: ["bottle-dk", "bottle-dk-gate"],

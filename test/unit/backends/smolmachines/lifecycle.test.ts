@@ -100,13 +100,27 @@ describe("attach and exec", () => {
     ]);
   });
 
-  test("a docker bottle: `docker exec` as before", async () => {
+  test("a docker bottle: its session found with docker top (no exec inside), then its terminal joins it", async () => {
     writeState(dockerPlan, { pid: process.pid, detach: true, startedAt: dockerPlan.createdAt });
-    const exec = recordingExec(engine);
+    // As docker top prints them: the pid, then comm ("tmux: server") and args in columns.
+    const session = "101     tmux:    server tmux -S /run/bottle/session.sock -f /etc/bottle-tmux.conf new-session -d -s claude";
+    const exec = recordingExec((argv) => (argv[1] === "top" ? { stdout: `PID COMMAND COMMAND\n${session}\n102 claude claude --dangerously-skip-permissions\n` } : engine(argv)));
     await attachBottle(exec, "bottle-dk", []);
-    expect(exec.calls.filter((call) => call.interactive).map((call) => call.argv)).toEqual([
-      ["docker", "exec", "--interactive", "--user", "1000:1000", "--workdir", "/workspace", "bottle-dk", "bottle-run", "claude", "--dangerously-skip-permissions"],
-    ]);
+    expect(exec.calls.find((call) => call.argv[1] === "top")?.argv).toEqual(["docker", "top", "bottle-dk", "-eo", "pid,comm,args"]);
+    const [attach] = exec.calls.filter((call) => call.interactive).map((call) => call.argv);
+    expect(attach).toEqual(["docker", "exec", "--interactive", "--user", "1000:1000", "--workdir", "/workspace", "bottle-dk", "bottle-attach", expect.stringMatching(/^[0-9a-f-]{36}$/), "attach-session", "-t", "claude"]);
+    // Then the client is detached by the tty it noted, should its terminal have gone away.
+    const after = exec.calls.at(-1)!.argv;
+    expect(after.slice(0, 3)).toEqual(["docker", "exec", "--user"]);
+    expect(after).toContain(attach![9]!);
+    expect(after.join(" ")).toContain("detach-client");
+  });
+
+  test("a docker bottle whose Claude Code exited: one error with its exit code and how to resume", async () => {
+    writeState(dockerPlan, { pid: process.pid, detach: true, startedAt: dockerPlan.createdAt });
+    const exec = recordingExec((argv) => (argv[1] === "top" ? { stdout: "PID COMMAND COMMAND\n7 sleep sleep infinity\n" } : argv.includes("/run/bottle/session.exit") ? { stdout: "3\n" } : engine(argv)));
+    await expect(attachBottle(exec, "bottle-dk", [])).rejects.toThrow("Claude Code in bottle-dk has exited (exit code 3)");
+    expect(exec.calls.some((call) => call.interactive)).toBe(false);
   });
 
   test("a smolmachines bottle whose gate is gone is not running", async () => {
