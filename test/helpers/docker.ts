@@ -48,6 +48,10 @@ export function objectsWithLabel(label: string): { containers: string[]; network
   };
 }
 
+function volumesWithLabel(label: string): string[] {
+  return docker("volume", "ls", "--filter", `label=${label}`, "--format", "{{.Name}}").split("\n").filter(Boolean);
+}
+
 export function uniqueId(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 }
@@ -83,4 +87,7 @@ export function removeLabelled(...labels: string[]): void {
   const containers = found.flatMap((f) => f.containers);
   if (containers.length) Bun.spawnSync(["docker", "rm", "-f", ...containers], { stdout: "pipe", stderr: "pipe" });
   for (const network of new Set(found.flatMap((f) => f.networks))) Bun.spawnSync(["docker", "network", "rm", network], { stdout: "pipe", stderr: "pipe" });
+  // Kept homes (an agent's, by its bottle.agent label) once nothing mounts them.
+  const volumes = [...new Set(labels.flatMap(volumesWithLabel))];
+  if (volumes.length) Bun.spawnSync(["docker", "volume", "rm", ...volumes], { stdout: "pipe", stderr: "pipe" });
 }

@@ -189,5 +189,6 @@ describeDocker("interactive Claude Code", () => {
     await reader;
     expect(code).toBe(0);
     expect(objectsWithLabel(`bottle.agent=${agent}`)).toEqual({ containers: [], networks: [] });
+    removeLabelled(`bottle.agent=${agent}`);
   }, 300_000);
 });
