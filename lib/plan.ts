@@ -85,7 +85,7 @@ export const PlanSchema = v.object({
       print: v.optional(v.object({ prompt: v.string(), outputFormat: v.optional(v.picklist(["text", "json", "stream-json"])) })),
     }),
   ),
-  /** Claude Code runs in a session that outlives the terminal (lib/session.ts); false for a command of the user's or a headless run. */
+  /** What runs (Claude Code, or the command) is in a session that outlives the terminal (lib/session.ts); false for an attached command or headless run. */
   interactive: v.boolean(),
   /** Claude's home kept across `down` (lib/homes.ts), when the backend keeps one. */
   home: v.optional(v.object({ volume: v.string() })),

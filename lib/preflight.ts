@@ -1,3 +1,4 @@
+import { describeArgv } from "./exec.ts";
 import { custodyRows } from "./gates/custody/index.ts";
 import { branchBase } from "./git/bottle-branch.ts";
 import { agentCommand, DETACH_KEY } from "./session.ts";
@@ -30,9 +31,8 @@ function workspaceGitRows(plan: Plan): Array<[string, string]> {
 
 /** What runs: the user's command, or Claude Code (in a session, or headless) with the flags it gets. */
 function commandRow(plan: Plan): string {
-  if (plan.command.length) return plan.command.join(" ");
-  const argv = agentCommand(plan, [], plan.claude).slice(1);
-  const printed = argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : JSON.stringify(arg))).join(" ");
+  const printed = describeArgv(agentCommand(plan, plan.command, plan.claude).slice(1), Infinity);
+  if (plan.command.length) return `${printed}${plan.interactive ? ` (in a session: ${DETACH_KEY} detaches)` : ""}`;
   return `${printed}${plan.interactive ? ` (in a session: ${DETACH_KEY} detaches)` : " (headless: its answer on stdout)"}${plan.home ? "; Claude's home kept for this workspace" : ""}`;
 }
 

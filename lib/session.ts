@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { BottleHandle } from "./backends/types.ts";
 import { BottleError } from "./errors.ts";
+import { describeArgv } from "./exec.ts";
 import type { Plan } from "./plan.ts";
 import { PROMPT_PATH } from "./provision.ts";
 
@@ -56,9 +57,14 @@ function asAgent(plan: Plan) {
   return { user: `${uid}:${gid}`, workdir: plan.workspace.containerPath };
 }
 
-/** The session's command: Claude Code through bottle-session, which records how it ended. */
+/** The session's command (Claude Code, or the one given after `--`) through bottle-session, which records how it ended. */
 function sessionCommand(plan: Plan, claude: ClaudeArgs): string[] {
-  return ["bottle-session", ...agentCommand(plan, [], claude).slice(1)];
+  return ["bottle-session", ...agentCommand(plan, plan.command, claude).slice(1)];
+}
+
+/** What the session runs, as messages name it. */
+export function sessionWhat(plan: Plan): string {
+  return plan.command.length ? describeArgv(plan.command, Infinity) : "Claude Code";
 }
 
 /** Start the bottle's Claude Code in its session, with no terminal attached (`bottle up --detach`). */
@@ -99,15 +105,18 @@ export type SessionState =
 
 /**
  * Where the bottle's session stands, from its processes (`COMMAND ARGS`
- * lines): its tmux server and the clients attached to it. tmux names its
- * processes "tmux: server" and "tmux: client"; the socket tells the
- * bottle's session from any tmux the agent runs itself.
+ * lines): its tmux server, the clients attached to it, and bottle-session,
+ * the window's command. tmux names its processes "tmux: server" and "tmux:
+ * client"; the socket tells the bottle's session from any tmux the agent
+ * runs itself. A server whose command has ended keeps the last screen of
+ * what ran unwatched (tmux.conf): exited.
  */
 export function sessionStateFrom(processes: string[], plan: Pick<Plan, "interactive">): SessionState {
   const ours = processes.filter((line) => line.includes(SESSION_SOCKET));
   const server = ours.some((line) => line.startsWith("tmux: server"));
+  const running = processes.some((line) => line.startsWith("bottle-session "));
   const clients = ours.filter((line) => line.startsWith("tmux: client")).length;
-  if (server) return clients > 0 ? { state: "attached", clients } : { state: "detached", clients: 0 };
+  if (server && running) return clients > 0 ? { state: "attached", clients } : { state: "detached", clients: 0 };
   return plan.interactive ? { state: "exited" } : { state: "none" };
 }
 
@@ -128,13 +137,19 @@ export async function attachSession(bottle: BottleHandle, plan: Plan, passthroug
   if (passthrough.length) return runCommand(bottle, plan, passthrough);
   const state = await sessionState(bottle, plan);
   if (state.state === "none")
-    throw new BottleError(`${plan.name} runs no Claude Code session: it was started with a command of its own`, {
+    throw new BottleError(`${plan.name} runs no session: its command ran on the terminal that started it`, {
       fix: `run a command in it with \`bottle exec ${plan.name} -- CMD\``,
     });
-  if (state.state === "exited")
-    throw new BottleError(`Claude Code in ${plan.name} has exited${state.exitCode === undefined ? "" : ` (exit code ${state.exitCode})`}`, {
-      fix: `resume the conversation in a new bottle: \`bottle down ${plan.name}\`, then \`bottle up ${plan.agent.name} --continue\``,
+  if (state.state === "exited") {
+    // What it showed last, when it ended with no terminal attached (a detached run's output).
+    const screen = await bottle.exec([...TMUX, "capture-pane", "-p", "-J", "-S", "-", "-t", SESSION], { ...asAgent(plan), check: false });
+    if (screen.exitCode === 0) process.stdout.write(`${screen.stdout.replace(/\n+$/, "")}\n`);
+    throw new BottleError(`${sessionWhat(plan)} in ${plan.name} has exited${state.exitCode === undefined ? "" : ` (exit code ${state.exitCode})`}`, {
+      fix: plan.command.length
+        ? `run a command in it with \`bottle exec ${plan.name} -- CMD\`, or remove it: \`bottle down ${plan.name}\``
+        : `resume the conversation in a new bottle: \`bottle down ${plan.name}\`, then \`bottle up ${plan.agent.name} --continue\``,
     });
+  }
   return asClient(bottle, plan, ["attach-session", "-t", SESSION]);
 }
 

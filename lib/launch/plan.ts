@@ -151,8 +151,8 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
     ...(resolved.bottle.ssh.hosts.length ? { ssh: sshPlan(resolved.bottle.ssh.hosts) } : {}),
     command: options.passthrough,
     ...(Object.keys(claude).length ? { claude } : {}),
-    // A headless run streams to stdout, unless it is left to run detached (then it has a session to attach to).
-    interactive: options.passthrough.length === 0 && (!claude.print || options.detach),
+    // A headless run or a command streams to the terminal, unless left to run detached: then it has a session to attach to.
+    interactive: options.detach || (options.passthrough.length === 0 && !claude.print),
     ...(homeVolume ? { home: { volume: homeVolume } } : {}),
     detach: options.detach,
     runtime,

@@ -15,7 +15,7 @@ import { userSkillsDir } from "../paths.ts";
 import { LABELS, type Plan } from "../plan.ts";
 import { provisionBottle } from "../provision.ts";
 import { verifyEgressPolicy } from "../selftest.ts";
-import { agentCommand, DETACH_KEY, runCommand, sessionState, startAttached, startSession } from "../session.ts";
+import { agentCommand, DETACH_KEY, runCommand, sessionState, sessionWhat, startAttached, startSession } from "../session.ts";
 import { checkResumable } from "../conversations.ts";
 import { touchHome } from "../homes.ts";
 import { auditLogPath, claimName, markDetached, removeState, writeState } from "../state.ts";
@@ -160,12 +160,10 @@ export async function runUp(planned: Planned, options: UpOptions): Promise<numbe
     const claude = plan.claude ?? {};
     if (typeof claude.resume === "string") await checkResumable(launched, plan, claude.resume);
     if (options.detach) {
-      if (plan.interactive) await startSession(launched, plan, claude);
+      await startSession(launched, plan, claude);
       detached = true;
       process.stdout.write(`${plan.name}\n`);
-      log.success(
-        `${plan.name} is running${plan.interactive ? " Claude Code" : ""}; \`bottle attach ${plan.name}\`, \`bottle exec ${plan.name} -- CMD\`, \`bottle down ${plan.name}\``,
-      );
+      log.success(`${plan.name} is running ${sessionWhat(plan)}; \`bottle attach ${plan.name}\`, \`bottle exec ${plan.name} -- CMD\`, \`bottle down ${plan.name}\``);
       return 0;
     }
     log.success(`${plan.name} ready`);

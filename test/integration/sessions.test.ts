@@ -207,6 +207,41 @@ describeDocker("sessions: detach, reattach, resume after down, headless runs", (
       expect(unknown.stderr).toContain("no conversation no-such-conversation");
       expect(unknown.stderr).toMatch(/resume one of these \(newest first\): [0-9a-f-]{36}/);
       expect(dockerOk("container", "inspect", name)).toBe(false);
+
+      // Detached, the headless run goes on in the bottle's session; attach prints what it answered once it ended.
+      joined = api.joinWhenCreated(`${name}-egress`);
+      const detached = await bottle(["run", agent, "--yes", "--detach", "-p", "answer me later"]);
+      await joined;
+      expect(detached.exitCode).toBe(0);
+      expect(detached.stdout.trim()).toBe(name);
+      const deadline = Date.now() + 60_000;
+      while (JSON.parse((await bottle(["ls", "--json"])).stdout).find((row: { name: string }) => row.name === name)?.session !== "exited" && Date.now() < deadline) await Bun.sleep(500);
+      const later = await bottle(["attach", name]);
+      expect(later.stdout).toContain("bottle-test answer: answer me later");
+      expect(later.stderr).toContain(`Claude Code in ${name} has exited (exit code 0)`);
+      expect((await bottle(["down", name])).exitCode).toBe(0);
+    },
+    400_000,
+  );
+
+  test(
+    "up --detach -- CMD runs the command in the session: attach shows it, Ctrl-] leaves it running",
+    async () => {
+      const joined = api.joinWhenCreated(`${name}-egress`);
+      const up = await bottle(["up", agent, "--yes", "--detach", "--", "sh", "-c", "echo command-in-session; exec sleep 600"]);
+      await joined;
+      expect(up.exitCode).toBe(0);
+      expect(up.stderr).toContain(`is running sh -c "echo command-in-session; exec sleep 600"`);
+      const attached = new Terminal(bottleArgv(["attach", name]), { env: sandbox.env, cwd: sandbox.project });
+      try {
+        await attached.waitFor("command-in-session");
+        attached.keys("C-]");
+        expect(await attached.waitForExit()).toBe(0);
+      } finally {
+        attached.close();
+      }
+      expect(JSON.parse((await bottle(["ls", "--json"])).stdout).find((row: { name: string }) => row.name === name)?.session).toBe("detached");
+      expect((await bottle(["down", name])).exitCode).toBe(0);
     },
     400_000,
   );

@@ -38,6 +38,7 @@ function fakeBottle(processes: string[], answer: (argv: string[]) => Partial<Run
 
 const SERVER = `tmux: server tmux -S ${SESSION_SOCKET} -f /etc/bottle-tmux.conf new-session -d -s claude`;
 const CLIENT = `tmux: client tmux -S ${SESSION_SOCKET} -f /etc/bottle-tmux.conf attach-session -t claude`;
+const COMMAND = "bottle-session /bin/sh /usr/local/bin/bottle-session claude --dangerously-skip-permissions";
 
 describe("agentCommand", () => {
   test("the default runs Claude Code with permissions skipped", () => {
@@ -81,14 +82,19 @@ describe("sessionStateFrom", () => {
   const command = makePlan({ interactive: false });
 
   test("a server with clients is attached (counted), without is detached", () => {
-    expect(sessionStateFrom([SERVER, CLIENT, CLIENT, "claude claude --dangerously-skip-permissions"], interactive)).toEqual({ state: "attached", clients: 2 });
-    expect(sessionStateFrom([SERVER, "claude claude"], interactive)).toEqual({ state: "detached", clients: 0 });
+    expect(sessionStateFrom([SERVER, COMMAND, CLIENT, CLIENT, "claude claude --dangerously-skip-permissions"], interactive)).toEqual({ state: "attached", clients: 2 });
+    expect(sessionStateFrom([SERVER, COMMAND, "claude claude"], interactive)).toEqual({ state: "detached", clients: 0 });
+  });
+
+  test("a server whose command ended (keeping the last screen) is exited, even with a terminal on it", () => {
+    expect(sessionStateFrom([SERVER], interactive)).toEqual({ state: "exited" });
+    expect(sessionStateFrom([SERVER, CLIENT], interactive)).toEqual({ state: "exited" });
   });
 
   test("a tmux the agent runs on another socket is not the session", () => {
     const own = ["tmux: server tmux -S /tmp/mine new-session -d", "tmux: client tmux -S /tmp/mine attach"];
     expect(sessionStateFrom(own, interactive)).toEqual({ state: "exited" });
-    expect(sessionStateFrom([SERVER, ...own], interactive)).toEqual({ state: "detached", clients: 0 });
+    expect(sessionStateFrom([SERVER, COMMAND, ...own], interactive)).toEqual({ state: "detached", clients: 0 });
   });
 
   test("a process whose args only mention the socket is neither server nor client", () => {
@@ -147,6 +153,7 @@ describe("sessions in a bottle", () => {
     expect(String((error as BottleError).message)).toContain("has exited (exit code 3)");
     expect((error as BottleError).fix).toContain(`bottle up ${plan.agent.name} --continue`);
     expect(exited.calls.some((call) => call.interactive)).toBe(false);
+    expect(exited.calls.some((call) => call.argv.includes("capture-pane"))).toBe(true);
 
     const none = fakeBottle([]);
     const noSession = await caught(attachSession(none.bottle, makePlan({ interactive: false }), []));
@@ -160,7 +167,7 @@ describe("sessions in a bottle", () => {
   });
 
   test("attach joins a running session; a command after -- runs on its own, not in the session", async () => {
-    const running = fakeBottle([SERVER]);
+    const running = fakeBottle([SERVER, COMMAND]);
     await attachSession(running.bottle, plan, []);
     expect(running.calls.find((call) => call.interactive)?.argv).toEqual(expect.arrayContaining(["bottle-attach", "attach-session", "claude"]));
     const command = fakeBottle([]);

@@ -104,7 +104,7 @@ describe("attach and exec", () => {
     writeState(dockerPlan, { pid: process.pid, detach: true, startedAt: dockerPlan.createdAt });
     // As docker top prints them: the pid, then comm ("tmux: server") and args in columns.
     const session = "101     tmux:    server tmux -S /run/bottle/session.sock -f /etc/bottle-tmux.conf new-session -d -s claude";
-    const exec = recordingExec((argv) => (argv[1] === "top" ? { stdout: `PID COMMAND COMMAND\n${session}\n102 claude claude --dangerously-skip-permissions\n` } : engine(argv)));
+    const exec = recordingExec((argv) => (argv[1] === "top" ? { stdout: `PID COMMAND COMMAND\n${session}\n102 bottle-session /bin/sh /usr/local/bin/bottle-session claude\n103 claude claude --dangerously-skip-permissions\n` } : engine(argv)));
     await attachBottle(exec, "bottle-dk", []);
     expect(exec.calls.find((call) => call.argv[1] === "top")?.argv).toEqual(["docker", "top", "bottle-dk", "-eo", "pid,comm,args"]);
     const [attach] = exec.calls.filter((call) => call.interactive).map((call) => call.argv);
