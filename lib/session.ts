@@ -78,10 +78,10 @@ export async function startSession(bottle: BottleHandle, plan: Plan, claude: Cla
  * the exec, and so a tmux client, running; it is detached here, by its tty,
  * so that the session shows no ghost attached.
  */
-async function asClient(bottle: BottleHandle, plan: Plan, tmuxArgs: string[]): Promise<number> {
+async function asClient(bottle: BottleHandle, plan: Plan, mode: "start" | "join", tmuxArgs: string[]): Promise<number> {
   const id = randomUUID();
   try {
-    return await bottle.interactive(["bottle-attach", id, ...tmuxArgs], asAgent(plan));
+    return await bottle.interactive(["bottle-attach", id, mode, ...tmuxArgs], asAgent(plan));
   } finally {
     await bottle
       .exec(["sh", "-c", DETACH_CLIENT, "detach", id, SESSION_SOCKET], { ...asAgent(plan), check: false, timeoutMs: 10_000 })
@@ -94,7 +94,7 @@ const DETACH_CLIENT = 'f=/run/bottle/clients/$1; t=$(cat "$f" 2>/dev/null); rm -
 
 /** Start the session and attach this terminal to it (`bottle up`); resolves when the terminal detaches or Claude Code ends. */
 export async function startAttached(bottle: BottleHandle, plan: Plan, claude: ClaudeArgs = {}): Promise<number> {
-  return asClient(bottle, plan, ["new-session", "-A", "-s", SESSION, "--", ...sessionCommand(plan, claude)]);
+  return asClient(bottle, plan, "start", ["new-session", "-A", "-s", SESSION, "--", ...sessionCommand(plan, claude)]);
 }
 
 export type SessionState =
@@ -129,12 +129,20 @@ export async function sessionState(bottle: BottleHandle, plan: Plan): Promise<Se
   return Number.isInteger(code) ? { state: "exited", exitCode: code } : { state: "exited" };
 }
 
+/** bottle-attach's answers when there is nothing to join: the command has ended, there is no session. */
+const JOIN_ENDED = 3;
+const JOIN_NO_SESSION = 4;
+
 /**
  * `bottle attach NAME`: this terminal joins the running session (sharing it
- * with any other terminal attached). A command after `--` runs on its own.
+ * with any other terminal attached), in one exec that checks there is one;
+ * only when there is not does the session's state say why. A command after
+ * `--` runs on its own.
  */
 export async function attachSession(bottle: BottleHandle, plan: Plan, passthrough: string[]): Promise<number> {
   if (passthrough.length) return runCommand(bottle, plan, passthrough);
+  const code = await asClient(bottle, plan, "join", ["attach-session", "-t", SESSION]);
+  if (code !== JOIN_ENDED && code !== JOIN_NO_SESSION) return code;
   const state = await sessionState(bottle, plan);
   if (state.state === "none")
     throw new BottleError(`${plan.name} runs no session: its command ran on the terminal that started it`, {
@@ -150,7 +158,7 @@ export async function attachSession(bottle: BottleHandle, plan: Plan, passthroug
         : `resume the conversation in a new bottle: \`bottle down ${plan.name}\`, then \`bottle up ${plan.agent.name} --continue\``,
     });
   }
-  return asClient(bottle, plan, ["attach-session", "-t", SESSION]);
+  throw new BottleError(`the session in ${plan.name} ${code === JOIN_ENDED ? "has just ended" : "has just started"}`, { fix: `try again: \`bottle attach ${plan.name}\`` });
 }
 
 /** A command in the bottle on the user's terminal (or pipe); resolves with its exit code. */

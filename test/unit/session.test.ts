@@ -129,6 +129,7 @@ describe("sessions in a bottle", () => {
     const [attach, detach] = calls;
     const id = attach!.argv[1]!;
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(attach!.argv[2]).toBe("start");
     expect(attach!.argv).toContain("new-session");
     expect(attach!.argv).toContain("-A");
     expect(detach!.argv.slice(-2)).toEqual([id, SESSION_SOCKET]);
@@ -146,30 +147,35 @@ describe("sessions in a bottle", () => {
   });
 
   test("attach to an exited session says how it ended and how to resume; to a command bottle, how to run one", async () => {
-    const exited = fakeBottle([], (argv) => (argv[0] === "cat" ? { stdout: "3\n" } : {}));
+    // bottle-attach answers 3: the command has ended.
+    const exited = fakeBottle([], (argv) => (argv[0] === "cat" ? { stdout: "3\n" } : argv[0] === "bottle-attach" ? { exitCode: 3 } : {}));
     expect(await sessionState(exited.bottle, plan)).toEqual({ state: "exited", exitCode: 3 });
     const error = await caught(attachSession(exited.bottle, plan, []));
     expect(error).toBeInstanceOf(BottleError);
     expect(String((error as BottleError).message)).toContain("has exited (exit code 3)");
     expect((error as BottleError).fix).toContain(`bottle up ${plan.agent.name} --continue`);
-    expect(exited.calls.some((call) => call.interactive)).toBe(false);
+    expect(exited.calls.find((call) => call.interactive)?.argv.slice(2, 3)).toEqual(["join"]);
     expect(exited.calls.some((call) => call.argv.includes("capture-pane"))).toBe(true);
 
-    const none = fakeBottle([]);
+    // 4: no session (the bottle's command ran on its launcher's terminal).
+    const none = fakeBottle([], (argv) => (argv[0] === "bottle-attach" ? { exitCode: 4 } : {}));
     const noSession = await caught(attachSession(none.bottle, makePlan({ interactive: false }), []));
     expect((noSession as BottleError).fix).toContain("bottle exec");
   });
 
   test("an exited session whose exit file is missing has no code, and says so without one", async () => {
-    const { bottle } = fakeBottle([], (argv) => (argv[0] === "cat" ? { exitCode: 1, stdout: "" } : {}));
+    const { bottle } = fakeBottle([], (argv) => (argv[0] === "cat" ? { exitCode: 1, stdout: "" } : argv[0] === "bottle-attach" ? { exitCode: 3 } : {}));
     expect(await sessionState(bottle, plan)).toEqual({ state: "exited" });
     expect(String((await caught(attachSession(bottle, plan, []))) as Error)).not.toContain("exit code");
   });
 
-  test("attach joins a running session; a command after -- runs on its own, not in the session", async () => {
-    const running = fakeBottle([SERVER, COMMAND]);
-    await attachSession(running.bottle, plan, []);
-    expect(running.calls.find((call) => call.interactive)?.argv).toEqual(expect.arrayContaining(["bottle-attach", "attach-session", "claude"]));
+  test("attach joins a running session in one exec, with no look at its processes first; a command after -- runs on its own, not in the session", async () => {
+    const running = fakeBottle([]);
+    running.bottle.processes = async () => {
+      throw new Error("attach looked at the processes");
+    };
+    expect(await attachSession(running.bottle, plan, [])).toBe(0);
+    expect(running.calls.find((call) => call.interactive)?.argv).toEqual(expect.arrayContaining(["bottle-attach", "join", "attach-session", "claude"]));
     const command = fakeBottle([]);
     await attachSession(command.bottle, plan, ["ls", "-la"]);
     expect(command.calls).toHaveLength(1);

@@ -100,15 +100,13 @@ describe("attach and exec", () => {
     ]);
   });
 
-  test("a docker bottle: its session found with docker top (no exec inside), then its terminal joins it", async () => {
+  test("a docker bottle: its terminal joins the session in one exec, then its client is detached", async () => {
     writeState(dockerPlan, { pid: process.pid, detach: true, startedAt: dockerPlan.createdAt });
-    // As docker top prints them: the pid, then comm ("tmux: server") and args in columns.
-    const session = "101     tmux:    server tmux -S /run/bottle/session.sock -f /etc/bottle-tmux.conf new-session -d -s claude";
-    const exec = recordingExec((argv) => (argv[1] === "top" ? { stdout: `PID COMMAND COMMAND\n${session}\n102 bottle-session /bin/sh /usr/local/bin/bottle-session claude\n103 claude claude --dangerously-skip-permissions\n` } : engine(argv)));
+    const exec = recordingExec(engine);
     await attachBottle(exec, "bottle-dk", []);
-    expect(exec.calls.find((call) => call.argv[1] === "top")?.argv).toEqual(["docker", "top", "bottle-dk", "-eo", "pid,comm,args"]);
+    expect(exec.calls.some((call) => call.argv[1] === "top")).toBe(false);
     const [attach] = exec.calls.filter((call) => call.interactive).map((call) => call.argv);
-    expect(attach).toEqual(["docker", "exec", "--interactive", "--user", "1000:1000", "--workdir", "/workspace", "bottle-dk", "bottle-attach", expect.stringMatching(/^[0-9a-f-]{36}$/), "attach-session", "-t", "claude"]);
+    expect(attach).toEqual(["docker", "exec", "--interactive", "--user", "1000:1000", "--workdir", "/workspace", "bottle-dk", "bottle-attach", expect.stringMatching(/^[0-9a-f-]{36}$/), "join", "attach-session", "-t", "claude"]);
     // Then the client is detached by the tty it noted, should its terminal have gone away.
     const after = exec.calls.at(-1)!.argv;
     expect(after.slice(0, 3)).toEqual(["docker", "exec", "--user"]);
@@ -116,11 +114,21 @@ describe("attach and exec", () => {
     expect(after.join(" ")).toContain("detach-client");
   });
 
-  test("a docker bottle whose Claude Code exited: one error with its exit code and how to resume", async () => {
+  test("a docker bottle whose Claude Code exited: its state from docker top (no exec inside), one error with its exit code and how to resume", async () => {
     writeState(dockerPlan, { pid: process.pid, detach: true, startedAt: dockerPlan.createdAt });
-    const exec = recordingExec((argv) => (argv[1] === "top" ? { stdout: "PID COMMAND COMMAND\n7 sleep sleep infinity\n" } : argv.includes("/run/bottle/session.exit") ? { stdout: "3\n" } : engine(argv)));
+    // As docker top prints them: the pid, then comm ("tmux: server") and args in columns; no bottle-session: its command ended.
+    const server = "101     tmux:    server tmux -S /run/bottle/session.sock -f /etc/bottle-tmux.conf new-session -d -s claude";
+    const exec = recordingExec((argv) =>
+      argv[1] === "top"
+        ? { stdout: `PID COMMAND COMMAND\n7 sleep sleep infinity\n${server}\n` }
+        : argv.includes("/run/bottle/session.exit")
+          ? { stdout: "3\n" }
+          : argv.includes("bottle-attach")
+            ? { exitCode: 3 }
+            : engine(argv),
+    );
     await expect(attachBottle(exec, "bottle-dk", [])).rejects.toThrow("Claude Code in bottle-dk has exited (exit code 3)");
-    expect(exec.calls.some((call) => call.interactive)).toBe(false);
+    expect(exec.calls.find((call) => call.argv[1] === "top")?.argv).toEqual(["docker", "top", "bottle-dk", "-eo", "pid,comm,args"]);
   });
 
   test("a smolmachines bottle whose gate is gone is not running", async () => {
