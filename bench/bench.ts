@@ -42,6 +42,8 @@ const BASE = process.env.BOTTLE_BASE_IMAGE || "bottle-local/debian:trixie-slim";
 const CLI_START = 8;
 /** 6b, 6c: `bottle ls` and `up --dry-run --json` against the docker queries they make. */
 const CLI_QUERY = 3.5;
+/** 6d: `bottle attach` to a running session against a bare `docker exec -it` of the same tmux attach (issue #21). */
+const ATTACH = 1.5;
 /** 7a: an HTTPS request through the gate's CONNECT tunnel against the same request direct, at p50. */
 const TUNNEL_LATENCY = 1.4;
 /** 8b: the gate image against the Debian base it is built on. */
@@ -405,34 +407,86 @@ if (want("6")) {
     target: `≤ ${CLI_START}×`,
     targetRatio: CLI_START,
   });
-  for (let i = 0; i < 10; i++) bottle("up", "bench", "--yes", "--detach");
-  // The docker query `ls` makes (this state dir's bottles only), made directly: what is left is bottle's own overhead.
+  const running: string[] = [];
+  for (let i = 0; i < 10; i++) running.push(bottle("up", "bench", "--yes", "--detach").trim());
+  // The docker queries `ls` makes (this state dir's bottles, then each one's processes for its session, at once),
+  // made directly: what is left is bottle's own overhead.
   const ownBottles = `label=bottle.state=${join(env.XDG_STATE_HOME!, "bottle")}`;
+  const query = (argv: string[]) => new Response(Bun.spawn(argv, { stdout: "pipe", stderr: "ignore" }).stdout).text();
   const b = await alternate(
     {
       ls: timed(() => bottle("ls")),
-      ps: timed(() => sh(["docker", "ps", "--no-trunc", "--format", "{{json .}}", "--all", "--filter", "label=bottle.name", "--filter", ownBottles])),
+      ps: timed(async () => {
+        await query(["docker", "ps", "--no-trunc", "--format", "{{json .}}", "--all", "--filter", "label=bottle.name", "--filter", ownBottles]);
+        await Promise.all(running.map((name) => query(["docker", "top", name, "-eo", "pid,comm,args"])));
+      }),
     },
     10,
   );
   cleanupAll();
-  add({ row: "6b", what: "`bottle ls` with 10 bottles (ms)", bottle: { ...stats(b.ls), unit: "ms" }, baseline: { what: "the same `docker ps` query", ...stats(b.ps) }, target: `≤ ${CLI_QUERY}×`, targetRatio: CLI_QUERY });
+  add({ row: "6b", what: "`bottle ls` with 10 bottles (ms)", bottle: { ...stats(b.ls), unit: "ms" }, baseline: { what: "the same `docker ps` query, then `docker top` of each at once", ...stats(b.ps) }, target: `≤ ${CLI_QUERY}×`, targetRatio: CLI_QUERY });
   // The docker queries planning makes (the base and the two images in one inspect, runtimes, names), made directly, as concurrently.
-  const run = (argv: string[]) => new Response(Bun.spawn(argv, { stdout: "pipe", stderr: "ignore" }).stdout).text();
   const c = await alternate(
     {
       dry: timed(() => bottle("up", "bench", "--dry-run", "--json")),
       queries: timed(() =>
         Promise.all([
-          run(["docker", "image", "inspect", "--format", "{{json .}}", BASE, agentImage, gateImage]),
-          run(["docker", "info", "--format", "{{json .}}"]),
-          run(["docker", "ps", "--no-trunc", "--format", "{{json .}}", "--all", "--filter", "label=bottle.name"]),
+          query(["docker", "image", "inspect", "--format", "{{json .}}", BASE, agentImage, gateImage]),
+          query(["docker", "info", "--format", "{{json .}}"]),
+          query(["docker", "ps", "--no-trunc", "--format", "{{json .}}", "--all", "--filter", "label=bottle.name"]),
         ]),
       ),
     },
     10,
   );
   add({ row: "6c", what: "`bottle up --dry-run --json` (ms)", bottle: { ...stats(c.dry), unit: "ms" }, baseline: { what: "the same docker queries, as concurrently", ...stats(c.queries) }, target: `≤ ${CLI_QUERY}×`, targetRatio: CLI_QUERY });
+}
+
+// ---------- row 6d: attach to a running session ----------
+
+/**
+ * `argv` in a terminal (script(1)) until its screen shows `marker`, timed;
+ * then Ctrl-] (the session's detach key) and its end, untimed.
+ */
+function attachSide(argv: string[], marker: string): Side {
+  return async () => {
+    const proc = Bun.spawn(["script", "-qfec", argv.map((arg) => `'${arg.replace(/'/g, "'\\''")}'`).join(" "), "/dev/null"], {
+      env: { ...process.env, ...env, TERM: "xterm-256color" },
+      cwd: project,
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "ignore",
+    });
+    const decoder = new TextDecoder();
+    const ms = await time(async () => {
+      let seen = "";
+      for await (const chunk of proc.stdout) {
+        seen += decoder.decode(chunk);
+        if (seen.includes(marker)) return;
+      }
+      throw new Error(`${argv.join(" ")} ended before showing "${marker}"`);
+    });
+    proc.stdin.write("\x1d");
+    await proc.stdin.flush();
+    if ((await Promise.race([proc.exited, Bun.sleep(10_000).then(() => "stuck")])) === "stuck") {
+      proc.kill("SIGKILL");
+      throw new Error(`${argv.join(" ")} did not detach on Ctrl-]`);
+    }
+    return [ms];
+  };
+}
+
+if (want("6")) {
+  const marker = "bench-session-ready";
+  const name = bottle("up", "bench", "--yes", "--detach", "--", "sh", "-c", `echo ${marker}; exec sleep 3600`).trim();
+  // The same command bottle runs inside: bottle-attach (the client's id, then tmux's attach).
+  const join = ["bottle-attach", "bench", "join", "attach-session", "-t", "claude"];
+  const d = await alternate({
+    attach: attachSide([BIN, "attach", name], marker),
+    exec: attachSide(["docker", "exec", "-it", "-u", "1000:1000", "-w", "/workspace", name, ...join], marker),
+  });
+  cleanupAll();
+  add({ row: "6d", what: "`bottle attach` to a running session, until its screen shows (ms)", bottle: { ...stats(d.attach), unit: "ms" }, baseline: { what: "`docker exec -it` of the same command (bottle-attach)", ...stats(d.exec) }, target: `≤ ${ATTACH}×`, targetRatio: ATTACH });
 }
 
 // ---------- row 7: the gate's added latency and throughput ----------
