@@ -5,7 +5,7 @@ import { MachineDocker } from "./backends/smolmachines/machine-docker.ts";
 import { findPackLeftovers, removePackLeftovers, type PackLeftovers } from "./backends/smolmachines/prepare.ts";
 import { machineListArgv, parseMachineList, smolvmBinary } from "./backends/smolmachines/smolvm.ts";
 import { escapeControls, formatAuditLine, readAudit, type AuditLine } from "./audit.ts";
-import { ROTATED_SUFFIX } from "./gates/capped-log.ts";
+import { ROTATED_SUFFIX } from "./gates/common/capped-log.ts";
 import { type ContainerSummary, Docker, type NetworkSummary } from "./docker.ts";
 import { formatGitLogLine, type GitLogLine } from "./gates/git/config.ts";
 import { formatSshLogLine, type SshLogLine } from "./gates/ssh/config.ts";

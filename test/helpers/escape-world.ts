@@ -8,7 +8,7 @@ import { applyMutations } from "./escape-mutate.ts";
 import { containerIp, startEchoHost, waitForLogLine, type WorldHost } from "./world.ts";
 import type { AuditRecord } from "../../lib/gates/egress/audit.ts";
 import { DEFAULT_DENIAL_BOUNDS } from "../../lib/gates/egress/denials.ts";
-import { ROTATED_SUFFIX } from "../../lib/gates/capped-log.ts";
+import { ROTATED_SUFFIX } from "../../lib/gates/common/capped-log.ts";
 import { gateLoopbackAddress } from "../../lib/backends/smolmachines/smolvm.ts";
 
 /**
