@@ -20,7 +20,7 @@ import type { TarEntry } from "../../tar.ts";
  * a unix socket that a relay (socat, started at provisioning as the bottle
  * user) connects to the gate's agent port.
  *
- * This module renders everything; lib/gates/ssh/gate.ts is the daemon.
+ * This module renders everything; lib/gates/ssh/daemon/gate.ts is the daemon.
  */
 
 /** The gate's network alias on the bottle's internal network (as for the git gate). */

@@ -4,7 +4,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { CappedLog } from "../../../../lib/gates/common/capped-log.ts";
 import type { SshGateConfig } from "../../../../lib/gates/ssh/config.ts";
-import { SshGate } from "../../../../lib/gates/ssh/gate.ts";
+import { SshGate } from "../../../../lib/gates/ssh/daemon/gate.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 
 afterAll(cleanupTempDirs);

@@ -18,7 +18,7 @@ import {
   SSH_FIRST_PORT,
 } from "../../../../lib/gates/ssh/config.ts";
 import { inspectPrivateKey, readSshHosts } from "../../../../lib/gates/ssh/host.ts";
-import { keyBlob } from "../../../../lib/gates/ssh/wire.ts";
+import { keyBlob } from "../../../../lib/gates/ssh/daemon/wire.ts";
 import { parsePlan } from "../../../../lib/plan.ts";
 import { provisionEntries } from "../../../../lib/provision.ts";
 import { formatPreflight } from "../../../../lib/preflight.ts";

@@ -10,7 +10,7 @@
  */
 import { lookup } from "node:dns/promises";
 import { readFileSync, writeFileSync } from "node:fs";
-import type { SshGateConfig } from "./config.ts";
+import type { SshGateConfig } from "../config.ts";
 import { SshGate } from "./gate.ts";
 
 function fail(message: string): never {
