@@ -3,7 +3,7 @@ import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "n
 import { connect } from "node:net";
 import { join } from "node:path";
 import { CappedLog } from "../../../../lib/gates/common/capped-log.ts";
-import type { SshGateConfig } from "../../../../lib/gates/ssh/config.ts";
+import type { SshGateConfig } from "../../../../lib/gates/ssh/daemon/config.ts";
 import { SshGate } from "../../../../lib/gates/ssh/daemon/gate.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 
