@@ -10,7 +10,7 @@ const outDir = join(root, "assets", "gen");
 mkdirSync(outDir, { recursive: true });
 
 const result = await Bun.build({
-  entrypoints: [join(root, "lib/gates/egress/main.ts")],
+  entrypoints: [join(root, "lib/gates/egress/daemon/main.ts")],
   target: "node",
   format: "esm",
   minify: false,

@@ -6,7 +6,7 @@ import { AGENT_HOME, AGENT_USER } from "../agent-user.ts";
 import { BottleError } from "../errors.ts";
 import { proxyEnvironment } from "../proxy-env.ts";
 import { custodyGateFiles } from "../gates/custody/index.ts";
-import { EGRESS_READY_LINE, egressGateConfig, readyLineAddresses, readyLineCa } from "../gates/egress-config.ts";
+import { EGRESS_READY_LINE, egressGateConfig, readyLineAddresses, readyLineCa } from "../gates/egress/config.ts";
 import { gitGateConfig, gitGateEntries, type GitGateRemote } from "../gates/git/config.ts";
 import { sshGateConfig, sshGateEntries, sshPublicKeys, type SshGateHost } from "../gates/ssh/config.ts";
 import { log } from "../log.ts";

@@ -13,11 +13,11 @@ import type { EnvSource, ResolvedBottle, ResolvedEnvEntry } from "../../manifest
 import type { Plan } from "../../plan.ts";
 import { AGENT_HOME } from "../../provision.ts";
 import type { TarEntry } from "../../tar.ts";
-import type { EgressConfig } from "../egress/config.ts";
-import { type ClaudeCredentialKind, isPlaceholder, placeholderFor } from "../egress/custody.ts";
+import type { EgressConfig } from "../egress/daemon/config.ts";
+import { type ClaudeCredentialKind, isPlaceholder, placeholderFor } from "../egress/daemon/custody.ts";
 import type { CustodyPlan } from "./plan.ts";
 
-export { isPlaceholder, placeholderFor, PLACEHOLDER_PREFIX } from "../egress/custody.ts";
+export { isPlaceholder, placeholderFor, PLACEHOLDER_PREFIX } from "../egress/daemon/custody.ts";
 export { CustodyPlanSchema, type CustodyPlan } from "./plan.ts";
 
 type Env = Record<string, string | undefined>;

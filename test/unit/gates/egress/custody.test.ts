@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { EgressConfigError, loadCredentials, neededCredentials, validateConfig, type EgressConfig } from "../../../../lib/gates/egress/config.ts";
+import { EgressConfigError, loadCredentials, neededCredentials, validateConfig, type EgressConfig } from "../../../../lib/gates/egress/daemon/config.ts";
 import {
   PLACEHOLDER_PREFIX,
   ScrubRules,
@@ -17,8 +17,8 @@ import {
   stripPrefix,
   upstreamTarget,
   type RouteConfig,
-} from "../../../../lib/gates/egress/custody.ts";
-import { Dlp } from "../../../../lib/gates/egress/dlp.ts";
+} from "../../../../lib/gates/egress/daemon/custody.ts";
+import { Dlp } from "../../../../lib/gates/egress/daemon/dlp.ts";
 import { spellings } from "../../../helpers/spellings.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 import { baseConfig } from "./helpers.ts";

@@ -10,10 +10,10 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tls from "node:tls";
-import type { AuditRecord } from "../../../../lib/gates/egress/audit.ts";
-import type { EgressConfig } from "../../../../lib/gates/egress/config.ts";
-import { EgressGate, type EgressGateOptions } from "../../../../lib/gates/egress/gate.ts";
-import type { Resolver } from "../../../../lib/gates/egress/proxy.ts";
+import type { AuditRecord } from "../../../../lib/gates/egress/daemon/audit.ts";
+import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config.ts";
+import { EgressGate, type EgressGateOptions } from "../../../../lib/gates/egress/daemon/gate.ts";
+import type { Resolver } from "../../../../lib/gates/egress/daemon/proxy.ts";
 
 /** Builds a minimal ClientHello with the given extensions. */
 export function buildHello(extensions: Buffer[]): Buffer {

@@ -6,7 +6,7 @@ import {
   parseAllowEntry,
   parseAuthority,
   parsePrivateEntry,
-} from "../../../../lib/gates/egress/policy.ts";
+} from "../../../../lib/gates/egress/daemon/policy.ts";
 
 function host(raw: string): HostTarget {
   const target = normalizeHost(raw);

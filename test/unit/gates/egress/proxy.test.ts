@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import * as net from "node:net";
-import { defaultConnector, type UpstreamConnector } from "../../../../lib/gates/egress/proxy.ts";
+import { defaultConnector, type UpstreamConnector } from "../../../../lib/gates/egress/daemon/proxy.ts";
 import {
   type TestGate,
   type Upstream,

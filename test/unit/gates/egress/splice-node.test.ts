@@ -12,7 +12,7 @@ import * as http from "node:http";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EGRESS_READY_LINE, type EgressConfig } from "../../../../lib/gates/egress/config.ts";
+import { EGRESS_READY_LINE, type EgressConfig } from "../../../../lib/gates/egress/daemon/config.ts";
 import { baseConfig, bundleForNode, freePort, readAudit, spawnCollecting, waitFor } from "./helpers.ts";
 
 const node = Bun.which("node");
