@@ -7,7 +7,7 @@
  * together. The git gate's shell does the same (assets/git/lib.sh).
  *
  * lib/gates/common/ holds what more than one gate daemon bundles: it imports
- * only node:* and its own files.
+ * only node:* and its own files (test/unit/gates/daemon-imports.test.ts).
  */
 import { closeSync, fstatSync, openSync, renameSync, writeSync } from "node:fs";
 
