@@ -18,6 +18,6 @@ export const MUTATIONS: Record<string, [string, string]> = {
   sni: ["} else if (first.sni !== target.host) {", "} else if (false) {"],
   /** A ClientHello with Encrypted Client Hello passes on its outer SNI. */
   ech: ["if (first.ech) {", "if (false) {"],
-  /** The Host header is not compared with the request URI. */
-  "host-header": ["if (!claimed || claimed.target.host !== uri.target.host || claimed.port !== uri.port) {", "if (false) {"],
+  /** The Host header is not compared with the request's host and port. */
+  "host-header": ["function hostHeaderNames(value, target, port, defaultPort) {\n", "function hostHeaderNames(value, target, port, defaultPort) {\n  return true;\n"],
 };

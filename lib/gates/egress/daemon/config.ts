@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { isIPv4 } from "node:net";
 import { parseCidr } from "./addresses.ts";
 import { type AnthropicRouteConfig, type RouteConfig, isCredentialName } from "./custody.ts";
+import { TOKEN } from "./headers.ts";
 import { Policy, normalizeHost } from "./policy.ts";
 
 export interface EgressLimits {
@@ -131,7 +132,6 @@ const KNOWN_KEYS = new Set([
 ]);
 const ROUTE_KEYS = new Set(["host", "port", "header", "scheme", "credential", "paths", "methods"]);
 const ANTHROPIC_KEYS = new Set(["port", "prefix", "upstream", "credential", "kind"]);
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 function credentialName(value: unknown, path: string): string {
   const name = str(value, path, { nonEmpty: true });

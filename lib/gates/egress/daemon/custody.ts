@@ -5,7 +5,7 @@
  * holds a fixed-format placeholder that the gate swaps for the real value on
  * matching requests. Runs in the gate under Node and in unit tests under Bun.
  */
-import type { Header } from "./http1.ts";
+import { type Header, removeHeaders, setHeader } from "./headers.ts";
 import { SecretMatcher, SecretStream, type StreamPart } from "./secret-match.ts";
 
 /** Every placeholder starts with this; the rest is the variable's name. */
@@ -121,17 +121,6 @@ export function matchRoute(routes: readonly RouteConfig[], host: string, port: n
 /** The header value a route sends: `<scheme> <token>` or the token alone. */
 export function authValue(route: Pick<RouteConfig, "scheme">, token: string): string {
   return route.scheme ? `${route.scheme} ${token}` : token;
-}
-
-/** Replaces every `name` header (any case) with one `name: value`. */
-export function setHeader(headers: readonly Header[], name: string, value: string): Header[] {
-  const lower = name.toLowerCase();
-  return [...headers.filter(([n]) => n.toLowerCase() !== lower), [name, value]];
-}
-
-export function removeHeaders(headers: readonly Header[], names: readonly string[]): Header[] {
-  const lower = new Set(names.map((name) => name.toLowerCase()));
-  return headers.filter(([n]) => !lower.has(n.toLowerCase()));
 }
 
 /** A route's credential put into the request headers (whatever the bottle sent in that header is dropped). */

@@ -39,12 +39,11 @@ import {
   pathOf,
   placeholderFor,
   plainPath,
-  removeHeaders,
   stripPrefix,
   upstreamTarget,
 } from "./custody.ts";
 import { Dlp, type DlpFinding, MIN_SECRET_LENGTH } from "./dlp.ts";
-import { type Header, stripHopByHop } from "./http1.ts";
+import { type Header, removeHeaders, responseHeaders, stripHopByHop } from "./headers.ts";
 import { bindServer } from "./listen.ts";
 import { type DenyRule, denialBody, statusFor } from "./messages.ts";
 import { normalizeHost } from "./policy.ts";
@@ -90,8 +89,6 @@ interface ForwardSpec {
   /** The request body goes through DLP's body guard (credential routes; not Claude Code's conversation). */
   scanBody: boolean;
 }
-
-const RESPONSE_DROP = new Set(["connection", "keep-alive", "proxy-connection", "upgrade", "trailer", "transfer-encoding"]);
 
 function headerPairs(raw: readonly string[]): Header[] {
   const pairs: Header[] = [];
@@ -508,10 +505,8 @@ export class Custody implements TlsTerminator {
     upstreamReq.on("response", (upstreamRes: http.IncomingMessage) => {
       status = upstreamRes.statusCode ?? 502;
       const noBody = method === "HEAD" || status === 204 || status === 304;
-      let out = headerPairs(upstreamRes.rawHeaders).filter(([name]) => {
-        const lower = name.toLowerCase();
-        return !RESPONSE_DROP.has(lower) && !lower.startsWith("proxy-");
-      });
+      // Node frames the body to the bottle itself (decoded, scrubbed): the upstream's Transfer-Encoding goes.
+      let out = responseHeaders(headerPairs(upstreamRes.rawHeaders), true);
       let decoder: Transform | null = null;
       if (!noBody) {
         const encoding = (upstreamRes.headers["content-encoding"] ?? "").toString().trim().toLowerCase();

@@ -10,21 +10,11 @@ import type { AuditInput, AuditSink } from "./audit.ts";
 import { auditPath } from "./audit.ts";
 import type { EgressConfig } from "./config.ts";
 import type { Dlp, DlpFinding } from "./dlp.ts";
-import {
-  type Header,
-  type RequestHead,
-  MAX_HEAD,
-  findHeadEnd,
-  headerValues,
-  parseRequestHead,
-  parseResponseHead,
-  requestFraming,
-  serializeHeaders,
-  stripHopByHop,
-} from "./http1.ts";
+import { type Header, headerValues, hostHeaderNames, parseAuthority, parseHostPort, responseHeaders, serializeHeaders, stripHopByHop } from "./headers.ts";
+import { type RequestHead, MAX_HEAD, findHeadEnd, parseRequestHead, parseResponseHead, requestFraming } from "./http1.ts";
 import type { ByteBudget, RateLimiter } from "./limits.ts";
 import { type DenyRule, denialBody, httpResponse, statusFor } from "./messages.ts";
-import { type HostTarget, type Policy, normalizeHost, parseAuthority } from "./policy.ts";
+import type { HostTarget, Policy } from "./policy.ts";
 import { RequestBody } from "./request-body.ts";
 import { MAX_CLIENT_HELLO, parseClientHello } from "./sni.ts";
 import { closeWhenWritten, type DownloadSplice, downloadSplice, type Splicer } from "./splice.ts";
@@ -584,18 +574,6 @@ export function relay(state: GateState, client: net.Socket, upstream: net.Socket
 
 // ---------------------------------------------------------------- plain HTTP
 
-const AUTHORITY = /^(\[[^\]]*\]|[^:[\]@]*)(?::([0-9]{0,5}))?$/;
-
-function parseHostPort(authority: string, defaultPort: number): { target: HostTarget; port: number } | null {
-  const match = AUTHORITY.exec(authority);
-  if (!match) return null;
-  const portText = match[2] ?? "";
-  const port = portText === "" ? defaultPort : Number(portText);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) return null;
-  const target = normalizeHost(match[1] ?? "");
-  return target ? { target, port } : null;
-}
-
 async function handlePlain(state: GateState, client: net.Socket, head: RequestHead, rest: Buffer, ctx: RequestContext): Promise<void> {
   const rawTarget = head.target;
   if (rawTarget.startsWith("/") || rawTarget === "*") {
@@ -640,8 +618,7 @@ async function handlePlain(state: GateState, client: net.Socket, head: RequestHe
   }
   const hostHeader = hostHeaders[0];
   if (hostHeader !== undefined) {
-    const claimed = parseHostPort(hostHeader, 80);
-    if (!claimed || claimed.target.host !== uri.target.host || claimed.port !== uri.port) {
+    if (!hostHeaderNames(hostHeader, uri.target, uri.port, 80)) {
       refuse(state, client, ctx, { rule: "host-header-mismatch" });
       return;
     }
@@ -723,8 +700,6 @@ function allowedEntry(
     ...after,
   };
 }
-
-const RESPONSE_DROP = new Set(["connection", "keep-alive", "proxy-connection", "upgrade", "trailer"]);
 
 /**
  * One request/response exchange: forwards the rewritten head and exactly the
@@ -820,10 +795,8 @@ function exchange(
           badGateway("unexpected protocol switch");
           return;
         }
-        const headers = parsed.headers.filter(([name]) => {
-          const lower = name.toLowerCase();
-          return !RESPONSE_DROP.has(lower) && !lower.startsWith("proxy-");
-        });
+        // The body goes on as the upstream framed it: its Transfer-Encoding stays.
+        const headers = responseHeaders(parsed.headers, false);
         const interim = parsed.status >= 100 && parsed.status < 200;
         const text = `${parsed.version} ${parsed.status}${parsed.reason ? ` ${parsed.reason}` : ""}\r\n${serializeHeaders(headers)}${interim ? "" : "Connection: close\r\n"}\r\n`;
         responseStarted = true;

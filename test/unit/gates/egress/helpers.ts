@@ -89,15 +89,16 @@ export interface Upstream {
 /**
  * A tiny HTTP/1.1 origin: records what it receives and answers each request
  * head with `respond(headText)` (default: 200 "hello"). With `raw`, it never
- * answers and just records bytes (a TLS-ish sink for CONNECT tests).
+ * answers and just records bytes (a TLS-ish sink for CONNECT tests); with
+ * `tls`, it speaks HTTPS.
  */
 export async function startUpstream(
-  options: { respond?: (head: string, body: Buffer) => Buffer | string; raw?: boolean; greeting?: string } = {},
+  options: { respond?: (head: string, body: Buffer) => Buffer | string; raw?: boolean; greeting?: string; tls?: { cert: string; key: string } } = {},
 ): Promise<Upstream> {
   const received: Buffer[] = [];
   const sockets = new Set<net.Socket>();
   const state = { connections: 0 };
-  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+  const onConnection = (socket: net.Socket): void => {
     state.connections++;
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
@@ -125,7 +126,9 @@ export async function startUpstream(
     socket.on("end", () => {
       if (!socket.writableEnded && options.raw) socket.end();
     });
-  });
+  };
+  // With `tls`, the same origin behind TLS (a credential route's upstream).
+  const server = options.tls ? tls.createServer({ ...options.tls, allowHalfOpen: true }, onConnection) : net.createServer({ allowHalfOpen: true }, onConnection);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
   const { port } = server.address() as net.AddressInfo;
   return {

@@ -1,0 +1,167 @@
+/**
+ * The plain proxy and the credential routes used to admit, vet, deny and
+ * audit each with code of their own, and the copies had drifted apart. Each
+ * test here sends the same thing both ways — a plain-HTTP request through
+ * the proxy, and the same request inside a CONNECT tunnel whose TLS the
+ * gate ends for a credential route — and shows one behaviour. The gate makes
+ * its CA with openssl; without it these tests skip.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import * as net from "node:net";
+import { join } from "node:path";
+import * as tls from "node:tls";
+import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config.ts";
+import { defaultConnector } from "../../../../lib/gates/egress/daemon/proxy.ts";
+import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
+import { makeTestCa, type TestCa } from "../../../helpers/tls.ts";
+import { type TestGate, type Upstream, bodyOf, rawRequest, startGate, startUpstream, statusOf, waitFor } from "./helpers.ts";
+
+const openssl = Bun.which("openssl");
+const GH_TOKEN = "gh-REAL-route-token-0123456789";
+/** Every character the token grammar allows, in a header name. */
+const TOKEN_NAME = "X-Tok!#$%&'*+.^_`|~en";
+
+/** A response's header lines as [lower-case name, value]. */
+function headerLines(response: string): Array<[string, string]> {
+  const head = response.slice(0, response.indexOf("\r\n\r\n"));
+  return head
+    .split("\r\n")
+    .slice(1)
+    .map((line): [string, string] => [line.slice(0, line.indexOf(":")).toLowerCase(), line.slice(line.indexOf(":") + 1).trim()]);
+}
+
+function values(response: string, name: string): string[] {
+  return headerLines(response)
+    .filter(([n]) => n === name)
+    .map(([, value]) => value);
+}
+
+/** The body of a chunked response. */
+function dechunk(body: string): string {
+  let rest = body;
+  let out = "";
+  for (;;) {
+    const line = rest.indexOf("\r\n");
+    const size = parseInt(rest.slice(0, line), 16);
+    if (!(size > 0)) return out;
+    out += rest.slice(line + 2, line + 2 + size);
+    rest = rest.slice(line + 2 + size + 2);
+  }
+}
+
+describe.skipIf(!openssl)("the plain proxy and the credential routes agree", () => {
+  let ca: TestCa;
+  let respond: (head: string) => string;
+  let plainOrigin: Upstream;
+  let tlsOrigin: Upstream;
+  let g: TestGate;
+  const answer = (head: string): string => respond(head);
+  const hello = (): string => "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+
+  beforeAll(async () => {
+    ca = makeTestCa();
+    plainOrigin = await startUpstream({ respond: answer });
+    tlsOrigin = await startUpstream({ respond: answer, tls: ca.issue(["api.github.test", "alt.github.test"]) });
+  });
+
+  afterAll(async () => {
+    await Promise.all([plainOrigin.close(), tlsOrigin.close()]);
+    cleanupTempDirs();
+  });
+
+  /**
+   * plain.test is reached over plain HTTP on ports 80 and 8080; the route
+   * hosts api.github.test (443) and alt.github.test (8443) through the gate's
+   * TLS. The gate's connector maps those ports to the two local origins.
+   */
+  async function gateWith(overrides: Partial<EgressConfig> = {}): Promise<TestGate> {
+    const dir = tempDir("paths-agree-");
+    const credentials = join(dir, "credentials.json");
+    writeFileSync(credentials, JSON.stringify({ GH_TOKEN }), { mode: 0o600 });
+    const route = { header: "Authorization", scheme: "Bearer", credential: "GH_TOKEN", paths: [], methods: [] };
+    const ports: Record<number, number> = { 80: plainOrigin.port, 8080: plainOrigin.port, 443: tlsOrigin.port, 8443: tlsOrigin.port };
+    return startGate(
+      {
+        allow: ["plain.test", "plain.test:8080", "api.github.test", "alt.github.test:8443"],
+        allowPrivate: ["127.0.0.1/32"],
+        credentialsFile: credentials,
+        tlsDir: join(dir, "tls"),
+        routes: [
+          { host: "api.github.test", port: 443, ...route },
+          { host: "alt.github.test", port: 8443, ...route },
+        ],
+        ...overrides,
+      },
+      { "plain.test": ["127.0.0.1"], "api.github.test": ["127.0.0.1"], "alt.github.test": ["127.0.0.1"] },
+      { connect: (address, port) => defaultConnector(address, ports[port] ?? port), custody: { upstreamTls: { ca: ca.caPem } } },
+    );
+  }
+
+  beforeEach(async () => {
+    respond = hello;
+    g = await gateWith();
+  });
+
+  afterEach(async () => {
+    await g.close();
+  });
+
+  /** `GET http://<authority><path>` through the plain proxy; `headers` (CRLF-ended lines) carry the Host header, if any. */
+  function viaProxy(authority: string, path: string, headers: string, gate = g): Promise<string> {
+    return rawRequest(gate.port, `GET http://${authority}${path} HTTP/1.1\r\n${headers}Connection: close\r\n\r\n`);
+  }
+
+  /** The same request inside a CONNECT tunnel to `authority`, whose TLS the gate ends. */
+  async function viaRoute(authority: string, path: string, headers: string, gate = g): Promise<string> {
+    const tunnels = () => gate.audit().filter((line) => line.method === "CONNECT").length;
+    const before = tunnels();
+    const socket = net.connect({ host: "127.0.0.1", port: gate.port });
+    await new Promise((resolve) => socket.once("connect", resolve));
+    socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
+    const reply = await new Promise<string>((resolve) => socket.once("data", (chunk: Buffer) => resolve(chunk.toString("latin1"))));
+    expect(reply).toStartWith("HTTP/1.1 200");
+    const secure = tls.connect({ socket, servername: authority.replace(/:[0-9]+$/, ""), ca: gate.gate.caPem ?? "" });
+    await new Promise<void>((resolve, reject) => {
+      secure.once("secureConnect", () => resolve());
+      secure.once("error", reject);
+    });
+    secure.write(`GET ${path} HTTP/1.1\r\n${headers}Connection: close\r\n\r\n`);
+    let out = "";
+    secure.on("data", (chunk: Buffer) => (out += chunk.toString("latin1")));
+    secure.on("error", () => undefined);
+    await new Promise((resolve) => secure.on("close", resolve));
+    // The tunnel's own line comes once the gate saw it close: then the gate is idle again.
+    await waitFor(() => tunnels() > before);
+    return out;
+  }
+
+  test("response headers: the same hop-by-hop headers are dropped; a chunked body arrives chunked once, whole", async () => {
+    respond = () =>
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic realm=x\r\n" +
+      "Upgrade: h2c\r\nTrailer: X-Sum\r\nTE: trailers\r\nX-Kept: yes\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    const seen = (response: string) => ({
+      status: statusOf(response),
+      transferEncoding: values(response, "transfer-encoding"),
+      connection: values(response, "connection"),
+      hopByHop: ["keep-alive", "proxy-authenticate", "upgrade", "trailer", "te"].filter((name) => values(response, name).length > 0),
+      kept: values(response, "x-kept"),
+      body: dechunk(bodyOf(response)),
+    });
+    const expected = { status: 200, transferEncoding: ["chunked"], connection: ["close"], hopByHop: [], kept: ["yes"], body: "hello" };
+    expect(seen(await viaProxy("plain.test", "/h", "Host: plain.test\r\n"))).toEqual(expected);
+    expect(seen(await viaRoute("api.github.test:443", "/h", "Host: api.github.test\r\n"))).toEqual(expected);
+  });
+
+  test("the token grammar: a header name of every token character goes through both ways, and a route may inject it", async () => {
+    const received = () => tlsOrigin.received.at(-1)?.toString("latin1") ?? "";
+    expect(statusOf(await viaProxy("plain.test", "/t", `Host: plain.test\r\n${TOKEN_NAME}: 1\r\n`))).toBe(200);
+    expect(plainOrigin.received.at(-1)?.toString("latin1")).toContain(`\r\n${TOKEN_NAME}: 1\r\n`);
+    expect(statusOf(await viaRoute("api.github.test:443", "/t", `Host: api.github.test\r\n${TOKEN_NAME}: 1\r\n`))).toBe(200);
+    expect(received()).toContain(`\r\n${TOKEN_NAME}: 1\r\n`);
+    await g.close();
+    g = await gateWith({ routes: [{ host: "api.github.test", port: 443, header: TOKEN_NAME, credential: "GH_TOKEN", paths: [], methods: [] }] });
+    expect(statusOf(await viaRoute("api.github.test:443", "/t", "Host: api.github.test\r\n"))).toBe(200);
+    expect(received()).toContain(`\r\n${TOKEN_NAME}: ${GH_TOKEN}\r\n`);
+  });
+});
