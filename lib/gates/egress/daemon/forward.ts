@@ -43,7 +43,7 @@ import {
   upstreamTarget,
 } from "./custody.ts";
 import { Dlp, type DlpFinding, MIN_SECRET_LENGTH } from "./dlp.ts";
-import { type Header, removeHeaders, responseHeaders, stripHopByHop } from "./headers.ts";
+import { type Header, hostHeaderProblem, removeHeaders, responseHeaders, stripHopByHop } from "./headers.ts";
 import { bindServer } from "./listen.ts";
 import { type DenyRule, denialBody, statusFor } from "./messages.ts";
 import { normalizeHost } from "./policy.ts";
@@ -301,14 +301,11 @@ export class Custody implements TlsTerminator {
       this.deny(req, res, { ...base, path: "" }, { rule: "bad-request", reason: "send origin-form requests (GET /path) inside the tunnel" });
       return;
     }
-    const claimed = req.headers.host;
-    if (claimed !== undefined) {
-      const match = /^([^:]+|\[[^\]]*\])(?::([0-9]{1,5}))?$/.exec(claimed);
-      const name = match ? normalizeHost(match[1] ?? "") : null;
-      if (!name || name.host !== host || (match?.[2] !== undefined && Number(match[2]) !== port)) {
-        this.deny(req, res, { ...base, path: target }, { rule: "host-header-mismatch" });
-        return;
-      }
+    // The tunnel's host is the route's: a Host header must name it, with the port of the tunnel (443 when it names none).
+    const hostProblem = hostHeaderProblem(headerPairs(req.rawHeaders), { kind: "name", host }, port, 443);
+    if (hostProblem) {
+      this.deny(req, res, { ...base, path: target }, hostProblem);
+      return;
     }
     const route = matchRoute(this.routes, host, port, req.method ?? "", target);
     const token = route ? this.credentials.get(route.credential) : undefined;

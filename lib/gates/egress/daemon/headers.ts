@@ -101,3 +101,17 @@ export function hostHeaderNames(value: string, target: HostTarget, port: number,
   const claimed = parseHostPort(value, defaultPort);
   return claimed !== null && claimed.target.host === target.host && claimed.port === port;
 }
+
+/** A request's Host headers for `target:port`: at most one, and it names the target. Null when they pass. */
+export function hostHeaderProblem(
+  headers: readonly Header[],
+  target: HostTarget,
+  port: number,
+  defaultPort: number,
+): { rule: "bad-request"; reason: string } | { rule: "host-header-mismatch" } | null {
+  const claimed = headerValues(headers, "host");
+  if (claimed.length > 1) return { rule: "bad-request", reason: "more than one Host header" };
+  const value = claimed[0];
+  if (value !== undefined && !hostHeaderNames(value, target, port, defaultPort)) return { rule: "host-header-mismatch" };
+  return null;
+}

@@ -10,7 +10,7 @@ import type { AuditInput, AuditSink } from "./audit.ts";
 import { auditPath } from "./audit.ts";
 import type { EgressConfig } from "./config.ts";
 import type { Dlp, DlpFinding } from "./dlp.ts";
-import { type Header, headerValues, hostHeaderNames, parseAuthority, parseHostPort, responseHeaders, serializeHeaders, stripHopByHop } from "./headers.ts";
+import { type Header, headerValues, hostHeaderProblem, parseAuthority, parseHostPort, responseHeaders, serializeHeaders, stripHopByHop } from "./headers.ts";
 import { type RequestHead, MAX_HEAD, findHeadEnd, parseRequestHead, parseResponseHead, requestFraming } from "./http1.ts";
 import type { ByteBudget, RateLimiter } from "./limits.ts";
 import { type DenyRule, denialBody, httpResponse, statusFor } from "./messages.ts";
@@ -611,17 +611,10 @@ async function handlePlain(state: GateState, client: net.Socket, head: RequestHe
   ctx.target = uri.target;
   ctx.port = uri.port;
 
-  const hostHeaders = headerValues(head.headers, "host");
-  if (hostHeaders.length > 1) {
-    refuse(state, client, ctx, { rule: "bad-request", reason: "more than one Host header" });
+  const hostProblem = hostHeaderProblem(head.headers, uri.target, uri.port, 80);
+  if (hostProblem) {
+    refuse(state, client, ctx, hostProblem);
     return;
-  }
-  const hostHeader = hostHeaders[0];
-  if (hostHeader !== undefined) {
-    if (!hostHeaderNames(hostHeader, uri.target, uri.port, 80)) {
-      refuse(state, client, ctx, { rule: "host-header-mismatch" });
-      return;
-    }
   }
   const framing = requestFraming(head.headers);
   if (framing.kind === "error") {
@@ -648,7 +641,7 @@ async function handlePlain(state: GateState, client: net.Socket, head: RequestHe
     upstream.destroy();
     return;
   }
-  const hostValue = hostHeader ?? authority;
+  const hostValue = headerValues(head.headers, "host")[0] ?? authority;
   const forwarded = stripHopByHop(head.headers).filter(([name]) => name.toLowerCase() !== "host");
   const upstreamHead = Buffer.from(
     `${head.method} ${path} HTTP/1.1\r\nHost: ${hostValue}\r\n${serializeHeaders(forwarded)}Connection: close\r\n\r\n`,

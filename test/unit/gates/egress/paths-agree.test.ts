@@ -153,6 +153,37 @@ describe.skipIf(!openssl)("the plain proxy and the credential routes agree", () 
     expect(seen(await viaRoute("api.github.test:443", "/h", "Host: api.github.test\r\n"))).toEqual(expected);
   });
 
+  test("the Host grammar: an empty or missing port is the scheme's default; a port has at most five digits; one Host header", async () => {
+    const both = async (plain: [string, string], route: [string, string]) => [
+      statusOf(await viaProxy(plain[0], "/", plain[1])),
+      statusOf(await viaRoute(route[0], "/", route[1])),
+    ];
+    // `host:` is the default port (80 plain, 443 through TLS), as is `host`.
+    expect(await both(["plain.test", "Host: plain.test:\r\n"], ["api.github.test:443", "Host: api.github.test:\r\n"])).toEqual([200, 200]);
+    expect(await both(["plain.test", "Host: plain.test\r\n"], ["api.github.test:443", "Host: api.github.test\r\n"])).toEqual([200, 200]);
+    expect(await both(["plain.test", "Host: plain.test:00080\r\n"], ["api.github.test:443", "Host: api.github.test:00443\r\n"])).toEqual([200, 200]);
+    // So a Host header without a port does not name a host on another port.
+    expect(await both(["plain.test:8080", "Host: plain.test\r\n"], ["alt.github.test:8443", "Host: alt.github.test\r\n"])).toEqual([403, 403]);
+    expect(await both(["plain.test:8080", "Host: plain.test:8080\r\n"], ["alt.github.test:8443", "Host: alt.github.test:8443\r\n"])).toEqual([200, 200]);
+    expect(await both(["plain.test", "Host: plain.test:000080\r\n"], ["api.github.test:443", "Host: api.github.test:000443\r\n"])).toEqual([403, 403]);
+    expect(await both(["plain.test", "Host: other.test\r\n"], ["api.github.test:443", "Host: alt.github.test\r\n"])).toEqual([403, 403]);
+    expect(await both(["plain.test", "Host: plain.test\r\nHost: other.test\r\n"], ["api.github.test:443", "Host: api.github.test\r\nHost: alt.github.test\r\n"])).toEqual([400, 400]);
+    // Repeated denials are counted on one line: every one is in the log once the gate flushes it.
+    await g.gate.close();
+    const denials: Record<string, number> = {};
+    for (const line of g.audit().filter((entry) => entry.decision === "deny")) {
+      const key = `${line.host} ${line.rule}`;
+      denials[key] = (denials[key] ?? 0) + (line.count ?? 1);
+    }
+    expect(denials).toEqual({
+      "plain.test host-header-mismatch": 3,
+      "plain.test bad-request": 1,
+      "alt.github.test host-header-mismatch": 1,
+      "api.github.test host-header-mismatch": 2,
+      "api.github.test bad-request": 1,
+    });
+  });
+
   test("the token grammar: a header name of every token character goes through both ways, and a route may inject it", async () => {
     const received = () => tlsOrigin.received.at(-1)?.toString("latin1") ?? "";
     expect(statusOf(await viaProxy("plain.test", "/t", `Host: plain.test\r\n${TOKEN_NAME}: 1\r\n`))).toBe(200);
