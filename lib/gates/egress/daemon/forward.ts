@@ -47,7 +47,9 @@ import { type Header, hostHeaderProblem, removeHeaders, responseHeaders, stripHo
 import { bindServer } from "./listen.ts";
 import { type DenyRule, denialBody, statusFor } from "./messages.ts";
 import { normalizeHost } from "./policy.ts";
-import { type Denial, type GateState, type TlsTerminator, connectVetted, resolveAndVet } from "./proxy.ts";
+import { type Denial, resolveAndVet } from "./admission.ts";
+import type { GateState, TlsTerminator } from "./state.ts";
+import { connectVetted } from "./upstream.ts";
 
 /*
  * node:http and node:tls are loaded only when a Custody needs them, and never

@@ -14,17 +14,11 @@ import { Custody, type CustodyOptions } from "./forward.ts";
 import { ByteBudget, RateLimiter } from "./limits.ts";
 import { bindAddresses, bindServer, systemInterfaces } from "./listen.ts";
 import { Policy } from "./policy.ts";
-import {
-  DEFAULT_TIMING,
-  type GateState,
-  type Resolver,
-  type Timing,
-  type UpstreamConnector,
-  defaultConnector,
-  handleClient,
-} from "./proxy.ts";
+import { handleClient } from "./proxy.ts";
 import { cachingResolver } from "./resolve-cache.ts";
 import type { Splicer } from "./splice.ts";
+import { DEFAULT_TIMING, type GateState, type Resolver, type Timing, type UpstreamConnector } from "./state.ts";
+import { defaultConnector } from "./upstream.ts";
 
 /** node:dns lookup of every address (A and AAAA, as the system resolver orders them). */
 export const systemResolver: Resolver = async (host) => {

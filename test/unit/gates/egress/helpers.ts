@@ -13,7 +13,7 @@ import * as tls from "node:tls";
 import type { AuditRecord } from "../../../../lib/gates/egress/daemon/audit.ts";
 import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config.ts";
 import { EgressGate, type EgressGateOptions } from "../../../../lib/gates/egress/daemon/gate.ts";
-import type { Resolver } from "../../../../lib/gates/egress/daemon/proxy.ts";
+import type { Resolver } from "../../../../lib/gates/egress/daemon/state.ts";
 
 /** Builds a minimal ClientHello with the given extensions. */
 export function buildHello(extensions: Buffer[]): Buffer {

@@ -12,7 +12,7 @@ import * as net from "node:net";
 import { join } from "node:path";
 import * as tls from "node:tls";
 import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config.ts";
-import { defaultConnector } from "../../../../lib/gates/egress/daemon/proxy.ts";
+import { defaultConnector } from "../../../../lib/gates/egress/daemon/upstream.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 import { makeTestCa, type TestCa } from "../../../helpers/tls.ts";
 import { type TestGate, type Upstream, bodyOf, rawRequest, startGate, startUpstream, statusOf, waitFor } from "./helpers.ts";
