@@ -5,11 +5,11 @@
  * TLS terminator.
  */
 import type * as net from "node:net";
-import { type RequestContext, allowedEntry, admit, headerTexts, isAccepted, resolveAndVet } from "./admission.ts";
-import type { AuditInput } from "./audit.ts";
+import { type Counters, type RequestContext, admit, auditAllowed, auditDenial, carriesSecret, isAdmitted, requestTexts, resolveAndVet } from "./admission.ts";
+import type { DenyRule } from "./denial-messages.ts";
 import { parseAuthority } from "./headers.ts";
 import type { RequestHead } from "./http1.ts";
-import { type Counters, relay } from "./relay.ts";
+import { relay } from "./relay.ts";
 import { endWith, refuse } from "./refusal.ts";
 import { MAX_CLIENT_HELLO, parseClientHello } from "./sni.ts";
 import type { GateState } from "./state.ts";
@@ -90,8 +90,8 @@ export async function handleConnect(state: GateState, client: net.Socket, head: 
   const { target, port } = authority;
   ctx.target = target;
   ctx.port = port;
-  const admitted = admit(state, target, port, [`CONNECT ${head.target}`, ...headerTexts(head.headers)]);
-  if (!isAccepted(admitted)) {
+  const admitted = admit(state, target, port, requestTexts(`CONNECT ${head.target}`, head.headers));
+  if (!isAdmitted(admitted)) {
     refuse(state, client, ctx, admitted);
     return;
   }
@@ -109,24 +109,14 @@ export async function handleConnect(state: GateState, client: net.Socket, head: 
     state.config.limits.idleTimeoutMs > 0 ? state.config.limits.idleTimeoutMs : Number.MAX_SAFE_INTEGER,
   );
   const first = await readFirstBytes(client, rest, helloTimeout, explicitPort ? state.timing.serverFirstWaitMs : null);
-  const tunnelDeny = (rule: string, detail?: string, alert = true): void => {
-    const entry: AuditInput = {
-      method: "CONNECT",
-      host: target.host,
-      port,
-      decision: "deny",
-      rule,
-      bytesIn: 0,
-      bytesOut: 0,
-      durationMs: Date.now() - ctx.started,
-    };
-    if (detail !== undefined) entry.detail = detail;
-    state.audit.write(entry);
+  // Past `200 Connection established` a refusal is a TLS alert (or a close), and its audit line.
+  const tunnelDeny = (rule: DenyRule, detail?: string, alert = true): void => {
+    auditDenial(state, ctx, { rule, ...(detail !== undefined ? { detail } : {}) });
     if (alert && !client.destroyed) endWith(client, TLS_ALERT_ACCESS_DENIED);
     else client.destroy();
   };
   const tunnelAllowed = (counters: Counters, end: string, detail?: string): void =>
-    state.audit.write(allowedEntry(ctx, target, port, admitted.entry, counters, end, detail !== undefined ? { detail } : {}));
+    auditAllowed(state, { ...ctx, target }, counters, { rule: "allowlist", match: admitted.entry, end, ...(detail !== undefined ? { detail } : {}) });
   let initial: Buffer = Buffer.alloc(0);
   switch (first.kind) {
     case "closed":
@@ -160,8 +150,7 @@ export async function handleConnect(state: GateState, client: net.Socket, head: 
           return;
         }
       } else if (first.sni !== target.host) {
-        const clean = state.dlp.scan([first.sni]) === null;
-        tunnelDeny("sni-mismatch", clean ? `ClientHello names ${first.sni}` : "ClientHello names another server");
+        tunnelDeny("sni-mismatch", carriesSecret(state, first.sni) ? "ClientHello names another server" : `ClientHello names ${first.sni}`);
         return;
       }
       initial = first.data;

@@ -10,12 +10,12 @@
  *    CA; each request inside gets the route's credential when its method and
  *    path match, and goes on over TLS to the real host.
  *
- * Every forwarded request passes the same checks as the proxy (rate limit,
- * byte budget, DLP on what the bottle sent, allowlist, private addresses),
- * is audited on its own line (`auth: injected (NAME)`, never the value), and
- * its response has every credential value, in every form of
- * secret-forms.ts, replaced by its placeholder: in header names and values
- * and in the body. A response whose headers still carry a credential in a
+ * Every forwarded request is admitted, refused and audited by the same code
+ * as the proxy's (admission.ts: rate limit, byte budget, DLP on what the
+ * bottle sent, allowlist, private addresses), on its own audit line
+ * (`auth: injected (NAME)`, never the value), and its response has every
+ * credential value, in every form of secret-forms.ts, replaced by its
+ * placeholder: in header names and values and in the body. A response whose headers still carry a credential in a
  * form DLP sees through (double percent-encoding, …) is refused with a 502.
  * Request bodies on credential routes go through DLP's body guard; Claude
  * Code's are not scanned (a conversation may quote anything).
@@ -25,7 +25,20 @@ import * as net from "node:net";
 import { Transform, type TransformCallback } from "node:stream";
 import type * as tls from "node:tls";
 import * as zlib from "node:zlib";
-import { type AuditInput, auditPath } from "./audit.ts";
+import {
+  type Counters,
+  type Denial,
+  type RequestContext,
+  admit,
+  auditAllowed,
+  bodyDenial,
+  bodyGuards,
+  chargeBytesOut,
+  deny,
+  isAdmitted,
+  requestTexts,
+  resolveAndVet,
+} from "./admission.ts";
 import { ensureGateTls } from "./certs.ts";
 import type { EgressConfig } from "./config.ts";
 import {
@@ -42,12 +55,11 @@ import {
   stripPrefix,
   upstreamTarget,
 } from "./custody.ts";
+import { refusalHeaders } from "./denial-messages.ts";
 import { Dlp, type DlpFinding, MIN_SECRET_LENGTH } from "./dlp.ts";
 import { type Header, hostHeaderProblem, removeHeaders, responseHeaders, stripHopByHop } from "./headers.ts";
 import { bindServer } from "./listen.ts";
-import { type DenyRule, denialBody, statusFor } from "./messages.ts";
-import { normalizeHost } from "./policy.ts";
-import { type Denial, resolveAndVet } from "./admission.ts";
+import { type HostTarget, normalizeHost } from "./policy.ts";
 import type { GateState, TlsTerminator } from "./state.ts";
 import { connectVetted } from "./upstream.ts";
 
@@ -73,9 +85,6 @@ export interface CustodyOptions {
 }
 
 interface ForwardSpec {
-  /** Upstream host (normalised) and port. */
-  host: string;
-  port: number;
   /** Host header value for the upstream. */
   hostHeader: string;
   /** Origin-form target sent upstream. */
@@ -96,6 +105,11 @@ function headerPairs(raw: readonly string[]): Header[] {
   const pairs: Header[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i] ?? "", raw[i + 1] ?? ""]);
   return pairs;
+}
+
+/** What the audit line and a refusal say about a request to `target:port`, its path as it goes upstream. */
+function requestContext(req: http.IncomingMessage, target: HostTarget | null, port: number, path: string): RequestContext & { path: string } {
+  return { method: (req.method ?? "?").slice(0, 32), target, port, path, started: Date.now() };
 }
 
 function flat(headers: readonly Header[]): string[] {
@@ -263,24 +277,26 @@ export class Custody implements TlsTerminator {
     const route = this.anthropic;
     if (!route) return void res.destroy();
     const url = new URL(route.upstream);
-    const host = url.hostname.replace(/^\[|\]$/g, "").toLowerCase();
+    const upstream = normalizeHost(url.hostname);
     const port = url.port ? Number(url.port) : 443;
-    const base = { method: req.method ?? "?", host, port };
     const target = req.url ?? "";
     const rest = target.startsWith("/") ? stripPrefix(route.prefix, target) : null;
     if (rest === null) {
-      this.deny(req, res, { ...base, path: target.startsWith("/") ? target : "" }, { rule: "no-route", reason: `Claude Code's route is ${route.prefix}/…` });
+      this.deny(req, res, requestContext(req, upstream, port, target.startsWith("/") ? target : ""), { rule: "no-route", reason: `Claude Code's route is ${route.prefix}/…` });
       return;
     }
     const path = upstreamTarget(url.pathname === "/" ? "" : url.pathname, rest);
+    const ctx = requestContext(req, upstream, port, path);
     if (!plainPath(pathOf(path))) {
-      this.deny(req, res, { ...base, path }, { rule: "bad-request", reason: "dot segments or encoded slashes in the path" });
+      this.deny(req, res, ctx, { rule: "bad-request", reason: "dot segments or encoded slashes in the path" });
+      return;
+    }
+    if (!upstream) {
+      this.deny(req, res, ctx, { rule: "bad-request", reason: "malformed upstream host" });
       return;
     }
     const token = this.credentials.get(route.credential) ?? "";
-    void this.forward(req, res, {
-      host,
-      port,
+    void this.forward(req, res, { ...ctx, target: upstream }, {
       hostHeader: url.host,
       path,
       inject: (headers) => injectAnthropic(headers, route.kind, token),
@@ -298,22 +314,21 @@ export class Custody implements TlsTerminator {
     if (!first) return void res.destroy();
     const port = first.port;
     const target = req.url ?? "";
-    const base = { method: req.method ?? "?", host, port };
+    const upstream: HostTarget = { kind: "name", host };
+    const ctx = requestContext(req, upstream, port, target.startsWith("/") ? target : "");
     if (!target.startsWith("/")) {
-      this.deny(req, res, { ...base, path: "" }, { rule: "bad-request", reason: "send origin-form requests (GET /path) inside the tunnel" });
+      this.deny(req, res, ctx, { rule: "bad-request", reason: "send origin-form requests (GET /path) inside the tunnel" });
       return;
     }
     // The tunnel's host is the route's: a Host header must name it, with the port of the tunnel (443 when it names none).
-    const hostProblem = hostHeaderProblem(headerPairs(req.rawHeaders), { kind: "name", host }, port, 443);
+    const hostProblem = hostHeaderProblem(headerPairs(req.rawHeaders), upstream, port, 443);
     if (hostProblem) {
-      this.deny(req, res, { ...base, path: target }, hostProblem);
+      this.deny(req, res, ctx, hostProblem);
       return;
     }
     const route = matchRoute(this.routes, host, port, req.method ?? "", target);
     const token = route ? this.credentials.get(route.credential) : undefined;
-    void this.forward(req, res, {
-      host,
-      port,
+    void this.forward(req, res, { ...ctx, target: upstream }, {
       hostHeader: port === 443 ? host : `${host}:${port}`,
       path: target,
       inject: route && token !== undefined ? (headers) => injectRoute(headers, route, token) : null,
@@ -324,45 +339,15 @@ export class Custody implements TlsTerminator {
     });
   }
 
-  private deny(req: http.IncomingMessage, res: http.ServerResponse, where: { method: string; host: string; port: number; path: string }, denial: Denial, started = Date.now()): void {
-    const isDlp = denial.rule.startsWith("dlp-");
-    const entry: AuditInput = {
-      method: where.method.slice(0, 32),
-      host: where.host,
-      port: where.port,
-      path: isDlp ? "<redacted>" : auditPath(where.path),
-      decision: "deny",
-      rule: denial.rule,
-      bytesIn: 0,
-      bytesOut: 0,
-      durationMs: Date.now() - started,
-    };
-    if (denial.detail !== undefined) entry.detail = denial.detail;
-    this.gate.audit.write(entry);
+  /** Denies the request (audited) and answers why, unless the response already began. */
+  private deny(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, denial: Denial): void {
+    const refusal = deny(this.gate, ctx, denial);
     if (res.headersSent || res.destroyed) {
       res.destroy();
       return;
     }
-    const target = normalizeHost(where.host);
-    const body = denialBody({
-      rule: denial.rule,
-      bottle: this.gate.config.bottle,
-      host: where.host,
-      port: where.port,
-      ...(target ? { target } : {}),
-      ...(denial.category !== undefined ? { category: denial.category } : {}),
-      ...(denial.description !== undefined ? { description: denial.description } : {}),
-      ...(denial.reason !== undefined ? { reason: denial.reason } : {}),
-      ...(denial.rule === "rate-limit" ? { limit: this.gate.config.limits.requestsPerMinute } : {}),
-      ...(denial.rule === "bytes-out-limit" ? { limit: this.gate.config.limits.bytesOut } : {}),
-    });
-    const bytes = Buffer.from(body, "utf8");
-    res.writeHead(statusFor(denial.rule), {
-      "content-type": "text/plain; charset=utf-8",
-      "content-length": String(bytes.length),
-      "x-bottle-egress-rule": denial.rule,
-      connection: "close",
-    });
+    const bytes = Buffer.from(refusal.body, "utf8");
+    res.writeHead(refusal.status, Object.fromEntries(refusalHeaders(refusal.rule, bytes.length).map(([name, value]) => [name.toLowerCase(), value])));
     res.end(bytes);
     req.resume();
   }
@@ -396,27 +381,20 @@ export class Custody implements TlsTerminator {
     });
   }
 
-  private async forward(req: http.IncomingMessage, res: http.ServerResponse, spec: ForwardSpec): Promise<void> {
+  /** `ctx`: the request to the upstream, as the audit line shows it (its path as it goes upstream). */
+  private async forward(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext & { target: HostTarget; path: string }, spec: ForwardSpec): Promise<void> {
     const gate = this.gate;
-    const started = Date.now();
-    const method = (req.method ?? "GET").slice(0, 32);
-    const where = { method, host: spec.host, port: spec.port, path: spec.path };
-    const deny = (denial: Denial): void => this.deny(req, res, where, denial, started);
+    const { target, port, method } = ctx;
+    const deny = (denial: Denial): void => this.deny(req, res, ctx, denial);
     req.pause();
-    if (!gate.rate.take()) return deny({ rule: "rate-limit" });
-    if (gate.budget.exhausted) return deny({ rule: "bytes-out-limit" });
     const incoming = headerPairs(req.rawHeaders);
     // What the bottle sent must not carry a secret (a placeholder is fine; the real value is added below).
-    const finding = gate.dlp.scan([`${method} ${req.url ?? ""}`, ...incoming.map(([name, value]) => `${name}: ${value}`)]);
-    if (finding) return deny({ rule: finding.rule as DenyRule, description: finding.description });
-    const target = normalizeHost(spec.host);
-    if (!target) return deny({ rule: "bad-request", reason: "malformed upstream host" });
-    const decision = gate.policy.checkHost(target, spec.port);
-    if (!decision.ok) return deny({ rule: decision.rule });
+    const admitted = admit(gate, target, port, requestTexts(`${req.method ?? ""} ${req.url ?? ""}`, incoming));
+    if (!isAdmitted(admitted)) return deny(admitted);
     const vetted = await resolveAndVet(gate, target);
     if (!("addresses" in vetted)) return deny(vetted);
     if (res.destroyed) return;
-    const raw = await connectVetted(gate, vetted.addresses, spec.port);
+    const raw = await connectVetted(gate, vetted.addresses, port);
     if (!raw) return deny({ rule: "upstream-unreachable" });
     if (res.destroyed) {
       raw.destroy();
@@ -436,30 +414,21 @@ export class Custody implements TlsTerminator {
     headers = [["host", spec.hostHeader], ...headers];
 
     const scrubber = new Scrubber(this.scrubRules);
-    const guard = spec.scanBody ? gate.dlp.bodyGuard() : null;
-    const counters = { bytesIn: 0, bytesOut: 0 };
+    const guard = spec.scanBody ? bodyGuards(gate).bodyGuard() : null;
+    const counters: Counters = { bytesIn: 0, bytesOut: 0 };
     let status: number | undefined;
     let finished = false;
     const finish = (end: string): void => {
       if (finished) return;
       finished = true;
       clearTimeout(maxTimer);
-      const entry: AuditInput = {
-        method,
-        host: spec.host,
-        port: spec.port,
-        path: auditPath(spec.path),
-        decision: "allow",
+      auditAllowed(gate, ctx, counters, {
         rule: spec.credential ? "route" : "allowlist",
-        match: spec.credential ? spec.match : decision.entry,
-        bytesIn: counters.bytesIn,
-        bytesOut: counters.bytesOut,
-        durationMs: Date.now() - started,
+        match: spec.credential ? spec.match : admitted.entry,
         end,
-      };
-      if (spec.credential && spec.inject) entry.auth = `injected (${spec.credential})`;
-      if (status !== undefined) entry.status = status;
-      gate.audit.write(entry);
+        ...(status !== undefined ? { status } : {}),
+        ...(spec.credential && spec.inject ? { auth: `injected (${spec.credential})` } : {}),
+      });
     };
     const abort = (end: string): void => {
       upstreamSocket.destroy();
@@ -467,7 +436,7 @@ export class Custody implements TlsTerminator {
       finish(end);
     };
     // The gate's own refusal instead of the allow line: the upstream is cut off, the bottle gets `denial` unless its response started.
-    const refuse = (denial: Denial): void => {
+    const cutOff = (denial: Denial): void => {
       if (finished) return;
       finished = true;
       clearTimeout(maxTimer);
@@ -475,8 +444,7 @@ export class Custody implements TlsTerminator {
       upstreamSocket.destroy();
       deny(denial);
     };
-    const refuseBody = (finding: DlpFinding): void =>
-      refuse({ rule: finding.rule as DenyRule, description: finding.description, reason: "in its body" });
+    const refuseBody = (finding: DlpFinding): void => cutOff(bodyDenial(finding));
     const { maxTunnelMs, idleTimeoutMs } = gate.config.limits;
     const maxTimer = setTimeout(() => abort("max-duration"), maxTunnelMs > 0 ? maxTunnelMs : 2 ** 31 - 1);
     if (idleTimeoutMs > 0) upstreamSocket.setTimeout(idleTimeoutMs, () => abort("idle-timeout"));
@@ -484,7 +452,7 @@ export class Custody implements TlsTerminator {
     const upstreamReq = httpModule().request({
       createConnection: () => upstreamSocket,
       method,
-      path: spec.path,
+      path: ctx.path,
       headers: flat(headers),
       setHost: false,
       // No agent: only then does node use createConnection (the vetted, verified socket).
@@ -492,7 +460,7 @@ export class Custody implements TlsTerminator {
     upstreamReq.on("error", () => {
       if (finished) return;
       if (!res.headersSent && !res.destroyed) {
-        refuse({ rule: "upstream-unreachable", detail: "the upstream connection failed" });
+        cutOff({ rule: "upstream-unreachable", detail: "the upstream connection failed" });
         return;
       }
       abort("upstream-error");
@@ -511,7 +479,7 @@ export class Custody implements TlsTerminator {
         const encoding = (upstreamRes.headers["content-encoding"] ?? "").toString().trim().toLowerCase();
         const chosen = decoderFor(encoding);
         if (chosen === "unsupported") {
-          refuse({ rule: "bad-request", reason: `the upstream answered with an unsupported Content-Encoding (${encoding.slice(0, 32)})` });
+          cutOff({ rule: "bad-request", reason: `the upstream answered with an unsupported Content-Encoding (${encoding.slice(0, 32)})` });
           return;
         }
         decoder = chosen;
@@ -522,7 +490,7 @@ export class Custody implements TlsTerminator {
       const message = scrubber.text(upstreamRes.statusMessage ?? "");
       // What scrubbing could not replace but DLP still sees (double percent-encoding, base64 of hex, …) must not reach the bottle.
       if (this.echoCheck.scan([message, ...out.map(([name, value]) => `${name}: ${value}`)])) {
-        refuse({ rule: "credential-echo" });
+        cutOff({ rule: "credential-echo" });
         return;
       }
       res.writeHead(status, message, flat(out));
@@ -552,7 +520,7 @@ export class Custody implements TlsTerminator {
     // The request body, counted against the byte budget unless a CONNECT relay already did, and guarded by DLP.
     req.on("data", (chunk: Buffer) => {
       if (finished) return;
-      if (spec.countBudget && !gate.budget.spend(chunk.length)) {
+      if (spec.countBudget && !chargeBytesOut(gate, chunk.length)) {
         abort("bytes-out-limit");
         return;
       }

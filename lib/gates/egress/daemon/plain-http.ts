@@ -4,14 +4,23 @@
  * as it streams), and the response relayed with a rewritten head.
  */
 import type * as net from "node:net";
-import { type Denial, type RequestContext, allowedEntry, admit, auditDenial, headerTexts, isAccepted, resolveAndVet } from "./admission.ts";
-import { auditPath } from "./audit.ts";
+import {
+  type Counters,
+  type RequestContext,
+  admit,
+  auditAllowed,
+  auditDenial,
+  bodyDenial,
+  bodyGuards,
+  isAdmitted,
+  requestTexts,
+  resolveAndVet,
+} from "./admission.ts";
+import { httpResponse } from "./denial-messages.ts";
 import type { DlpFinding } from "./dlp.ts";
 import { headerValues, hostHeaderProblem, parseHostPort, responseHeaders, serializeHeaders, stripHopByHop } from "./headers.ts";
 import { type RequestHead, MAX_HEAD, findHeadEnd, parseResponseHead, requestFraming } from "./http1.ts";
-import type { DenyRule } from "./messages.ts";
-import { httpResponse } from "./messages.ts";
-import { type Counters, pairing } from "./relay.ts";
+import { pairing } from "./relay.ts";
 import { refuse } from "./refusal.ts";
 import { RequestBody } from "./request-body.ts";
 import { closeWhenWritten } from "./splice.ts";
@@ -65,8 +74,8 @@ export async function handlePlain(state: GateState, client: net.Socket, head: Re
     refuse(state, client, ctx, { rule: "bad-request", reason: framing.reason });
     return;
   }
-  const admitted = admit(state, uri.target, uri.port, [`${head.method} ${rawTarget}`, ...headerTexts(head.headers)]);
-  if (!isAccepted(admitted)) {
+  const admitted = admit(state, uri.target, uri.port, requestTexts(`${head.method} ${rawTarget}`, head.headers));
+  if (!isAdmitted(admitted)) {
     refuse(state, client, ctx, admitted);
     return;
   }
@@ -92,10 +101,10 @@ export async function handlePlain(state: GateState, client: net.Socket, head: Re
     "latin1",
   );
   const counters: Counters = { bytesIn: 0, bytesOut: 0 };
-  const result = await exchange(state, client, upstream, counters, upstreamHead, rest, new RequestBody(framing, state.dlp), ctx.started);
+  const result = await exchange(state, client, upstream, counters, upstreamHead, rest, new RequestBody(framing, bodyGuards(state)), ctx.started);
   if (result.blocked) {
     // The upstream was cut off before the secret's bytes; the bottle hears why unless the response had begun.
-    const denial: Denial = { rule: result.blocked.rule as DenyRule, description: result.blocked.description, reason: "in its body" };
+    const denial = bodyDenial(result.blocked);
     if (result.status === undefined) refuse(state, client, ctx, denial);
     else {
       auditDenial(state, ctx, denial);
@@ -103,12 +112,12 @@ export async function handlePlain(state: GateState, client: net.Socket, head: Re
     }
     return;
   }
-  state.audit.write(
-    allowedEntry(ctx, uri.target, uri.port, admitted.entry, counters, result.end, {
-      path: auditPath(path),
-      ...(result.status !== undefined ? { status: result.status } : {}),
-    }),
-  );
+  auditAllowed(state, { ...ctx, target: uri.target }, counters, {
+    rule: "allowlist",
+    match: admitted.entry,
+    end: result.end,
+    ...(result.status !== undefined ? { status: result.status } : {}),
+  });
 }
 
 /**

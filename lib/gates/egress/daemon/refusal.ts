@@ -1,25 +1,13 @@
-/** Refusals on the client's own socket (the plain proxy and CONNECT, before the tunnel). */
+/** Refusals on a raw client socket: the proxy port's, and a credential route's for a head node cannot parse. */
 import type * as net from "node:net";
-import { type Denial, type RequestContext, auditDenial } from "./admission.ts";
-import { denialBody, httpResponse, statusFor } from "./messages.ts";
+import { type Denial, type RequestContext, deny } from "./admission.ts";
+import { httpResponse } from "./denial-messages.ts";
 import type { GateState } from "./state.ts";
 
-/** Sends the refusal, audits it, closes the connection. */
+/** Denies the request (audited), answers why, closes the connection. */
 export function refuse(state: GateState, client: net.Socket, ctx: RequestContext, denial: Denial): void {
-  const host = auditDenial(state, ctx, denial);
-  const body = denialBody({
-    rule: denial.rule,
-    bottle: state.config.bottle,
-    host,
-    port: ctx.port,
-    ...(ctx.target ? { target: ctx.target } : {}),
-    ...(denial.category !== undefined ? { category: denial.category } : {}),
-    ...(denial.description !== undefined ? { description: denial.description } : {}),
-    ...(denial.reason !== undefined ? { reason: denial.reason } : {}),
-    ...(denial.rule === "rate-limit" ? { limit: state.config.limits.requestsPerMinute } : {}),
-    ...(denial.rule === "bytes-out-limit" ? { limit: state.config.limits.bytesOut } : {}),
-  });
-  endWith(client, httpResponse(statusFor(denial.rule), denial.rule, body));
+  const refusal = deny(state, ctx, denial);
+  endWith(client, httpResponse(refusal.status, refusal.rule, refusal.body));
 }
 
 export function endWith(client: net.Socket, data: Buffer): void {

@@ -4,13 +4,9 @@
  * maximum duration; bulk downloads go to bottle-splice.
  */
 import type * as net from "node:net";
+import { type Counters, chargeBytesOut } from "./admission.ts";
 import { type DownloadSplice, closeWhenWritten, downloadSplice } from "./splice.ts";
 import type { GateState } from "./state.ts";
-
-export interface Counters {
-  bytesIn: number;
-  bytesOut: number;
-}
 
 /** Common timers for a tunnel or exchange: idle timeout and max duration. */
 function limitTimers(state: GateState, started: number, onExpire: (reason: string) => void): { touch(): void; clear(): void } {
@@ -68,7 +64,7 @@ export function pairing(
   upstream.once("close", () => download.kill());
   const sendUp = (chunk: Buffer): boolean => {
     if (chunk.length === 0) return true;
-    if (!state.budget.spend(chunk.length)) {
+    if (!chargeBytesOut(state, chunk.length)) {
       finish("bytes-out-limit", true);
       return false;
     }

@@ -19,6 +19,8 @@ import { type TestGate, type Upstream, bodyOf, rawRequest, startGate, startUpstr
 
 const openssl = Bun.which("openssl");
 const GH_TOKEN = "gh-REAL-route-token-0123456789";
+/** One of the bottle's secrets (its secrets file). */
+const SECRET = ["bottle", "secret", "8c1f0e"].join("-");
 /** Every character the token grammar allows, in a header name. */
 const TOKEN_NAME = "X-Tok!#$%&'*+.^_`|~en";
 
@@ -73,12 +75,15 @@ describe.skipIf(!openssl)("the plain proxy and the credential routes agree", () 
   /**
    * plain.test is reached over plain HTTP on ports 80 and 8080; the route
    * hosts api.github.test (443) and alt.github.test (8443) through the gate's
-   * TLS. The gate's connector maps those ports to the two local origins.
+   * TLS, and Claude Code's route goes to api.github.test too. The gate's
+   * connector maps those ports to the two local origins.
    */
   async function gateWith(overrides: Partial<EgressConfig> = {}): Promise<TestGate> {
     const dir = tempDir("paths-agree-");
     const credentials = join(dir, "credentials.json");
     writeFileSync(credentials, JSON.stringify({ GH_TOKEN }), { mode: 0o600 });
+    const secrets = join(dir, "secrets.json");
+    writeFileSync(secrets, JSON.stringify([SECRET]), { mode: 0o600 });
     const route = { header: "Authorization", scheme: "Bearer", credential: "GH_TOKEN", paths: [], methods: [] };
     const ports: Record<number, number> = { 80: plainOrigin.port, 8080: plainOrigin.port, 443: tlsOrigin.port, 8443: tlsOrigin.port };
     return startGate(
@@ -86,7 +91,9 @@ describe.skipIf(!openssl)("the plain proxy and the credential routes agree", () 
         allow: ["plain.test", "plain.test:8080", "api.github.test", "alt.github.test:8443"],
         allowPrivate: ["127.0.0.1/32"],
         credentialsFile: credentials,
+        secretsFile: secrets,
         tlsDir: join(dir, "tls"),
+        anthropic: { port: 0, prefix: "/anthropic", upstream: "https://api.github.test", credential: "GH_TOKEN", kind: "oauth" },
         routes: [
           { host: "api.github.test", port: 443, ...route },
           { host: "alt.github.test", port: 8443, ...route },
@@ -194,5 +201,30 @@ describe.skipIf(!openssl)("the plain proxy and the credential routes agree", () 
     g = await gateWith({ routes: [{ host: "api.github.test", port: 443, header: TOKEN_NAME, credential: "GH_TOKEN", paths: [], methods: [] }] });
     expect(statusOf(await viaRoute("api.github.test:443", "/t", "Host: api.github.test\r\n"))).toBe(200);
     expect(received()).toContain(`\r\n${TOKEN_NAME}: ${GH_TOKEN}\r\n`);
+  });
+
+  /** The denials in the audit log once the gate flushed them: [rule, host, path]. */
+  async function denialsOf(gate: TestGate): Promise<Array<[string, string, string | undefined]>> {
+    await gate.gate.close();
+    return gate
+      .audit()
+      .filter((line) => line.decision === "deny")
+      .map((line) => [line.rule, line.host, line.path]);
+  }
+
+  test("a secret in the request line or a header: 403 on every path, the audit line's path redacted", async () => {
+    const claude = await rawRequest(g.gate.ports().anthropic ?? 0, `GET /anthropic/v1/x HTTP/1.1\r\nHost: gate\r\nX-Leak: ${SECRET}\r\nConnection: close\r\n\r\n`);
+    const proxied = await viaProxy("plain.test", "/z", `Host: plain.test\r\nX-Leak: ${SECRET}\r\n`);
+    const routed = await viaRoute("api.github.test:443", "/z", `Host: api.github.test\r\nX-Leak: ${SECRET}\r\n`);
+    for (const response of [claude, proxied, routed]) {
+      expect(statusOf(response)).toBe(403);
+      expect(values(response, "x-bottle-egress-rule")).toEqual(["dlp-secret"]);
+      expect(response).not.toContain(SECRET);
+    }
+    expect(await denialsOf(g)).toEqual([
+      ["dlp-secret", "api.github.test", "<redacted>"],
+      ["dlp-secret", "plain.test", "<redacted>"],
+      ["dlp-secret", "api.github.test", "<redacted>"],
+    ]);
   });
 });
