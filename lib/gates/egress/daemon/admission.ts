@@ -102,13 +102,18 @@ export function carriesSecret(state: GateState, text: string): boolean {
   return text !== "" && state.dlp.scan([text]) !== null;
 }
 
-/** The host and path a denial's audit line and refusal show: after a DLP finding the path is redacted, and the host when the secret is in it. */
+/**
+ * The host and path a denial's audit line and refusal show: each redacted
+ * when it carries a secret, whatever rule denied (a request over the rate
+ * limit is still scanned); after a DLP finding the path always is, as the
+ * secret may sit anywhere in the request.
+ */
 function shown(state: GateState, ctx: RequestContext, denial: Denial): { host: string; path?: string } {
   const host = ctx.target?.host ?? "";
-  const dlp = denial.rule.startsWith("dlp-");
-  const shownHost = dlp && carriesSecret(state, host) ? REDACTED : host;
+  const shownHost = carriesSecret(state, host) ? REDACTED : host;
   if (ctx.path === undefined) return { host: shownHost };
-  return { host: shownHost, path: dlp ? REDACTED : auditPath(ctx.path) };
+  const dlp = denial.rule.startsWith("dlp-");
+  return { host: shownHost, path: dlp || carriesSecret(state, ctx.path) ? REDACTED : auditPath(ctx.path) };
 }
 
 /** Writes a denial's audit line; returns the host as shown. For refusals that answer nothing more (a TLS alert, a response already begun). */

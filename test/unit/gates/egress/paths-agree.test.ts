@@ -212,6 +212,43 @@ describe.skipIf(!openssl)("the plain proxy and the credential routes agree", () 
       .map((line) => [line.rule, line.host, line.path]);
   }
 
+  test("DLP redacts what the audit line shows whatever rule denies: over the rate limit", async () => {
+    const oneAMinute = { limits: { requestsPerMinute: 1, bytesOut: 0, idleTimeoutMs: 10_000, maxTunnelMs: 60_000, maxLogBytes: 0 } };
+    await g.close();
+    g = await gateWith(oneAMinute);
+    // The plain proxy: the minute's one request goes out; the next, its host and path carrying the secret, is over the rate.
+    expect(statusOf(await viaProxy("plain.test", "/", "Host: plain.test\r\n"))).toBe(200);
+    const proxied = await viaProxy(`${SECRET}.plain.test`, `/x/${SECRET}`, "");
+    expect(await denialsOf(g)).toEqual([["rate-limit", "<redacted>", "<redacted>"]]);
+    // A route: the CONNECT is the minute's request; the one inside the tunnel, its path carrying the secret, is over the rate.
+    await g.close();
+    g = await gateWith(oneAMinute);
+    const routed = await viaRoute("api.github.test:443", `/x/${SECRET}`, "Host: api.github.test\r\n");
+    expect(await denialsOf(g)).toEqual([["rate-limit", "api.github.test", "<redacted>"]]);
+    for (const response of [proxied, routed]) {
+      expect(values(response, "x-bottle-egress-rule")).toEqual(["rate-limit"]);
+      expect(response).not.toContain(SECRET);
+    }
+    expect(JSON.stringify(g.audit())).not.toContain(SECRET);
+  });
+
+  test("DLP redacts what the audit line shows whatever rule denies: a malformed request", async () => {
+    const twoHosts = (host: string) => `Host: ${host}\r\nHost: ${host}\r\n`;
+    const responses = [
+      await viaProxy("plain.test", `/y/${SECRET}`, twoHosts("plain.test")),
+      await viaProxy(`${SECRET}.plain.test`, "/", twoHosts("plain.test")),
+      await viaRoute("api.github.test:443", `/y/${SECRET}`, twoHosts("api.github.test")),
+    ];
+    expect(responses.map(statusOf)).toEqual([400, 400, 400]);
+    expect(await denialsOf(g)).toEqual([
+      ["bad-request", "plain.test", "<redacted>"],
+      ["bad-request", "<redacted>", "/"],
+      ["bad-request", "api.github.test", "<redacted>"],
+    ]);
+    for (const response of responses) expect(response).not.toContain(SECRET);
+    expect(JSON.stringify(g.audit())).not.toContain(SECRET);
+  });
+
   test("a secret in the request line or a header: 403 on every path, the audit line's path redacted", async () => {
     const claude = await rawRequest(g.gate.ports().anthropic ?? 0, `GET /anthropic/v1/x HTTP/1.1\r\nHost: gate\r\nX-Leak: ${SECRET}\r\nConnection: close\r\n\r\n`);
     const proxied = await viaProxy("plain.test", "/z", `Host: plain.test\r\nX-Leak: ${SECRET}\r\n`);
