@@ -57,7 +57,7 @@ import {
 } from "./custody.ts";
 import { refusalHeaders } from "./denial-messages.ts";
 import { Dlp, type DlpFinding, MIN_SECRET_LENGTH } from "./dlp.ts";
-import { type Header, hostHeaderProblem, removeHeaders, responseHeaders, stripHopByHop } from "./headers.ts";
+import { type Header, hostHeaderProblem, removeHeaders, responseHeaders, serializeHeaders, stripHopByHop } from "./headers.ts";
 import { bindServer } from "./listen.ts";
 import { type HostTarget, normalizeHost } from "./policy.ts";
 import type { GateState, TlsTerminator } from "./state.ts";
@@ -415,6 +415,8 @@ export class Custody implements TlsTerminator {
 
     const scrubber = new Scrubber(this.scrubRules);
     const guard = spec.scanBody ? bodyGuards(gate).bodyGuard() : null;
+    // The head as the gate writes it (node adds its own framing headers): on every path the head counts as bytes out.
+    const head = Buffer.byteLength(`${method} ${ctx.path} HTTP/1.1\r\n${serializeHeaders(headers)}\r\n`, "latin1");
     const counters: Counters = { bytesIn: 0, bytesOut: 0 };
     let status: number | undefined;
     let finished = false;
@@ -449,6 +451,11 @@ export class Custody implements TlsTerminator {
     const maxTimer = setTimeout(() => abort("max-duration"), maxTunnelMs > 0 ? maxTunnelMs : 2 ** 31 - 1);
     if (idleTimeoutMs > 0) upstreamSocket.setTimeout(idleTimeoutMs, () => abort("idle-timeout"));
 
+    if (spec.countBudget && !chargeBytesOut(gate, head)) {
+      abort("bytes-out-limit");
+      return;
+    }
+    counters.bytesOut += head;
     const upstreamReq = httpModule().request({
       createConnection: () => upstreamSocket,
       method,

@@ -264,4 +264,23 @@ describe.skipIf(!openssl)("the plain proxy and the credential routes agree", () 
       ["dlp-secret", "api.github.test", "<redacted>"],
     ]);
   });
+
+  test("the byte budget counts a request's head on every path, Claude Code's route too", async () => {
+    await g.close();
+    g = await gateWith({ limits: { requestsPerMinute: 0, bytesOut: 300, idleTimeoutMs: 10_000, maxTunnelMs: 60_000, maxLogBytes: 0 } });
+    const pad = `X-Pad: ${"p".repeat(400)}\r\n`;
+    const before = { plain: plainOrigin.received.length, tls: tlsOrigin.received.join("").length };
+    const proxied = await viaProxy("plain.test", "/big", `Host: plain.test\r\n${pad}`);
+    const claude = await rawRequest(g.gate.ports().anthropic ?? 0, `GET /anthropic/big HTTP/1.1\r\nHost: gate\r\n${pad}Connection: close\r\n\r\n`);
+    // Neither head fits the budget: the exchange is cut before a byte went upstream, and no response comes.
+    expect([proxied, claude].map(statusOf)).toEqual([0, 0]);
+    expect(plainOrigin.received.slice(before.plain).join("")).toBe("");
+    expect(tlsOrigin.received.join("").length).toBe(before.tls);
+    await g.gate.close();
+    const lines = g.audit().map((line) => ({ path: line.path, decision: line.decision, end: line.end, bytesOut: line.bytesOut }));
+    expect(lines).toEqual([
+      { path: "/big", decision: "allow", end: "bytes-out-limit", bytesOut: 0 },
+      { path: "/big", decision: "allow", end: "bytes-out-limit", bytesOut: 0 },
+    ]);
+  });
 });
