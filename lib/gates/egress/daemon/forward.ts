@@ -60,6 +60,7 @@ import { Dlp, type DlpFinding, MIN_SECRET_LENGTH } from "./dlp.ts";
 import { type Header, hostHeaderProblem, removeHeaders, responseHeaders, serializeHeaders, stripHopByHop } from "./headers.ts";
 import { bindServer } from "./listen.ts";
 import { type HostTarget, normalizeHost } from "./policy.ts";
+import { refuse } from "./refusal.ts";
 import type { GateState, TlsTerminator } from "./state.ts";
 import { connectVetted } from "./upstream.ts";
 
@@ -202,7 +203,12 @@ export class Custody implements TlsTerminator {
       this.gate.track(socket);
       socket.setNoDelay(true);
     });
-    server.on("clientError", (_error, socket) => socket.destroy());
+    server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
+      // A head node cannot parse is refused as the proxy refuses one; a timeout or a reset just closes.
+      if (error.code?.startsWith("HPE_") && socket.writable) {
+        refuse(this.gate, socket as net.Socket, { method: "?", target: null, port: 0, started: Date.now() }, { rule: "bad-request", reason: "malformed request head" });
+      } else socket.destroy();
+    });
     return server;
   }
 

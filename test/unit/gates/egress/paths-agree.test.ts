@@ -201,6 +201,15 @@ describe.skipIf(!openssl)("the plain proxy and the credential routes agree", () 
     g = await gateWith({ routes: [{ host: "api.github.test", port: 443, header: TOKEN_NAME, credential: "GH_TOKEN", paths: [], methods: [] }] });
     expect(statusOf(await viaRoute("api.github.test:443", "/t", "Host: api.github.test\r\n"))).toBe(200);
     expect(received()).toContain(`\r\n${TOKEN_NAME}: ${GH_TOKEN}\r\n`);
+    // A header name outside the grammar: the head is malformed, on either path a 400 (node parses the route's).
+    const proxied = await viaProxy("plain.test", "/t", "Host: plain.test\r\nX(bad): 1\r\n");
+    const routed = await viaRoute("api.github.test:443", "/t", "Host: api.github.test\r\nX(bad): 1\r\n");
+    for (const response of [proxied, routed]) {
+      expect(statusOf(response)).toBe(400);
+      expect(values(response, "x-bottle-egress-rule")).toEqual(["bad-request"]);
+    }
+    await g.gate.close();
+    expect(g.audit().filter((line) => line.rule === "bad-request").reduce((sum, line) => sum + (line.count ?? 1), 0)).toBe(2);
   });
 
   /** The denials in the audit log once the gate flushed them: [rule, host, path]. */
