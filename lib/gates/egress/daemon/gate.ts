@@ -10,7 +10,7 @@ import { type EgressConfig, EgressConfigError, loadConfig, loadCredentials, load
 import { DEFAULT_DENIAL_BOUNDS, type DenialBounds, DenialAggregator } from "./denials.ts";
 import { Dlp } from "./dlp.ts";
 import { type DnsServers, type DnsState, startDns } from "./dnsServer.ts";
-import { Custody, type CustodyOptions } from "./forward.ts";
+import { Custody, type CustodyOptions } from "./custody-server.ts";
 import { ByteBudget, RateLimiter } from "./limits.ts";
 import { bindAddresses, bindServer, systemInterfaces } from "./listen.ts";
 import { Policy } from "./policy.ts";
