@@ -12,7 +12,7 @@ import {
   passwdEntries,
 } from "../../lib/backends/docker.ts";
 import { Docker } from "../../lib/docker.ts";
-import { EGRESS_READY_LINE, egressReadyLine, readyLineAddresses, readyLineCa } from "../../lib/gates/egress/daemon/config.ts";
+import { EGRESS_READY_LINE, egressReadyLine, readyLineAddresses, readyLineCa } from "../../lib/gates/egress/daemon/ready-line.ts";
 import { recordingExec } from "../helpers/exec.ts";
 import { LABELS } from "../../lib/plan.ts";
 import { containerArgs } from "../../lib/docker.ts";

@@ -1,15 +1,16 @@
+import type * as v from "valibot";
 import type { Plan } from "../../plan.ts";
 import { custodyGateConfig } from "../custody/index.ts";
-import type { EgressConfig } from "./daemon/config.ts";
+import type { EgressConfigSchema } from "./daemon/config-schema.ts";
 
-export { EGRESS_READY_LINE, readyLineAddresses, readyLineCa } from "./daemon/config.ts";
+export { EGRESS_READY_LINE, readyLineAddresses, readyLineCa } from "./daemon/ready-line.ts";
 
 /**
  * The egress gate's config file, written by the host into the gate
- * (/etc/bottle/egress.json, root-only) before it starts. The shape is the
- * gate daemon's own `EgressConfig`.
+ * (/etc/bottle/egress.json, root-only) before it starts: the input of the
+ * schema the gate checks it against.
  */
-export type EgressGateFile = EgressConfig;
+export type EgressGateFile = v.InferInput<typeof EgressConfigSchema>;
 
 export const EGRESS_AUDIT_FILE = "egress.jsonl";
 

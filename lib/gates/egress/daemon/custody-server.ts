@@ -16,10 +16,8 @@ import type * as http from "node:http";
 import * as net from "node:net";
 import type * as tls from "node:tls";
 import { ensureGateTls } from "./certs.ts";
-import type { EgressConfig } from "./config.ts";
+import type { AnthropicRouteConfig, EgressConfig, RouteConfig } from "./config-schema.ts";
 import {
-  type AnthropicRouteConfig,
-  type RouteConfig,
   ScrubRules,
   injectAnthropic,
   injectRoute,

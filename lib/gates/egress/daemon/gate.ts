@@ -6,7 +6,8 @@
 import { lookup } from "node:dns/promises";
 import * as net from "node:net";
 import { AuditLog, type AuditSink } from "./audit.ts";
-import { type EgressConfig, EgressConfigError, loadConfig, loadCredentials, loadSecrets, neededCredentials, validateConfig } from "./config.ts";
+import { EgressConfigError, loadConfig, loadCredentials, loadSecrets, neededCredentials, validateConfig } from "./config.ts";
+import type { EgressConfig } from "./config-schema.ts";
 import { DEFAULT_DENIAL_BOUNDS, type DenialBounds, DenialAggregator } from "./denials.ts";
 import { Dlp } from "./dlp.ts";
 import { type DnsServers, type DnsState, startDns } from "./dnsServer.ts";

@@ -5,7 +5,7 @@
  */
 import type * as net from "node:net";
 import type { AuditSink } from "./audit.ts";
-import type { EgressConfig } from "./config.ts";
+import type { EgressConfig } from "./config-schema.ts";
 import type { Dlp } from "./dlp.ts";
 import type { ByteBudget, RateLimiter } from "./limits.ts";
 import type { Policy } from "./policy.ts";

@@ -10,7 +10,8 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tls from "node:tls";
-import { EGRESS_READY_LINE, type EgressConfig, readyLineCa } from "../../../../lib/gates/egress/daemon/config.ts";
+import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config-schema.ts";
+import { EGRESS_READY_LINE, readyLineCa } from "../../../../lib/gates/egress/daemon/ready-line.ts";
 import { makeTestCa } from "../../../helpers/tls.ts";
 import { bundleForNode, freePort, readAudit, spawnCollecting, waitFor } from "./helpers.ts";
 

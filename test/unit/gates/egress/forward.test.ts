@@ -12,7 +12,7 @@ import * as net from "node:net";
 import { join } from "node:path";
 import * as tls from "node:tls";
 import { gzipSync } from "node:zlib";
-import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config.ts";
+import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config-schema.ts";
 import { Dlp } from "../../../../lib/gates/egress/daemon/dlp.ts";
 import { spellings } from "../../../helpers/spellings.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";

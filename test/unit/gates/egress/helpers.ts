@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tls from "node:tls";
 import type { AuditRecord } from "../../../../lib/gates/egress/daemon/audit.ts";
-import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config.ts";
+import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config-schema.ts";
 import { EgressGate, type EgressGateOptions } from "../../../../lib/gates/egress/daemon/gate.ts";
 import type { Resolver } from "../../../../lib/gates/egress/daemon/state.ts";
 

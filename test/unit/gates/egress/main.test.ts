@@ -8,7 +8,8 @@ import * as dgram from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
-import { EGRESS_READY_LINE, type EgressConfig, readyLineAddresses } from "../../../../lib/gates/egress/daemon/config.ts";
+import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config-schema.ts";
+import { EGRESS_READY_LINE, readyLineAddresses } from "../../../../lib/gates/egress/daemon/ready-line.ts";
 import { QTYPE, RCODE, decodeResponse, encodeQuery } from "../../../../lib/gates/egress/daemon/dns.ts";
 import { bodyOf, bundleForNode, freePort, rawRequest, readAudit, spawnCollecting, startUpstream, statusOf, type Upstream, waitFor } from "./helpers.ts";
 

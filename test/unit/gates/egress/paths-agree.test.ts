@@ -11,7 +11,7 @@ import { writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { join } from "node:path";
 import * as tls from "node:tls";
-import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config.ts";
+import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config-schema.ts";
 import { defaultConnector } from "../../../../lib/gates/egress/daemon/upstream.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 import { makeTestCa, type TestCa } from "../../../helpers/tls.ts";

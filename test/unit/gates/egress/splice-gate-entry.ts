@@ -4,7 +4,7 @@
  *
  *   node splice-gate.mjs CONFIG.json HELPER THRESHOLD_BYTES MAX_RUNNING
  */
-import { EGRESS_READY_LINE } from "../../../../lib/gates/egress/daemon/config.ts";
+import { EGRESS_READY_LINE } from "../../../../lib/gates/egress/daemon/ready-line.ts";
 import { EgressGate } from "../../../../lib/gates/egress/daemon/gate.ts";
 import { Splicer } from "../../../../lib/gates/egress/daemon/splice.ts";
 
