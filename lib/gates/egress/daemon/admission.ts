@@ -63,6 +63,11 @@ export function isAdmitted(value: Denial | { entry: string }): value is { entry:
   return "entry" in value;
 }
 
+/** Whether an admitted CONNECT to `target:port` was listed as that `host:port` (port ≠ 443): then it may carry more than TLS. */
+export function listedExplicitly(state: GateState, target: HostTarget, port: number): boolean {
+  return state.policy.explicitPort(target, port);
+}
+
 /** Resolves `target` (an IP literal as it is) and vets every address it got; the ones to connect to, in order. */
 export async function resolveAndVet(state: GateState, target: HostTarget): Promise<Denial | { addresses: Ip[] }> {
   let addresses: string[];

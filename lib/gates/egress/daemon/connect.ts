@@ -5,7 +5,18 @@
  * TLS terminator.
  */
 import type * as net from "node:net";
-import { type Counters, type RequestContext, admit, auditAllowed, auditDenial, carriesSecret, isAdmitted, requestTexts, resolveAndVet } from "./admission.ts";
+import {
+  type Counters,
+  type RequestContext,
+  admit,
+  auditAllowed,
+  auditDenial,
+  carriesSecret,
+  isAdmitted,
+  listedExplicitly,
+  requestTexts,
+  resolveAndVet,
+} from "./admission.ts";
 import type { DenyRule } from "./denial-messages.ts";
 import { parseAuthority } from "./headers.ts";
 import type { RequestHead } from "./http1.ts";
@@ -103,7 +114,7 @@ export async function handleConnect(state: GateState, client: net.Socket, head: 
   if (client.destroyed) return;
   client.write("HTTP/1.1 200 Connection established\r\n\r\n");
 
-  const explicitPort = state.policy.explicitPort(target, port);
+  const explicitPort = listedExplicitly(state, target, port);
   const helloTimeout = Math.min(
     state.timing.helloTimeoutMs,
     state.config.limits.idleTimeoutMs > 0 ? state.config.limits.idleTimeoutMs : Number.MAX_SAFE_INTEGER,
