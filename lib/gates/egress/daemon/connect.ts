@@ -92,6 +92,7 @@ function readFirstBytes(client: net.Socket, initial: Buffer, helloTimeoutMs: num
   });
 }
 
+/** One CONNECT on `client` (its head parsed; `rest`: what the client sent after it), to its tunnel's end. */
 export async function handleConnect(state: GateState, client: net.Socket, head: RequestHead, rest: Buffer, ctx: RequestContext): Promise<void> {
   const authority = parseAuthority(head.target);
   if (!authority) {

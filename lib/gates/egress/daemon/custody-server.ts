@@ -44,6 +44,7 @@ export interface CustodyOptions {
   openssl?: string;
 }
 
+/** Credential custody in a running gate: its listeners, and the TLS terminator the proxy splices a route's CONNECTs to. */
 export class Custody implements TlsTerminator {
   readonly routes: RouteConfig[];
   readonly anthropic: AnthropicRouteConfig | undefined;

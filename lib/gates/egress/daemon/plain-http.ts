@@ -27,6 +27,7 @@ import { closeWhenWritten } from "./splice.ts";
 import type { GateState } from "./state.ts";
 import { connectVetted } from "./upstream.ts";
 
+/** One plain-HTTP request on `client` (its head parsed; `rest`: what the client sent after it), to its response's end. */
 export async function handlePlain(state: GateState, client: net.Socket, head: RequestHead, rest: Buffer, ctx: RequestContext): Promise<void> {
   const rawTarget = head.target;
   if (rawTarget.startsWith("/") || rawTarget === "*") {
