@@ -192,18 +192,26 @@ export async function startGate(
   const resolverCalls: string[] = [];
   const errors: string[] = [];
   const custom = options.resolve;
-  const gate = new EgressGate({
-    configPath,
-    logError: (message) => errors.push(message),
-    ...options,
-    resolve: custom
-      ? (host) => {
-          resolverCalls.push(host);
-          return custom(host);
-        }
-      : tableResolver(table, resolverCalls),
-  });
-  await gate.start();
+  let gate: EgressGate | undefined;
+  try {
+    gate = new EgressGate({
+      configPath,
+      logError: (message) => errors.push(message),
+      ...options,
+      resolve: custom
+        ? (host) => {
+            resolverCalls.push(host);
+            return custom(host);
+          }
+        : tableResolver(table, resolverCalls),
+    });
+    await gate.start();
+  } catch (error) {
+    // A gate that does not start leaves nothing behind either.
+    await gate?.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     gate,
     port: gate.ports().proxy,

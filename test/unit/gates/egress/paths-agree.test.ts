@@ -7,7 +7,7 @@
  * its CA with openssl; without it these tests skip.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { join } from "node:path";
 import * as tls from "node:tls";
@@ -69,6 +69,7 @@ describe.skipIf(!openssl)("the plain proxy and the credential routes agree", () 
 
   afterAll(async () => {
     await Promise.all([plainOrigin.close(), tlsOrigin.close()]);
+    rmSync(ca.dir, { recursive: true, force: true });
     cleanupTempDirs();
   });
 
