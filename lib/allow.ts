@@ -1,7 +1,7 @@
 import { Docker } from "./docker.ts";
 import { BottleError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
-import type { EgressGateFile } from "./gates/egress-config.ts";
+import type { EgressGateFile } from "./gates/egress/config.ts";
 import { allowEntryProblem } from "./manifest/hosts.ts";
 import { readPlan, writeState, readOwner } from "./state.ts";
 import { createTar } from "./tar.ts";

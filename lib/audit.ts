@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { ROTATED_SUFFIX } from "./gates/capped-log.ts";
+import { ROTATED_SUFFIX } from "./gates/common/capped-log.ts";
 import { SELF_TEST_HOST } from "./selftest.ts";
 
 /** Reading the gates' JSON-lines audit logs. */
@@ -27,7 +27,7 @@ function denialsOf(line: AuditLine): number {
   return typeof line.count === "number" && line.count > 1 ? line.count : 1;
 }
 
-/** A gate log's lines, oldest first: its rotated generation (`.1`, see lib/gates/capped-log.ts), then the file. */
+/** A gate log's lines, oldest first: its rotated generation (`.1`, see lib/gates/common/capped-log.ts), then the file. */
 export function readAudit(path: string): AuditLine[] {
   const lines: AuditLine[] = [];
   for (const file of [path + ROTATED_SUFFIX, path]) {

@@ -3,7 +3,7 @@ import { escapeControls, formatAuditLine, readAudit, type AuditLine } from "./au
 import { usageError } from "./cli/args.ts";
 import { BottleError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
-import { ROTATED_SUFFIX } from "./gates/capped-log.ts";
+import { ROTATED_SUFFIX } from "./gates/common/capped-log.ts";
 import { formatGitLogLine, type GitLogLine } from "./gates/git/config.ts";
 import { formatSshLogLine, type SshLogLine } from "./gates/ssh/config.ts";
 import { requireRunning } from "./lifecycle.ts";

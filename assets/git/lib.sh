@@ -29,7 +29,7 @@ log_event() {
 # Append a line to a log that the bottle must not be able to grow without
 # bound (it lands in the host's state dir): past half of `max` bytes (0: no
 # cap) the file becomes FILE.1, so the two never hold more than `max`. As in
-# lib/gates/capped-log.ts; under a lock, since hooks run concurrently.
+# lib/gates/common/capped-log.ts; under a lock, since hooks run concurrently.
 append_capped() {
   local file=$1 max=$2 line=$3
   (

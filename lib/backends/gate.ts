@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { ContainerSpec, Docker, NetworkInspect } from "../docker.ts";
 import { BottleError } from "../errors.ts";
 import { custodyGateFiles } from "../gates/custody/index.ts";
-import { EGRESS_READY_LINE, egressGateConfig, readyLineAddresses, readyLineCa } from "../gates/egress-config.ts";
+import { EGRESS_READY_LINE, egressGateConfig, readyLineAddresses, readyLineCa } from "../gates/egress/config.ts";
 import { gitGateConfig, gitGateEntries } from "../gates/git/config.ts";
 import { sshGateConfig, sshGateEntries, sshPublicKeys } from "../gates/ssh/config.ts";
 import { log } from "../log.ts";

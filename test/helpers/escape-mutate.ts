@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { docker } from "./docker.ts";
+import { MUTATIONS } from "./escape-mutations.ts";
 
 /**
  * Testing the escape suite itself: with ESCAPE_MUTATE=<names> (comma
@@ -12,24 +13,6 @@ import { docker } from "./docker.ts";
  *
  *   ESCAPE_MUTATE=allowlist bun test test/integration/escape/proxy.test.ts
  */
-
-/** [text in the bundle, replacement] — each switches off one defence. */
-export const MUTATIONS: Record<string, [string, string]> = {
-  /** Every host is on the allowlist. */
-  allowlist: ["  checkHost(target, port) {\n", '  checkHost(target, port) {\n    return { ok: true, entry: "MUTANT" };\n'],
-  /** Every name is answered as if allowed (safe to try: the gate answers names itself and forwards none). */
-  "dns-allowlist": ['if (!target || target.kind !== "name" || !state.policy.nameAllowed(target.host)) {', 'if (!target || target.kind !== "name") {'],
-  /** Resolved addresses are not vetted (private, loopback, metadata, Docker host). */
-  vet: ["  vet(target, addresses) {\n", "  vet(target, addresses) {\n    return { ok: true, addresses: addresses.map((a) => unmap(parseIp(a))) };\n"],
-  /** DLP finds nothing. */
-  dlp: ["  scan(texts) {\n", "  scan(texts) {\n    return null;\n"],
-  /** Any SNI is accepted on a CONNECT tunnel. */
-  sni: ["} else if (first.sni !== target.host) {", "} else if (false) {"],
-  /** A ClientHello with Encrypted Client Hello passes on its outer SNI. */
-  ech: ["if (first.ech) {", "if (false) {"],
-  /** The Host header is not compared with the request URI. */
-  "host-header": ["if (!claimed || claimed.target.host !== uri.target.host || claimed.port !== uri.port) {", "if (false) {"],
-};
 
 /** Mutations of the Docker setup rather than the gate's code. */
 export const SETUP_MUTATIONS: Record<string, (name: string) => void> = {

@@ -6,9 +6,9 @@ import { describe } from "bun:test";
 import { BASE_IMAGE, describeDocker, docker, dockerOk, objectsWithLabel, uniqueId } from "./docker.ts";
 import { applyMutations } from "./escape-mutate.ts";
 import { containerIp, startEchoHost, waitForLogLine, type WorldHost } from "./world.ts";
-import type { AuditRecord } from "../../lib/gates/egress/audit.ts";
-import { DEFAULT_DENIAL_BOUNDS } from "../../lib/gates/egress/denials.ts";
-import { ROTATED_SUFFIX } from "../../lib/gates/capped-log.ts";
+import type { AuditRecord } from "../../lib/gates/egress/daemon/audit.ts";
+import { DEFAULT_DENIAL_BOUNDS } from "../../lib/gates/egress/daemon/denials.ts";
+import { ROTATED_SUFFIX } from "../../lib/gates/common/capped-log.ts";
 import { gateLoopbackAddress } from "../../lib/backends/smolmachines/smolvm.ts";
 
 /**
@@ -46,7 +46,7 @@ export const ATTACK_DOCKERFILE =
   "bind9-dnsutils netcat-openbsd iputils-ping python3-minimal >/dev/null && rm -rf /var/lib/apt/lists/*\n";
 
 /** One JSON line per gate decision: the gate's own record type. */
-export type { AuditRecord } from "../../lib/gates/egress/audit.ts";
+export type { AuditRecord } from "../../lib/gates/egress/daemon/audit.ts";
 
 export interface Attacker {
   sandbox: Sandbox;

@@ -7,7 +7,7 @@ import { gateAddresses, gateConfigStream, gateContainerSpec } from "../../lib/ba
 import { bottleLabels, isNameConflict, listBottleObjects } from "../../lib/backends/objects.ts";
 import { passwdEntries } from "../../lib/provision.ts";
 import { Docker } from "../../lib/docker.ts";
-import { EGRESS_READY_LINE, egressReadyLine, readyLineAddresses, readyLineCa } from "../../lib/gates/egress/config.ts";
+import { EGRESS_READY_LINE, egressReadyLine, readyLineAddresses, readyLineCa } from "../../lib/gates/egress/daemon/ready-line.ts";
 import { recordingExec } from "../helpers/exec.ts";
 import { LABELS } from "../../lib/plan.ts";
 import { containerArgs } from "../../lib/docker.ts";

@@ -13,11 +13,12 @@ import type { EnvSource, ResolvedBottle, ResolvedEnvEntry } from "../../manifest
 import type { Plan } from "../../plan.ts";
 import { AGENT_HOME } from "../../agent-user.ts";
 import type { TarEntry } from "../../tar.ts";
-import type { EgressConfig } from "../egress/config.ts";
-import { type ClaudeCredentialKind, isPlaceholder, placeholderFor } from "../egress/custody.ts";
+import type { EgressGateFile } from "../egress/config.ts";
+import type { ClaudeCredentialKind } from "../egress/daemon/config-schema.ts";
+import { isPlaceholder, placeholderFor } from "../egress/daemon/custody.ts";
 import type { CustodyPlan } from "./plan.ts";
 
-export { isPlaceholder, placeholderFor, PLACEHOLDER_PREFIX } from "../egress/custody.ts";
+export { isPlaceholder, placeholderFor, PLACEHOLDER_PREFIX } from "../egress/daemon/custody.ts";
 export { CustodyPlanSchema, type CustodyPlan } from "./plan.ts";
 
 type Env = Record<string, string | undefined>;
@@ -272,9 +273,9 @@ export async function resolveCustody(bottle: ResolvedBottle, custody: CustodyPla
 }
 
 /** The egress gate's custody config (Claude Code's route listens where the proxy does: the config's `listen`). */
-export function custodyGateConfig(custody: CustodyPlan | undefined): Partial<EgressConfig> {
+export function custodyGateConfig(custody: CustodyPlan | undefined): Partial<EgressGateFile> {
   if (!custody || (!custody.claude && custody.routes.length === 0)) return {};
-  const config: Partial<EgressConfig> = { credentialsFile: GATE_CREDENTIALS_FILE };
+  const config: Partial<EgressGateFile> = { credentialsFile: GATE_CREDENTIALS_FILE };
   if (custody.routes.length > 0) {
     config.tlsDir = GATE_TLS_DIR;
     config.routes = custody.routes.map((route) => ({

@@ -2,6 +2,7 @@ import { AGENT_USER } from "../../agent-user.ts";
 import { assets } from "../../assets.ts";
 import { BottleError } from "../../errors.ts";
 import type { TarEntry } from "../../tar.ts";
+import type { SshGateConfig } from "./daemon/config.ts";
 
 /**
  * The SSH gate: SSH from the bottle to exactly the listed hosts, with keys
@@ -20,7 +21,7 @@ import type { TarEntry } from "../../tar.ts";
  * a unix socket that a relay (socat, started at provisioning as the bottle
  * user) connects to the gate's agent port.
  *
- * This module renders everything; lib/gates/ssh/gate.ts is the daemon.
+ * This module renders everything; lib/gates/ssh/daemon/gate.ts is the daemon.
  */
 
 /** The gate's network alias on the bottle's internal network (as for the git gate). */
@@ -86,24 +87,6 @@ export function sshPublicKeys(hosts: SshGateHost[]): Record<string, string> {
 }
 
 // ---- the gate ----
-
-export interface SshGateConfig {
-  bottle: string;
-  /** Name whose address (on the bottle network) the gate listens on. */
-  listen: string;
-  agentPort: number;
-  agentSocket: string;
-  log: string;
-  /** The log and its one rotated generation together (egress.limits.max_log_bytes); 0 = no cap. */
-  maxLogBytes: number;
-  readyFile: string;
-  /**
-   * Per listed host: where it is, and the login its agent signs — `user`
-   * with `key` (the public half of the host's identity, `<type> <base64>`;
-   * absent when it could not be derived: then nothing is signed with it).
-   */
-  hosts: Array<{ host: string; port: number; listenPort: number; hostKey: string; user: string; key?: string }>;
-}
 
 /**
  * The user the gate signs logins for on a host listed without `user`: the

@@ -5,7 +5,7 @@ import { BottleError } from "../../errors.ts";
 import type { Resolved } from "../../manifest/index.ts";
 import type { Plan } from "../../plan.ts";
 import { agentRelayCommand, type SshGateHost } from "./config.ts";
-import { WireReader, concat, sshString } from "./wire.ts";
+import { WireReader, concat, sshString } from "./daemon/wire.ts";
 
 /**
  * Read each SSH host's identity file on the host, at launch, for the gate

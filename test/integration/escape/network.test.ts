@@ -189,7 +189,7 @@ describeEscape(["docker"], "these attacks target the docker backend's own networ
   // The gate's `host-address` rule knows every address of the Docker host the
   // launch can see (the gateways of all docker networks and the host's own
   // interfaces, lib/backends/docker.ts dockerHostAddresses) plus its own route
-  // gateways (lib/gates/egress/routes.ts): none is reachable behind an allowed
+  // gateways (lib/gates/egress/daemon/routes.ts): none is reachable behind an allowed
   // name that is opted in to private addresses.
   test(
     "7. the Docker host by an allowed, allow_private name: its other addresses (docker0, the host's own address) are refused too",

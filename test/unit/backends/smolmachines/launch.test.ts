@@ -25,7 +25,7 @@ import { dirname } from "node:path";
 import { Docker } from "../../../../lib/docker.ts";
 import { BottleError } from "../../../../lib/errors.ts";
 import { type RecordedCall, recordingExec, type Responder } from "../../../helpers/exec.ts";
-import { EGRESS_READY_LINE } from "../../../../lib/gates/egress-config.ts";
+import { EGRESS_READY_LINE } from "../../../../lib/gates/egress/config.ts";
 import { gitPlan } from "../../../../lib/gates/git/config.ts";
 import { sshPlan } from "../../../../lib/gates/ssh/config.ts";
 import type { Plan } from "../../../../lib/plan.ts";

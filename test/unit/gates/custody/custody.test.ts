@@ -19,8 +19,9 @@ import {
   sharedWithBottle,
   TRUST_ENV_VARS,
 } from "../../../../lib/gates/custody/index.ts";
-import { egressGateConfig } from "../../../../lib/gates/egress-config.ts";
-import { egressReadyLine, readyLineCa, validateConfig } from "../../../../lib/gates/egress/config.ts";
+import { egressGateConfig } from "../../../../lib/gates/egress/config.ts";
+import { validateConfig } from "../../../../lib/gates/egress/daemon/config.ts";
+import { egressReadyLine, readyLineCa } from "../../../../lib/gates/egress/daemon/ready-line.ts";
 import { builtinBottle, ManifestError, type ResolvedBottle } from "../../../../lib/manifest/index.ts";
 import type { EnvSource, ResolvedEnvEntry, ResolvedRoute } from "../../../../lib/manifest/types.ts";
 import { parsePlan } from "../../../../lib/plan.ts";

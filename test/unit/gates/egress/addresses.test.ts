@@ -12,7 +12,7 @@ import {
   parseIPv6,
   sameIp,
   unmap,
-} from "../../../../lib/gates/egress/addresses.ts";
+} from "../../../../lib/gates/egress/daemon/addresses.ts";
 
 function ip(text: string) {
   const parsed = parseIp(text);

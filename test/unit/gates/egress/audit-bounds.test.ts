@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
 import { readAudit } from "../../../../lib/audit.ts";
-import { QTYPE, RCODE, decodeResponse, encodeQuery } from "../../../../lib/gates/egress/dns.ts";
-import { MANY_HOSTS } from "../../../../lib/gates/egress/denials.ts";
+import { QTYPE, RCODE, decodeResponse, encodeQuery } from "../../../../lib/gates/egress/daemon/dns.ts";
+import { MANY_HOSTS } from "../../../../lib/gates/egress/daemon/denials.ts";
 import { type TestGate, rawRequest, startGate, udpAsk } from "./helpers.ts";
 
 /**

@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { EgressConfigError, loadCredentials, neededCredentials, validateConfig, type EgressConfig } from "../../../../lib/gates/egress/config.ts";
+import { EgressConfigError, loadCredentials, neededCredentials, validateConfig } from "../../../../lib/gates/egress/daemon/config.ts";
+import type { EgressConfig, RouteConfig } from "../../../../lib/gates/egress/daemon/config-schema.ts";
 import {
   PLACEHOLDER_PREFIX,
   ScrubRules,
@@ -16,9 +17,8 @@ import {
   plainPath,
   stripPrefix,
   upstreamTarget,
-  type RouteConfig,
-} from "../../../../lib/gates/egress/custody.ts";
-import { Dlp } from "../../../../lib/gates/egress/dlp.ts";
+} from "../../../../lib/gates/egress/daemon/custody.ts";
+import { Dlp } from "../../../../lib/gates/egress/daemon/dlp.ts";
 import { spellings } from "../../../helpers/spellings.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 import { baseConfig } from "./helpers.ts";

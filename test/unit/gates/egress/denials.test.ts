@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import type { AuditInput } from "../../../../lib/gates/egress/audit.ts";
-import { type DenialBounds, DenialAggregator, MANY_HOSTS } from "../../../../lib/gates/egress/denials.ts";
-import { RateLimiter } from "../../../../lib/gates/egress/limits.ts";
+import type { AuditInput } from "../../../../lib/gates/egress/daemon/audit.ts";
+import { type DenialBounds, DenialAggregator, MANY_HOSTS } from "../../../../lib/gates/egress/daemon/denials.ts";
+import { RateLimiter } from "../../../../lib/gates/egress/daemon/limits.ts";
 
 /** An aggregator over an array, on a clock the test moves. */
 function setup(bounds: Partial<DenialBounds> = {}) {

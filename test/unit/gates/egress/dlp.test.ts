@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { DLP_PATTERNS, Dlp, decodedRuns, percentDecode } from "../../../../lib/gates/egress/dlp.ts";
+import { DLP_PATTERNS, Dlp, decodedRuns, percentDecode } from "../../../../lib/gates/egress/daemon/dlp.ts";
 
 // Credential-shaped test values are assembled at run time so that the source
 // itself never looks like it carries a secret to scanners (gitleaks).

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as dgram from "node:dgram";
 import * as net from "node:net";
-import type { AuditInput } from "../../../../lib/gates/egress/audit.ts";
-import { Dlp } from "../../../../lib/gates/egress/dlp.ts";
+import type { AuditInput } from "../../../../lib/gates/egress/daemon/audit.ts";
+import { Dlp } from "../../../../lib/gates/egress/daemon/dlp.ts";
 import {
   QTYPE,
   RCODE,
@@ -10,10 +10,10 @@ import {
   decodeResponse,
   encodeQuery,
   encodeResponse,
-} from "../../../../lib/gates/egress/dns.ts";
-import { DNS_TTL, type DnsState, answerDns } from "../../../../lib/gates/egress/dnsServer.ts";
-import { RateLimiter } from "../../../../lib/gates/egress/limits.ts";
-import { Policy } from "../../../../lib/gates/egress/policy.ts";
+} from "../../../../lib/gates/egress/daemon/dns.ts";
+import { DNS_TTL, type DnsState, answerDns } from "../../../../lib/gates/egress/daemon/dnsServer.ts";
+import { RateLimiter } from "../../../../lib/gates/egress/daemon/limits.ts";
+import { Policy } from "../../../../lib/gates/egress/daemon/policy.ts";
 import { type TestGate, rawRequest, startGate, udpAsk } from "./helpers.ts";
 
 describe("packet encode/decode", () => {

@@ -10,7 +10,8 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tls from "node:tls";
-import { EGRESS_READY_LINE, type EgressConfig, readyLineCa } from "../../../../lib/gates/egress/config.ts";
+import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config-schema.ts";
+import { EGRESS_READY_LINE, readyLineCa } from "../../../../lib/gates/egress/daemon/ready-line.ts";
 import { makeTestCa } from "../../../helpers/tls.ts";
 import { bundleForNode, freePort, readAudit, spawnCollecting, waitFor } from "./helpers.ts";
 
@@ -29,7 +30,7 @@ describe.skipIf(!node || !openssl)("credential custody in the bundled gate under
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "egress-node-custody-"));
-    bundle = await bundleForNode(join(import.meta.dir, "../../../../lib/gates/egress/main.ts"), dir);
+    bundle = await bundleForNode(join(import.meta.dir, "../../../../lib/gates/egress/daemon/main.ts"), dir);
     const ca = makeTestCa();
     caPath = ca.caPath;
     const { cert, key } = ca.issue(["localhost"]);

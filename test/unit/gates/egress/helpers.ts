@@ -10,10 +10,10 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tls from "node:tls";
-import type { AuditRecord } from "../../../../lib/gates/egress/audit.ts";
-import type { EgressConfig } from "../../../../lib/gates/egress/config.ts";
-import { EgressGate, type EgressGateOptions } from "../../../../lib/gates/egress/gate.ts";
-import type { Resolver } from "../../../../lib/gates/egress/proxy.ts";
+import type { AuditRecord } from "../../../../lib/gates/egress/daemon/audit.ts";
+import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config-schema.ts";
+import { EgressGate, type EgressGateOptions } from "../../../../lib/gates/egress/daemon/gate.ts";
+import type { Resolver } from "../../../../lib/gates/egress/daemon/state.ts";
 
 /** Builds a minimal ClientHello with the given extensions. */
 export function buildHello(extensions: Buffer[]): Buffer {
@@ -89,15 +89,16 @@ export interface Upstream {
 /**
  * A tiny HTTP/1.1 origin: records what it receives and answers each request
  * head with `respond(headText)` (default: 200 "hello"). With `raw`, it never
- * answers and just records bytes (a TLS-ish sink for CONNECT tests).
+ * answers and just records bytes (a TLS-ish sink for CONNECT tests); with
+ * `tls`, it speaks HTTPS.
  */
 export async function startUpstream(
-  options: { respond?: (head: string, body: Buffer) => Buffer | string; raw?: boolean; greeting?: string } = {},
+  options: { respond?: (head: string, body: Buffer) => Buffer | string; raw?: boolean; greeting?: string; tls?: { cert: string; key: string } } = {},
 ): Promise<Upstream> {
   const received: Buffer[] = [];
   const sockets = new Set<net.Socket>();
   const state = { connections: 0 };
-  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+  const onConnection = (socket: net.Socket): void => {
     state.connections++;
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
@@ -125,7 +126,9 @@ export async function startUpstream(
     socket.on("end", () => {
       if (!socket.writableEnded && options.raw) socket.end();
     });
-  });
+  };
+  // With `tls`, the same origin behind TLS (a credential route's upstream).
+  const server = options.tls ? tls.createServer({ ...options.tls, allowHalfOpen: true }, onConnection) : net.createServer({ allowHalfOpen: true }, onConnection);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
   const { port } = server.address() as net.AddressInfo;
   return {
@@ -189,18 +192,26 @@ export async function startGate(
   const resolverCalls: string[] = [];
   const errors: string[] = [];
   const custom = options.resolve;
-  const gate = new EgressGate({
-    configPath,
-    logError: (message) => errors.push(message),
-    ...options,
-    resolve: custom
-      ? (host) => {
-          resolverCalls.push(host);
-          return custom(host);
-        }
-      : tableResolver(table, resolverCalls),
-  });
-  await gate.start();
+  let gate: EgressGate | undefined;
+  try {
+    gate = new EgressGate({
+      configPath,
+      logError: (message) => errors.push(message),
+      ...options,
+      resolve: custom
+        ? (host) => {
+            resolverCalls.push(host);
+            return custom(host);
+          }
+        : tableResolver(table, resolverCalls),
+    });
+    await gate.start();
+  } catch (error) {
+    // A gate that does not start leaves nothing behind either.
+    await gate?.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     gate,
     port: gate.ports().proxy,

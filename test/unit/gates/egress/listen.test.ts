@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import * as dgram from "node:dgram";
 import * as net from "node:net";
-import { EgressConfigError, validateConfig } from "../../../../lib/gates/egress/config.ts";
-import { QTYPE, encodeQuery } from "../../../../lib/gates/egress/dns.ts";
-import { bindAddresses, listenAddresses } from "../../../../lib/gates/egress/listen.ts";
+import { EgressConfigError, validateConfig } from "../../../../lib/gates/egress/daemon/config.ts";
+import { QTYPE, encodeQuery } from "../../../../lib/gates/egress/daemon/dns.ts";
+import { bindAddresses, listenAddresses } from "../../../../lib/gates/egress/daemon/listen.ts";
 import { type TestGate, baseConfig, freePort, startGate } from "./helpers.ts";
 
 /**

@@ -8,8 +8,9 @@ import * as dgram from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
-import { EGRESS_READY_LINE, type EgressConfig, readyLineAddresses } from "../../../../lib/gates/egress/config.ts";
-import { QTYPE, RCODE, decodeResponse, encodeQuery } from "../../../../lib/gates/egress/dns.ts";
+import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config-schema.ts";
+import { EGRESS_READY_LINE, readyLineAddresses } from "../../../../lib/gates/egress/daemon/ready-line.ts";
+import { QTYPE, RCODE, decodeResponse, encodeQuery } from "../../../../lib/gates/egress/daemon/dns.ts";
 import { bodyOf, bundleForNode, freePort, rawRequest, readAudit, spawnCollecting, startUpstream, statusOf, type Upstream, waitFor } from "./helpers.ts";
 
 const node = Bun.which("node");
@@ -21,7 +22,7 @@ describe.skipIf(!node)("bundled gate under node", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "egress-main-"));
-    bundle = await bundleForNode(join(import.meta.dir, "../../../../lib/gates/egress/main.ts"), dir);
+    bundle = await bundleForNode(join(import.meta.dir, "../../../../lib/gates/egress/daemon/main.ts"), dir);
     origin = await startUpstream();
   });
 

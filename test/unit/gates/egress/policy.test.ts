@@ -4,9 +4,8 @@ import {
   Policy,
   normalizeHost,
   parseAllowEntry,
-  parseAuthority,
   parsePrivateEntry,
-} from "../../../../lib/gates/egress/policy.ts";
+} from "../../../../lib/gates/egress/daemon/policy.ts";
 
 function host(raw: string): HostTarget {
   const target = normalizeHost(raw);
@@ -41,19 +40,6 @@ describe("normalizeHost", () => {
   test("refuses junk", () => {
     for (const raw of ["", ".", ".example.com", "a..b", "exa mple.com", "evil.com/x", "a@b", "a%2eb", "x\u0000y", "a:b", "1.2.3.256", "[1.2.3.4]", "a".repeat(64) + ".com"]) {
       expect(normalizeHost(raw)).toBeNull();
-    }
-  });
-});
-
-describe("parseAuthority", () => {
-  test("host:port and [v6]:port", () => {
-    expect(parseAuthority("Example.com:443")).toEqual({ target: { kind: "name", host: "example.com" }, port: 443 });
-    expect(parseAuthority("[::1]:8443")?.port).toBe(8443);
-    expect(parseAuthority("[::1]:8443")?.target.host).toBe("::1");
-  });
-  test("port is mandatory and in range", () => {
-    for (const bad of ["example.com", "example.com:", "example.com:0", "example.com:65536", "::1:443", "example.com:44a", "a:b:443"]) {
-      expect(parseAuthority(bad)).toBeNull();
     }
   });
 });

@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import * as net from "node:net";
-import { defaultConnector, type UpstreamConnector } from "../../../../lib/gates/egress/proxy.ts";
+import type { UpstreamConnector } from "../../../../lib/gates/egress/daemon/state.ts";
+import { defaultConnector } from "../../../../lib/gates/egress/daemon/upstream.ts";
 import {
   type TestGate,
   type Upstream,

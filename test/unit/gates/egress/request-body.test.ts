@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { Dlp } from "../../../../lib/gates/egress/dlp.ts";
-import type { BodyFraming } from "../../../../lib/gates/egress/http1.ts";
-import { RequestBody } from "../../../../lib/gates/egress/request-body.ts";
+import { Dlp } from "../../../../lib/gates/egress/daemon/dlp.ts";
+import type { BodyFraming } from "../../../../lib/gates/egress/daemon/http1.ts";
+import { RequestBody } from "../../../../lib/gates/egress/daemon/request-body.ts";
 import { b64, spellings } from "../../../helpers/spellings.ts";
 
 const j = (...parts: string[]): string => parts.join("");

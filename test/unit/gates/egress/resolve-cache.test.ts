@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { cachingResolver } from "../../../../lib/gates/egress/resolve-cache.ts";
+import { cachingResolver } from "../../../../lib/gates/egress/daemon/resolve-cache.ts";
 
 function counting(answers: Record<string, string[] | Error>) {
   const calls: string[] = [];

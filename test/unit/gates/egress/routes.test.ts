@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { EgressGate } from "../../../../lib/gates/egress/gate.ts";
-import { normalizeHost } from "../../../../lib/gates/egress/policy.ts";
-import { ipv4RouteGateways, ipv6RouteGateways } from "../../../../lib/gates/egress/routes.ts";
+import { EgressGate } from "../../../../lib/gates/egress/daemon/gate.ts";
+import { normalizeHost } from "../../../../lib/gates/egress/daemon/policy.ts";
+import { ipv4RouteGateways, ipv6RouteGateways } from "../../../../lib/gates/egress/daemon/routes.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 import { baseConfig } from "./helpers.ts";
 

@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { Scrubber } from "../../../../lib/gates/egress/custody.ts";
-import { Dlp } from "../../../../lib/gates/egress/dlp.ts";
-import { formText, secretForms } from "../../../../lib/gates/egress/secret-forms.ts";
-import { SecretMatcher, SecretStream } from "../../../../lib/gates/egress/secret-match.ts";
+import { Scrubber } from "../../../../lib/gates/egress/daemon/custody.ts";
+import { Dlp } from "../../../../lib/gates/egress/daemon/dlp.ts";
+import { formText, secretForms } from "../../../../lib/gates/egress/daemon/secret-forms.ts";
+import { SecretMatcher, SecretStream } from "../../../../lib/gates/egress/daemon/secret-match.ts";
 import { b64, everyByte, hex, jsonEveryChar, spellings } from "../../../helpers/spellings.ts";
 
 // Test values are assembled at run time so that the source never looks like it carries a secret.

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, test } from "bun:test";
-import { parseClientHello } from "../../../../lib/gates/egress/sni.ts";
+import { parseClientHello } from "../../../../lib/gates/egress/daemon/sni.ts";
 import { buildHello, captureClientHello, echExtension, sniExtension } from "./helpers.ts";
 
 /** Re-packs the handshake bytes of a single-record ClientHello into records of `size` bytes. */

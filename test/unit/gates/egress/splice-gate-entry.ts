@@ -4,9 +4,9 @@
  *
  *   node splice-gate.mjs CONFIG.json HELPER THRESHOLD_BYTES MAX_RUNNING
  */
-import { EGRESS_READY_LINE } from "../../../../lib/gates/egress/config.ts";
-import { EgressGate } from "../../../../lib/gates/egress/gate.ts";
-import { Splicer } from "../../../../lib/gates/egress/splice.ts";
+import { EGRESS_READY_LINE } from "../../../../lib/gates/egress/daemon/ready-line.ts";
+import { EgressGate } from "../../../../lib/gates/egress/daemon/gate.ts";
+import { Splicer } from "../../../../lib/gates/egress/daemon/splice.ts";
 
 const [configPath, path, threshold, maxRunning] = process.argv.slice(2);
 const gate = new EgressGate({ configPath, splice: new Splicer(path ?? "", Number(threshold), Number(maxRunning)) });

@@ -12,7 +12,8 @@ import * as http from "node:http";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EGRESS_READY_LINE, type EgressConfig } from "../../../../lib/gates/egress/config.ts";
+import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config-schema.ts";
+import { EGRESS_READY_LINE } from "../../../../lib/gates/egress/daemon/ready-line.ts";
 import { baseConfig, bundleForNode, freePort, readAudit, spawnCollecting, waitFor } from "./helpers.ts";
 
 const node = Bun.which("node");

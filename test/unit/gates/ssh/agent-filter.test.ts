@@ -12,10 +12,10 @@ import {
   frameAgentMessage,
   MAX_AGENT_MESSAGE,
   signPolicy,
-} from "../../../../lib/gates/ssh/agent-filter.ts";
-import type { SshGateConfig } from "../../../../lib/gates/ssh/config.ts";
-import { MAX_LOGGED_TEXT, SshGate, printable } from "../../../../lib/gates/ssh/gate.ts";
-import { WireReader, concat, keyBlob, sshString, uint32 } from "../../../../lib/gates/ssh/wire.ts";
+} from "../../../../lib/gates/ssh/daemon/agent-filter.ts";
+import type { SshGateConfig } from "../../../../lib/gates/ssh/daemon/config.ts";
+import { MAX_LOGGED_TEXT, SshGate, printable } from "../../../../lib/gates/ssh/daemon/gate.ts";
+import { WireReader, concat, keyBlob, sshString, uint32 } from "../../../../lib/gates/ssh/daemon/wire.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 
 /**

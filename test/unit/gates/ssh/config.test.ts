@@ -18,7 +18,8 @@ import {
   SSH_FIRST_PORT,
 } from "../../../../lib/gates/ssh/config.ts";
 import { inspectPrivateKey, readSshHosts } from "../../../../lib/gates/ssh/host.ts";
-import { keyBlob } from "../../../../lib/gates/ssh/wire.ts";
+import { parseSshGateConfig } from "../../../../lib/gates/ssh/daemon/config.ts";
+import { keyBlob } from "../../../../lib/gates/ssh/daemon/wire.ts";
 import { parsePlan } from "../../../../lib/plan.ts";
 import { provisionEntries } from "../../../../lib/provision.ts";
 import { formatPreflight } from "../../../../lib/preflight.ts";
@@ -100,6 +101,24 @@ describe("the gate's files", () => {
         { host: "10.1.2.3", port: 2222, listenPort: 2201, hostKey: HOST_KEY, user: "agent" },
       ],
     });
+  });
+
+  test("the file the host writes is what the daemon's schema accepts; a bad field is named", () => {
+    const file = `${JSON.stringify(config, null, 2)}\n`;
+    expect(parseSshGateConfig(file)).toEqual(config);
+    const broken = (change: (value: Record<string, unknown>) => void): string => {
+      const value = structuredClone(config) as unknown as Record<string, unknown>;
+      change(value);
+      try {
+        parseSshGateConfig(JSON.stringify(value));
+        return "valid";
+      } catch (error) {
+        return (error as Error).message;
+      }
+    };
+    expect(broken((value) => void ((value.hosts as Array<Record<string, unknown>>)[1]!.listenPort = 70000))).toStartWith("hosts[1].listenPort: ");
+    expect(broken((value) => void (value.extra = true))).toStartWith("extra: ");
+    expect(broken((value) => void delete value.readyFile)).toStartWith("readyFile: ");
   });
 
   test("entries are root-only: dirs 0700, keys and config 0600, the start script 0700", () => {

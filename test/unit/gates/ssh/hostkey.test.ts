@@ -2,10 +2,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
-import type { SshGateConfig } from "../../../../lib/gates/ssh/config.ts";
-import { forbiddenAddress, SshGate } from "../../../../lib/gates/ssh/gate.ts";
-import { GATE_IDENT, HostKeyCheck, HostKeyError, SshStreamReader, disconnectPacket, fingerprintOf, hostKeyMessage, negotiateKex } from "../../../../lib/gates/ssh/hostkey.ts";
-import { concat, keyBlob, sshString, uint32 } from "../../../../lib/gates/ssh/wire.ts";
+import type { SshGateConfig } from "../../../../lib/gates/ssh/daemon/config.ts";
+import { forbiddenAddress, SshGate } from "../../../../lib/gates/ssh/daemon/gate.ts";
+import { GATE_IDENT, HostKeyCheck, HostKeyError, SshStreamReader, disconnectPacket, fingerprintOf, hostKeyMessage, negotiateKex } from "../../../../lib/gates/ssh/daemon/hostkey.ts";
+import { concat, keyBlob, sshString, uint32 } from "../../../../lib/gates/ssh/daemon/wire.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 
 /**

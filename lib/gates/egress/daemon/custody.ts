@@ -5,7 +5,8 @@
  * holds a fixed-format placeholder that the gate swaps for the real value on
  * matching requests. Runs in the gate under Node and in unit tests under Bun.
  */
-import type { Header } from "./http1.ts";
+import type { ClaudeCredentialKind, RouteConfig } from "./config-schema.ts";
+import { type Header, removeHeaders, setHeader } from "./headers.ts";
 import { SecretMatcher, SecretStream, type StreamPart } from "./secret-match.ts";
 
 /** Every placeholder starts with this; the rest is the variable's name. */
@@ -26,39 +27,6 @@ export function isPlaceholder(value: string): boolean {
 
 export function isCredentialName(name: string): boolean {
   return CREDENTIAL_NAME.test(name);
-}
-
-/** One credential route of the egress gate's config. */
-export interface RouteConfig {
-  /** Normalised host name (no wildcards, no IP literal). */
-  host: string;
-  /** The port TLS is terminated on (443 unless the route names one). */
-  port: number;
-  /** Header that carries the credential, e.g. "Authorization". */
-  header: string;
-  /** Put before the value with a space, e.g. "Bearer". */
-  scheme?: string;
-  /** Name of the credential (in the credentials file; also the placeholder's name and the bottle's env var). */
-  credential: string;
-  /** Path prefixes the credential is injected for; empty = every path. */
-  paths: string[];
-  /** Upper-case methods the credential is injected for; empty = every method. */
-  methods: string[];
-}
-
-export type ClaudeCredentialKind = "oauth" | "api-key";
-
-/** The plain-HTTP route for Claude Code (`ANTHROPIC_BASE_URL=http://gate:<port><prefix>`). */
-export interface AnthropicRouteConfig {
-  /** Bound on the gate's `listen` addresses, like the proxy. */
-  port: number;
-  /** Path prefix of the route, e.g. "/anthropic". */
-  prefix: string;
-  /** Where requests go, e.g. "https://api.anthropic.com" (https only; may carry a path prefix). */
-  upstream: string;
-  credential: string;
-  /** oauth: `Authorization: Bearer <token>`; api-key: `x-api-key: <key>`. */
-  kind: ClaudeCredentialKind;
 }
 
 /**
@@ -121,17 +89,6 @@ export function matchRoute(routes: readonly RouteConfig[], host: string, port: n
 /** The header value a route sends: `<scheme> <token>` or the token alone. */
 export function authValue(route: Pick<RouteConfig, "scheme">, token: string): string {
   return route.scheme ? `${route.scheme} ${token}` : token;
-}
-
-/** Replaces every `name` header (any case) with one `name: value`. */
-export function setHeader(headers: readonly Header[], name: string, value: string): Header[] {
-  const lower = name.toLowerCase();
-  return [...headers.filter(([n]) => n.toLowerCase() !== lower), [name, value]];
-}
-
-export function removeHeaders(headers: readonly Header[], names: readonly string[]): Header[] {
-  const lower = new Set(names.map((name) => name.toLowerCase()));
-  return headers.filter(([n]) => !lower.has(n.toLowerCase()));
 }
 
 /** A route's credential put into the request headers (whatever the bottle sent in that header is dropped). */

@@ -5,6 +5,9 @@
  * take the file past half the cap, the file becomes `<path>.1` (replacing the
  * previous one) and a new one starts, so the two never hold more than the cap
  * together. The git gate's shell does the same (assets/git/lib.sh).
+ *
+ * lib/gates/common/ holds what more than one gate daemon bundles: it imports
+ * only node:* and its own files (test/unit/gates/daemon-imports.test.ts).
  */
 import { closeSync, fstatSync, openSync, renameSync, writeSync } from "node:fs";
 

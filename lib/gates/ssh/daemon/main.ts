@@ -3,14 +3,15 @@
  *
  *   node /etc/bottle/ssh/ssh-gate.mjs /etc/bottle/ssh/ssh.json
  *
- * Bundled for Node (node:* modules only). Listens on the address of the
+ * Bundled for Node from this folder alone (node:* modules at run time). The
+ * config must pass its schema (config.ts). Listens on the address of the
  * gate's alias on the bottle network, then writes the config's readyFile
  * (the start script waits for it). SIGTERM/SIGINT stop it; errors go to
  * stderr (the gate's `docker logs`).
  */
 import { lookup } from "node:dns/promises";
 import { readFileSync, writeFileSync } from "node:fs";
-import type { SshGateConfig } from "./config.ts";
+import { type SshGateConfig, parseSshGateConfig } from "./config.ts";
 import { SshGate } from "./gate.ts";
 
 function fail(message: string): never {
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
   if (!path) fail("usage: ssh-gate <config.json>");
   let config: SshGateConfig;
   try {
-    config = JSON.parse(readFileSync(path, "utf8")) as SshGateConfig;
+    config = parseSshGateConfig(readFileSync(path, "utf8"));
   } catch (error) {
     fail(`cannot read ${path}: ${(error as Error).message}`);
   }

@@ -6,25 +6,20 @@
 import { lookup } from "node:dns/promises";
 import * as net from "node:net";
 import { AuditLog, type AuditSink } from "./audit.ts";
-import { type EgressConfig, EgressConfigError, loadConfig, loadCredentials, loadSecrets, neededCredentials, validateConfig } from "./config.ts";
+import { EgressConfigError, loadConfig, loadCredentials, loadSecrets, neededCredentials, validateConfig } from "./config.ts";
+import type { EgressConfig } from "./config-schema.ts";
 import { DEFAULT_DENIAL_BOUNDS, type DenialBounds, DenialAggregator } from "./denials.ts";
 import { Dlp } from "./dlp.ts";
 import { type DnsServers, type DnsState, startDns } from "./dnsServer.ts";
-import { Custody, type CustodyOptions } from "./forward.ts";
+import { Custody, type CustodyOptions } from "./custody-server.ts";
 import { ByteBudget, RateLimiter } from "./limits.ts";
 import { bindAddresses, bindServer, systemInterfaces } from "./listen.ts";
 import { Policy } from "./policy.ts";
-import {
-  DEFAULT_TIMING,
-  type GateState,
-  type Resolver,
-  type Timing,
-  type UpstreamConnector,
-  defaultConnector,
-  handleClient,
-} from "./proxy.ts";
+import { handleClient } from "./proxy.ts";
 import { cachingResolver } from "./resolve-cache.ts";
 import type { Splicer } from "./splice.ts";
+import { DEFAULT_TIMING, type GateState, type Resolver, type Timing, type UpstreamConnector } from "./state.ts";
+import { defaultConnector } from "./upstream.ts";
 
 /** node:dns lookup of every address (A and AAAA, as the system resolver orders them). */
 export const systemResolver: Resolver = async (host) => {

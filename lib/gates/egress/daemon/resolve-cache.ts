@@ -6,7 +6,7 @@
  * Addresses are still vetted on every request, so a cached answer can never
  * reach what a fresh one could not.
  */
-import type { Resolver } from "./proxy.ts";
+import type { Resolver } from "./state.ts";
 
 export const RESOLVE_CACHE_MS = 5_000;
 const MAX_ENTRIES = 1_024;

@@ -10,7 +10,7 @@
  */
 import { BlockList, createServer, connect, isIP, type Server, type Socket } from "node:net";
 import { lookup } from "node:dns/promises";
-import { CappedLog } from "../capped-log.ts";
+import { CappedLog } from "../../common/capped-log.ts";
 import { AgentFilter, signPolicy, type AgentDecision, type SignPolicy } from "./agent-filter.ts";
 import type { SshGateConfig } from "./config.ts";
 import { GATE_IDENT, HostKeyCheck, HostKeyError, disconnectPacket, fingerprintOf } from "./hostkey.ts";

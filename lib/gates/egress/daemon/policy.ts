@@ -60,16 +60,6 @@ export function normalizeHost(raw: string): HostTarget | null {
   return { kind: "name", host: value };
 }
 
-/** `host:port` or `[v6]:port` (CONNECT authority). The port is mandatory. */
-export function parseAuthority(authority: string): { target: HostTarget; port: number } | null {
-  const match = /^(\[[^\]]*\]|[^:[\]]+):([0-9]{1,5})$/.exec(authority);
-  if (!match) return null;
-  const port = Number(match[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) return null;
-  const target = normalizeHost(match[1] ?? "");
-  return target ? { target, port } : null;
-}
-
 export interface AllowEntry {
   /** The entry as written. */
   entry: string;

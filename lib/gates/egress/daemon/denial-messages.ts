@@ -1,7 +1,9 @@
 /**
- * The plain-text bodies of the gate's refusals: which rule denied the
- * request and how to allow it. Never contains a secret.
+ * What the gate's refusals say: the status, the plain-text body (which rule
+ * denied the request and how to allow it; never a secret) and the headers
+ * that name the rule for programs.
  */
+import { type Header, serializeHeaders } from "./headers.ts";
 import { DEFAULT_PORTS, type HostTarget } from "./policy.ts";
 
 export type DenyRule =
@@ -21,6 +23,13 @@ export type DenyRule =
   | "upstream-tls"
   | "no-route"
   | "credential-echo"
+  /** CONNECT, after `200 Connection established`: answered with a TLS alert, audited only. */
+  | "tls-timeout"
+  | "tls-invalid"
+  | "not-tls"
+  | "tls-ech"
+  | "sni-missing"
+  | "sni-mismatch"
   | `dlp-${string}`;
 
 export interface DenialInfo {
@@ -108,6 +117,13 @@ export function denialBody(info: DenialInfo): string {
         `${head} the response from ${host} carries this bottle's credential in a form the gate cannot replace (rule: credential-echo).\n` +
         `Nothing of it was passed on. A credential route should point only at a host you trust.\n`
       );
+    case "tls-timeout":
+    case "tls-invalid":
+    case "not-tls":
+    case "tls-ech":
+    case "sni-missing":
+    case "sni-mismatch":
+      return `${head} the tunnel to ${hostPort(host, port, isV6)} was refused (rule: ${rule}).\n`;
     case "not-absolute-form":
       return `${head} this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT (rule: not-absolute-form).\n`;
     default:
@@ -118,14 +134,20 @@ export function denialBody(info: DenialInfo): string {
   }
 }
 
+/** The headers of a refusal, also of the gate's own 502s; node's writeHead gets them too (lower-cased). */
+export function refusalHeaders(rule: string, length: number): Header[] {
+  return [
+    ["Content-Type", "text/plain; charset=utf-8"],
+    ["Content-Length", String(length)],
+    ["X-Bottle-Egress-Rule", rule],
+    ["Connection", "close"],
+  ];
+}
+
+/** A refusal as bytes on a raw socket. */
 export function httpResponse(status: number, rule: string, body: string): Buffer {
   const reason = status === 403 ? "Forbidden" : status === 400 ? "Bad Request" : status === 502 ? "Bad Gateway" : status === 404 ? "Not Found" : "Error";
   const bytes = Buffer.from(body, "utf8");
-  const head =
-    `HTTP/1.1 ${status} ${reason}\r\n` +
-    `Content-Type: text/plain; charset=utf-8\r\n` +
-    `Content-Length: ${bytes.length}\r\n` +
-    `X-Bottle-Egress-Rule: ${rule}\r\n` +
-    `Connection: close\r\n\r\n`;
+  const head = `HTTP/1.1 ${status} ${reason}\r\n${serializeHeaders(refusalHeaders(rule, bytes.length))}\r\n`;
   return Buffer.concat([Buffer.from(head, "latin1"), bytes]);
 }

@@ -6,7 +6,7 @@
  * their query string, and DLP denials redact the host and path when the
  * secret sits there.
  */
-import { CappedLog } from "../capped-log.ts";
+import { CappedLog } from "../../common/capped-log.ts";
 
 export interface AuditRecord {
   time: string;

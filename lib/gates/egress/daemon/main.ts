@@ -3,17 +3,19 @@
  *
  *   node /opt/bottle/egress-gate.mjs /etc/bottle/egress.json
  *
- * Bundled for Node (node:* modules only). Prints `egress gate ready <IPv4…>` once the
- * proxy and DNS listeners are bound — and, with credential custody, once the
- * CA of credential routes is made (its PEM follows as `ca=<base64>`, for the
- * bottle to trust) and Claude Code's route listens; SIGHUP re-reads the config file;
- * SIGTERM/SIGINT stop the gate. Errors go to stderr.
+ * Bundled for Node from this folder alone (node:* modules at run time); the
+ * config must pass its schema (config-schema.ts). Prints `egress gate ready
+ * <IPv4…>` (ready-line.ts) once the proxy and DNS listeners are bound — and,
+ * with credential custody, once the CA of credential routes is made (its PEM
+ * follows as `ca=<base64>`, for the bottle to trust) and Claude Code's route
+ * listens; SIGHUP re-reads the config file; SIGTERM/SIGINT stop the gate.
+ * Errors go to stderr.
  */
 import { existsSync } from "node:fs";
 import { isIPv4 } from "node:net";
-import { egressReadyLine } from "./config.ts";
 import { systemInterfaces } from "./listen.ts";
 import { EgressGate } from "./gate.ts";
+import { egressReadyLine } from "./ready-line.ts";
 import { ownRouteGateways } from "./routes.ts";
 import { SPLICE_HELPER, Splicer } from "./splice.ts";
 

@@ -2,10 +2,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { CappedLog } from "../../../lib/gates/capped-log.ts";
-import type { SshGateConfig } from "../../../lib/gates/ssh/config.ts";
-import { SshGate } from "../../../lib/gates/ssh/gate.ts";
-import { cleanupTempDirs, tempDir } from "../../helpers/unit.ts";
+import { CappedLog } from "../../../../lib/gates/common/capped-log.ts";
+import type { SshGateConfig } from "../../../../lib/gates/ssh/daemon/config.ts";
+import { SshGate } from "../../../../lib/gates/ssh/daemon/gate.ts";
+import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 
 afterAll(cleanupTempDirs);
 

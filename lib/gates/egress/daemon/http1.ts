@@ -4,11 +4,10 @@
  * (no obs-fold, no CL+TE, no conflicting Content-Length, no bare LF).
  * Pure code; heads are handled as latin1 "byte strings".
  */
+import { type Header, TOKEN, headerValues } from "./headers.ts";
 
 export const MAX_HEAD = 64 * 1024;
 export const MAX_HEADERS = 200;
-
-export type Header = [name: string, value: string];
 
 export interface RequestHead {
   method: string;
@@ -30,7 +29,6 @@ export function findHeadEnd(buf: Buffer): number {
   return at === -1 ? -1 : at + 4;
 }
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // Field values: HTAB, SP, VCHAR, obs-text. No CR, LF, NUL or other controls.
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
@@ -84,11 +82,6 @@ export function parseResponseHead(head: string): ResponseHead | string {
   const headers = parseHeaders(rest);
   if (typeof headers === "string") return headers;
   return { version: match[1] ?? "HTTP/1.1", status: Number(match[2]), reason: match[3] ?? "", headers };
-}
-
-export function headerValues(headers: readonly Header[], name: string): string[] {
-  const lower = name.toLowerCase();
-  return headers.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v);
 }
 
 export type BodyFraming = { kind: "none" } | { kind: "length"; length: number } | { kind: "chunked" } | { kind: "error"; reason: string };
@@ -174,29 +167,4 @@ export class ChunkedScanner {
     }
     return i;
   }
-}
-
-/** Hop-by-hop headers (RFC 9110 §7.6.1) plus every Proxy-* header. */
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"]);
-
-/**
- * Drops hop-by-hop headers, headers named in Connection and every `Proxy-*`
- * header. Transfer-Encoding is kept: the body is forwarded as it came.
- */
-export function stripHopByHop(headers: readonly Header[]): Header[] {
-  const named = new Set(
-    headerValues(headers, "connection")
-      .join(",")
-      .split(",")
-      .map((s) => s.trim().toLowerCase())
-      .filter((s) => s !== "" && s !== "transfer-encoding" && s !== "content-length" && s !== "host"),
-  );
-  return headers.filter(([name]) => {
-    const lower = name.toLowerCase();
-    return !HOP_BY_HOP.has(lower) && !lower.startsWith("proxy-") && !named.has(lower);
-  });
-}
-
-export function serializeHeaders(headers: readonly Header[]): string {
-  return headers.map(([name, value]) => `${name}: ${value}\r\n`).join("");
 }
