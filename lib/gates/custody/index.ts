@@ -13,7 +13,7 @@ import type { EnvSource, ResolvedBottle, ResolvedEnvEntry } from "../../manifest
 import type { Plan } from "../../plan.ts";
 import { AGENT_HOME } from "../../agent-user.ts";
 import type { TarEntry } from "../../tar.ts";
-import type { EgressGateFile } from "../egress/config.ts";
+import type { EgressConfigFile as EgressGateFile } from "../egress/daemon/config-schema.ts";
 import type { ClaudeCredentialKind } from "../egress/daemon/config-schema.ts";
 import { isPlaceholder, placeholderFor } from "../egress/daemon/custody.ts";
 import type { CustodyPlan } from "./plan.ts";

@@ -1,7 +1,6 @@
-import type * as v from "valibot";
 import type { Plan } from "../../plan.ts";
 import { custodyGateConfig } from "../custody/index.ts";
-import type { EgressConfigSchema } from "./daemon/config-schema.ts";
+import type { EgressConfigFile } from "./daemon/config-schema.ts";
 
 export { EGRESS_READY_LINE, readyLineAddresses, readyLineCa } from "./daemon/ready-line.ts";
 
@@ -10,7 +9,7 @@ export { EGRESS_READY_LINE, readyLineAddresses, readyLineCa } from "./daemon/rea
  * (/etc/bottle/egress.json, root-only) before it starts: the input of the
  * schema the gate checks it against.
  */
-export type EgressGateFile = v.InferInput<typeof EgressConfigSchema>;
+export type EgressGateFile = EgressConfigFile;
 
 export const EGRESS_AUDIT_FILE = "egress.jsonl";
 

@@ -7,7 +7,6 @@
  */
 import * as v from "valibot";
 import { parseCidr } from "./addresses.ts";
-import { isCredentialName } from "./custody.ts";
 import { TOKEN } from "./headers.ts";
 import { Policy, normalizeHost } from "./policy.ts";
 
@@ -36,6 +35,13 @@ const text = v.pipe(
 );
 
 const texts = v.array(text, "expected an array of strings");
+
+/** A credential's name: what its placeholder carries (custody.ts), a variable-like name. */
+export const CREDENTIAL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function isCredentialName(name: string): boolean {
+  return CREDENTIAL_NAME.test(name);
+}
 
 const credentialName = v.pipe(text, v.check(isCredentialName, "expected a variable-like name"));
 
@@ -198,6 +204,8 @@ export const EgressConfigSchema = v.pipe(
 );
 
 export type EgressConfig = v.InferOutput<typeof EgressConfigSchema>;
+/** The file as the host writes it (lib/gates/egress/config.ts, lib/gates/custody/). */
+export type EgressConfigFile = v.InferInput<typeof EgressConfigSchema>;
 export type EgressLimits = EgressConfig["limits"];
 export type RouteConfig = NonNullable<EgressConfig["routes"]>[number];
 export type AnthropicRouteConfig = NonNullable<EgressConfig["anthropic"]>;

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import * as v from "valibot";
 import { issueText } from "../../common/schema-issue.ts";
 import { type EgressConfig, EgressConfigSchema } from "./config-schema.ts";
-import { isCredentialName } from "./custody.ts";
+import { isCredentialName } from "./config-schema.ts";
 
 export class EgressConfigError extends Error {
   constructor(message: string) {

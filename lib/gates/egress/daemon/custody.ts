@@ -5,14 +5,12 @@
  * holds a fixed-format placeholder that the gate swaps for the real value on
  * matching requests. Runs in the gate under Node and in unit tests under Bun.
  */
-import type { ClaudeCredentialKind, RouteConfig } from "./config-schema.ts";
+import { type ClaudeCredentialKind, CREDENTIAL_NAME, type RouteConfig } from "./config-schema.ts";
 import { type Header, removeHeaders, setHeader } from "./headers.ts";
 import { SecretMatcher, SecretStream, type StreamPart } from "./secret-match.ts";
 
 /** Every placeholder starts with this; the rest is the variable's name. */
 export const PLACEHOLDER_PREFIX = "bottle-placeholder-";
-
-const CREDENTIAL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** The obviously fake value a bottle holds instead of the credential `name`. */
 export function placeholderFor(name: string): string {
@@ -23,10 +21,6 @@ export function placeholderFor(name: string): string {
 /** Whether `value` is a placeholder (harmless: DLP ignores it, it never counts as a secret). */
 export function isPlaceholder(value: string): boolean {
   return value.startsWith(PLACEHOLDER_PREFIX) && CREDENTIAL_NAME.test(value.slice(PLACEHOLDER_PREFIX.length));
-}
-
-export function isCredentialName(name: string): boolean {
-  return CREDENTIAL_NAME.test(name);
 }
 
 /**
