@@ -138,11 +138,16 @@ export function writeAgent(options: AttackerOptions & { sandbox: Sandbox }): str
   return agent;
 }
 
-/** Writes the manifest and agent, and starts `bottle up AGENT --yes --detach`. */
+/**
+ * Writes the manifest and agent, and starts `bottle up AGENT --yes --detach
+ * -- sleep infinity`: the attacker works through exec, and its session runs
+ * a command that makes no traffic of its own (Claude Code's would show in the
+ * gates' logs the tests read).
+ */
 export async function upAttacker(options: AttackerOptions): Promise<Attacker> {
   const sandbox = options.sandbox ?? makeSandbox(options.sandboxEnv ?? {});
   const agent = writeAgent({ ...options, sandbox });
-  const up = await runBottle(sandbox, ["up", agent, "--yes", "--detach", "--backend", ESCAPE_BACKEND]);
+  const up = await runBottle(sandbox, ["up", agent, "--yes", "--detach", "--backend", ESCAPE_BACKEND, "--", "sleep", "infinity"]);
   const name = up.stdout.trim();
   if (up.exitCode !== 0 || !name) throw new Error(`bottle up ${agent} failed (${up.exitCode}):\n${up.stderr}`);
   const plan = JSON.parse(readFileSync(join(sandbox.state, "bottle", "bottles", name, "plan.json"), "utf8"));

@@ -67,7 +67,8 @@ describeDocker("escape into the gate's or another bottle's files", () => {
       const out = await attacker.sh(
         [
           "ls -la /var/run/docker.sock /run/docker.sock /run/containerd/containerd.sock 2>&1",
-          "find / -xdev -type s 2>/dev/null | sed 's/^/SOCKET /'",
+          // Every socket in the bottle (its own session's tmux among them): none may answer as Docker's API.
+          "find / -xdev -type s 2>/dev/null | while read -r s; do echo \"SOCKET $s\"; curl -sS --max-time 2 --unix-socket \"$s\" http://docker/version 2>/dev/null | head -c 300; echo; done",
           'env | grep -i "^DOCKER" | sed "s/^/ENV /"',
           "curl -sS --max-time 2 --unix-socket /var/run/docker.sock http://docker/version 2>&1 | head -1",
           // The daemon's TCP ports, direct and through the gate.
@@ -76,7 +77,9 @@ describeDocker("escape into the gate's or another bottle's files", () => {
         ].join("; "),
       );
       expect(out.stdout).toContain("No such file or directory");
-      expect(out.stdout).not.toContain("SOCKET ");
+      // Control: the walk does find sockets (the session's), so an empty result would mean a broken probe.
+      expect(out.stdout).toContain("SOCKET /run/bottle/session.sock");
+      expect(out.stdout).not.toMatch(/^SOCKET .*docker|^SOCKET .*containerd/m);
       expect(out.stdout).not.toContain("ENV ");
       expect(out.stdout).not.toContain("OPEN-");
       expect(out.stdout).not.toContain("ApiVersion");
@@ -102,7 +105,8 @@ describeDocker("escape into the gate's or another bottle's files", () => {
         .split("\n")
         .filter((line) => line && !line.startsWith("PID1="))
         .map((line) => line.split(" ")[0] ?? "");
-      for (const command of commands) expect(["docker-init", "sleep", "sh", "bottle-run", "cat", "tr", "grep", "sed"]).toContain(command);
+      // The session's tmux server ("tmux: server") and its command (bottle-session) are the bottle's own.
+      for (const command of commands) expect(["docker-init", "sleep", "sh", "bottle-run", "bottle-session", "tmux:", "cat", "tr", "grep", "sed"]).toContain(command);
     },
     TEST_TIMEOUT_MS,
   );
