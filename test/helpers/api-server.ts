@@ -1,4 +1,4 @@
-import { BASE_IMAGE, dockerOk, testImage, uniqueId } from "./docker.ts";
+import { BASE_IMAGE, joinWhenCreated, testImage, uniqueId } from "./docker.ts";
 import type { TestCa } from "./tls.ts";
 import { waitForLogLine } from "./world.ts";
 
@@ -80,35 +80,40 @@ export function apiManifest(ca: TestCa): string[] {
   return ["egress:", `  allow_private: [${API_HOST}]`, "auth:", `  upstream: https://${API_HOST}`, `ca_certs: [${ca.caPath}]`];
 }
 
-/** Started before any bottle exists (on no network of its own), so it is there when Claude Code's first call is made. */
-export function startApiServer(ca: TestCa, label: string): ApiServer {
-  const container = uniqueId("api");
-  const { cert, key } = ca.issue([API_HOST]);
+/**
+ * Runs a Node.js HTTPS server script (TLS_CERT / TLS_KEY in its env, plus
+ * `env`) detached, on no network of its own, and waits for it to print
+ * "listening". Returns the container's name.
+ */
+export function startTlsNodeServer(prefix: string, label: string, tls: { cert: string; key: string }, script: string, env: Record<string, string> = {}): string {
+  const container = uniqueId(prefix);
+  const vars = { TLS_CERT: tls.cert, TLS_KEY: tls.key, ...env };
+  // Values travel by name from this process's environment, never on the command line.
   const out = Bun.spawnSync(
-    ["docker", "run", "-d", "--name", container, "--label", label, "--env", "TLS_CERT", "--env", "TLS_KEY", "--entrypoint", "node", nodeImage(), "-e", SERVER],
-    { env: { ...process.env, TLS_CERT: cert, TLS_KEY: key }, stdout: "pipe", stderr: "pipe" },
+    ["docker", "run", "-d", "--name", container, "--label", label, ...Object.keys(vars).flatMap((name) => ["--env", name]), "--entrypoint", "node", nodeImage(), "-e", script],
+    { env: { ...process.env, ...vars }, stdout: "pipe", stderr: "pipe" },
   );
   if (out.exitCode !== 0) throw new Error(`starting ${container} failed: ${out.stderr.toString()}`);
   waitForLogLine(container, "listening");
+  return container;
+}
+
+/** The JSON a server logged after "REQ " (one line per request), in order. */
+export function loggedRequests<T>(container: string): T[] {
+  const logs = Bun.spawnSync(["docker", "logs", container], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
+  return logs
+    .split("\n")
+    .filter((line) => line.startsWith("REQ "))
+    .map((line) => JSON.parse(line.slice(4)) as T);
+}
+
+/** Started before any bottle exists (on no network of its own), so it is there when Claude Code's first call is made. */
+export function startApiServer(ca: TestCa, label: string): ApiServer {
+  const container = startTlsNodeServer("api", label, ca.issue([API_HOST]), SERVER);
   return {
     container,
-    requests() {
-      const logs = Bun.spawnSync(["docker", "logs", container], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
-      return logs
-        .split("\n")
-        .filter((line) => line.startsWith("REQ "))
-        .map((line) => JSON.parse(line.slice(4)) as ApiRequest);
-    },
-    async joinWhenCreated(network, timeoutMs = 120_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (!dockerOk("network", "inspect", network)) {
-        if (Date.now() > deadline) throw new Error(`${network} was never created`);
-        await Bun.sleep(50);
-      }
-      const joined = Bun.spawnSync(["docker", "network", "connect", "--alias", API_HOST, network, container], { stdout: "pipe", stderr: "pipe" });
-      // Already on it (a network of that name left from an earlier launch): joined all the same.
-      if (joined.exitCode !== 0 && !joined.stderr.toString().includes("already exists")) throw new Error(`joining ${network}: ${joined.stderr.toString()}`);
-    },
+    requests: () => loggedRequests<ApiRequest>(container),
+    joinWhenCreated: (network, timeoutMs) => joinWhenCreated(container, network, API_HOST, timeoutMs),
     remove: () => void Bun.spawnSync(["docker", "rm", "-f", container], { stdout: "pipe", stderr: "pipe" }),
   };
 }

@@ -91,3 +91,20 @@ export function removeLabelled(...labels: string[]): void {
   const volumes = [...new Set(labels.flatMap(volumesWithLabel))];
   if (volumes.length) Bun.spawnSync(["docker", "volume", "rm", ...volumes], { stdout: "pipe", stderr: "pipe" });
 }
+
+/** Connects a container to a network under an alias (a made-up host name); already on it counts as joined. */
+export function joinNetwork(container: string, network: string, alias: string): void {
+  const joined = Bun.spawnSync(["docker", "network", "connect", "--alias", alias, network, container], { stdout: "pipe", stderr: "pipe" });
+  // Already on it (a network of that name left from an earlier launch): joined all the same.
+  if (joined.exitCode !== 0 && !joined.stderr.toString().includes("already exists")) throw new Error(`joining ${network}: ${joined.stderr.toString()}`);
+}
+
+/** Waits until the network exists (a launch makes it), then joins it under the alias. */
+export async function joinWhenCreated(container: string, network: string, alias: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!dockerOk("network", "inspect", network)) {
+    if (Date.now() > deadline) throw new Error(`${network} was never created`);
+    await Bun.sleep(50);
+  }
+  joinNetwork(container, network, alias);
+}
