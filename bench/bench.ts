@@ -466,11 +466,15 @@ function attachSide(argv: string[], marker: string): Side {
       }
       throw new Error(`${argv.join(" ")} ended before showing "${marker}"`);
     });
-    proc.stdin.write("\x1d");
-    await proc.stdin.flush();
-    if ((await Promise.race([proc.exited, Bun.sleep(10_000).then(() => "stuck")])) === "stuck") {
-      proc.kill("SIGKILL");
-      throw new Error(`${argv.join(" ")} did not detach on Ctrl-]`);
+    // Ctrl-] until it ends: a key sent while the client is still setting its terminal up can be lost.
+    for (let tries = 0; ; tries++) {
+      proc.stdin.write("\x1d");
+      await proc.stdin.flush();
+      if ((await Promise.race([proc.exited, Bun.sleep(1_000).then(() => "waiting")])) !== "waiting") break;
+      if (tries === 10) {
+        proc.kill("SIGKILL");
+        throw new Error(`${argv.join(" ")} did not detach on Ctrl-]`);
+      }
     }
     return [ms];
   };
