@@ -32,8 +32,9 @@ RUN useradd --create-home --uid 1000 --shell /bin/bash agent \
 COPY bottle-run.sh /usr/local/bin/bottle-run
 COPY bottle-session.sh /usr/local/bin/bottle-session
 COPY bottle-attach.sh /usr/local/bin/bottle-attach
+COPY bottle-claude-sync.sh /usr/local/bin/bottle-claude-sync
 COPY tmux.conf /etc/bottle-tmux.conf
-RUN chmod 0755 /usr/local/bin/bottle-run /usr/local/bin/bottle-session /usr/local/bin/bottle-attach && chmod 0644 /etc/bottle-tmux.conf
+RUN chmod 0755 /usr/local/bin/bottle-run /usr/local/bin/bottle-session /usr/local/bin/bottle-attach /usr/local/bin/bottle-claude-sync && chmod 0644 /etc/bottle-tmux.conf
 # Last: the bottle's and the host's extra CAs, trusted by everything inside.
 COPY ca-certs/ /usr/local/share/ca-certificates/bottle/
 RUN update-ca-certificates >/dev/null 2>&1

@@ -13,5 +13,9 @@ if [ -d "$HOME/.bottle/skills" ] && [ "$(readlink "$HOME/.claude/skills" 2>/dev/
   rm -rf "$HOME/.claude/skills" 2>/dev/null
   ln -sfn "$HOME/.bottle/skills" "$HOME/.claude/skills" 2>/dev/null
 fi
+# The user's Claude setup (bottle-claude-sync), once per bottle: /run/bottle is the bottle's own, not kept.
+if [ ! -e /run/bottle/claude-synced ]; then
+  bottle-claude-sync 2>/dev/null && : > /run/bottle/claude-synced 2>/dev/null || true
+fi
 cd /workspace 2>/dev/null || cd "$HOME"
 exec "$@"

@@ -1,4 +1,5 @@
 import { defineCommand } from "citty";
+import { loadClaudeSetup } from "../lib/claude-setup/index.ts";
 import { formatInfo, infoView, resolveAgentAndBottle } from "../lib/manifest/index.ts";
 import { jsonArgs, printJson } from "./_shared.ts";
 
@@ -17,6 +18,9 @@ export default defineCommand({
       env: process.env,
     });
     const view = infoView(resolved, process.env);
+    const setup = loadClaudeSetup(resolved, process.env, process.cwd());
+    view.bottle.claude = { items: setup.rows, notes: setup.notes };
+    view.agent.skills = setup.skills;
     if (args.json) printJson(view);
     else process.stdout.write(formatInfo(view));
   },

@@ -2,6 +2,7 @@ import agentDockerfile from "../assets/agent.Dockerfile" with { type: "text" };
 import bottleRun from "../assets/bottle-run.sh" with { type: "text" };
 import bottleSession from "../assets/bottle-session.sh" with { type: "text" };
 import bottleAttach from "../assets/bottle-attach.sh" with { type: "text" };
+import bottleClaudeSync from "../assets/bottle-claude-sync.sh" with { type: "text" };
 import bottleSplice from "../assets/bottle-splice.c" with { type: "text" };
 import gateDockerfile from "../assets/gate.Dockerfile" with { type: "text" };
 import gateEntrypoint from "../assets/gate-entrypoint.sh" with { type: "text" };
@@ -27,6 +28,7 @@ export const assets = {
   bottleRun,
   bottleSession,
   bottleAttach,
+  bottleClaudeSync,
   bottleSplice,
   gateDockerfile,
   gateEntrypoint,

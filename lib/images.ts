@@ -148,6 +148,7 @@ export function agentImageSpec(ca: Record<string, string>, env: Env = process.en
       "bottle-run.sh": assets.bottleRun,
       "bottle-session.sh": assets.bottleSession,
       "bottle-attach.sh": assets.bottleAttach,
+      "bottle-claude-sync.sh": assets.bottleClaudeSync,
       "tmux.conf": assets.tmuxConf,
       "install-packages.sh": assets.installPackages,
       ...ca,

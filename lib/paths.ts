@@ -37,7 +37,17 @@ export function projectAgentsDir(projectDir: string): string {
   return join(projectDir, ".bottle", "agents");
 }
 
+/** The user's Claude Code config dir on the host ($CLAUDE_CONFIG_DIR, else ~/.claude): what `claude:` copies in from. */
+export function hostClaudeDir(env: Env = process.env): string {
+  return env.CLAUDE_CONFIG_DIR || join(env.HOME || homedir(), ".claude");
+}
+
+/** Claude Code's global config on the host (its MCP servers): in $CLAUDE_CONFIG_DIR when set, else ~/.claude.json. */
+export function hostClaudeJson(env: Env = process.env): string {
+  return env.CLAUDE_CONFIG_DIR ? join(env.CLAUDE_CONFIG_DIR, ".claude.json") : join(env.HOME || homedir(), ".claude.json");
+}
+
 /** Claude Code's own skills dir on the host; skills are copied from here. */
 export function userSkillsDir(env: Env = process.env): string {
-  return join(env.HOME || homedir(), ".claude", "skills");
+  return join(hostClaudeDir(env), "skills");
 }

@@ -2,6 +2,7 @@ import * as v from "valibot";
 import { BACKEND_NAMES } from "./backends/names.ts";
 import { CustodyPlanSchema } from "./gates/custody/plan.ts";
 import { WorkspaceGitSchema } from "./git/workspace-git.ts";
+import { EFFORT_LEVELS, PERMISSION_MODES } from "./claude-flags.ts";
 
 /**
  * The plan of one launch: plain data, serialisable, with env NAMES but never
@@ -21,7 +22,25 @@ export const PlanSchema = v.object({
     model: v.optional(v.string()),
     skills: v.array(v.string()),
     hasPrompt: v.boolean(),
+    /** Claude Code's keys of the agent file that become the session's flags. */
+    session: v.optional(
+      v.object({
+        tools: v.optional(v.array(v.string())),
+        disallowedTools: v.optional(v.array(v.string())),
+        permissionMode: v.optional(v.picklist(PERMISSION_MODES)),
+        effort: v.optional(v.picklist(EFFORT_LEVELS)),
+        initialPrompt: v.optional(v.string()),
+      }),
+    ),
   }),
+  /** The user's Claude setup that comes in (lib/claude-setup/): what, item by item; whether the session gets a settings file. */
+  claudeSetup: v.optional(
+    v.object({
+      items: v.array(v.tuple([v.string(), v.string()])),
+      notes: v.array(v.string()),
+      settings: v.boolean(),
+    }),
+  ),
   bottle: v.object({ name: v.string(), sources: v.array(v.string()) }),
   images: v.object({ agent: ImageSchema, gate: ImageSchema, custom: v.optional(ImageSchema) }),
   /** The image the bottle runs (custom when the bottle adds layers). */

@@ -36,6 +36,14 @@ function commandRow(plan: Plan): string {
   return `${printed}${plan.interactive ? ` (in a session: ${DETACH_KEY} detaches)` : " (headless: its answer on stdout)"}${plan.home ? "; Claude's home kept for this workspace" : ""}`;
 }
 
+/** What of the user's Claude setup comes in, item by item (copies; the host's ~/.claude is only read). */
+export function claudeSetupRows(plan: Plan): Array<[string, string]> {
+  const setup = plan.claudeSetup ?? { items: [], notes: [] };
+  const items = setup.items.map(([what, detail], index): [string, string] => [index === 0 ? "claude" : "", `${what}: ${detail}`]);
+  if (!items.length) items.push(["claude", "nothing of your ~/.claude (a bottle's claude: says what comes in)"]);
+  return [...items, ...setup.notes.map((note): [string, string] => ["note", note])];
+}
+
 export function formatPreflight(plan: Plan, missingImages: string[]): string {
   const gitRemotes = plan.git?.remotes ?? [];
   const sshHosts = plan.ssh?.hosts ?? [];
@@ -51,7 +59,7 @@ export function formatPreflight(plan: Plan, missingImages: string[]): string {
     ["egress", `${plan.egress.allow.length} hosts: ${list(plan.egress.allow)}`],
     ["env", list(plan.env.map((e) => `${e.name} (${e.kind})`), 8)],
     ...custodyRows(plan.custody),
-    ["skills", list(plan.agent.skills, 8)],
+    ...claudeSetupRows(plan),
     ["workspace", workspace],
     ...workspaceGitRows(plan),
     ["gates", `egress (HTTP/HTTPS allowlist proxy + DNS)${gitRemotes.length ? " + git (mirror, gitleaks on push)" : ""}${sshHosts.length ? " + ssh (listed hosts, keys stay in the gate)" : ""} on ${plan.containers.gate}`],

@@ -1,12 +1,11 @@
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
 import { AGENT_HOME, AGENT_USER } from "./agent-user.ts";
 import type { BottleHandle, GateAddresses } from "./backends/types.ts";
 import { bottleTrust } from "./gates/custody/index.ts";
 import { startAgentRelay } from "./gates/ssh/host.ts";
 import type { HostRepo } from "./git/host-repo.ts";
 import { workspaceGitEntries } from "./git/workspace-git.ts";
-import { createTar } from "./tar.ts";
+import { checkMcpCommands, claudeJsonMcp, claudeSetupEntries, type ClaudeSetup } from "./claude-setup/index.ts";
+import { createTar, dirEntries } from "./tar.ts";
 import { recordWorkspaceRefs } from "./workspace.ts";
 import { insteadOfConfig } from "./gates/git/config.ts";
 import { sshBottleEntries } from "./gates/ssh/config.ts";
@@ -45,7 +44,7 @@ export function envFileContent(values: Record<string, string>): string {
  * Claude Code's ~/.claude.json with every first-run dialog already answered
  * (onboarding, theme, folder trust, bypass-permissions warning, API key).
  */
-export function claudeState(apiKey: string | undefined): Record<string, unknown> {
+export function claudeState(apiKey: string | undefined, mcpServers: Record<string, unknown> = {}): Record<string, unknown> {
   const state: Record<string, unknown> = {
     hasCompletedOnboarding: true,
     theme: "dark",
@@ -56,6 +55,8 @@ export function claudeState(apiKey: string | undefined): Record<string, unknown>
     },
   };
   if (apiKey) state.customApiKeyResponses = { approved: [apiKey.slice(-20)], rejected: [] };
+  // User scope: Claude Code uses them in every session, and `claude mcp list` shows them.
+  if (Object.keys(mcpServers).length) state.mcpServers = mcpServers;
   return state;
 }
 
@@ -70,25 +71,14 @@ export function gitconfigContent(user: Plan["gitUser"], remotes: NonNullable<Pla
   return `${lines.join("\n")}\n${insteadOfConfig(remotes)}`;
 }
 
-function collectDir(hostDir: string, targetDir: string, uid: number, gid: number, into: TarEntry[]): void {
-  into.push({ path: targetDir, type: "dir", mode: 0o755, uid, gid });
-  for (const entry of readdirSync(hostDir, { withFileTypes: true })) {
-    const source = join(hostDir, entry.name);
-    const target = `${targetDir}/${entry.name}`;
-    if (entry.isDirectory()) collectDir(source, target, uid, gid, into);
-    else if (entry.isFile()) {
-      const mode = statSync(source).mode & 0o777;
-      into.push({ path: target, content: readFileSync(source), mode: mode & 0o111 ? 0o755 : 0o644, uid, gid });
-    }
-  }
-}
-
 export interface ProvisionInput {
   plan: Plan;
   envValues: Record<string, string>;
   prompt: string;
   /** Host dir of each skill by name. */
   skillDirs: Record<string, string>;
+  /** The user's Claude setup this launch brings (lib/claude-setup/). */
+  claudeSetup?: ClaudeSetup;
   /** The SSH gate's public keys by host (`<type> <base64>`), for ~/.ssh. */
   sshPublicKeys?: Record<string, string>;
 }
@@ -104,23 +94,22 @@ export function provisionEntries(input: ProvisionInput): TarEntry[] {
     dir(`${AGENT_HOME}/.claude/bottle`, 0o700),
     dir(`${AGENT_HOME}/.bottle`),
     dir(MANAGED_SKILLS),
-    file(`${AGENT_HOME}/.claude.json`, `${JSON.stringify(claudeState(apiKey), null, 2)}\n`, 0o600),
+    file(`${AGENT_HOME}/.claude.json`, `${JSON.stringify(claudeState(apiKey, input.claudeSetup ? claudeJsonMcp(input.claudeSetup) : {}), null, 2)}\n`, 0o600),
     file(`${AGENT_HOME}/.gitconfig`, gitconfigContent(input.plan.gitUser, input.plan.git?.remotes)),
     dir("/run/bottle", 0o700),
     file(ENV_FILE, envFileContent(input.envValues), 0o400),
   ];
   if (input.prompt.trim()) entries.push(file(PROMPT_PATH, input.prompt, 0o600));
   if (input.plan.ssh) entries.push(...sshBottleEntries(input.plan.ssh, input.sshPublicKeys ?? {}, AGENT_HOME, uid, gid));
-  for (const [name, hostDir] of Object.entries(input.skillDirs)) collectDir(hostDir, `${MANAGED_SKILLS}/${name}`, uid, gid, entries);
+  for (const [name, hostDir] of Object.entries(input.skillDirs)) entries.push(...dirEntries(hostDir, `${MANAGED_SKILLS}/${name}`, uid, gid));
+  if (input.claudeSetup) entries.push(...claudeSetupEntries(input.claudeSetup, uid, gid));
   if (input.plan.workspace.mode !== "mount") entries.push(dir("/workspace"));
   return entries;
 }
 
 /** Files of a project dir as tar entries under /workspace (workspace: copy). */
 export function workspaceEntries(hostDir: string, uid: number, gid: number): TarEntry[] {
-  const entries: TarEntry[] = [];
-  collectDir(hostDir, "/workspace", uid, gid, entries);
-  return entries.map((entry) => ({ ...entry, path: entry.path, mode: entry.type === "dir" ? 0o755 : entry.mode }));
+  return dirEntries(hostDir, "/workspace", uid, gid);
 }
 
 /** The container's /etc/passwd plus a line for the agent's uid when it is not the image's 1000. */
@@ -160,6 +149,7 @@ export async function provisionBottle(bottle: BottleHandle, plan: Plan, gate: Pr
   if (mode === "copy" && hostPath) entries.push(...workspaceEntries(hostPath, user.uid, user.gid));
   if (git) entries.push(...workspaceGitEntries(git, workspaceRepo, containerPath, user.uid, user.gid));
   await bottle.copyIn("/", createTar(entries));
+  if (input.claudeSetup) await checkMcpCommands(bottle, plan, input.claudeSetup);
   await startAgentRelay(bottle, plan);
   if (mode === "copy") await recordWorkspaceRefs(bottle);
 }

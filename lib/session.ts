@@ -3,6 +3,7 @@ import type { BottleHandle } from "./backends/types.ts";
 import { BottleError } from "./errors.ts";
 import { describeArgv } from "./exec.ts";
 import type { Plan } from "./plan.ts";
+import { STAGED_SETTINGS } from "./claude-setup/index.ts";
 import { PROMPT_PATH } from "./provision.ts";
 
 /**
@@ -38,17 +39,29 @@ export interface ClaudeArgs {
 /** The argv that runs inside the bottle: Claude Code with the agent's defaults and `claude`, or the user's command. */
 export function agentCommand(plan: Plan, passthrough: string[], claude: ClaudeArgs = {}): string[] {
   if (passthrough.length) return ["bottle-run", ...passthrough];
-  const argv = ["bottle-run", "claude", "--dangerously-skip-permissions"];
+  const session = plan.agent.session ?? {};
+  const mode = session.permissionMode;
+  // The bottle is the boundary: permissions are skipped unless the agent file asks for another mode.
+  const argv = ["bottle-run", "claude", ...(mode && mode !== "bypassPermissions" ? ["--permission-mode", mode] : ["--dangerously-skip-permissions"])];
   if (plan.agent.hasPrompt) argv.push("--append-system-prompt-file", PROMPT_PATH);
   const model = claude.model ?? plan.agent.model;
   if (model) argv.push("--model", model);
+  if (session.effort) argv.push("--effort", session.effort);
+  // `=`: these options take a list, and would swallow the first message after them.
+  if (session.tools) argv.push(`--tools=${session.tools.join(",")}`);
+  if (session.disallowedTools) argv.push(`--disallowedTools=${session.disallowedTools.join(",")}`);
+  if (plan.claudeSetup?.settings) argv.push("--settings", STAGED_SETTINGS);
   if (claude.continue) argv.push("--continue");
   if (claude.resume === true) argv.push("--resume");
   else if (claude.resume) argv.push("--resume", claude.resume);
   if (claude.print) {
     argv.push("--print", claude.print.prompt);
     if (claude.print.outputFormat) argv.push("--output-format", claude.print.outputFormat);
-  } else if (claude.prompt) argv.push(claude.prompt);
+  } else {
+    // The agent's first message starts a new conversation, not one resumed.
+    const first = claude.prompt ?? (claude.continue || claude.resume ? undefined : session.initialPrompt);
+    if (first) argv.push(first);
+  }
   return argv;
 }
 

@@ -5,6 +5,9 @@
  * config travels the same way on the gate's stdin, read by its entrypoint.
  */
 
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+
 export interface TarEntry {
   path: string;
   /** Directories have no content. */
@@ -13,6 +16,25 @@ export interface TarEntry {
   uid: number;
   gid: number;
   type?: "file" | "dir";
+}
+
+/**
+ * A host directory as entries under `targetDir`, owned by uid:gid: regular
+ * files (executable or not) and directories; symlinks and special files are
+ * left out, so nothing outside the directory comes along.
+ */
+export function dirEntries(hostDir: string, targetDir: string, uid: number, gid: number): TarEntry[] {
+  const entries: TarEntry[] = [{ path: targetDir, type: "dir", mode: 0o755, uid, gid }];
+  for (const entry of readdirSync(hostDir, { withFileTypes: true })) {
+    const source = join(hostDir, entry.name);
+    const target = `${targetDir}/${entry.name}`;
+    if (entry.isDirectory()) entries.push(...dirEntries(source, target, uid, gid));
+    else if (entry.isFile()) {
+      const mode = statSync(source).mode & 0o777;
+      entries.push({ path: target, content: readFileSync(source), mode: mode & 0o111 ? 0o755 : 0o644, uid, gid });
+    }
+  }
+  return entries;
 }
 
 const encoder = new TextEncoder();

@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { selectBackend } from "../backends/index.ts";
 import { bottleLabels, listBottleContainers } from "../backends/objects.ts";
 import type { Backend, PlannedImages } from "../backends/types.ts";
@@ -9,7 +10,8 @@ import { gitPlan } from "../gates/git/config.ts";
 import { sshPlan } from "../gates/ssh/config.ts";
 import type { HostRepo } from "../git/host-repo.ts";
 import { agentImageSpec, caContextFiles, customImageSpec, gateImageSpec, imageRef, type ImageSpec, plannedImages } from "../images.ts";
-import { CLAUDE_CODE_HOSTS, checkSkills, resolveAgentAndBottle, type Resolved } from "../manifest/index.ts";
+import { type ClaudeSetup, loadClaudeSetup } from "../claude-setup/index.ts";
+import { CLAUDE_CODE_HOSTS, resolveAgentAndBottle, type Resolved } from "../manifest/index.ts";
 import { DEFAULT_EGRESS_LIMITS } from "../manifest/limits.ts";
 import { LABELS, type Plan } from "../plan.ts";
 import { peekName } from "../state.ts";
@@ -57,6 +59,8 @@ export interface Planned {
   taken: string[];
   /** mount: the host repository the bottle's private git dir is made from. */
   workspaceRepo?: HostRepo;
+  /** What of the user's Claude setup comes in, read from the host. */
+  claudeSetup: ClaudeSetup;
 }
 
 /**
@@ -72,7 +76,9 @@ export function bottleEnv(resolved: Resolved, env: Record<string, string | undef
 /** Everything up to the confirm question; side-effect free (also for --dry-run). */
 export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   const resolved = await resolveAgentAndBottle({ agent: options.agent, bottle: options.bottle, projectDir: options.cwd, env: options.env });
-  checkSkills(resolved.agent, options.env);
+  const claudeSetup = loadClaudeSetup(resolved, options.env, resolve(options.cwd, options.workspace ?? "."));
+  // HTTP MCP servers' tokens: credential routes the gate holds, like the bottle's own.
+  resolved.bottle.egress.routes.push(...claudeSetup.mcp.routes);
   const backend = selectBackend(options.backend, resolved.bottle, options.env, { dryRun: options.dryRun });
   const docker = new Docker(exec);
 
@@ -127,9 +133,13 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
       name: resolved.agent.name,
       source: resolved.agent.source,
       model: resolved.agent.model,
-      skills: resolved.agent.skills,
+      skills: claudeSetup.skills,
       hasPrompt: resolved.agent.prompt.trim().length > 0,
+      ...(resolved.agent.session ? { session: resolved.agent.session } : {}),
     },
+    ...(claudeSetup.rows.length || claudeSetup.notes.length
+      ? { claudeSetup: { items: claudeSetup.rows, notes: claudeSetup.notes, settings: Boolean(claudeSetup.settings) } }
+      : {}),
     bottle: { name: resolved.bottle.name, sources: resolved.bottle.sources },
     images: { agent: agentRef, gate: gateRef, ...(customRef ? { custom: customRef } : {}) },
     bottleImage: (customRef ?? agentRef).tag,
@@ -172,5 +182,6 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
     nameBase,
     taken,
     ...(workspaceRepo ? { workspaceRepo } : {}),
+    claudeSetup,
   };
 }

@@ -10,7 +10,8 @@ import { readSshHosts } from "../gates/ssh/host.ts";
 import { bringBackOnTeardown } from "../git/bottle-branch.ts";
 import { prepareWorkspaceGit, removeWorkspaceGitMountPoints } from "../git/workspace-git.ts";
 import { log } from "../log.ts";
-import { resolveEnvValues, type Resolved } from "../manifest/index.ts";
+import { mcpSecrets } from "../claude-setup/index.ts";
+import { resolveEnvValues } from "../manifest/index.ts";
 import { userSkillsDir } from "../paths.ts";
 import { LABELS, type Plan } from "../plan.ts";
 import { provisionBottle } from "../provision.ts";
@@ -36,8 +37,8 @@ import { bottleEnv, type Planned, type UpOptions } from "./plan.ts";
 const NAME_RETRIES = 5;
 
 /** Values long enough to be secrets (short literals would make DLP refuse ordinary words); placeholders are not secrets. */
-export function secretValues(values: Record<string, string>): string[] {
-  return [...new Set(Object.values(values).filter((value) => value.length >= 8 && !isPlaceholder(value)))];
+export function secretValues(values: string[]): string[] {
+  return [...new Set(values.filter((value) => value.length >= 8 && !isPlaceholder(value)))];
 }
 
 function renamePlan(plan: Plan, name: string): Plan {
@@ -51,8 +52,8 @@ function renamePlan(plan: Plan, name: string): Plan {
   return renamed;
 }
 
-function skillDirs(resolved: Resolved, env: Record<string, string | undefined>): Record<string, string> {
-  return Object.fromEntries(resolved.agent.skills.map((skill) => [skill, join(userSkillsDir(env), skill)]));
+function skillDirs(skills: string[], env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(skills.map((skill) => [skill, join(userSkillsDir(env), skill)]));
 }
 
 /** The one hidden prompt (lib/prompt.ts), loaded only when a value is asked. */
@@ -111,7 +112,8 @@ export async function runUp(planned: Planned, options: UpOptions): Promise<numbe
         provisionBottle(handle, launched, gate, {
           envValues: { ...envValues, ...custody.env },
           prompt: resolved.agent.prompt,
-          skillDirs: skillDirs(resolved, options.env),
+          skillDirs: skillDirs(planned.claudeSetup.skills, options.env),
+          claudeSetup: planned.claudeSetup,
           sshPublicKeys: sshPublicKeys(sshKeys),
           ...(planned.workspaceRepo ? { workspaceRepo: planned.workspaceRepo } : {}),
         }),
@@ -132,7 +134,8 @@ export async function runUp(planned: Planned, options: UpOptions): Promise<numbe
       try {
         await prepared.launch(docker, plan, {
           version: buildInfo.version,
-          secrets: secretValues(envValues),
+          // The bottle's env values and its stdio MCP servers' (their env enters the bottle): DLP keeps them from leaving.
+          secrets: secretValues([...Object.values(envValues), ...mcpSecrets(planned.claudeSetup)]),
           custody: custody.credentials,
           git: gitRemotes,
           ssh: sshKeys,

@@ -8,7 +8,8 @@ import { BUILTIN, DEFAULT_NAME, builtinAgent } from "./defaults.ts";
 import { ManifestError, displayPath, formatIssue, type ManifestIssue } from "./errors.ts";
 import { loadAgentFile } from "./load.ts";
 import { NAME_PATTERN } from "./schema.ts";
-import type { ResolvedAgent } from "./types.ts";
+import { CLAUDE_SETUP_FLAGS, mergeClaudeSetup } from "./merge.ts";
+import type { AgentSession, ClaudeSetupChoice, ResolvedAgent } from "./types.ts";
 
 type Env = Record<string, string | undefined>;
 
@@ -88,6 +89,41 @@ export function readAgent(ref: AgentFileRef, env: Env = process.env): ResolvedAg
   if (manifest.description !== undefined) agent.description = manifest.description;
   if (manifest.model !== undefined) agent.model = manifest.model;
   if (manifest.git?.user) agent.gitUser = { ...manifest.git.user };
+  if (manifest.name !== undefined && manifest.name !== ref.name)
+    throw new ManifestError([{ file: ref.file, ...locate(["name"]), path: "name", message: `"${manifest.name}" is not this agent's name: the file names it ${ref.name}` }], {
+      env,
+      fix: `write name: ${ref.name}, or remove the line (bottle takes the name from the file)`,
+    });
+  if (manifest.claude) {
+    const claude = { memory: false, commands: false, agents: false, outputStyles: false, settings: false, hooks: false, mcp: [], skills: [] } as ClaudeSetupChoice;
+    mergeClaudeSetup(claude, manifest.claude, ref.file, locate);
+    // Only what the file sets overrides the bottle.
+    agent.claude = {
+      ...Object.fromEntries(CLAUDE_SETUP_FLAGS.filter(([key]) => manifest.claude![key] !== undefined).map(([, field]) => [field, claude[field]])),
+      ...(manifest.claude.mcp ? { mcp: claude.mcp } : {}),
+      ...(manifest.claude.skills ? { skills: claude.skills } : {}),
+    };
+  }
+  const session: AgentSession = {
+    ...(manifest.tools ? { tools: manifest.tools } : {}),
+    ...(manifest.disallowedTools ? { disallowedTools: manifest.disallowedTools } : {}),
+    ...(manifest.permissionMode ? { permissionMode: manifest.permissionMode } : {}),
+    ...(manifest.effort ? { effort: manifest.effort } : {}),
+    ...(manifest.initialPrompt ? { initialPrompt: manifest.initialPrompt } : {}),
+  };
+  if (Object.keys(session).length) agent.session = session;
+  const servers = manifest.mcpServers ?? [];
+  const named = servers.flatMap((entry, index) =>
+    typeof entry === "string" ? [{ value: entry, file: ref.file, ...locate(["mcpServers", index]), path: `mcpServers[${index}]` }] : [],
+  );
+  if (named.length) agent.claude = { ...agent.claude, mcp: [...(agent.claude?.mcp ?? []), ...named] };
+  const inline = servers.flatMap((entry, index) =>
+    typeof entry === "string"
+      ? []
+      : Object.entries(entry).map(([name, config]) => ({ value: { name, config }, file: ref.file, ...locate(["mcpServers", index, name]), path: `mcpServers[${index}].${name}` })),
+  );
+  if (inline.length) agent.mcpServers = inline;
+  if (manifest.hooks) agent.hooks = manifest.hooks;
   return agent;
 }
 
@@ -143,46 +179,3 @@ export function listAgentsSync(projectDir: string, env: Env = process.env): Agen
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
-/**
- * Every skill an agent names must be a folder under ~/.claude/skills/.
- * Reports all missing skills at once, each at its line in the agent file.
- */
-export function checkSkills(agent: ResolvedAgent, env: Env = process.env): void {
-  const dir = userSkillsDir(env);
-  const issues: ManifestIssue[] = [];
-  let available: string[] | undefined;
-  agent.skills.forEach((skill, index) => {
-    const path = join(dir, skill);
-    let ok = false;
-    try {
-      ok = statSync(path).isDirectory();
-    } catch {
-      ok = false;
-    }
-    if (ok) return;
-    available ??= listDirs(dir);
-    const position = agent.locations.skills[index] ?? { line: 0, col: 0 };
-    issues.push({
-      file: agent.source,
-      ...position,
-      path: `skills[${index}]`,
-      message: `skill "${skill}" not found in ${displayPath(dir, env)}/${didYouMean(skill, available, (s) => `"${s}"`)}`,
-    });
-  });
-  if (issues.length > 0) {
-    throw new ManifestError(issues, {
-      env,
-      fix: `install each skill as a folder with a SKILL.md under ${displayPath(dir, env)}/, or remove it from the agent's skills`,
-    });
-  }
-}
-
-function listDirs(dir: string): string[] {
-  try {
-    return readdirSync(dir, { withFileTypes: true })
-      .filter((entry) => entry.isDirectory())
-      .map((entry) => entry.name);
-  } catch {
-    return [];
-  }
-}

@@ -16,7 +16,7 @@ export type { InitOptions, InitResult } from "./init.ts";
 
 export { ManifestError, displayPath, formatIssue } from "./errors.ts";
 export { CLAUDE_CODE_HOSTS, BUILTIN, builtinAgent, builtinBottle } from "./defaults.ts";
-export { checkSkills, resolveAgent } from "./agents.ts";
+export { resolveAgent } from "./agents.ts";
 export { resolveBottle, listBottleNames, bottleFile } from "./bottles.ts";
 export { resolveEnvValues } from "./env.ts";
 export { bottleJsonSchema, agentJsonSchema } from "./json-schema.ts";

@@ -58,6 +58,8 @@ export interface InfoView {
     caCerts: Array<{ path: string; from: string }>;
     image?: { dockerfile: string; from: string };
     backend?: { name: string; from: string };
+    /** What of the user's Claude setup comes in (lib/claude-setup/), item by item, and what is missing or left out. */
+    claude?: { items: Array<[string, string]>; notes: string[] };
   };
 }
 
@@ -187,6 +189,11 @@ export function formatInfo(view: InfoView): string {
   lines.push(...table(agentRows));
   lines.push("");
   lines.push(`bottle ${bottle.name}  ${bottle.sources.join(" → ")}`);
+  if (bottle.claude) {
+    lines.push("", "claude (copies of your Claude setup; the host's files are only read)");
+    lines.push(...table(bottle.claude.items.length ? bottle.claude.items : [["(nothing)"]]));
+    lines.push(...bottle.claude.notes.map((note) => `  note: ${note}`));
+  }
   lines.push("", "egress allow");
   lines.push(...table(bottle.egress.allow.map((entry) => [entry.host, entry.default ? "default" : entry.from])));
   if (bottle.egress.allowPrivate.length) {

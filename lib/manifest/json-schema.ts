@@ -1,5 +1,5 @@
 import { toJsonSchema } from "@valibot/to-json-schema";
-import { agentSchema, bottleSchema } from "./schema.ts";
+import { agentSchema, bottleSchema, SUBAGENT_ONLY_KEYS } from "./schema.ts";
 
 /**
  * JSON Schema (draft-07) generated from the valibot schemas, for editors
@@ -16,5 +16,13 @@ export function bottleJsonSchema(): Record<string, unknown> {
 }
 
 export function agentJsonSchema(): Record<string, unknown> {
-  return convert(agentSchema);
+  const schema = convert(agentSchema);
+  // Sub-agent-only keys are errors (a custom check, which JSON Schema cannot carry): say so to editors too.
+  const properties = schema.properties as Record<string, unknown>;
+  for (const key of SUBAGENT_ONLY_KEYS) properties[key] = { not: {}, description: "Only a Claude Code sub-agent has this; a bottle's agent is the main session" };
+  // mcpServers entries are chosen by their shape (v.lazy), which the converter sees only one of.
+  const servers = properties.mcpServers as Record<string, unknown>;
+  servers.items = { anyOf: [{ type: "string" }, { type: "object", minProperties: 1, maxProperties: 1 }] };
+  delete schema.$defs;
+  return schema;
 }

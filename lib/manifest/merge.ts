@@ -3,10 +3,45 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { builtinBottle } from "./defaults.ts";
 import { LIMIT_FIELDS } from "./limits.ts";
 import type { BottleFileManifest } from "./schema.ts";
-import type { ResolvedBottle } from "./types.ts";
+import { formatPath } from "./errors.ts";
+import type { ClaudeSetupChoice, ResolvedBottle } from "./types.ts";
 import type { Locate } from "./yaml-positions.ts";
 
 type Env = Record<string, string | undefined>;
+
+export const CLAUDE_SETUP_FLAGS = [
+  ["memory", "memory"],
+  ["commands", "commands"],
+  ["agents", "agents"],
+  ["output_styles", "outputStyles"],
+  ["settings", "settings"],
+  ["hooks", "hooks"],
+] as const;
+
+/**
+ * A `claude:` over what came before (a parent bottle; for an agent, its
+ * bottle): each yes/no later-wins, the lists add up (by name).
+ */
+export function mergeClaudeSetup(
+  out: ClaudeSetupChoice,
+  value: NonNullable<BottleFileManifest["claude"]>,
+  file: string,
+  locate: Locate,
+  origins?: Record<string, string>,
+  at: ReadonlyArray<string | number> = ["claude"],
+): void {
+  for (const [manifest, field] of CLAUDE_SETUP_FLAGS) {
+    const flag = value[manifest];
+    if (flag === undefined) continue;
+    out[field] = flag;
+    if (origins) origins[`claude.${manifest}`] = file;
+  }
+  for (const key of ["mcp", "skills"] as const)
+    (value[key] ?? []).forEach((name, index) => {
+      if (out[key].some((entry) => entry.value === name)) return;
+      out[key].push({ value: name, file, ...locate([...at, key, index]), path: formatPath([...at, key, index]) });
+    });
+}
 
 /** One file of an extends chain (or the built-in default, `value` empty). */
 export interface BottleLayer {
@@ -136,6 +171,7 @@ export function mergeLayers(name: string, layers: BottleLayer[], env: Env = proc
       out.backend = value.backend;
       out.origins.backend = file;
     }
+    if (value.claude) mergeClaudeSetup(out.claude, value.claude, file, locate, out.origins);
   }
   return out;
 }

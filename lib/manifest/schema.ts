@@ -13,6 +13,7 @@ import {
   upstreamUrlProblem,
 } from "./hosts.ts";
 import { BACKEND_NAMES } from "../backends/names.ts";
+import { EFFORT_LEVELS, PERMISSION_MODES } from "../claude-flags.ts";
 
 /**
  * The valibot schemas of bottle and agent manifests. They are the single
@@ -46,6 +47,11 @@ export function describeValue(input: unknown): string {
 function lastKey(issue: v.BaseIssue<unknown>): string {
   const item = issue.path?.at(-1);
   return item && "key" in item ? String(item.key) : "";
+}
+
+/** A mapping that may have more keys than these (checked elsewhere); a missing one is said so. */
+function loose<const TEntries extends v.ObjectEntries>(entries: TEntries, what = "a mapping") {
+  return v.looseObject(entries, (issue) => (issue.expected?.startsWith('"') ? "required field is missing" : `expected ${what}, got ${describeValue(issue.input)}`));
 }
 
 /** A mapping whose unknown keys are errors with a "did you mean" hint. */
@@ -266,6 +272,38 @@ const limitsSchema = strict({
   ),
 });
 
+const MCP_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+const mcpName = v.pipe(
+  text("an MCP server name"),
+  v.regex(MCP_NAME_PATTERN, (issue) => `"${String(issue.input)}" is not an MCP server name — letters, digits, ., _ and -`),
+);
+
+const skillName = v.pipe(
+  text("a skill name"),
+  v.regex(SKILL_PATTERN, (issue) => `"${String(issue.input)}" is not a skill name — name a folder under ~/.claude/skills/`),
+);
+
+const bringIn = (description: string) =>
+  v.optional(v.pipe(v.boolean((issue) => `expected true or false, got ${describeValue(issue.input)}`), v.description(description)));
+
+/** What of the user's own Claude setup (~/.claude, or $CLAUDE_CONFIG_DIR) a launch copies into the bottle. */
+export const claudeSetupSchema = strict({
+  memory: bringIn("~/.claude/CLAUDE.md and the files it imports with @path (default true)"),
+  commands: bringIn("~/.claude/commands/: your slash commands (default true)"),
+  agents: bringIn("~/.claude/agents/: your sub-agents (default true)"),
+  output_styles: bringIn("~/.claude/output-styles/ (default true)"),
+  settings: bringIn("~/.claude/settings.json, merged with what the bottle needs; keys that carry or fetch a secret are dropped (default false)"),
+  hooks: bringIn("The hooks of ~/.claude/settings.json; they run inside the bottle (default false)"),
+  mcp: v.optional(
+    v.pipe(
+      list(mcpName, "MCP server names"),
+      v.description("MCP servers of ~/.claude.json by name: stdio servers run in the bottle, HTTP servers go through the gate, which holds their credentials"),
+    ),
+  ),
+  skills: v.optional(v.pipe(list(skillName, "skill names"), v.description("Skills copied in from ~/.claude/skills/<name>/"))),
+});
+
 export const bottleSchema = v.pipe(
   strict({
     extends: v.optional(
@@ -330,6 +368,7 @@ export const bottleSchema = v.pipe(
         v.description("Where this bottle runs (overridden by --backend / BOTTLE_BACKEND)"),
       ),
     ),
+    claude: v.optional(v.pipe(claudeSetupSchema, v.description("What of your own Claude setup comes into the bottle (copies; your ~/.claude is never written)"))),
   }),
   v.title("bottle"),
   v.description("A bottle: the isolation and policy an agent runs in. Lives in ~/.config/bottle/bottles/<name>.yaml."),
@@ -339,45 +378,113 @@ function quoteIfText(input: unknown): string {
   return typeof input === "string" && input.length <= 40 ? `"${input}"` : describeValue(input);
 }
 
-/** Keys of Claude Code's own sub-agent files: accepted and ignored. */
-export const CLAUDE_AGENT_KEYS = [
-  "name",
-  "tools",
-  "disallowedTools",
-  "color",
-  "permissionMode",
-  "mcpServers",
-  "hooks",
-  "maxTurns",
-  "memory",
-  "background",
-  "isolation",
-  "effort",
-  "initialPrompt",
-] as const;
 
-const ignored = v.optional(v.pipe(v.unknown(), v.description("Claude Code sub-agent key; accepted and ignored by bottle")));
-const claudeKeys = Object.fromEntries(CLAUDE_AGENT_KEYS.map((key) => [key, ignored])) as Record<(typeof CLAUDE_AGENT_KEYS)[number], typeof ignored>;
+/** Sub-agent keys with no meaning for a bottle's agent, which is the main session: each is an error saying so. */
+export const SUBAGENT_ONLY_KEYS = ["color", "maxTurns", "memory", "background", "isolation"] as const;
+const subagentOnly = v.optional(
+  v.custom<never>(
+    () => false,
+    "only a Claude Code sub-agent has this, and a bottle's agent is the main session — remove it (a sub-agent's file belongs in ~/.claude/agents/, which claude.agents copies in)",
+  ),
+);
+const subagentOnlyKeys = Object.fromEntries(SUBAGENT_ONLY_KEYS.map((key) => [key, subagentOnly])) as Record<(typeof SUBAGENT_ONLY_KEYS)[number], typeof subagentOnly>;
+
+/** Tool names, as a list or Claude Code's comma-separated text. */
+const toolNames = (description: string) =>
+  v.pipe(
+    v.union([text("tool names"), list(nonEmptyText("a tool name"), "tool names")], (issue) => `expected tool names (a list, or text like "Read, Grep"), got ${describeValue(issue.input)}`),
+    v.transform((tools): string[] => (Array.isArray(tools) ? tools : tools.split(",")).map((tool) => tool.trim()).filter(Boolean)),
+    v.description(description),
+  );
+
+const stringMap = (what: string) => v.record(v.string(), text(what), (issue) => `expected a mapping of NAME: text, got ${describeValue(issue.input)}`);
+
+/** One MCP server as Claude Code configures it (~/.claude.json, .mcp.json, an agent's mcpServers). */
+export const mcpServerSchema = v.variant(
+  "type",
+  [
+    strict({
+      type: v.literal("stdio"),
+      command: nonEmptyText("a command"),
+      args: v.optional(list(text("an argument"), "arguments")),
+      env: v.optional(stringMap("a value")),
+    }),
+    strict({
+      type: v.picklist(["http", "sse"]),
+      url: v.pipe(nonEmptyText("a URL"), v.url((issue) => `expected an http(s):// URL, got ${describeValue(issue.input)}`)),
+      headers: v.optional(stringMap("a header value")),
+    }),
+  ],
+  (issue) => (issue.input === undefined ? "required field is missing" : `expected stdio, http or sse, got ${quoteIfText(issue.input)}`),
+);
+export type McpServerConfig = v.InferOutput<typeof mcpServerSchema>;
+
+/** Claude Code leaves `type` out for stdio servers. */
+const mcpServer = v.pipe(
+  v.unknown(),
+  v.transform((input) => (input && typeof input === "object" && !Array.isArray(input) && !("type" in input) && "command" in input ? { type: "stdio", ...input } : input)),
+  mcpServerSchema,
+);
+
+const agentMcpServers = v.pipe(
+  list(
+    // A name, or one written-out server: each checked as what it is, so the message says what is wrong inside.
+    v.lazy((input) =>
+      input && typeof input === "object" && !Array.isArray(input)
+        ? v.pipe(
+            v.record(mcpName, mcpServer),
+            v.check((entry) => Object.keys(entry).length === 1, "expected one server per entry: name: { … }"),
+          )
+        : mcpName,
+    ),
+    "MCP servers",
+  ),
+  v.description("MCP servers for this agent: names of ~/.claude.json servers, or name: { type, command | url, … }"),
+);
+
+/** Claude Code's hooks: event → matchers, each with its hooks; Claude Code checks the rest. */
+const hooksSchema = v.pipe(
+  v.record(
+    v.pipe(v.string(), v.regex(/^[A-Z][A-Za-z]*$/, (issue) => `"${String(issue.input)}" is not a hook event — like PreToolUse or SessionStart`)),
+    list(
+      loose({
+        matcher: v.optional(text("a matcher")),
+        hooks: list(loose({ type: nonEmptyText("a hook type") }), "hooks"),
+      }),
+      "matchers",
+    ),
+    (issue) => `expected a mapping of event: [ { matcher, hooks } ], got ${describeValue(issue.input)}`,
+  ),
+  v.description("Claude Code hooks, as in settings.json; they run inside the bottle"),
+);
 
 export const agentSchema = v.pipe(
   strict({
     description: v.optional(v.pipe(text("a description"), v.description("One line shown by `bottle agents`"))),
     bottle: v.optional(v.pipe(bottleName, v.description("The user bottle this agent runs in (default: default)"))),
-    skills: v.optional(
-      v.pipe(
-        list(
-          v.pipe(
-            text("a skill name"),
-            v.regex(SKILL_PATTERN, (issue) => `"${String(issue.input)}" is not a skill name — name a folder under ~/.claude/skills/`),
-          ),
-          "skill names",
-        ),
-        v.description("Skills copied in from ~/.claude/skills/<name>/"),
-      ),
-    ),
+    skills: v.optional(v.pipe(list(skillName, "skill names"), v.description("Skills copied in from ~/.claude/skills/<name>/"))),
     model: v.optional(v.pipe(nonEmptyText("a model name"), v.description("Claude model, e.g. sonnet, opus"))),
     git: v.optional(strict({ user: v.optional(gitUserSchema) })),
-    ...claudeKeys,
+    claude: v.optional(v.pipe(claudeSetupSchema, v.description("Overrides the bottle's claude: for this agent, field by field"))),
+    name: v.optional(v.pipe(nonEmptyText("the agent's name"), v.description("Claude Code's name for it; must be the file's name"))),
+    tools: v.optional(toolNames("The tools Claude Code may use (claude --tools); default: all")),
+    disallowedTools: v.optional(toolNames("Tools Claude Code may not use (claude --disallowedTools)")),
+    permissionMode: v.optional(
+      v.pipe(
+        v.picklist(PERMISSION_MODES, (issue) => `expected one of ${PERMISSION_MODES.join(", ")}, got ${quoteIfText(issue.input)}`),
+        v.description("Claude Code's permission mode (default bypassPermissions: the bottle is the boundary)"),
+      ),
+    ),
+    effort: v.optional(
+      v.pipe(
+        v.picklist(EFFORT_LEVELS, (issue) => `expected one of ${EFFORT_LEVELS.join(", ")}, got ${quoteIfText(issue.input)}`),
+        v.description("Claude Code's effort level (claude --effort)"),
+      ),
+    ),
+    initialPrompt: v.optional(v.pipe(nonEmptyText("a first message"), v.description("The session's first message, unless bottle up --prompt gives one"))),
+    mcpServers: v.optional(agentMcpServers),
+    hooks: v.optional(hooksSchema),
+    ...subagentOnlyKeys,
   }),
   v.title("agent"),
   v.description("Front matter of a bottle agent (Markdown; the body is the system prompt)."),

@@ -1,6 +1,8 @@
 import type { EnvSource } from "./env-value.ts";
 import type { Position } from "./yaml-positions.ts";
 import type { BackendName } from "../backends/names.ts";
+import type { EFFORT_LEVELS, PERMISSION_MODES } from "../claude-flags.ts";
+import type { McpServerConfig } from "./schema.ts";
 
 export type { EnvSource };
 
@@ -42,6 +44,27 @@ export interface ResolvedAuth {
   upstream?: string;
 }
 
+/** A name in a list, with where it was written (for errors found later, at planning). */
+export interface Located<T> extends Position {
+  value: T;
+  file: string;
+  /** Its field path, like `claude.mcp[0]`. */
+  path: string;
+}
+
+/** What of the user's own Claude setup comes into the bottle (`claude:`). */
+export interface ClaudeSetupChoice {
+  memory: boolean;
+  commands: boolean;
+  agents: boolean;
+  outputStyles: boolean;
+  settings: boolean;
+  hooks: boolean;
+  /** Names of MCP servers in the host's ~/.claude.json. */
+  mcp: Located<string>[];
+  skills: Located<string>[];
+}
+
 /** A bottle after `extends` is merged and paths are made absolute. */
 export interface ResolvedBottle {
   name: string;
@@ -62,6 +85,7 @@ export interface ResolvedBottle {
   /** Absolute path. */
   image?: { dockerfile: string };
   backend?: BackendName;
+  claude: ClaudeSetupChoice;
   /**
    * Which file each value came from, keyed by field: `workspace`, `image`,
    * `backend`, `git.user.name`, `git.user.email`, `git.remotes.<name>`,
@@ -85,6 +109,23 @@ export interface ResolvedAgent {
   bottle: string;
   /** Positions in `source` of fields later checks report on. */
   locations: { bottle?: Position; skills: Position[] };
+  /** Its `claude:`, overriding the bottle's field by field (lists: added to the bottle's). */
+  claude?: Partial<ClaudeSetupChoice>;
+  /** Claude Code's own keys, passed to the session. */
+  session?: AgentSession;
+  /** `mcpServers` written out in the agent file (names are in claude.mcp). */
+  mcpServers?: Located<{ name: string; config: McpServerConfig }>[];
+  /** `hooks`, as Claude Code's settings take them. */
+  hooks?: Record<string, unknown[]>;
+}
+
+/** An agent file's Claude Code keys that become the session's flags. */
+export interface AgentSession {
+  tools?: string[];
+  disallowedTools?: string[];
+  permissionMode?: (typeof PERMISSION_MODES)[number];
+  effort?: (typeof EFFORT_LEVELS)[number];
+  initialPrompt?: string;
 }
 
 export interface Resolved {

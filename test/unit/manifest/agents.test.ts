@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { BottleError } from "../../../lib/errors.ts";
-import { CLAUDE_CODE_HOSTS, ManifestError, checkSkills, listAgents, resolveAgentAndBottle } from "../../../lib/manifest/index.ts";
+import { loadClaudeSetup } from "../../../lib/claude-setup/index.ts";
+import { CLAUDE_CODE_HOSTS, ManifestError, listAgents, resolveAgentAndBottle } from "../../../lib/manifest/index.ts";
 import { rejected, sandboxEachTest, thrown } from "./helpers.ts";
 
 const each = sandboxEachTest();
@@ -74,7 +75,6 @@ describe("agent files", () => {
 name: coder
 description: Writes code
 tools: Read, Grep, Bash
-color: blue
 permissionMode: acceptEdits
 bottle: dev
 skills: [review]
@@ -99,11 +99,12 @@ Carefully.
       model: "opus",
       gitUser: { email: "agent@example.com" },
       bottle: "dev",
-      locations: { bottle: { line: 8, col: 9 }, skills: [{ line: 9, col: 10 }] },
+      locations: { bottle: { line: 7, col: 9 }, skills: [{ line: 8, col: 10 }] },
+      session: { tools: ["Read", "Grep", "Bash"], permissionMode: "acceptEdits" },
     });
     expect(bottle.name).toBe("dev");
     expect(gitUser).toEqual({ name: "Bottle Name", email: "agent@example.com" });
-    checkSkills(agent, each.box.env);
+    expect(loadClaudeSetup(await resolve("coder"), each.box.env).skills).toEqual(["review"]);
   });
 
   test("no front matter: the whole file is the prompt", async () => {
@@ -135,6 +136,10 @@ describe("agent errors", () => {
     ["front matter YAML syntax error (lines count from the file's first line)", "---\ndescription: x\nskills: [a\n---\n"],
     ["front matter is a list", "---\n- a\n---\n"],
     ["several problems at once", "---\nbottle: 9\nskills: [ok, ../x]\nmodle: opus\ngit:\n  user:\n    email: nope\n---\n"],
+    ["a sub-agent-only key (color, maxTurns, memory, background, isolation) is an error, not ignored", "---\ncolor: blue\nmaxTurns: 3\nisolation: worktree\n---\n"],
+    ["a permission mode Claude Code does not have", "---\npermissionMode: yolo\n---\n"],
+    ["an MCP server of an unknown type, and one entry holding two", "---\nmcpServers:\n  - x: { type: ws, url: wss://x }\n  - { a: { command: a }, b: { command: b } }\n---\n"],
+    ["hooks that are not event: [ { hooks } ]", "---\nhooks:\n  on-start: []\n  Stop: [{ matcher: x }]\n---\n"],
   ];
   for (const [name, text] of cases) {
     test(name, async () => {
@@ -177,13 +182,28 @@ describe("agent errors", () => {
   });
 });
 
+describe("Claude Code's own keys", () => {
+  test("name must be the file's name", async () => {
+    expect(await errorFor("---\nname: other\n---\n")).toContain('coder.md:2:7: name: "other" is not this agent\'s name: the file names it coder');
+  });
+
+  test("mcpServers by name go with claude.mcp; written-out ones are kept with their place; hooks and initialPrompt are taken", async () => {
+    each.box.agent("coder", "---\nmcpServers:\n  - docs\n  - own: { command: own-mcp, args: [--x] }\nhooks:\n  Stop: [{ hooks: [{ type: command, command: bye }] }]\ninitialPrompt: begin\n---\n");
+    const { agent } = await resolve("coder");
+    expect(agent.claude?.mcp?.map((entry) => [entry.value, entry.line, entry.path])).toEqual([["docs", 3, "mcpServers[0]"]]);
+    expect(agent.mcpServers?.map((entry) => entry.value)).toEqual([{ name: "own", config: { type: "stdio", command: "own-mcp", args: ["--x"] } }]);
+    expect(agent.hooks).toEqual({ Stop: [{ hooks: [{ type: "command", command: "bye" }] }] });
+    expect(agent.session).toEqual({ initialPrompt: "begin" });
+  });
+});
+
 describe("skills", () => {
   test("every missing skill is reported with the file:line of its entry", async () => {
     each.box.skill("review");
     each.box.skill("testing");
     each.box.agent("coder", "---\nskills:\n  - review\n  - tesing\n  - deploy\n---\n");
-    const { agent } = await resolve("coder");
-    const error = thrown(() => checkSkills(agent, each.box.env)) as ManifestError;
+    const resolved = await resolve("coder");
+    const error = thrown(() => loadClaudeSetup(resolved, each.box.env)) as ManifestError;
     expect(error).toBeInstanceOf(ManifestError);
     expect(error.issues.map((issue) => [issue.line, issue.col, issue.path])).toEqual([
       [4, 5, "skills[1]"],
@@ -196,12 +216,12 @@ describe("skills", () => {
   test("a file where a skill folder should be does not count", async () => {
     each.box.write(".claude/skills/notes", "not a folder");
     each.box.agent("coder", "---\nskills: [notes]\n---\n");
-    const { agent } = await resolve("coder");
-    expect(() => checkSkills(agent, each.box.env)).toThrow(ManifestError);
+    const resolved = await resolve("coder");
+    expect(() => loadClaudeSetup(resolved, each.box.env)).toThrow(ManifestError);
   });
 
   test("the built-in agent has no skills to check", async () => {
-    checkSkills((await resolve()).agent, each.box.env);
+    expect(loadClaudeSetup(await resolve(), each.box.env).skills).toEqual([]);
   });
 });
 

@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
-import { checkSkills, infoView, listAgents, resolveAgentAndBottle, resolveEnvValues, resolveBottle } from "../../../lib/manifest/index.ts";
+import { loadClaudeSetup } from "../../../lib/claude-setup/index.ts";
+import { infoView, listAgents, resolveAgentAndBottle, resolveEnvValues, resolveBottle } from "../../../lib/manifest/index.ts";
 import { sandboxEachTest, treeState } from "./helpers.ts";
 
 const each = sandboxEachTest();
@@ -26,7 +27,7 @@ test("loading invalid manifests changes nothing on disk", async () => {
     () => resolveAgentAndBottle({ agent: "unclosed", projectDir: each.box.project, env: each.box.env }),
     () => resolveAgentAndBottle({ agent: "uses-broken", projectDir: each.box.project, env: each.box.env }),
     () => resolveAgentAndBottle({ agent: "nobody", projectDir: each.box.project, env: each.box.env }),
-    async () => checkSkills((await resolveAgentAndBottle({ agent: "needs", projectDir: each.box.project, env: each.box.env })).agent, each.box.env),
+    async () => loadClaudeSetup(await resolveAgentAndBottle({ agent: "needs", projectDir: each.box.project, env: each.box.env }), each.box.env),
     async () => resolveEnvValues(resolveBottle("dev", { env: each.box.env }), { hostEnv: {}, interactive: false }),
     async () => infoView(await resolveAgentAndBottle({ agent: "needs", projectDir: each.box.project, env: each.box.env }), each.box.env),
     () => listAgents({ projectDir: each.box.project, env: each.box.env }),

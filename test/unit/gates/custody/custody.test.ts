@@ -232,7 +232,7 @@ describe("the gate's side", () => {
   });
 
   test("DLP secrets never include placeholders", () => {
-    expect(secretValues({ A: "bottle-placeholder-GH_TOKEN", B: "a-real-secret-value", C: "short" })).toEqual(["a-real-secret-value"]);
+    expect(secretValues(["bottle-placeholder-GH_TOKEN", "a-real-secret-value", "short", "a-real-secret-value"])).toEqual(["a-real-secret-value"]);
   });
 });
 
