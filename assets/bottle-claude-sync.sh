@@ -27,6 +27,6 @@ mv -f "$now" "$list"
 if [ -f CLAUDE.md ]; then
   line="@$stage/CLAUDE.md"
   if ! head -n 1 "$home/CLAUDE.md" 2>/dev/null | grep -qxF "$line"; then
-    { printf '%s\n\n' "$line"; cat "$home/CLAUDE.md" 2>/dev/null; } > "$home/.CLAUDE.md.bottle" && mv -f "$home/.CLAUDE.md.bottle" "$home/CLAUDE.md"
+    { printf '%s\n\n' "$line"; cat "$home/CLAUDE.md" 2>/dev/null || true; } > "$home/.CLAUDE.md.bottle" && mv -f "$home/.CLAUDE.md.bottle" "$home/CLAUDE.md"
   fi
 fi

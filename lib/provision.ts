@@ -51,7 +51,14 @@ export function claudeState(apiKey: string | undefined, mcpServers: Record<strin
     bypassPermissionsModeAccepted: true,
     autoUpdates: false,
     projects: {
-      "/workspace": { hasTrustDialogAccepted: true, hasCompletedProjectOnboarding: true, allowedTools: [] },
+      // External imports approved: the user's memory comes in as one (bottle-claude-sync).
+      "/workspace": {
+        hasTrustDialogAccepted: true,
+        hasCompletedProjectOnboarding: true,
+        hasClaudeMdExternalIncludesApproved: true,
+        hasClaudeMdExternalIncludesWarningShown: true,
+        allowedTools: [],
+      },
     },
   };
   if (apiKey) state.customApiKeyResponses = { approved: [apiKey.slice(-20)], rejected: [] };
