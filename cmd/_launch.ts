@@ -16,6 +16,7 @@ export const launchArgs = {
   bottle: { type: "string", description: "Use this bottle instead of the agent's" },
   ...backendArgs,
   workspace: { type: "string", description: "Project dir to mount (default: current dir)" },
+  branch: { type: "string", valueHint: "NAME", description: "Work in a checkout of the repository's HEAD on a branch of its own (default name: bottle/<name>)" },
   name: { type: "string", description: "Base name of the bottle (default: the agent's name)" },
   detach: { type: "boolean", alias: "d", description: "Leave the bottle running and print its name" },
   "dry-run": { type: "boolean", description: "Print the plan and create nothing" },
@@ -35,6 +36,7 @@ interface LaunchArgValues {
   bottle?: string;
   backend?: string;
   workspace?: string;
+  branch?: string;
   name?: string;
   detach?: boolean;
   "dry-run"?: boolean;
@@ -64,6 +66,7 @@ export async function launch(args: LaunchArgValues, claude: ClaudeArgs): Promise
     bottle: args.bottle,
     backend: args.backend,
     workspace: args.workspace,
+    ...(args.branch !== undefined ? { branch: args.branch === "" ? (true as const) : args.branch } : {}),
     name: args.name,
     detach: Boolean(args.detach),
     passthrough: cli.passthrough,

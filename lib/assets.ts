@@ -13,6 +13,7 @@ import gitForGitleaks from "../assets/git/git-for-gitleaks.sh" with { type: "tex
 import gitleaksRules from "../assets/git/gitleaks.toml" with { type: "text" };
 import gitLib from "../assets/git/lib.sh" with { type: "text" };
 import gitPreReceive from "../assets/git/pre-receive.sh" with { type: "text" };
+import gitScanMerge from "../assets/git/scan-merge.sh" with { type: "text" };
 import gitStart from "../assets/git/start.sh" with { type: "text" };
 import sshGate from "../assets/gen/ssh-gate.bundle" with { type: "text" };
 import sshStart from "../assets/ssh/start.sh" with { type: "text" };
@@ -38,6 +39,7 @@ export const assets = {
   gitleaksRules: gitleaksRules as string,
   gitLib,
   gitPreReceive,
+  gitScanMerge,
   gitStart,
   installPackages,
   plumbingDockerfile,

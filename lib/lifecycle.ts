@@ -6,6 +6,10 @@ import { Docker } from "./docker.ts";
 import { BottleError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
 import { bringBackCommits, bringBackOnTeardown, type BroughtBack } from "./git/bottle-branch.ts";
+import { releaseBranch } from "./git/branch-workspace.ts";
+import type { BottleBranch } from "./git/registry.ts";
+import { type BranchRow, currentRepo, listBranches, type Scan, workOf } from "./git/review.ts";
+import { scanCommits } from "./gates/git/scan.ts";
 import { removeWorkspaceGitMountPoints } from "./git/workspace-git.ts";
 import { forgetMissing, keptHomes, type KeptHome, removeHomes } from "./homes.ts";
 import { bottleStateDir } from "./paths.ts";
@@ -96,6 +100,7 @@ async function removeBottle(docker: Docker, name: string, backendName: string | 
   if (plan?.workspace.git) {
     const running = await backend.open(docker, plan, name, process.env).catch(() => undefined);
     if (running) await bringBackOnTeardown(running, docker.exec, plan);
+    await releaseBranch(docker.exec, plan);
   }
   await backend.remove(docker, name, plan, process.env);
   if (plan?.workspace.git) removeWorkspaceGitMountPoints(plan.workspace.git);
@@ -165,11 +170,38 @@ export async function removeOrphans(exec: Exec, orphans: Orphan[]): Promise<void
 /** `bottle fetch NAME`: the running bottle's new commits onto its branch now. */
 export async function fetchBottleCommits(exec: Exec, name: string): Promise<BroughtBack | undefined> {
   const { bottle, plan } = await requireRunning(exec, name);
-  if (plan.workspace.mode !== "mount" || !plan.workspace.git?.repo)
-    throw new BottleError(`${name} has no mounted git repository to bring commits back to`, {
-      fix: plan.workspace.mode === "copy" ? "a copy workspace's work is saved when the bottle stops" : "start the bottle from a repository's top level with `workspace: mount`",
+  if (!plan.workspace.git?.repo)
+    throw new BottleError(`${name} has no git repository to bring commits back to`, {
+      fix: "start the bottle from a repository's top level (workspace: mount, copy or branch)",
     });
   return bringBackCommits(bottle, exec, plan);
+}
+
+/**
+ * The bottle branch `name` names in the repository at `cwd` (by bottle or
+ * branch name), with a running bottle's newest commits brought onto it first,
+ * so the verbs see its work as it stands (files it has not committed aside).
+ */
+export async function bottleWork(exec: Exec, cwd: string, name: string): Promise<BottleBranch> {
+  const repo = await currentRepo(exec, cwd);
+  const plan = readPlan(name);
+  if (plan?.workspace.git?.repo === repo) {
+    const running = await runningBottle(new Docker(exec), name, plan).catch(() => undefined);
+    if (running) await bringBackCommits(running, exec, plan);
+  }
+  return workOf(repo, name);
+}
+
+/** `bottle branches`: this repository's bottle branches, each with whether its bottle still runs. */
+export async function repositoryBranches(exec: Exec, cwd: string): Promise<BranchRow[]> {
+  const repo = await currentRepo(exec, cwd);
+  const running = new Set((await listBottles(exec)).map((row) => row.name));
+  return listBranches(exec, repo, running);
+}
+
+/** The git gate's secret scan, for merge and apply. */
+export function gateScan(exec: Exec): Scan {
+  return (gitDir, tip, exclude) => scanCommits(new Docker(exec), gitDir, tip, exclude);
 }
 
 /** A kept home and the running bottles that use it now. */

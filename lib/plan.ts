@@ -58,14 +58,18 @@ export const PlanSchema = v.object({
   }),
   env: v.array(v.object({ name: v.string(), kind: v.picklist(["literal", "host", "ask"]) })),
   workspace: v.object({
-    mode: v.picklist(["mount", "copy", "none"]),
+    mode: v.picklist(["mount", "copy", "branch", "none"]),
     hostPath: v.optional(v.string()),
     containerPath: v.string(),
     /** uid:gid the agent runs as (the workspace owner for mounts). */
     user: v.object({ uid: v.number(), gid: v.number() }),
-    /** mount: how the workspace's .git is kept from the bottle (see lib/git/workspace-git.ts). */
+    /** mount: how the workspace's .git is kept from the bottle (see lib/git/workspace-git.ts); copy, branch: the private git dir. */
     git: v.optional(WorkspaceGitSchema),
+    /** branch: the host branch the bottle works on (lib/git/branch-workspace.ts); its name is settled when the bottle's name is. */
+    branch: v.optional(v.object({ name: v.optional(v.string()), base: v.string(), explicit: v.boolean(), created: v.optional(v.boolean()) })),
   }),
+  /** What the bottle will not have of the repository (branch: uncommitted changes, submodules, LFS contents). */
+  workspaceNotes: v.optional(v.array(v.string())),
   gitUser: v.optional(v.object({ name: v.optional(v.string()), email: v.optional(v.string()) })),
   /** The git gate: each remote's upstream, the gate URL the bottle uses instead, the key's host path (never the key). */
   git: v.optional(

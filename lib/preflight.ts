@@ -16,9 +16,19 @@ function list(items: string[], max = 4): string {
   return items.length > max ? `${shown}, … +${items.length - max} more` : shown;
 }
 
-/** What a mount shares and what it keeps from the bottle: said before every such launch. */
+/** What a mount shares and what it keeps from the bottle: said before every such launch; where a copy's or branch's work goes. */
 function workspaceGitRows(plan: Plan): Array<[string, string]> {
   const git = plan.workspace.git;
+  const notes = (plan.workspaceNotes ?? []).map((note): [string, string] => ["note", note]);
+  const branch = plan.workspace.branch;
+  if (plan.workspace.mode === "branch" && branch)
+    return [
+      ["git", `a checkout of ${branch.base.slice(0, 12)} on branch ${branch.name ?? `${branchBase(plan.name)} (or -N when taken)`}; the host's tree and branch are not touched`],
+      ["", "what it leaves uncommitted is committed to that branch when it stops; bottle diff / merge / apply take the work"],
+      ...notes,
+    ];
+  if (plan.workspace.mode === "copy")
+    return git?.repo ? [["git", `a copy with your uncommitted changes; its commits come back on branch ${branchBase(plan.name)} when it stops (bottle diff / merge / apply)`], ...notes] : notes;
   if (plan.workspace.mode !== "mount" || !git) return [];
   const rows: Array<[string, string]> = [];
   if (git.repo) rows.push(["git", `.git is the bottle's own (history shared read-only); its commits come back only as objects, on branch ${branchBase(plan.name)}`]);
@@ -51,6 +61,8 @@ export function formatPreflight(plan: Plan, missingImages: string[]): string {
   const workspace =
     plan.workspace.mode === "none"
       ? "none (empty /workspace)"
+      : plan.workspace.mode === "branch"
+        ? `branch of ${plan.workspace.hostPath} → ${plan.workspace.containerPath}`
       : `${plan.workspace.mode} ${plan.workspace.hostPath} → ${plan.workspace.containerPath}`;
   const rows: Array<[string, string]> = [
     ["agent", `${plan.agent.name}  ${paren(plan.agent.source)}`],

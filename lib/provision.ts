@@ -3,6 +3,7 @@ import type { BottleHandle, GateAddresses } from "./backends/types.ts";
 import { bottleTrust } from "./gates/custody/index.ts";
 import { startAgentRelay } from "./gates/ssh/host.ts";
 import type { HostRepo } from "./git/host-repo.ts";
+import { checkoutBranch } from "./git/branch-workspace.ts";
 import { workspaceGitEntries } from "./git/workspace-git.ts";
 import { checkMcpCommands, claudeJsonMcp, claudeSetupEntries, type ClaudeSetup } from "./claude-setup/index.ts";
 import { createTar, dirEntries } from "./tar.ts";
@@ -114,9 +115,13 @@ export function provisionEntries(input: ProvisionInput): TarEntry[] {
   return entries;
 }
 
-/** Files of a project dir as tar entries under /workspace (workspace: copy). */
+/**
+ * Files of a project dir as tar entries under /workspace (workspace: copy),
+ * without any `.git`: a repository's history comes as the private git dir,
+ * never the host's own (its config and hooks would come along).
+ */
 export function workspaceEntries(hostDir: string, uid: number, gid: number): TarEntry[] {
-  return dirEntries(hostDir, "/workspace", uid, gid);
+  return dirEntries(hostDir, "/workspace", uid, gid, (name) => name === ".git");
 }
 
 /** The container's /etc/passwd plus a line for the agent's uid when it is not the image's 1000. */
@@ -156,7 +161,9 @@ export async function provisionBottle(bottle: BottleHandle, plan: Plan, gate: Pr
   if (mode === "copy" && hostPath) entries.push(...workspaceEntries(hostPath, user.uid, user.gid));
   if (git) entries.push(...workspaceGitEntries(git, workspaceRepo, containerPath, user.uid, user.gid));
   await bottle.copyIn("/", createTar(entries));
+  await checkoutBranch(bottle, plan);
   if (input.claudeSetup) await checkMcpCommands(bottle, plan, input.claudeSetup);
   await startAgentRelay(bottle, plan);
-  if (mode === "copy") await recordWorkspaceRefs(bottle);
+  // A copy without a repository is saved whole at teardown when it changed (with one, its work comes back as a branch).
+  if (mode === "copy" && !git) await recordWorkspaceRefs(bottle);
 }

@@ -23,12 +23,13 @@ export interface TarEntry {
  * files (executable or not) and directories; symlinks and special files are
  * left out, so nothing outside the directory comes along.
  */
-export function dirEntries(hostDir: string, targetDir: string, uid: number, gid: number): TarEntry[] {
+export function dirEntries(hostDir: string, targetDir: string, uid: number, gid: number, skip: (name: string) => boolean = () => false): TarEntry[] {
   const entries: TarEntry[] = [{ path: targetDir, type: "dir", mode: 0o755, uid, gid }];
   for (const entry of readdirSync(hostDir, { withFileTypes: true })) {
+    if (skip(entry.name)) continue;
     const source = join(hostDir, entry.name);
     const target = `${targetDir}/${entry.name}`;
-    if (entry.isDirectory()) entries.push(...dirEntries(source, target, uid, gid));
+    if (entry.isDirectory()) entries.push(...dirEntries(source, target, uid, gid, skip));
     else if (entry.isFile()) {
       const mode = statSync(source).mode & 0o777;
       entries.push({ path: target, content: readFileSync(source), mode: mode & 0o111 ? 0o755 : 0o644, uid, gid });

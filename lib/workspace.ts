@@ -4,6 +4,7 @@ import type { BottleHandle } from "./backends/types.ts";
 import { BottleError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
 import type { HostRepo } from "./git/host-repo.ts";
+import { planBranch } from "./git/branch-workspace.ts";
 import { planWorkspaceGit } from "./git/workspace-git.ts";
 import { log } from "./log.ts";
 import type { Plan } from "./plan.ts";
@@ -16,12 +17,19 @@ const DEFAULT_UID = 1000;
 
 export interface PlannedWorkspace {
   workspace: Plan["workspace"];
-  /** mount: the host repository the private git dir is made from at launch. */
+  /** The host repository the private git dir is made from at launch (mount; copy and branch of a repository). */
   repo?: HostRepo;
+  /** What the bottle will not have of the repository (branch: uncommitted changes, submodules, LFS contents). */
+  notes?: string[];
 }
 
-/** Side-effect free; for a mount it reads (never writes) the host repository. */
-export async function workspacePlan(exec: Exec, mode: Plan["workspace"]["mode"], path: string): Promise<PlannedWorkspace> {
+/**
+ * Side-effect free; it reads (never writes) the host repository. A copy or
+ * branch of a repository gets a private git dir like a mount's (its commits
+ * come back the same way); a branch is the repository's top level checked
+ * out at HEAD, on `branch` when one was asked for.
+ */
+export async function workspacePlan(exec: Exec, mode: Plan["workspace"]["mode"], path: string, branch?: string): Promise<PlannedWorkspace> {
   if (mode === "none") {
     return { workspace: { mode, containerPath: CONTAINER_WORKSPACE, user: { uid: DEFAULT_UID, gid: DEFAULT_UID } } };
   }
@@ -39,9 +47,27 @@ export async function workspacePlan(exec: Exec, mode: Plan["workspace"]["mode"],
   // The agent runs as the owner of a mounted workspace so files it writes are the user's.
   const user = mode === "mount" && stat.uid !== 0 ? { uid: stat.uid, gid: stat.gid } : { uid: DEFAULT_UID, gid: DEFAULT_UID };
   const workspace: Plan["workspace"] = { mode, hostPath, containerPath: CONTAINER_WORKSPACE, user };
-  if (mode !== "mount") return { workspace };
-  const git = await planWorkspaceGit(exec, hostPath);
-  return { workspace: { ...workspace, git: git.plan }, ...(git.repo ? { repo: git.repo } : {}) };
+  if (mode === "mount") {
+    const git = await planWorkspaceGit(exec, hostPath);
+    return { workspace: { ...workspace, git: git.plan }, ...(git.repo ? { repo: git.repo } : {}) };
+  }
+  // A copy or a branch touches nothing in the host tree: no mount points, no shadows.
+  const top = mode === "branch" ? ((await repositoryTop(exec, hostPath)) ?? hostPath) : hostPath;
+  const found = await planWorkspaceGit(exec, top);
+  // Its private git dir is /workspace/.git itself, whatever shape the host's .git has.
+  const git = found.plan.repo ? { ...found.plan, shape: "dir" as const, mountPoints: [] } : undefined;
+  if (mode === "copy") return { workspace: { ...workspace, ...(git ? { git } : {}) }, ...(found.repo ? { repo: found.repo } : {}) };
+  const planned = await planBranch(exec, top, found.plan, branch);
+  return {
+    workspace: { ...workspace, hostPath: top, ...(git ? { git } : {}), branch: planned.branch },
+    ...(found.repo ? { repo: found.repo } : {}),
+    notes: planned.notes,
+  };
+}
+
+async function repositoryTop(exec: Exec, path: string): Promise<string | undefined> {
+  const out = await exec.run(["git", "-C", path, "rev-parse", "--show-toplevel"], { check: false });
+  return out.exitCode === 0 ? out.stdout.trim() || undefined : undefined;
 }
 
 /** Where work from a `copy` workspace is saved on teardown. */

@@ -149,13 +149,25 @@ scan_files() {
 # Scan what one ref update brings: the commits not on any ref of the mirror
 # (which equals the upstream after the refresh), i.e. `<new> --not --all`
 # for a new ref and `<old>..<new>` minus what the upstream already has for an
-# update. Content (diffs, merges as remerge diffs so only what the merge
-# itself adds counts) and commit and tag messages. Appends findings to
-# $WORK/findings.json. Returns like run_gitleaks.
+# update, and the message of a new tag object.
 scan_update() {
-  local old=$1 new=$2 ref=$3 n=$4 count status=0 marker
+  local old=$1 new=$2 ref=$3 n=$4 tag=""
   local -a range
   if [[ $old =~ ^0+$ ]]; then range=("$new" --not --all); else range=("$new" --not "$old" --all); fi
+  [ "$(git cat-file -t "$new")" = tag ] && tag=$new
+  scan_range "$ref" "$n" "$tag" "${range[@]}"
+}
+
+# Scan the commits that the rev-list arguments after REF N TAG select (in
+# $REPO, GIT_DIR set): content (diffs, merges as remerge diffs so only what
+# the merge itself adds counts) and commit messages, and TAG's message when
+# it names a tag object. Appends findings, named by REF, to
+# $WORK/findings.json. Returns like run_gitleaks. The git gate scans pushes
+# with it; `bottle merge` scans a bottle's branch with it (scan-merge.sh).
+scan_range() {
+  local ref=$1 n=$2 tag=$3 count status=0 marker
+  shift 3
+  local -a range=("$@")
   count=$(git rev-list --count "${range[@]}" 2>/dev/null) || return 2
   SCANNED=$count
   local content="$WORK/content-$n.json" messages="$WORK/messages-$n"
@@ -173,8 +185,8 @@ scan_update() {
       awk -v m="$marker" -v d="$messages" '$1 == m && NF == 2 && $2 ~ /^[0-9a-f]+$/ { if (f) close(f); f = d "/" $2 ".txt"; next } f { print > f }' ||
       return 2
   fi
-  if [ "$(git cat-file -t "$new")" = tag ]; then
-    git cat-file tag "$new" | sed '1,/^$/d' | sed 's/gitleaks:allow/gitleaks_allow/gI' >"$messages/$new.txt" || return 2
+  if [ -n "$tag" ]; then
+    git cat-file tag "$tag" | sed '1,/^$/d' | sed 's/gitleaks:allow/gitleaks_allow/gI' >"$messages/$tag.txt" || return 2
   fi
   local found="$WORK/messages-$n.json"
   echo '[]' >"$found"

@@ -15,17 +15,22 @@ export interface SplitArgs {
   verbosity: "quiet" | "normal" | "verbose";
 }
 
+/** Flags whose value may be left out (`--branch`, `--resume`: then "", the command's default). */
+const OPTIONAL_VALUE = new Set(["--branch", "--resume"]);
+
 export function splitArgs(argv: string[]): SplitArgs {
   const dashes = argv.indexOf("--");
   const own = dashes === -1 ? argv : argv.slice(0, dashes);
   const passthrough = dashes === -1 ? [] : argv.slice(dashes + 1);
   let verbosity: SplitArgs["verbosity"] = "normal";
   const kept: string[] = [];
-  for (const arg of own) {
+  own.forEach((arg, index) => {
     if (arg === "--verbose") verbosity = "verbose";
     else if (arg === "--quiet" || arg === "-q") verbosity = "quiet";
+    // Without a value before the next flag (or the end), it gets an empty one rather than the next flag as its value.
+    else if (OPTIONAL_VALUE.has(arg) && (index + 1 >= own.length || own[index + 1]!.startsWith("-"))) kept.push(`${arg}=`);
     else kept.push(arg);
-  }
+  });
   return { own: kept, passthrough, verbosity };
 }
 

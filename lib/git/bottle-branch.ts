@@ -6,9 +6,11 @@ import type { Exec } from "../exec.ts";
 import { log } from "../log.ts";
 import type { Plan } from "../plan.ts";
 import { parseBundle } from "./bundle.ts";
+import { recordBranch } from "./registry.ts";
 
 /**
- * How a mount-mode bottle's commits reach the host: only as git objects. The
+ * How a bottle's commits reach the host (a mounted, copied or branch
+ * workspace of a repository): only as git objects. The
  * bottle's own git writes a bundle of what its HEAD has beyond the host's
  * refs; the host reads that bundle as data (reading it runs no config or
  * hook of the bottle's), puts its pack through `git index-pack --strict`
@@ -24,7 +26,7 @@ export interface BroughtBack {
 }
 
 /** Host git in the user's repository (trusted: no bottle ever wrote to its .git). */
-async function hostGit(exec: Exec, repo: string, args: string[], options: { check?: boolean; stdin?: string | Uint8Array } = {}) {
+export async function hostGit(exec: Exec, repo: string, args: string[], options: { check?: boolean; stdin?: string | Uint8Array } = {}) {
   return exec.run(["git", "-C", repo, "-c", "core.fsmonitor=false", ...args], {
     check: options.check ?? true,
     env: { GIT_OPTIONAL_LOCKS: "0", GIT_TERMINAL_PROMPT: "0" },
@@ -61,7 +63,7 @@ async function hostTips(exec: Exec, repo: string): Promise<string[]> {
  * earlier work, continued); else the first free `bottle/<name>-N`, so
  * earlier work on a branch of that name is never overwritten.
  */
-async function chooseBranch(exec: Exec, repo: string, base: string, commit: string): Promise<string> {
+export async function chooseBranch(exec: Exec, repo: string, base: string, commit: string): Promise<string> {
   for (let n = 1; n < 100; n++) {
     const branch = n === 1 ? base : `${base}-${n}`;
     const existing = await hostGit(exec, repo, ["rev-parse", "-q", "--verify", `refs/heads/${branch}^{commit}`], { check: false });
@@ -79,7 +81,7 @@ async function chooseBranch(exec: Exec, repo: string, base: string, commit: stri
  */
 export async function bringBackCommits(bottle: BottleHandle, exec: Exec, plan: Plan): Promise<BroughtBack | undefined> {
   const repo = plan.workspace.git?.repo;
-  if (plan.workspace.mode !== "mount" || !repo) return undefined;
+  if (!repo) return undefined;
   const { uid, gid } = plan.workspace.user;
   const asAgent = { user: `${uid}:${gid}`, workdir: plan.workspace.containerPath, check: false } as const;
   const head = await bottle.exec(["git", "rev-parse", "-q", "--verify", "HEAD^{commit}"], asAgent);
@@ -106,8 +108,11 @@ export async function bringBackCommits(bottle: BottleHandle, exec: Exec, plan: P
     await hostGit(exec, repo, ["index-pack", STRICT_FSCK, "--fix-thin", "--stdin"], { stdin: bundle.pack });
     await hostGit(exec, repo, ["rev-list", "--objects", "--quiet", "--stdin"], { stdin: revLines(head.id, tips) });
     const fetched = (await hostGit(exec, repo, ["rev-parse", "--verify", `${head.id}^{commit}`])).stdout.trim();
-    const branch = await chooseBranch(exec, repo, branchBase(plan.name), fetched);
+    const branch = await chooseBranch(exec, repo, plan.workspace.branch?.name ?? branchBase(plan.name), fetched);
     await hostGit(exec, repo, ["update-ref", "-m", `bottle: commits of ${plan.name}`, `refs/heads/${branch}`, fetched]);
+    const base = plan.workspace.branch?.base ?? plan.workspace.git?.base;
+    if (base && plan.workspace.mode !== "none")
+      recordBranch({ repo, branch, bottle: plan.name, base, mode: plan.workspace.mode, createdAt: new Date().toISOString() });
     const count = await hostGit(exec, repo, ["rev-list", "--count", "--stdin"], { stdin: revLines(fetched, tips) });
     return { branch, commit: fetched, commits: Number(count.stdout.trim()) || 0 };
   } finally {
@@ -115,9 +120,30 @@ export async function bringBackCommits(bottle: BottleHandle, exec: Exec, plan: P
   }
 }
 
+/** Marks the commit that holds what a bottle left uncommitted when it stopped. */
+export const WIP_SUBJECT = "WIP (bottle): uncommitted work";
+
+/**
+ * A copied or branch workspace lives only in the bottle: what the agent left
+ * uncommitted becomes one marked commit on its branch before the bottle goes
+ * (a mounted workspace's files are on the host already). Committed with no
+ * hooks and an identity of its own.
+ */
+export async function commitLeftovers(bottle: BottleHandle, plan: Plan): Promise<void> {
+  if (plan.workspace.mode !== "copy" && plan.workspace.mode !== "branch") return;
+  const { uid, gid } = plan.workspace.user;
+  const script = `git add -A && if ! git diff --cached --quiet; then git -c user.name=bottle -c user.email=bottle@localhost commit -q --no-verify -m "$1" -m "$2"; fi`;
+  await bottle.exec(["sh", "-c", script, "wip", `${WIP_SUBJECT} in ${plan.name}`, "Made by bottle when the bottle stopped, from the files the agent had not committed."], {
+    user: `${uid}:${gid}`,
+    workdir: plan.workspace.containerPath,
+    check: false,
+  });
+}
+
 /** At teardown: bring the commits back and say where they are; a failure is a warning (the bottle is going away either way). */
 export async function bringBackOnTeardown(bottle: BottleHandle, exec: Exec, plan: Plan): Promise<BroughtBack | undefined> {
   try {
+    await commitLeftovers(bottle, plan);
     const brought = await bringBackCommits(bottle, exec, plan);
     if (brought) log.info(`${plan.name}'s commits are on branch ${brought.branch} (${brought.commits} new): git log ${brought.branch}`);
     return brought;

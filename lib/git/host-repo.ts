@@ -132,6 +132,12 @@ export async function readHostRepo(exec: Exec, workspace: string): Promise<HostR
   };
 }
 
+/** The commit HEAD is at, or undefined (no commit yet). */
+export async function headCommit(exec: Exec, dir: string): Promise<string | undefined> {
+  const out = await git(exec, dir, ["rev-parse", "-q", "--verify", "HEAD^{commit}"]);
+  return out.ok ? out.stdout.trim() || undefined : undefined;
+}
+
 /** Files of the host's git dirs that a private git dir copies as they are (data only, never config or hooks). */
 export interface HostGitFiles {
   index?: Uint8Array;

@@ -5,7 +5,7 @@ import type { Exec } from "../exec.ts";
 import { log } from "../log.ts";
 import { bottleStateDir } from "../paths.ts";
 import type { TarEntry } from "../tar.ts";
-import { type HostRepo, readHostGitFiles, readHostRepo } from "./host-repo.ts";
+import { headCommit, type HostRepo, readHostGitFiles, readHostRepo } from "./host-repo.ts";
 import { HOST_OBJECTS_MOUNT, privateGitDirEntries } from "./private-gitdir.ts";
 
 /**
@@ -32,6 +32,8 @@ export const WorkspaceGitSchema = v.object({
   submodules: v.array(v.object({ path: v.string(), gitfile: v.boolean() })),
   /** Mount points bottle creates in the workspace for these (removed at teardown while empty). */
   mountPoints: v.array(v.string()),
+  /** The commit the host's HEAD was at when the bottle started: where its work is measured from. */
+  base: v.optional(v.string()),
 });
 
 export type WorkspaceGit = v.InferOutput<typeof WorkspaceGitSchema>;
@@ -60,12 +62,14 @@ export async function planWorkspaceGit(exec: Exec, workspace: string): Promise<W
     ...(hostShape === "absent" ? [dotGit] : []),
     ...submodules.flatMap((submodule) => missingDirs(workspace, join(submodule.path, ".git"))),
   ];
+  const base = atTop ? await headCommit(exec, workspace) : undefined;
   const plan: WorkspaceGit = {
     ...(atTop ? { repo: workspace, objects: join(repo.commonDir, "objects") } : {}),
     ...(repo && !atTop ? { enclosing: repo.top } : {}),
     shape: hostShape === "file" ? "file" : "dir",
     submodules,
     mountPoints,
+    ...(base ? { base } : {}),
   };
   return { plan, ...(repo && atTop ? { repo } : {}) };
 }

@@ -40,6 +40,8 @@ export interface UpOptions {
   dryRun?: boolean;
   /** Claude Code's flags on top of the agent's defaults. */
   claude?: ClaudeArgs;
+  /** --branch: the workspace is a branch of its own (a name, or true for bottle/<name>). */
+  branch?: string | true;
 }
 
 export const PROXY_PORT = 3128;
@@ -92,7 +94,9 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   const runtimeChosen = backend.planRuntime(docker);
   // Asked before the tags are hashed (a few ms of CPU), so this query runs meanwhile.
   const containersListed = listBottleContainers(docker, { scope: "all" });
-  const workspaceFound = workspacePlan(exec, resolved.bottle.workspace, options.workspace ?? options.cwd);
+  // --branch [NAME] makes any bottle's workspace a branch of its own.
+  const workspaceMode = options.branch !== undefined ? "branch" : resolved.bottle.workspace;
+  const workspaceFound = workspacePlan(exec, workspaceMode, options.workspace ?? options.cwd, typeof options.branch === "string" ? options.branch : undefined);
   const homesListed = backend.keepsHomes ? listHomeVolumes(docker) : Promise.resolve([]);
   // If reading the CA files below throws, these must not end as unhandled rejections.
   for (const query of [runtimeChosen, containersListed, workspaceFound, homesListed]) query.catch(() => undefined);
@@ -104,7 +108,7 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   const customSpec = resolved.bottle.image ? customImageSpec(agentRef, resolved.bottle.image.dockerfile) : undefined;
   const customRef = customSpec ? imageRef(customSpec) : undefined;
   const refs = [agentRef, gateRef, ...(customRef ? [customRef] : [])];
-  const [images, containers, runtime, { workspace, repo: workspaceRepo }, homes] = await Promise.all([
+  const [images, containers, runtime, { workspace, repo: workspaceRepo, notes: workspaceNotes }, homes] = await Promise.all([
     plannedImages(docker, refs, options.env),
     containersListed,
     runtimeChosen,
@@ -155,6 +159,7 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
     },
     env: Object.entries(env).map(([envName, entry]) => ({ name: envName, kind: entry.source.kind })),
     workspace,
+    ...(workspaceNotes?.length ? { workspaceNotes } : {}),
     gitUser: resolved.gitUser,
     git: gitPlan(resolved.bottle.git.remotes),
     custody,

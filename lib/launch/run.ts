@@ -8,6 +8,7 @@ import { readGitRemotes } from "../gates/git/host.ts";
 import { sshPublicKeys } from "../gates/ssh/config.ts";
 import { readSshHosts } from "../gates/ssh/host.ts";
 import { bringBackOnTeardown } from "../git/bottle-branch.ts";
+import { claimBranch, releaseBranch } from "../git/branch-workspace.ts";
 import { prepareWorkspaceGit, removeWorkspaceGitMountPoints } from "../git/workspace-git.ts";
 import { log } from "../log.ts";
 import { mcpSecrets } from "../claude-setup/index.ts";
@@ -89,8 +90,9 @@ export async function runUp(planned: Planned, options: UpOptions): Promise<numbe
   let claimed: string | undefined;
   let detached = false;
   const teardown = async () => {
-    if (bottle && plan.workspace.mode === "copy") await saveCopiedWork(bottle, plan).catch(() => undefined);
+    if (bottle && plan.workspace.mode === "copy" && !plan.workspace.git) await saveCopiedWork(bottle, plan).catch(() => undefined);
     if (bottle && plan.workspace.git) await bringBackOnTeardown(bottle, docker.exec, plan);
+    await releaseBranch(docker.exec, plan);
     await backend.teardown(docker, created, options.env);
     if (plan.workspace.git) removeWorkspaceGitMountPoints(plan.workspace.git);
     if (claimed) {
@@ -126,7 +128,7 @@ export async function runUp(planned: Planned, options: UpOptions): Promise<numbe
       const taken =
         attempt === 1 ? new Set(planned.taken) : new Set((await listBottleContainers(docker, { scope: "all" })).map((c) => c.labels[LABELS.name] ?? ""));
       claimed = claimName(planned.nameBase, taken, skip);
-      plan = renamePlan(plan, claimed);
+      plan = await claimBranch(docker.exec, renamePlan(plan, claimed));
       writeState(plan, { pid: process.pid, detach: options.detach, startedAt: plan.createdAt });
       if (plan.workspace.git) prepareWorkspaceGit(plan.name, plan.workspace.git);
       if (plan.home) touchHome(plan.home.volume);
@@ -152,6 +154,7 @@ export async function runUp(planned: Planned, options: UpOptions): Promise<numbe
         delete created.joined;
         delete created.machine;
         bottle = undefined;
+        await releaseBranch(docker.exec, plan);
         removeState(claimed);
         skip.add(claimed);
         claimed = undefined;

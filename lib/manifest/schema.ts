@@ -356,8 +356,8 @@ export const bottleSchema = v.pipe(
     ),
     workspace: v.optional(
       v.pipe(
-        v.picklist(["mount", "copy", "none"], (issue) => `expected mount, copy or none, got ${quoteIfText(issue.input)}`),
-        v.description("How the project gets in: mount (default), copy, or none"),
+        v.picklist(["mount", "copy", "branch", "none"], (issue) => `expected mount, copy, branch or none, got ${quoteIfText(issue.input)}`),
+        v.description("How the project gets in: mount (default: live, shared), copy (a copy, your uncommitted changes too), branch (a checkout of HEAD on a branch of its own), or none"),
       ),
     ),
     ca_certs: v.optional(v.pipe(list(path("A CA certificate (PEM) the bottle trusts"), "paths"), v.description("CA certificates (PEM) to trust"))),

@@ -79,7 +79,7 @@ export interface ResolvedBottle {
     remotes: Record<string, { upstream: string; identityFile: string; knownHostKey: string }>;
   };
   ssh: { hosts: Array<{ host: string; port: number; user?: string; identityFile: string; knownHostKey: string }> };
-  workspace: "mount" | "copy" | "none";
+  workspace: "mount" | "copy" | "branch" | "none";
   /** Absolute paths. */
   caCerts: string[];
   /** Absolute path. */

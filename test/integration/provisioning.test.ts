@@ -101,13 +101,15 @@ describeDocker("provisioning a bottle", () => {
 });
 
 describeDocker("workspace: copy", () => {
-  test("work left in a copied workspace is saved as a git bundle and a patch on teardown", async () => {
+  test("a copied repository's commits and what was left uncommitted come back as its branch; the host's .git never goes in", async () => {
     const sandbox = makeSandbox();
     const agent = uniqueId("copy");
     writeFile(join(sandbox.project, "file.txt"), "one\n");
     git(sandbox.project, "init", "-q", "-b", "main");
     git(sandbox.project, "add", ".");
     git(sandbox.project, "commit", "-qm", "first");
+    // A credential in the host repository's config (a remote URL with a token) must not reach the bottle.
+    git(sandbox.project, "remote", "add", "origin", "https://user:ghp_copyCanaryToken1234567890@example.test/repo.git");
     const before = git(sandbox.project, "rev-parse", "HEAD");
     writeFile(join(sandbox.config, "bottles", "copy.yaml"), "workspace: copy\n");
     writeFile(join(sandbox.config, "agents", `${agent}.md`), "---\nbottle: copy\n---\n");
@@ -118,21 +120,18 @@ describeDocker("workspace: copy", () => {
       "--",
       "sh",
       "-c",
-      "echo two >> file.txt && git -c user.name=a -c user.email=a@a commit -qam second && echo draft > new.txt && echo three >> file.txt",
+      "grep -rqs ghp_copyCanaryToken /workspace /home && echo TOKEN-IN-BOTTLE; echo two >> file.txt && git -c user.name=a -c user.email=a@a commit -qam second && echo draft > new.txt && echo three >> file.txt",
     ]);
     expect(out.exitCode).toBe(0);
+    expect(out.stdout).not.toContain("TOKEN-IN-BOTTLE");
     // The host project is untouched.
     expect(git(sandbox.project, "rev-parse", "HEAD")).toBe(before);
     expect(readFileSync(join(sandbox.project, "file.txt"), "utf8")).toBe("one\n");
-    const saved = /saved work from \S+: .* in (\S+)/.exec(out.stderr)?.[1];
-    expect(saved).toBeDefined();
-    expect(readdirSync(saved!).sort()).toEqual(["uncommitted.patch", "work.bundle"]);
-    git(sandbox.project, "bundle", "verify", join(saved!, "work.bundle"));
-    git(sandbox.project, "fetch", "-q", join(saved!, "work.bundle"), "main:from-bottle");
-    expect(git(sandbox.project, "log", "-1", "--format=%s", "from-bottle")).toBe("second");
-    const patch = readFileSync(join(saved!, "uncommitted.patch"), "utf8");
-    expect(patch).toContain("+draft");
-    expect(patch).toContain("+three");
+    const branch = `bottle/${agent}`;
+    expect(git(sandbox.project, "log", "--format=%s", `${before}..${branch}`).split("\n")).toEqual([`WIP (bottle): uncommitted work in bottle-${agent}`, "second"]);
+    expect(git(sandbox.project, "show", `${branch}:new.txt`)).toBe("draft");
+    expect(git(sandbox.project, "show", `${branch}:file.txt`)).toBe("one\ntwo\nthree");
+    expect(existsSync(join(sandbox.state, "bottle", "saved"))).toBe(false);
     expect(objectsWithLabel(`bottle.agent=${agent}`)).toEqual({ containers: [], networks: [] });
   });
 

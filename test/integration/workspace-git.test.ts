@@ -59,7 +59,7 @@ describe("a mounted workspace's git, planned from the host repository", () => {
     git(sandbox, project, "config", "core.fsmonitor", "echo host-fsmonitor");
 
     const found = await planWorkspaceGit(realExec, project);
-    expect(found.plan).toEqual({ repo: project, shape: "dir", objects: join(project, ".git", "objects"), submodules: [], mountPoints: [] });
+    expect(found.plan).toEqual({ repo: project, shape: "dir", objects: join(project, ".git", "objects"), submodules: [], mountPoints: [], base: git(sandbox, project, "rev-parse", "HEAD") });
     const entries = workspaceGitEntries(found.plan, found.repo, "/workspace", 1000, 1000);
     expect(JSON.stringify(entries.map((entry) => [entry.path, typeof entry.content === "string" ? entry.content : ""]))).not.toContain("secret-token");
     expect(JSON.stringify(entries.map((entry) => (typeof entry.content === "string" ? entry.content : "")))).not.toContain("fsmonitor");

@@ -1,4 +1,5 @@
 import type { ContainerSpec } from "../../docker.ts";
+import { HOST_OBJECTS_MOUNT } from "../../git/private-gitdir.ts";
 import { workspaceGitMounts } from "../../git/workspace-git.ts";
 import { CLAUDE_HOME, homeLabels } from "../../homes.ts";
 import type { Plan } from "../../plan.ts";
@@ -28,6 +29,9 @@ export function bottleContainerSpec(plan: Plan, internal: Pick<InternalAddresses
     if (git)
       for (const mount of workspaceGitMounts(plan.name, git, hostPath, containerPath))
         mounts.push(mount.volume ? { target: mount.target, volume: { labels } } : { source: mount.source, target: mount.target, readonly: mount.readonly });
+  } else if (git?.objects) {
+    // A copy or branch of a repository: its private git dir borrows the host's objects, read-only.
+    mounts.push({ source: git.objects, target: HOST_OBJECTS_MOUNT, readonly: true });
   }
   return {
     name: plan.containers.bottle,
