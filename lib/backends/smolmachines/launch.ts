@@ -102,6 +102,9 @@ export function machineSpec(plan: Plan, smolmachine: string, gate: Endpoint): Ma
       volumes.push({ host: dirname(workspaceGitFiles(plan.name).gitfile), guest: MACHINE_GIT_FILES, readonly: true });
       if (git.objects) volumes.push({ host: git.objects, guest: HOST_OBJECTS_MOUNT, readonly: true });
     }
+  } else if (git?.objects) {
+    // A copy or branch of a repository: its private git dir (in the VM's own disk) borrows the host's objects, read-only.
+    volumes.push({ host: git.objects, guest: HOST_OBJECTS_MOUNT, readonly: true });
   }
   return { name: plan.containers.bottle, smolmachine, gate, env: bottleVariables(plan), volumes };
 }
