@@ -1,5 +1,6 @@
 import { BottleError } from "./errors.ts";
 import { CommandError, stderrTail, type Exec, type RunResult, type Stdin } from "./exec.ts";
+import { type Engine, engineArgs } from "./engine.ts";
 
 /** Typed wrappers over the docker CLI; every call goes through `Exec`. */
 
@@ -207,16 +208,28 @@ function notReady(container: string, output: string, timedOutMs?: number): Bottl
   });
 }
 
+/** The Docker client for `engine` (a bottle's recorded one, or the local default). */
+export function dockerFor(exec: Exec, engine: Engine | undefined): Docker {
+  return new Docker(exec, undefined, engineArgs(engine));
+}
+
 export class Docker {
   constructor(
     readonly exec: Exec,
     readonly binary: string = process.env.BOTTLE_DOCKER || "docker",
+    /** The CLI's global flags that choose the engine (lib/engine.ts); none for the local default. */
+    readonly engineArgs: readonly string[] = [],
   ) {}
+
+  /** The CLI's argv for `args`, on this engine. */
+  private argv(args: string[]): string[] {
+    return [this.binary, ...this.engineArgs, ...args];
+  }
 
   /** Run a docker subcommand, turning "no docker" failures into one clear error. */
   async run(args: string[], options: Parameters<Exec["run"]>[1] = {}): Promise<RunResult> {
     try {
-      return await this.exec.run([this.binary, ...args], options);
+      return await this.exec.run(this.argv(args), options);
     } catch (error) {
       // A spawn failure means no CLI; a failed command may mean no daemon —
       // except `docker exec`, whose stderr belongs to the program inside.
@@ -371,7 +384,7 @@ export class Docker {
     const args = ["exec", "--interactive"];
     if (this.exec.isTerminal()) args.push("--tty");
     args.push(...this.execFlags(options));
-    return this.exec.interactive([this.binary, ...args, container, ...command], { env: options.envValues });
+    return this.exec.interactive(this.argv([...args, container, ...command]), { env: options.envValues });
   }
 
   private execFlags(options: ExecInContainer): string[] {
@@ -393,7 +406,7 @@ export class Docker {
 
   /** Resolve once the container's output shows `pattern` (no polling); throws on exit or timeout. */
   async waitForLog(container: string, pattern: string, timeoutMs: number): Promise<void> {
-    const { line } = await this.exec.waitForOutput([this.binary, "logs", "--follow", container], pattern, timeoutMs);
+    const { line } = await this.exec.waitForOutput(this.argv(["logs", "--follow", container]), pattern, timeoutMs);
     if (line === undefined) {
       const logs = await this.run(["logs", "--tail", "20", container], { check: false });
       throw notReady(container, `${logs.stdout}${logs.stderr}`, timeoutMs);
@@ -408,7 +421,7 @@ export class Docker {
    * Throws, with what it printed, when it exits first or times out.
    */
   async startAttached(container: string, options: { stdin: Stdin; pattern: string; timeoutMs: number }): Promise<string> {
-    const argv = [this.binary, "start", "--attach", "--interactive", container];
+    const argv = this.argv(["start", "--attach", "--interactive", container]);
     const { line, output, timedOut } = await this.exec.waitForOutput(argv, options.pattern, options.timeoutMs, { stdin: options.stdin });
     if (line === undefined) {
       const kind = classifyDockerFailure(output);
@@ -431,7 +444,7 @@ export class Docker {
 
   async logs(container: string, follow = false): Promise<number> {
     const args = ["logs", ...(follow ? ["--follow"] : []), container];
-    return this.exec.interactive([this.binary, ...args]);
+    return this.exec.interactive(this.argv(args));
   }
 
   // ---- networks ----

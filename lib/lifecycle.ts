@@ -2,7 +2,9 @@ import { existsSync } from "node:fs";
 import { BACKENDS, backendOf } from "./backends/index.ts";
 import { listBottleObjects } from "./backends/objects.ts";
 import type { BottleHandle, BottleRow, Leftovers } from "./backends/types.ts";
-import { Docker } from "./docker.ts";
+import { Docker, dockerFor } from "./docker.ts";
+import { type Engine, engineName, listContexts } from "./engine.ts";
+import { log } from "./log.ts";
 import { BottleError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
 import { bringBackCommits, bringBackOnTeardown, type BroughtBack } from "./git/bottle-branch.ts";
@@ -26,15 +28,47 @@ import { didYouMean } from "./suggest.ts";
 
 export type { BottleRow };
 
-export async function listBottles(exec: Exec): Promise<BottleRow[]> {
-  const docker = new Docker(exec);
-  const containers = await listBottleObjects(docker, { scope: "own" }).then((objects) => objects.containers);
+/**
+ * The engines this state dir has bottles on (each bottle's plan records its
+ * own), the local default first; `all`: also every docker context there is.
+ */
+export async function knownEngines(exec: Exec, options: { all?: boolean } = {}): Promise<Array<Engine | undefined>> {
+  const engines = new Map<string, Engine | undefined>([["local", undefined]]);
+  for (const name of stateNames()) {
+    const engine = readPlan(name)?.engine;
+    if (engine) engines.set(engineName(engine), engine);
+  }
+  if (options.all)
+    for (const context of await listContexts(exec)) if (!engines.has(context.context ?? "")) engines.set(context.context ?? "", context);
+  return [...engines.values()];
+}
+
+/** Each engine's bottle objects (this state dir's); an engine that does not answer is said once and skipped. */
+async function objectsByEngine(exec: Exec, engines: Array<Engine | undefined>) {
+  const found = await Promise.all(
+    engines.map(async (engine) => {
+      const docker = dockerFor(exec, engine);
+      try {
+        return { engine, docker, ...(await listBottleObjects(docker, { scope: "own" })) };
+      } catch (error) {
+        if (!engine) throw error;
+        log.warn(`the docker engine ${engineName(engine)} does not answer, so its bottles are left out: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`);
+        return undefined;
+      }
+    }),
+  );
+  return found.filter((entry) => entry !== undefined);
+}
+
+export async function listBottles(exec: Exec, options: { allContexts?: boolean } = {}): Promise<BottleRow[]> {
+  const perEngine = await objectsByEngine(exec, await knownEngines(exec, { all: options.allContexts }));
   const rows = await Promise.all(
-    Object.values(BACKENDS).map((backend) =>
-      backend.rows(
-        exec,
-        containers.filter((c) => backendOf(c.labels[LABELS.backend]) === backend && backend.standsFor(c)),
-        process.env,
+    perEngine.flatMap(({ engine, containers }) =>
+      Object.values(BACKENDS).map(async (backend) =>
+        (await backend.rows(exec, containers.filter((c) => backendOf(c.labels[LABELS.backend]) === backend && backend.standsFor(c)), process.env)).map((row) => ({
+          ...row,
+          engine: engineName(engine),
+        })),
       ),
     ),
   );
@@ -45,7 +79,7 @@ export async function listBottles(exec: Exec): Promise<BottleRow[]> {
       const plan = readPlan(row.name);
       if (!plan || row.status !== "running") return;
       try {
-        const processes = await backendOf(plan.backend).handle(docker, plan, process.env).processes();
+        const processes = await backendOf(plan.backend).handle(dockerFor(exec, plan.engine), plan, process.env).processes();
         const state = sessionStateFrom(processes, plan);
         row.session = state.state === "none" ? "-" : state.state;
       } catch {
@@ -58,10 +92,13 @@ export async function listBottles(exec: Exec): Promise<BottleRow[]> {
 
 export function formatBottleTable(rows: BottleRow[]): string {
   if (rows.length === 0) return "no bottles running (start one with `bottle up`)";
-  const header: BottleRow = { name: "NAME", agent: "AGENT", backend: "BACKEND", status: "STATUS", session: "CLAUDE", createdAt: "", age: "AGE", workspace: "WORKSPACE" };
-  const keys = ["name", "agent", "backend", "status", "session", "age", "workspace"] as const;
-  const widths = keys.map((key) => Math.max(...[header, ...rows].map((row) => row[key].length)));
-  return [header, ...rows].map((row) => keys.map((key, i) => row[key].padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+  const header: BottleRow = { name: "NAME", agent: "AGENT", backend: "BACKEND", status: "STATUS", session: "CLAUDE", createdAt: "", age: "AGE", workspace: "WORKSPACE", engine: "ENGINE" };
+  // The engine column only once a bottle runs somewhere else.
+  const remote = rows.some((row) => row.engine && row.engine !== "local");
+  const keys = remote ? (["name", "agent", "backend", "engine", "status", "session", "age", "workspace"] as const) : (["name", "agent", "backend", "status", "session", "age", "workspace"] as const);
+  const cell = (row: BottleRow, key: (typeof keys)[number]) => row[key] ?? "local";
+  const widths = keys.map((key) => Math.max(...[header, ...rows].map((row) => cell(row, key).length)));
+  return [header, ...rows].map((row) => keys.map((key, i) => cell(row, key).padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
 }
 
 /** The running bottle's handle, or undefined; its backend is the one its state (or labels) name. */
@@ -73,8 +110,8 @@ async function runningBottle(docker: Docker, name: string, plan: Plan | undefine
 
 /** A running bottle and its plan, or an error naming the bottles that do run. */
 export async function requireRunning(exec: Exec, name: string): Promise<{ bottle: BottleHandle; plan: Plan }> {
-  const docker = new Docker(exec);
   const plan = readPlan(name);
+  const docker = dockerFor(exec, plan?.engine);
   const bottle = await runningBottle(docker, name, plan);
   if (!bottle) {
     const names = (await listBottles(exec)).map((row) => row.name);
@@ -108,18 +145,23 @@ async function removeBottle(docker: Docker, name: string, backendName: string | 
 
 /** `forget`: also remove each bottle's kept home (its conversations go with it). */
 export async function downBottles(exec: Exec, names: string[] | undefined, options: { forget?: boolean } = {}): Promise<string[]> {
-  const docker = new Docker(exec);
-  const { containers, networks } = await listBottleObjects(docker, { scope: "own" });
-  const objects = [...containers, ...networks];
+  const perEngine = await objectsByEngine(exec, await knownEngines(exec));
+  const objects = perEngine.flatMap(({ containers, networks }) => [...containers, ...networks]);
   const known = new Set(objects.map((o) => o.labels[LABELS.name] ?? "").filter(Boolean));
   const targets = names ?? [...known];
   for (const name of targets)
     if (!known.has(name) && !existsSync(bottleStateDir(name)))
       throw new BottleError(`no bottle named ${name}${didYouMean(name, known)}`, { fix: "see `bottle ls`" });
   const backendLabel = (name: string) => objects.find((o) => o.labels[LABELS.name] === name)?.labels[LABELS.backend];
-  const homes = options.forget ? targets.map((name) => readPlan(name)?.home?.volume).filter((volume): volume is string => Boolean(volume)) : [];
-  await Promise.all(targets.map((name) => removeBottle(docker, name, backendLabel(name))));
-  if (homes.length) await removeHomes(docker, homes);
+  // Each on the engine it was started on (its plan says), with its kept home there.
+  await Promise.all(
+    targets.map(async (name) => {
+      const plan = readPlan(name);
+      const docker = dockerFor(exec, plan?.engine);
+      await removeBottle(docker, name, backendLabel(name));
+      if (options.forget && plan?.home) await removeHomes(docker, [plan.home.volume]);
+    }),
+  );
   return targets;
 }
 
@@ -137,7 +179,9 @@ export interface Orphan {
 /** Bottles whose launching process is gone (SIGKILL) and detached bottles that stopped; and what killed launches left. */
 export async function findOrphans(exec: Exec): Promise<Orphan[]> {
   const docker = new Docker(exec);
-  const { containers, networks } = await listBottleObjects(docker, { scope: "own" });
+  const perEngine = await objectsByEngine(exec, await knownEngines(exec));
+  const containers = perEngine.flatMap((entry) => entry.containers);
+  const networks = perEngine.flatMap((entry) => entry.networks);
   const names = new Set([...containers, ...networks].map((o) => o.labels[LABELS.name] ?? "").filter(Boolean));
   for (const name of stateNames()) names.add(name);
   const orphans: Orphan[] = [];
@@ -163,8 +207,9 @@ export async function findOrphans(exec: Exec): Promise<Orphan[]> {
 }
 
 export async function removeOrphans(exec: Exec, orphans: Orphan[]): Promise<void> {
-  const docker = new Docker(exec);
-  await Promise.all(orphans.map((orphan) => (orphan.leftovers ? orphan.leftovers.remove() : removeBottle(docker, orphan.name, orphan.backend))));
+  await Promise.all(
+    orphans.map((orphan) => (orphan.leftovers ? orphan.leftovers.remove() : removeBottle(dockerFor(exec, readPlan(orphan.name)?.engine), orphan.name, orphan.backend))),
+  );
 }
 
 /** `bottle fetch NAME`: the running bottle's new commits onto its branch now. */
@@ -186,7 +231,7 @@ export async function bottleWork(exec: Exec, cwd: string, name: string): Promise
   const repo = await currentRepo(exec, cwd);
   const plan = readPlan(name);
   if (plan?.workspace.git?.repo === repo) {
-    const running = await runningBottle(new Docker(exec), name, plan).catch(() => undefined);
+    const running = await runningBottle(dockerFor(exec, plan.engine), name, plan).catch(() => undefined);
     if (running) await bringBackCommits(running, exec, plan);
   }
   return workOf(repo, name);

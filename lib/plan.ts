@@ -3,6 +3,7 @@ import { BACKEND_NAMES } from "./backends/names.ts";
 import { CustodyPlanSchema } from "./gates/custody/plan.ts";
 import { WorkspaceGitSchema } from "./git/workspace-git.ts";
 import { EFFORT_LEVELS, PERMISSION_MODES } from "./claude-flags.ts";
+import { EngineSchema } from "./engine.ts";
 
 /**
  * The plan of one launch: plain data, serialisable, with env NAMES but never
@@ -16,6 +17,8 @@ export const PlanSchema = v.object({
   version: v.literal(1),
   name: v.string(),
   backend: v.picklist(BACKEND_NAMES),
+  /** The Docker engine it runs on (lib/engine.ts); absent: the local default. */
+  engine: v.optional(EngineSchema),
   agent: v.object({
     name: v.string(),
     source: v.string(),

@@ -100,6 +100,8 @@ export interface BottleRow {
   createdAt: string;
   age: string;
   workspace: string;
+  /** The docker engine it runs on ("local", or a context's name / DOCKER_HOST). */
+  engine?: string;
 }
 
 /** What a killed launch of this backend left outside any bottle (e.g. a smolmachines pack session). */
@@ -116,6 +118,8 @@ export interface Backend {
   readonly summary: string;
   /** Whether Claude's home survives `down` on it (a docker volume; see lib/homes.ts). */
   readonly keepsHomes: boolean;
+  /** Whether it can run on a remote Docker engine (lib/engine.ts); a VM runs on this machine. */
+  readonly remoteEngines: boolean;
   /** Why this machine cannot run it (one error with the fix), or undefined. */
   unavailable(env: Env): BottleError | undefined;
   /** Its rows in `bottle doctor`. */

@@ -1,8 +1,10 @@
-import { resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { selectBackend } from "../backends/index.ts";
 import { bottleLabels, listBottleContainers } from "../backends/objects.ts";
 import type { Backend, PlannedImages } from "../backends/types.ts";
-import { Docker } from "../docker.ts";
+import { type Docker, dockerFor } from "../docker.ts";
+import { type Engine, resolveEngine } from "../engine.ts";
 import { BottleError } from "../errors.ts";
 import type { Exec } from "../exec.ts";
 import { custodyHosts, custodyPlan, heldEnvNames, missingCredentialError } from "../gates/custody/index.ts";
@@ -42,6 +44,24 @@ export interface UpOptions {
   claude?: ClaudeArgs;
   /** --branch: the workspace is a branch of its own (a name, or true for bottle/<name>). */
   branch?: string | true;
+  /** --context: the docker context to run on (else DOCKER_HOST, DOCKER_CONTEXT, the current context). */
+  context?: string;
+}
+
+/**
+ * The workspace mode on the engine: a remote engine cannot bind-mount this
+ * machine's files, so `mount` is refused when the bottle asked for it and
+ * otherwise becomes `branch` (in a repository) or `copy`.
+ */
+function remoteWorkspace(resolved: Resolved, engine: Engine, path: string): Plan["workspace"]["mode"] {
+  const mode = resolved.bottle.workspace;
+  if (!engine.remote || mode !== "mount") return mode;
+  const asked = resolved.bottle.origins.workspace;
+  if (asked)
+    throw new BottleError(`${asked} asks for workspace: mount, and the docker engine at ${engine.endpoint} is another machine: it cannot mount this one's files`, {
+      fix: "use workspace: branch (a checkout of your HEAD; its work comes back as a branch) or workspace: copy",
+    });
+  return existsSync(join(path, ".git")) ? "branch" : "copy";
 }
 
 export const PROXY_PORT = 3128;
@@ -82,7 +102,14 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   // HTTP MCP servers' tokens: credential routes the gate holds, like the bottle's own.
   resolved.bottle.egress.routes.push(...claudeSetup.mcp.routes);
   const backend = selectBackend(options.backend, resolved.bottle, options.env, { dryRun: options.dryRun });
-  const docker = new Docker(exec);
+  // The engine, by the Docker CLI's rules; written into the plan so later commands find the bottle there.
+  const engine = await resolveEngine(exec, options.context, options.env);
+  if (engine.remote && !backend.remoteEngines)
+    throw new BottleError(`the ${backend.name} backend runs on this machine, not on the docker engine at ${engine.endpoint}`, {
+      fix: `use --backend docker on a remote engine, or leave out ${options.context ? "--context" : "DOCKER_HOST / DOCKER_CONTEXT"}`,
+    });
+  const recordedEngine = engine.context || engine.host ? engine : undefined;
+  const docker = dockerFor(exec, recordedEngine);
 
   const base = options.name ?? resolved.agent.name;
   if (!/^[a-z0-9][a-z0-9_.-]*$/.test(base))
@@ -94,8 +121,8 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   const runtimeChosen = backend.planRuntime(docker);
   // Asked before the tags are hashed (a few ms of CPU), so this query runs meanwhile.
   const containersListed = listBottleContainers(docker, { scope: "all" });
-  // --branch [NAME] makes any bottle's workspace a branch of its own.
-  const workspaceMode = options.branch !== undefined ? "branch" : resolved.bottle.workspace;
+  // --branch [NAME] makes any bottle's workspace a branch of its own; a remote engine cannot mount this machine's files.
+  const workspaceMode = options.branch !== undefined ? "branch" : remoteWorkspace(resolved, engine, options.workspace ?? options.cwd);
   const workspaceFound = workspacePlan(exec, workspaceMode, options.workspace ?? options.cwd, typeof options.branch === "string" ? options.branch : undefined);
   const homesListed = backend.keepsHomes ? listHomeVolumes(docker) : Promise.resolve([]);
   // If reading the CA files below throws, these must not end as unhandled rejections.
@@ -133,6 +160,7 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
     version: 1,
     name,
     backend: backend.name,
+    ...(recordedEngine ? { engine: recordedEngine } : {}),
     agent: {
       name: resolved.agent.name,
       source: resolved.agent.source,

@@ -65,6 +65,7 @@ export const dockerBackend: Backend = {
   name: "docker",
   summary: "containers on a Docker engine (the default)",
   keepsHomes: true,
+  remoteEngines: true,
 
   unavailable: () => undefined,
 

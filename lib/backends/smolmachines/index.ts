@@ -65,6 +65,7 @@ export const smolmachinesBackend: Backend = {
   summary: "smolvm microVMs, each with its own kernel (needs smolvm, and /dev/kvm on Linux)",
   // smolvm mounts host directories only, and a directory the agent writes is not one bottle keeps on the host.
   keepsHomes: false,
+  remoteEngines: false,
 
   unavailable: (env) => smolvmUnavailable(env),
 
