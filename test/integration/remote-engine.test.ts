@@ -196,14 +196,18 @@ describeRemote("the stand-in remote engine", (remote) => {
     }
   });
 
-  test("a context whose host is down fails in seconds, on one line naming the host", () => {
-    // Its own DOCKER_CONFIG: the contexts made here never reach ~/.docker.
+  /** A context named `name` for `host` with the engine's certificates, in a DOCKER_CONFIG of its own (never ~/.docker); returns that env. */
+  function scratchContext(name: string, host: string): Record<string, string> {
     const config = mkdtempSync(join(tmpdir(), "bottle-remote-config-"));
     scratch.push(config);
     const inConfig = { DOCKER_CONFIG: config, DOCKER_CONTEXT: "", DOCKER_HOST: "" };
     const tls = `ca=${remote.certPath}/ca.pem,cert=${remote.certPath}/cert.pem,key=${remote.certPath}/key.pem`;
-    expect(runDocker(["context", "create", "down", "--docker", `host=${remote.unreachableHost},${tls}`], { env: inConfig }).exitCode).toBe(0);
+    expect(runDocker(["context", "create", name, "--docker", `host=${host},${tls}`], { env: inConfig }).exitCode).toBe(0);
+    return inConfig;
+  }
 
+  test("a context whose host is down fails in seconds, on one line naming the host", () => {
+    const inConfig = scratchContext("down", remote.unreachableHost);
     const down = runDocker(["--context", "down", "version", "--format", "{{.Server.Version}}"], { env: inConfig, timeoutMs: 60_000 });
     expect(down.exitCode).toBe(1);
     expect(down.ms).toBeLessThan(15_000);
@@ -213,12 +217,7 @@ describeRemote("the stand-in remote engine", (remote) => {
   }, 90_000);
 
   test("a context whose host drops packets still hangs after 5 s: callers need their own deadline", () => {
-    const config = mkdtempSync(join(tmpdir(), "bottle-remote-config-"));
-    scratch.push(config);
-    const inConfig = { DOCKER_CONFIG: config, DOCKER_CONTEXT: "", DOCKER_HOST: "" };
-    const tls = `ca=${remote.certPath}/ca.pem,cert=${remote.certPath}/cert.pem,key=${remote.certPath}/key.pem`;
-    expect(runDocker(["context", "create", "filtered", "--docker", `host=${remote.filteredHost},${tls}`], { env: inConfig }).exitCode).toBe(0);
-
+    const inConfig = scratchContext("filtered", remote.filteredHost);
     const filtered = runDocker(["--context", "filtered", "version", "--format", "{{.Server.Version}}"], { env: inConfig, timeoutMs: 5_000 });
     expect(filtered.timedOut).toBe(true);
     expect(filtered.ms).toBeGreaterThanOrEqual(4_900);
