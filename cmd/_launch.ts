@@ -7,7 +7,7 @@ import { runUp } from "../lib/launch/run.ts";
 import { log } from "../lib/log.ts";
 import { formatPreflight } from "../lib/preflight.ts";
 import type { ClaudeArgs } from "../lib/session.ts";
-import { backendArgs, cli, jsonArgs, printJson, yesArgs } from "./_shared.ts";
+import { backendArgs, cli, contextArgs, jsonArgs, printJson, yesArgs } from "./_shared.ts";
 
 /** What `bottle up` and `bottle run` share: which bottle, where, and the preflight, its question, the launch. */
 
@@ -15,6 +15,7 @@ export const launchArgs = {
   agent: { type: "positional", required: false, description: "Agent name (default: default)" },
   bottle: { type: "string", description: "Use this bottle instead of the agent's" },
   ...backendArgs,
+  ...contextArgs,
   workspace: { type: "string", description: "Project dir to mount (default: current dir)" },
   branch: { type: "string", valueHint: "NAME", description: "Work in a checkout of the repository's HEAD on a branch of its own (default name: bottle/<name>)" },
   name: { type: "string", description: "Base name of the bottle (default: the agent's name)" },
@@ -35,6 +36,7 @@ interface LaunchArgValues {
   agent?: string;
   bottle?: string;
   backend?: string;
+  context?: string;
   workspace?: string;
   branch?: string;
   name?: string;
@@ -65,6 +67,7 @@ export async function launch(args: LaunchArgValues, claude: ClaudeArgs): Promise
     agent: args.agent,
     bottle: args.bottle,
     backend: args.backend,
+    ...(args.context ? { context: args.context } : {}),
     workspace: args.workspace,
     ...(args.branch !== undefined ? { branch: args.branch === "" ? (true as const) : args.branch } : {}),
     name: args.name,

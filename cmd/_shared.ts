@@ -11,6 +11,10 @@ export const yesArgs = {
   yes: { type: "boolean", alias: "y", description: "Do not ask for confirmation" },
 } as const satisfies ArgsDef;
 
+export const contextArgs = {
+  context: { type: "string", valueHint: "NAME", description: "The docker context to run on (default: $DOCKER_HOST, $DOCKER_CONTEXT, or the current context)" },
+} as const satisfies ArgsDef;
+
 export const backendArgs = {
   backend: { type: "string", description: `Where bottles run: ${BACKEND_NAMES.join(" | ")} (default: $BOTTLE_BACKEND, the bottle's backend:, or docker)` },
 } as const satisfies ArgsDef;

@@ -3,6 +3,7 @@ import { BACKENDS } from "./backends/index.ts";
 import type { BackendName } from "./backends/types.ts";
 import type { Check, CheckStatus } from "./doctor-check.ts";
 import type { Exec } from "./exec.ts";
+import { resolveEngine } from "./engine.ts";
 import { extraCaBundlesFromEnv } from "./ca-certs.ts";
 import { configDir } from "./paths.ts";
 
@@ -18,9 +19,11 @@ export interface DoctorReport {
   dockerReady: boolean;
 }
 
-export async function runDoctor(exec: Exec, env: Record<string, string | undefined> = process.env): Promise<DoctorReport> {
-  const backends = Object.values(BACKENDS);
-  const rows = await Promise.all(backends.map((backend) => backend.doctor(exec, env)));
+/** `context`: check that docker context's engine (else the one the Docker CLI's rules choose). */
+export async function runDoctor(exec: Exec, env: Record<string, string | undefined> = process.env, context?: string): Promise<DoctorReport> {
+  const engine = await resolveEngine(exec, context, env);
+  const backends = Object.values(BACKENDS).filter((backend) => !engine.remote || backend.remoteEngines);
+  const rows = await Promise.all(backends.map((backend) => backend.doctor(exec, env, engine)));
   const checks: Check[] = rows.flat();
   // A backend is ready when none of its rows failed and it does not say this machine lacks what it needs.
   const ready = Object.fromEntries(backends.map((backend, i) => [backend.name, !rows[i]!.some((row) => row.status === "fail") && !backend.unavailable(env)])) as Record<BackendName, boolean>;

@@ -1,8 +1,9 @@
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
 import { BottleError } from "./errors.ts";
+import { stateDir } from "./paths.ts";
 import type { Exec } from "./exec.ts";
 
 /**
@@ -116,4 +117,43 @@ export async function listContexts(exec: Exec, docker = process.env.BOTTLE_DOCKE
         return [];
       }
     });
+}
+
+/** How long a remote engine may take to answer before bottle says it does not (the CLI alone can hang for a minute). */
+export const ENGINE_DEADLINE_MS = 5_000;
+
+/**
+ * A remote engine answers within the deadline, or one error names it: the
+ * Docker CLI waits 20 s to a minute on a host that drops packets. The local
+ * engine is not asked (its own errors are clearer, and it costs a call).
+ */
+export async function checkEngineAnswers(exec: Exec, engine: Engine | undefined, docker = process.env.BOTTLE_DOCKER || "docker"): Promise<string | undefined> {
+  if (!engine?.remote) return undefined;
+  const out = await exec.run([docker, ...engineArgs(engine), "version", "--format", "{{.Server.Version}}"], { check: false, timeoutMs: ENGINE_DEADLINE_MS });
+  if (out.exitCode === 0 && out.stdout.trim()) return out.stdout.trim();
+  const reason = out.stderr.includes("timed out") ? `no answer within ${ENGINE_DEADLINE_MS / 1000} s` : (out.stderr.trim().split("\n").pop() ?? `exit ${out.exitCode}`);
+  throw new BottleError(`the docker engine ${engineName(engine)} (${engine.endpoint}) does not answer: ${reason.slice(0, 300)}`, {
+    fix: `check that the machine is up and the ${engine.context ? `context (docker --context ${engine.context} version)` : "DOCKER_HOST"} is right`,
+  });
+}
+
+/** Engines bottles were started on, remembered past their bottles (their kept homes stay there). */
+function enginesFile(): string {
+  return join(stateDir(), "engines.json");
+}
+
+export function rememberedEngines(): Engine[] {
+  try {
+    const parsed = v.safeParse(v.array(EngineSchema), JSON.parse(readFileSync(enginesFile(), "utf8")));
+    return parsed.success ? parsed.output : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Written down when a bottle starts on an engine other than the local default. */
+export function rememberEngine(engine: Engine): void {
+  const known = rememberedEngines().filter((other) => engineName(other) !== engineName(engine));
+  mkdirSync(stateDir(), { recursive: true });
+  writeFileSync(enginesFile(), `${JSON.stringify([...known, engine], null, 2)}\n`);
 }

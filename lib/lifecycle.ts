@@ -1,9 +1,10 @@
 import { existsSync } from "node:fs";
+import { syncGateLogs } from "./backends/gate.ts";
 import { BACKENDS, backendOf } from "./backends/index.ts";
 import { listBottleObjects } from "./backends/objects.ts";
 import type { BottleHandle, BottleRow, Leftovers } from "./backends/types.ts";
 import { Docker, dockerFor } from "./docker.ts";
-import { type Engine, engineName, listContexts } from "./engine.ts";
+import { checkEngineAnswers, type Engine, engineName, listContexts, rememberedEngines } from "./engine.ts";
 import { log } from "./log.ts";
 import { BottleError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
@@ -34,6 +35,7 @@ export type { BottleRow };
  */
 export async function knownEngines(exec: Exec, options: { all?: boolean } = {}): Promise<Array<Engine | undefined>> {
   const engines = new Map<string, Engine | undefined>([["local", undefined]]);
+  for (const engine of rememberedEngines()) engines.set(engineName(engine), engine);
   for (const name of stateNames()) {
     const engine = readPlan(name)?.engine;
     if (engine) engines.set(engineName(engine), engine);
@@ -49,10 +51,11 @@ async function objectsByEngine(exec: Exec, engines: Array<Engine | undefined>) {
     engines.map(async (engine) => {
       const docker = dockerFor(exec, engine);
       try {
+        await checkEngineAnswers(exec, engine);
         return { engine, docker, ...(await listBottleObjects(docker, { scope: "own" })) };
       } catch (error) {
         if (!engine) throw error;
-        log.warn(`the docker engine ${engineName(engine)} does not answer, so its bottles are left out: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`);
+        log.warn(`${error instanceof Error ? error.message.split("\n")[0] : String(error)}; its bottles are left out`);
         return undefined;
       }
     }),
@@ -139,6 +142,7 @@ async function removeBottle(docker: Docker, name: string, backendName: string | 
     if (running) await bringBackOnTeardown(running, docker.exec, plan);
     await releaseBranch(docker.exec, plan);
   }
+  if (plan) await syncGateLogs(docker, plan);
   await backend.remove(docker, name, plan, process.env);
   if (plan?.workspace.git) removeWorkspaceGitMountPoints(plan.workspace.git);
 }
@@ -252,11 +256,14 @@ export function gateScan(exec: Exec): Scan {
 /** A kept home and the running bottles that use it now. */
 export interface HomeRow extends KeptHome {
   usedBy: string[];
+  /** The engine it is on ("local", or a context's name / DOCKER_HOST). */
+  engine: string;
 }
 
-/** Every home this state dir keeps (`bottle ls --all`), with the running bottles that use it. */
+/** Every home this state dir keeps (`bottle ls --all`), on every engine it knows, with the running bottles that use it. */
 export async function listHomes(exec: Exec): Promise<HomeRow[]> {
-  const homes = await keptHomes(new Docker(exec));
+  const perEngine = await objectsByEngine(exec, await knownEngines(exec));
+  const homes = (await Promise.all(perEngine.map(async ({ engine, docker }) => (await keptHomes(docker)).map((home) => ({ ...home, engine: engineName(engine) }))))).flat();
   forgetMissing(new Set(homes.map((home) => home.volume)));
   const users = stateNames()
     .map((name) => ({ name, volume: readPlan(name)?.home?.volume }))
@@ -278,5 +285,8 @@ export async function unusedHomes(exec: Exec): Promise<HomeRow[]> {
 }
 
 export async function removeUnusedHomes(exec: Exec, homes: HomeRow[]): Promise<string[]> {
-  return removeHomes(new Docker(exec), homes.map((home) => home.volume));
+  const engines = new Map((await knownEngines(exec)).map((engine) => [engineName(engine), engine]));
+  const byEngine = Map.groupBy(homes, (home) => home.engine);
+  const removed = await Promise.all([...byEngine].map(([name, list]) => removeHomes(dockerFor(exec, engines.get(name)), list.map((home) => home.volume))));
+  return removed.flat();
 }

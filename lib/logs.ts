@@ -8,7 +8,9 @@ import { formatGitLogLine, type GitLogLine } from "./gates/git/config.ts";
 import { formatSshLogLine, type SshLogLine } from "./gates/ssh/config.ts";
 import { requireRunning } from "./lifecycle.ts";
 import { bottleStateDir } from "./paths.ts";
-import { auditLogPath } from "./state.ts";
+import { auditLogPath, readPlan } from "./state.ts";
+import { syncGateLogs } from "./backends/gate.ts";
+import { dockerFor } from "./docker.ts";
 import { didYouMean } from "./suggest.ts";
 
 /** `bottle logs`: a gate's decisions from its log in the state dir (followed across rotations), or the bottle's own output. */
@@ -23,6 +25,10 @@ export async function showLogs(exec: Exec, name: string, options: { gate?: strin
   if (options.gate !== "egress" && options.gate !== "git" && options.gate !== "ssh")
     throw usageError(`unknown gate "${options.gate}"${didYouMean(options.gate, ["egress", "git", "ssh"])}`, "use --gate egress, --gate git or --gate ssh");
   if (!existsSync(bottleStateDir(name))) throw new BottleError(`no bottle named ${name}`, { fix: "see `bottle ls`" });
+  const plan = readPlan(name);
+  // A remote engine's gate logs there: copied in now, and again every second while following.
+  const sync = plan?.engine?.remote ? () => syncGateLogs(dockerFor(exec, plan.engine), plan) : undefined;
+  await sync?.();
   const path = auditLogPath(name, options.gate);
   const format =
     options.gate === "git"
@@ -35,6 +41,8 @@ export async function showLogs(exec: Exec, name: string, options: { gate?: strin
   };
   print(readAudit(path));
   if (!options.follow) return 0;
+  const timer = sync ? setInterval(() => void sync(), 1_000) : undefined;
+  const until = interrupted().finally(() => clearInterval(timer));
   return followFile(path, (text) => {
     for (const line of text.split("\n").filter(Boolean)) {
       try {
@@ -43,7 +51,7 @@ export async function showLogs(exec: Exec, name: string, options: { gate?: strin
         // partial line
       }
     }
-  });
+  }, until);
 }
 
 /** What a file holds past `from` (empty when nothing). */

@@ -4,7 +4,7 @@ import { bottleTrust } from "./gates/custody/index.ts";
 import { startAgentRelay } from "./gates/ssh/host.ts";
 import type { HostRepo } from "./git/host-repo.ts";
 import { checkoutBranch } from "./git/branch-workspace.ts";
-import { workspaceGitEntries } from "./git/workspace-git.ts";
+import { OBJECTS_BUNDLE, unbundleObjects, workspaceGitEntries } from "./git/workspace-git.ts";
 import { checkMcpCommands, claudeJsonMcp, claudeSetupEntries, type ClaudeSetup } from "./claude-setup/index.ts";
 import { createTar, dirEntries } from "./tar.ts";
 import { recordWorkspaceRefs } from "./workspace.ts";
@@ -145,6 +145,8 @@ export async function passwdEntries(bottle: BottleHandle, plan: Plan): Promise<T
 export interface BottleInputs extends Omit<ProvisionInput, "plan"> {
   /** mount: the host repository the private git dir is made from. */
   workspaceRepo?: HostRepo;
+  /** A remote engine: the host's objects, as a bundle (they cannot be mounted there). */
+  objects?: Uint8Array;
 }
 
 /**
@@ -155,12 +157,14 @@ export interface BottleInputs extends Omit<ProvisionInput, "plan"> {
  */
 export async function provisionBottle(bottle: BottleHandle, plan: Plan, gate: Promise<GateAddresses>, inputs: BottleInputs): Promise<void> {
   const [passwd, trust] = await Promise.all([passwdEntries(bottle, plan), bottleTrust(bottle, plan, () => gate.then((g) => g.ca))]);
-  const { workspaceRepo, ...input } = inputs;
+  const { workspaceRepo, objects, ...input } = inputs;
   const entries = [...passwd, ...trust.entries, ...provisionEntries({ ...input, plan, envValues: { ...input.envValues, ...trust.env } })];
   const { mode, hostPath, user, git, containerPath } = plan.workspace;
   if (mode === "copy" && hostPath) entries.push(...workspaceEntries(hostPath, user.uid, user.gid));
-  if (git) entries.push(...workspaceGitEntries(git, workspaceRepo, containerPath, user.uid, user.gid));
+  if (git) entries.push(...workspaceGitEntries(git, workspaceRepo, containerPath, user.uid, user.gid, !objects));
+  if (objects) entries.push({ path: OBJECTS_BUNDLE, content: objects, mode: 0o600, uid: user.uid, gid: user.gid });
   await bottle.copyIn("/", createTar(entries));
+  if (objects) await unbundleObjects(bottle, plan);
   await checkoutBranch(bottle, plan);
   if (input.claudeSetup) await checkMcpCommands(bottle, plan, input.claudeSetup);
   await startAgentRelay(bottle, plan);

@@ -71,7 +71,8 @@ export function gateContainerSpec(plan: Plan, labels: Record<string, string>, lo
     network: publish ? plan.networks.egress : plan.networks.internal,
     networkAliases: [GATE_ALIAS],
     ...(publish ? { publish } : {}),
-    mounts: [{ source: logDir, target: "/var/log/bottle" }],
+    // A remote engine cannot mount this machine's state dir: the logs go to a volume there, copied back (syncGateLogs).
+    mounts: [plan.engine?.remote ? { target: GATE_LOG_DIR, volume: { labels } } : { source: logDir, target: GATE_LOG_DIR }],
     capDrop: ["ALL"],
     capAdd: ["NET_BIND_SERVICE"],
     securityOpt: ["no-new-privileges"],
@@ -85,6 +86,21 @@ export function gateContainerSpec(plan: Plan, labels: Record<string, string>, lo
     // Its config arrives on stdin (see startAttached).
     interactive: true,
   };
+}
+
+/** Where the gate writes its logs. */
+export const GATE_LOG_DIR = "/var/log/bottle";
+
+/**
+ * A remote engine's gate logs to a volume there: copied into the bottle's
+ * state dir, where `bottle logs`, `allow` and the teardown summary read them.
+ * A local gate writes there itself.
+ */
+export async function syncGateLogs(docker: Docker, plan: Plan): Promise<void> {
+  if (!plan.engine?.remote) return;
+  const dir = join(bottleStateDir(plan.name), "logs");
+  mkdirSync(dir, { recursive: true });
+  await docker.cp(`${plan.containers.gate}:${GATE_LOG_DIR}/.`, dir).catch(() => undefined);
 }
 
 /** A network's gateway, or for IPv4 subnets without one (the default bridge) the subnet's first address. */
@@ -101,10 +117,21 @@ export function networkGateways(inspect: NetworkInspect): string[] {
  * all docker networks and the host's own interfaces. The gate refuses them
  * even when `allow_private` would let a name resolve there.
  */
-export async function dockerHostAddresses(docker: Docker): Promise<string[]> {
-  const networks = await docker.networkLs();
+export async function dockerHostAddresses(docker: Docker, plan: Plan): Promise<string[]> {
+  const [networks, own] = await Promise.all([docker.networkLs(), plan.engine?.remote ? engineHostInterfaces(docker, plan) : Promise.resolve(localAddresses())]);
   const inspects = await docker.networksInspect(networks.map((network) => network.id));
-  return [...new Set([...inspects.flatMap(networkGateways), ...localAddresses()])];
+  return [...new Set([...inspects.flatMap(networkGateways), ...own])];
+}
+
+/**
+ * A remote engine's host's own addresses (what the gate must refuse there,
+ * not this machine's): its interfaces as a container in the host's network
+ * namespace sees them (the gate image: Node.js; no network use, no mounts).
+ */
+async function engineHostInterfaces(docker: Docker, plan: Plan): Promise<string[]> {
+  const script = 'const o=require("os").networkInterfaces();console.log(JSON.stringify(Object.values(o).flat().filter(i=>!i.internal).map(i=>i.address.split("%")[0])))';
+  const out = await docker.run(["run", "--rm", "--network", "host", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--entrypoint", "node", plan.images.gate.tag, "-e", script], { timeoutMs: 30_000 });
+  return JSON.parse(out.stdout.trim()) as string[];
 }
 
 /** The host's own interface addresses; loopback is refused by its own rule (with a clearer message). */
@@ -157,7 +184,7 @@ export async function launchGate(docker: Docker, plan: Plan, options: GateReques
   const { created } = options;
   if (launch.publish && launch.alongside) throw new Error("launchGate: a published gate has no internal network for `alongside`");
   // Listed while the networks are created (the gate adds its egress network's gateway itself, see routes.ts).
-  const known = dockerHostAddresses(docker);
+  const known = dockerHostAddresses(docker, plan);
   known.catch(() => undefined);
   const networkLabels = bottleLabels(plan, "network", options.version);
   const internal = launch.publish
@@ -202,7 +229,7 @@ async function startGate(
     where.known,
     internal ? Promise.resolve(undefined) : docker.networkInspect(plan.networks.egress),
   ]);
-  const hostAddresses = [...new Set([...known, ...localAddresses()])];
+  const hostAddresses = [...new Set([...known, ...(plan.engine?.remote ? [] : localAddresses())])];
   // Every gate service (proxy, DNS, Claude Code's route) listens only on the
   // gate's address in the network the bottle reaches it on: the internal one,
   // or a VM's egress one (published on loopback only). On a docker bottle's

@@ -19,6 +19,7 @@ export type Env = Record<string, string | undefined>;
 
 export { BACKEND_NAMES, type BackendName } from "./names.ts";
 import type { BackendName } from "./names.ts";
+import type { Engine } from "../engine.ts";
 
 /** A running bottle: its container, or its VM. */
 export interface BottleHandle {
@@ -123,7 +124,7 @@ export interface Backend {
   /** Why this machine cannot run it (one error with the fix), or undefined. */
   unavailable(env: Env): BottleError | undefined;
   /** Its rows in `bottle doctor`. */
-  doctor(exec: Exec, env: Env): Promise<Check[]>;
+  doctor(exec: Exec, env: Env, engine?: Engine): Promise<Check[]>;
   /** The container runtime planning names (gVisor when the engine has it registered). */
   planRuntime(docker: Docker): Promise<Plan["runtime"]>;
   /** Build or reuse the images (a VM: also pack them). */

@@ -50,7 +50,7 @@ export function privateConfig(repo: Pick<HostRepo, "objectFormat" | "config">): 
  * a host repository at the workspace it is an empty directory the agent may
  * `git init` in.
  */
-export function privateGitDirEntries(root: string, repo: HostRepo | undefined, files: HostGitFiles, uid: number, gid: number): TarEntry[] {
+export function privateGitDirEntries(root: string, repo: HostRepo | undefined, files: HostGitFiles, uid: number, gid: number, borrowObjects = true): TarEntry[] {
   const dir = (path: string): TarEntry => ({ path: `${root}${path}`, type: "dir", mode: 0o755, uid, gid });
   const file = (path: string, content: string | Uint8Array, mode = 0o644): TarEntry => ({ path: `${root}${path}`, content, mode, uid, gid });
   const entries: TarEntry[] = [dir("")];
@@ -65,9 +65,10 @@ export function privateGitDirEntries(root: string, repo: HostRepo | undefined, f
     dir("/objects"),
     dir("/objects/info"),
     dir("/objects/pack"),
-    file("/objects/info/alternates", `${HOST_OBJECTS_MOUNT}\n`),
     dir("/info"),
   );
+  // On a remote engine the host's objects cannot be mounted: they come in as a bundle (objectsBundle) instead.
+  if (borrowObjects) entries.push(file("/objects/info/alternates", `${HOST_OBJECTS_MOUNT}\n`));
   if (files.index) entries.push(file("/index", files.index));
   for (const [name, content] of files.sharedIndexes) entries.push(file(`/${name}`, content));
   if (files.exclude) entries.push(file("/info/exclude", files.exclude));

@@ -4,7 +4,7 @@ import { selectBackend } from "../backends/index.ts";
 import { bottleLabels, listBottleContainers } from "../backends/objects.ts";
 import type { Backend, PlannedImages } from "../backends/types.ts";
 import { type Docker, dockerFor } from "../docker.ts";
-import { type Engine, resolveEngine } from "../engine.ts";
+import { checkEngineAnswers, type Engine, resolveEngine } from "../engine.ts";
 import { BottleError } from "../errors.ts";
 import type { Exec } from "../exec.ts";
 import { custodyHosts, custodyPlan, heldEnvNames, missingCredentialError } from "../gates/custody/index.ts";
@@ -108,6 +108,7 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
     throw new BottleError(`the ${backend.name} backend runs on this machine, not on the docker engine at ${engine.endpoint}`, {
       fix: `use --backend docker on a remote engine, or leave out ${options.context ? "--context" : "DOCKER_HOST / DOCKER_CONTEXT"}`,
     });
+  await checkEngineAnswers(exec, engine);
   const recordedEngine = engine.context || engine.host ? engine : undefined;
   const docker = dockerFor(exec, recordedEngine);
 

@@ -7,9 +7,11 @@ import { isPlaceholder, resolveCustody, SETUP_TOKEN_FIX, sharedWithBottle } from
 import { readGitRemotes } from "../gates/git/host.ts";
 import { sshPublicKeys } from "../gates/ssh/config.ts";
 import { readSshHosts } from "../gates/ssh/host.ts";
+import { syncGateLogs } from "../backends/gate.ts";
+import { rememberEngine } from "../engine.ts";
 import { bringBackOnTeardown } from "../git/bottle-branch.ts";
 import { claimBranch, releaseBranch } from "../git/branch-workspace.ts";
-import { prepareWorkspaceGit, removeWorkspaceGitMountPoints } from "../git/workspace-git.ts";
+import { objectsBundle, prepareWorkspaceGit, removeWorkspaceGitMountPoints } from "../git/workspace-git.ts";
 import { log } from "../log.ts";
 import { mcpSecrets } from "../claude-setup/index.ts";
 import { resolveEnvValues } from "../manifest/index.ts";
@@ -78,6 +80,9 @@ export async function runUp(planned: Planned, options: UpOptions): Promise<numbe
   for (const name of sharedWithBottle(resolved.bottle, env, options.env))
     log.warn(`env.${name} copies a host variable the gate holds as a credential: the bottle gets its real value (remove it from env; the gate adds it)`);
   const gitRemotes = readGitRemotes(resolved);
+  // A remote engine cannot mount the repository's objects: they travel as a bundle.
+  const repo = planned.plan.workspace.git?.repo;
+  const objects = planned.plan.engine?.remote && repo ? await objectsBundle(docker.exec, repo) : undefined;
   const sshKeys = readSshHosts(resolved);
 
   // Images: a build is the slow step and creates nothing to tear down.
@@ -93,6 +98,7 @@ export async function runUp(planned: Planned, options: UpOptions): Promise<numbe
     if (bottle && plan.workspace.mode === "copy" && !plan.workspace.git) await saveCopiedWork(bottle, plan).catch(() => undefined);
     if (bottle && plan.workspace.git) await bringBackOnTeardown(bottle, docker.exec, plan);
     await releaseBranch(docker.exec, plan);
+    if (created.containers.includes(plan.containers.gate)) await syncGateLogs(docker, plan);
     await backend.teardown(docker, created, options.env);
     if (plan.workspace.git) removeWorkspaceGitMountPoints(plan.workspace.git);
     if (claimed) {
@@ -118,6 +124,7 @@ export async function runUp(planned: Planned, options: UpOptions): Promise<numbe
           claudeSetup: planned.claudeSetup,
           sshPublicKeys: sshPublicKeys(sshKeys),
           ...(planned.workspaceRepo ? { workspaceRepo: planned.workspaceRepo } : {}),
+          ...(objects ? { objects } : {}),
         }),
       ]);
     };
@@ -129,6 +136,7 @@ export async function runUp(planned: Planned, options: UpOptions): Promise<numbe
         attempt === 1 ? new Set(planned.taken) : new Set((await listBottleContainers(docker, { scope: "all" })).map((c) => c.labels[LABELS.name] ?? ""));
       claimed = claimName(planned.nameBase, taken, skip);
       plan = await claimBranch(docker.exec, renamePlan(plan, claimed));
+      if (plan.engine) rememberEngine(plan.engine);
       writeState(plan, { pid: process.pid, detach: options.detach, startedAt: plan.createdAt });
       if (plan.workspace.git) prepareWorkspaceGit(plan.name, plan.workspace.git);
       if (plan.home) touchHome(plan.home.volume);

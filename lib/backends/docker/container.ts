@@ -29,7 +29,7 @@ export function bottleContainerSpec(plan: Plan, internal: Pick<InternalAddresses
     if (git)
       for (const mount of workspaceGitMounts(plan.name, git, hostPath, containerPath))
         mounts.push(mount.volume ? { target: mount.target, volume: { labels } } : { source: mount.source, target: mount.target, readonly: mount.readonly });
-  } else if (git?.objects) {
+  } else if (git?.objects && !plan.engine?.remote) {
     // A copy or branch of a repository: its private git dir borrows the host's objects, read-only.
     mounts.push({ source: git.objects, target: HOST_OBJECTS_MOUNT, readonly: true });
   }

@@ -1,8 +1,9 @@
 import { existsSync, statfsSync } from "node:fs";
-import { type ContainerSummary, Docker } from "../../docker.ts";
+import { type ContainerSummary, type Docker, dockerFor } from "../../docker.ts";
+import { checkEngineAnswers, type Engine, engineName } from "../../engine.ts";
 import type { Check } from "../../doctor-check.ts";
 import { errorMessage, isBottleError } from "../../errors.ts";
-import { ensureImage, type ImageRef } from "../../images.ts";
+import { baseImage, ensureImage, type ImageRef } from "../../images.ts";
 import { LABELS, type Plan } from "../../plan.ts";
 import { removeCreated } from "../gate.ts";
 import { bottleRow, removeBottleObjects } from "../objects.ts";
@@ -19,12 +20,23 @@ import { chooseRuntime } from "./runtime.ts";
 
 const MIN_FREE_BYTES = 5 * 1024 ** 3;
 
+/** A remote engine's free disk, seen from a container there (the base image, no network). */
+async function remoteDisk(docker: Docker, rootDir: string, env: Record<string, string | undefined>): Promise<Check> {
+  const out = await docker.run(["run", "--rm", "--network", "none", "--mount", `type=bind,source=${rootDir},target=/engine,readonly`, baseImage(env), "df", "-Pk", "/engine"], { check: false, timeoutMs: 30_000 });
+  const available = Number(out.stdout.trim().split("\n").pop()?.split(/\s+/)[3]) * 1024;
+  if (out.exitCode !== 0 || !Number.isFinite(available))
+    return { name: "disk space", status: "info", detail: `not measured on the remote engine (${out.stderr.trim().split("\n").pop() ?? "no base image there yet"})` };
+  return available >= MIN_FREE_BYTES
+    ? { name: "disk space", status: "ok", detail: `${gib(available)} free at ${rootDir} on the engine` }
+    : { name: "disk space", status: "warn", detail: `${gib(available)} free at ${rootDir} on the engine; images need about 1 GiB`, fix: "free space there, e.g. `docker system prune`" };
+}
+
 function gib(bytes: number): string {
   return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 }
 
-/** The engine: CLI, daemon, gVisor, and the disk its images go to. */
-async function doctorRows(docker: Docker): Promise<Check[]> {
+/** The engine: CLI, daemon (a remote one: within the deadline), gVisor, and the disk its images go to. */
+async function doctorRows(docker: Docker, engine: Engine | undefined, env: Record<string, string | undefined>): Promise<Check[]> {
   const checks: Check[] = [];
   const cli = Bun.which(docker.binary);
   if (!cli) {
@@ -32,8 +44,10 @@ async function doctorRows(docker: Docker): Promise<Check[]> {
     return checks;
   }
   checks.push({ name: "docker CLI", status: "ok", detail: cli });
+  if (engine?.remote) checks.push({ name: "docker engine", status: "info", detail: `${engineName(engine)} at ${engine.endpoint} (remote: workspaces go in as a branch or a copy)` });
   let rootDir = "/";
   try {
+    await checkEngineAnswers(docker.exec, engine);
     const [version, info] = await Promise.all([docker.version(), docker.info()]);
     rootDir = info.dockerRootDir;
     checks.push({ name: "docker daemon", status: "ok", detail: `server ${version.server}, client ${version.client} (${info.operatingSystem})` });
@@ -44,6 +58,10 @@ async function doctorRows(docker: Docker): Promise<Check[]> {
     );
   } catch (error) {
     checks.push({ name: "docker daemon", status: "fail", detail: errorMessage(error), fix: isBottleError(error) && error.fix ? error.fix : "start the Docker daemon" });
+    return checks;
+  }
+  if (engine?.remote) {
+    checks.push(await remoteDisk(docker, rootDir, env));
     return checks;
   }
   const diskPath = existsSync(rootDir) ? rootDir : "/";
@@ -69,7 +87,7 @@ export const dockerBackend: Backend = {
 
   unavailable: () => undefined,
 
-  doctor: (exec) => doctorRows(new Docker(exec)),
+  doctor: (exec, env, engine) => doctorRows(dockerFor(exec, engine), engine, env),
 
   planRuntime: (docker) => chooseRuntime(docker),
 
