@@ -59,7 +59,7 @@ function credentialName(server: string, header: string): string {
 }
 
 export interface McpContext {
-  /** The bottle's egress.allow (Claude Code's own hosts are added). */
+  /** The bottle's egress.allow and its presets' hosts (Claude Code's own hosts are added). */
   allow: readonly string[];
   /** ~/.claude.json on the host, for messages and the routes' origin. */
   claudeJsonPath: string;
