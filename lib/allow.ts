@@ -40,8 +40,8 @@ export interface AllowResult {
 /** Allow `hosts` in the running bottle `name`: one config write and one reload for all. */
 export async function allowHosts(exec: Exec, name: string, hosts: readonly string[]): Promise<AllowResult> {
   for (const host of hosts) {
-    if (!("problem" in parsePresetRef(host)))
-      throw new BottleError(`${host} is a preset, not a host`, { fix: `add it to the bottle: egress.presets: [${host}] (it takes effect at the next bottle up)` });
+    if (!("problem" in parsePresetRef(host.toLowerCase())))
+      throw new BottleError(`${host} is a preset, not a host`, { fix: `add it to the bottle: egress.presets: [${host.toLowerCase()}] (it takes effect at the next bottle up)` });
     const problem = allowEntryProblem(host);
     if (problem) throw new BottleError(`${host}: ${problem}`, { fix: "give a host name like api.example.com, *.example.com or host:8443" });
   }

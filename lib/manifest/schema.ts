@@ -187,8 +187,9 @@ const authSchema = strict({
 
 /** A preset written where a host was expected: it would be taken for a one-label host name. */
 function presetInAllow(entry: string): string | undefined {
-  if ("problem" in parsePresetRef(entry)) return undefined;
-  return `"${entry}" is a preset, not a host — list it under egress.presets: [${entry}]`;
+  const preset = entry.toLowerCase();
+  if ("problem" in parsePresetRef(preset)) return undefined;
+  return `"${entry}" is a preset, not a host — list it under egress.presets: [${preset}]`;
 }
 
 const allowHost = v.pipe(
@@ -206,6 +207,7 @@ const presetRef = v.pipe(
   ),
   v.transform((text): PresetRef => {
     const parsed = parsePresetRef(text);
+    // Cannot happen: the picklist lets only known spellings through.
     if ("problem" in parsed) throw new Error(parsed.problem);
     return parsed;
   }),

@@ -91,9 +91,10 @@ describe("egress.presets in a bottle", () => {
   });
 
   test("a preset written in allow is an error, not a one-label host", () => {
-    expect(bottleErrorFor(box, "egress:\n  allow: [github.com, npm, pypi@1]\n").split("\n")).toEqual([
+    expect(bottleErrorFor(box, "egress:\n  allow: [github.com, npm, pypi@1, Go]\n").split("\n")).toEqual([
       '~/.config/bottle/bottles/dev.yaml:2:23: egress.allow[1]: "npm" is a preset, not a host — list it under egress.presets: [npm]',
       '~/.config/bottle/bottles/dev.yaml:2:28: egress.allow[2]: "pypi@1" is a preset, not a host — list it under egress.presets: [pypi@1]',
+      '~/.config/bottle/bottles/dev.yaml:2:36: egress.allow[3]: "Go" is a preset, not a host — list it under egress.presets: [go]',
     ]);
   });
 
