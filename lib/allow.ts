@@ -1,29 +1,61 @@
+import { readAudit } from "./audit.ts";
+import { type Denied, deniedHosts } from "./denied-hosts.ts";
 import { Docker } from "./docker.ts";
 import { BottleError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
 import type { EgressGateFile } from "./gates/egress/config.ts";
+import { Policy } from "./gates/egress/daemon/policy.ts";
 import { allowEntryProblem } from "./manifest/hosts.ts";
-import { readPlan, writeState, readOwner } from "./state.ts";
+import { parsePresetRef } from "./manifest/presets.ts";
+import type { Plan } from "./plan.ts";
+import { auditLogPath, readPlan, writeState, readOwner } from "./state.ts";
 import { createTar } from "./tar.ts";
 
 /**
- * `bottle allow NAME HOST`: add a host to a running bottle's egress gate.
+ * `bottle allow NAME HOST…`: add hosts to a running bottle's egress gate.
  * The host rewrites the gate's root-only config and signals the gate to
- * reload; nothing inside the bottle can reach that path.
+ * reload; nothing inside the bottle can reach that path. `bottle allow
+ * NAME` lists what the bottle was denied, to pick from.
  */
-export async function allowHost(exec: Exec, name: string, host: string): Promise<{ added: boolean; manifestHint: string }> {
-  const problem = allowEntryProblem(host);
-  if (problem) throw new BottleError(`${host}: ${problem}`, { fix: "give a host name like api.example.com, *.example.com or host:8443" });
+
+function runningPlan(name: string): Plan {
   const plan = readPlan(name);
   if (!plan) throw new BottleError(`no running bottle named ${name}`, { fix: "see `bottle ls`" });
+  return plan;
+}
+
+/** A host as a YAML list item: `*.x` and `[::1]:80` would read as an alias and a list unquoted. */
+function yamlItem(host: string): string {
+  return /^[a-z0-9]/i.test(host) ? host : JSON.stringify(host);
+}
+
+export interface AllowResult {
+  added: string[];
+  /** Already allowed: nothing to do. */
+  already: string[];
+  /** The manifest lines that keep them after the bottle stops. */
+  manifestHint: string;
+}
+
+/** Allow `hosts` in the running bottle `name`: one config write and one reload for all. */
+export async function allowHosts(exec: Exec, name: string, hosts: readonly string[]): Promise<AllowResult> {
+  for (const host of hosts) {
+    if (!("problem" in parsePresetRef(host.toLowerCase())))
+      throw new BottleError(`${host} is a preset, not a host`, { fix: `add it to the bottle: egress.presets: [${host.toLowerCase()}] (it takes effect at the next bottle up)` });
+    const problem = allowEntryProblem(host);
+    if (problem) throw new BottleError(`${host}: ${problem}`, { fix: "give a host name like api.example.com, *.example.com or host:8443" });
+  }
+  const plan = runningPlan(name);
   const docker = new Docker(exec);
   const gate = plan.containers.gate;
   const current = await docker.execIn(gate, ["cat", "/etc/bottle/egress.json"], { check: false });
   if (current.exitCode !== 0) throw new BottleError(`the gate of ${name} is not running`, { fix: `restart the bottle: bottle down ${name} && bottle up` });
   const config = JSON.parse(current.stdout) as EgressGateFile;
-  const manifestHint = `to keep it, add to the bottle "${plan.bottle.name}" (${plan.bottle.sources.at(-1)}):\n  egress:\n    allow:\n      - ${host}`;
-  if (config.allow.includes(host)) return { added: false, manifestHint };
-  config.allow = [...config.allow, host];
+  const added = [...new Set(hosts)].filter((host) => !config.allow.includes(host));
+  const already = hosts.filter((host) => config.allow.includes(host));
+  const manifestHint = `to keep ${hosts.length === 1 ? "it" : "them"}, add to the bottle "${plan.bottle.name}" (${plan.bottle.sources.at(-1)}):\n  egress:\n    allow:\n${hosts.map((host) => `      - ${yamlItem(host)}`).join("\n")}`;
+  if (added.length === 0) return { added, already, manifestHint };
+  config.allow = [...config.allow, ...added];
   await docker.copyArchiveIn(
     gate,
     "/",
@@ -32,5 +64,11 @@ export async function allowHost(exec: Exec, name: string, host: string): Promise
   await docker.kill(gate, "HUP");
   const owner = readOwner(name);
   if (owner) writeState({ ...plan, egress: { ...plan.egress, allow: config.allow } }, owner);
-  return { added: true, manifestHint };
+  return { added, already, manifestHint };
+}
+
+/** What the running bottle `name` was denied, from its egress log (the rotated generation too). */
+export function deniedIn(name: string): Denied {
+  const plan = runningPlan(name);
+  return deniedHosts(readAudit(auditLogPath(name, "egress")), new Policy(plan.egress.allow, plan.egress.allowPrivate, []));
 }

@@ -16,6 +16,8 @@ export interface AuditLine {
   bytesIn?: number;
   bytesOut?: number;
   durationMs?: number;
+  /** Secret-free context ("10.0.0.5 is private (10.0.0.0/8)", "query class is not IN"). */
+  detail?: string;
   /** Credential custody: "injected (GH_TOKEN)" (a name, never a value). */
   auth?: string;
   /** How many denials the line stands for (the gate counts repeats and floods); absent: 1. */
@@ -23,7 +25,7 @@ export interface AuditLine {
 }
 
 /** Denials a line stands for. */
-function denialsOf(line: AuditLine): number {
+export function denialsOf(line: AuditLine): number {
   return typeof line.count === "number" && line.count > 1 ? line.count : 1;
 }
 

@@ -51,8 +51,11 @@ export const PlanSchema = v.object({
   networks: v.object({ internal: v.string(), egress: v.string() }),
   containers: v.object({ bottle: v.string(), gate: v.string() }),
   egress: v.object({
+    /** Every host the gate allows: Claude Code's, the bottle's own, its presets' and its credential routes'. */
     allow: v.array(v.string()),
     defaults: v.array(v.string()),
+    /** The bottle's presets and the hosts each added (plans written before presets have none). */
+    presets: v.optional(v.array(v.object({ name: v.string(), version: v.number(), hosts: v.array(v.string()) }))),
     allowPrivate: v.array(v.string()),
     proxyPort: v.number(),
     /** The gate's limits (defaults merged with the bottle's egress.limits). */

@@ -54,6 +54,14 @@ export function claudeSetupRows(plan: Plan): Array<[string, string]> {
   return [...items, ...setup.notes.map((note): [string, string] => ["note", note])];
 }
 
+/** "16 hosts: presets npm@1, github@1; api.anthropic.com, …": a preset by its name, not its hosts. */
+function egressRow(plan: Plan): string {
+  const presets = plan.egress.presets ?? [];
+  const fromPresets = new Set(presets.flatMap((preset) => preset.hosts));
+  const named = presets.length ? `presets ${presets.map((preset) => `${preset.name}@${preset.version}`).join(", ")}; ` : "";
+  return `${plan.egress.allow.length} hosts: ${named}${list(plan.egress.allow.filter((host) => !fromPresets.has(host)))}`;
+}
+
 export function formatPreflight(plan: Plan, missingImages: string[]): string {
   const gitRemotes = plan.git?.remotes ?? [];
   const sshHosts = plan.ssh?.hosts ?? [];
@@ -68,7 +76,7 @@ export function formatPreflight(plan: Plan, missingImages: string[]): string {
     ["agent", `${plan.agent.name}  ${paren(plan.agent.source)}`],
     ["bottle", `${plan.bottle.name}  ${paren(plan.bottle.sources.join(" → "))}`],
     ["image", image],
-    ["egress", `${plan.egress.allow.length} hosts: ${list(plan.egress.allow)}`],
+    ["egress", egressRow(plan)],
     ["env", list(plan.env.map((e) => `${e.name} (${e.kind})`), 8)],
     ...custodyRows(plan.custody),
     ...claudeSetupRows(plan),

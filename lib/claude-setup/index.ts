@@ -7,6 +7,7 @@ import { BottleError } from "../errors.ts";
 import type { Plan } from "../plan.ts";
 import { ManifestError, displayPath, type ManifestIssue } from "../manifest/errors.ts";
 import type { ClaudeSetupChoice, Located, Resolved } from "../manifest/types.ts";
+import { egressHosts } from "../manifest/presets.ts";
 import { hostClaudeDir, hostClaudeJson } from "../paths.ts";
 import { sensitiveHolder, sensitivePaths } from "../sensitive-paths.ts";
 import { didYouMean } from "../suggest.ts";
@@ -164,7 +165,7 @@ export function loadClaudeSetup(resolved: Resolved, env: Env, projectDir?: strin
   if (choice.mcp.length || inline.length) {
     const claudeJsonPath = hostClaudeJson(env);
     const claudeJson = choice.mcp.length ? readJsonObject(claudeJsonPath, env) : undefined;
-    const planned = planMcp(choice.mcp, inline, hostMcpServers(claudeJson, projectDir), { allow: resolved.bottle.egress.allow, claudeJsonPath, env });
+    const planned = planMcp(choice.mcp, inline, hostMcpServers(claudeJson, projectDir), { allow: egressHosts(resolved.bottle.egress), claudeJsonPath, env });
     issues.push(...planned.issues);
     setup.mcp = planned.plan;
     for (const server of planned.plan.servers) rows.push([`mcp ${server.name}`, server.describe]);

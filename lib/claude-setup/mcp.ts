@@ -4,6 +4,7 @@ import { placeholderFor } from "../gates/egress/daemon/custody.ts";
 import { displayPath, formatPath, type ManifestIssue } from "../manifest/errors.ts";
 import { mcpServerSchema, type McpServerConfig } from "../manifest/schema.ts";
 import { CLAUDE_CODE_HOSTS } from "../manifest/defaults.ts";
+import { presetsWithHost } from "../manifest/presets.ts";
 import type { Located, ResolvedRoute } from "../manifest/types.ts";
 import { didYouMean } from "../suggest.ts";
 
@@ -59,7 +60,7 @@ function credentialName(server: string, header: string): string {
 }
 
 export interface McpContext {
-  /** The bottle's egress.allow (Claude Code's own hosts are added). */
+  /** The bottle's egress.allow and its presets' hosts (Claude Code's own hosts are added). */
   allow: readonly string[];
   /** ~/.claude.json on the host, for messages and the routes' origin. */
   claudeJsonPath: string;
@@ -116,7 +117,9 @@ export function planMcp(requests: McpRequest[], inline: McpInline[], hostServers
     const port = url.port ? Number(url.port) : url.protocol === "https:" ? 443 : 80;
     const decision = target ? policy.checkHost(target, port) : undefined;
     if (!decision?.ok) {
-      issues.push({ ...at, message: `the MCP server "${name}" is at ${url.host}, which this bottle does not allow — add it to the bottle's egress.allow: [${url.port ? url.host : url.hostname}]` });
+      const presets = url.port ? [] : presetsWithHost(url.hostname);
+      const preset = presets.length ? ` (or take the preset that lists it: egress.presets: [${presets[0]}])` : "";
+      issues.push({ ...at, message: `the MCP server "${name}" is at ${url.host}, which this bottle does not allow — add it to the bottle's egress.allow: [${url.port ? url.host : url.hostname}]${preset}` });
       continue;
     }
     const headers = Object.entries(config.headers ?? {});

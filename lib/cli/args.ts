@@ -44,6 +44,26 @@ export function usageError(message: string, fix: string): BottleError {
   return new BottleError(message, { fix, exitCode: 2 });
 }
 
+/**
+ * Every value of a repeatable string flag, `--preset a --preset b,c` or
+ * `--preset=a` (citty keeps only the last): each once, in order.
+ */
+export function flagValues(rawArgs: readonly string[], name: string): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i]!;
+    let value: string | undefined;
+    if (arg.startsWith(`--${name}=`)) value = arg.slice(name.length + 3);
+    else if (arg === `--${name}`) {
+      value = rawArgs[++i];
+      if (value === undefined || value.startsWith("-")) throw usageError(`--${name} needs a value`, `write --${name} VALUE (repeat it, or give a comma-separated list)`);
+    } else continue;
+    values.push(...value.split(",").map((part) => part.trim()));
+  }
+  if (values.includes("")) throw usageError(`--${name} has an empty value`, `write --${name} VALUE (repeat it, or give a comma-separated list)`);
+  return [...new Set(values)];
+}
+
 function where(node: CommandNode): string {
   return ["bottle", ...node.path].join(" ");
 }

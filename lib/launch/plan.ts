@@ -15,6 +15,7 @@ import { agentImageSpec, caContextFiles, customImageSpec, gateImageSpec, imageRe
 import { type ClaudeSetup, loadClaudeSetup } from "../claude-setup/index.ts";
 import { CLAUDE_CODE_HOSTS, resolveAgentAndBottle, type Resolved } from "../manifest/index.ts";
 import { DEFAULT_EGRESS_LIMITS } from "../manifest/limits.ts";
+import { egressHosts, presetHosts } from "../manifest/presets.ts";
 import { LABELS, type Plan } from "../plan.ts";
 import { peekName } from "../state.ts";
 import { buildInfo } from "../version.ts";
@@ -179,8 +180,9 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
     networks: { internal: `${name}-internal`, egress: `${name}-egress` },
     containers: { bottle: name, gate: `${name}-gate` },
     egress: {
-      allow: [...new Set([...CLAUDE_CODE_HOSTS, ...resolved.bottle.egress.allow, ...custodyHosts(custody)])],
+      allow: [...new Set([...CLAUDE_CODE_HOSTS, ...egressHosts(resolved.bottle.egress), ...custodyHosts(custody)])],
       defaults: [...CLAUDE_CODE_HOSTS],
+      presets: resolved.bottle.egress.presets.map((ref) => ({ ...ref, hosts: presetHosts(ref) })),
       allowPrivate: resolved.bottle.egress.allowPrivate,
       proxyPort: PROXY_PORT,
       limits: { ...DEFAULT_EGRESS_LIMITS, ...resolved.bottle.egress.limits },

@@ -21,7 +21,7 @@ export function builtinBottle(): ResolvedBottle {
     name: DEFAULT_NAME,
     sources: [BUILTIN],
     env: {},
-    egress: { allow: [], allowPrivate: [], routes: [], limits: {} },
+    egress: { allow: [], presets: [], allowPrivate: [], routes: [], limits: {} },
     auth: {},
     git: { remotes: {} },
     ssh: { hosts: [] },

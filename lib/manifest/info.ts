@@ -2,6 +2,7 @@ import { formatBytes } from "../bytes.ts";
 import { BUILTIN, CLAUDE_CODE_HOSTS } from "./defaults.ts";
 import { DEFAULT_EGRESS_LIMITS, LIMIT_FIELDS, type LimitField } from "./limits.ts";
 import { displayPath } from "./errors.ts";
+import { formatPresetRef, presetHosts, presetVersion } from "./presets.ts";
 import type { EnvSource, Resolved } from "./types.ts";
 
 type Env = Record<string, string | undefined>;
@@ -24,7 +25,10 @@ export interface InfoView {
     name: string;
     sources: string[];
     egress: {
-      allow: Array<{ host: string; default: boolean; from: string }>;
+      /** Every host: Claude Code's (default), the bottle's own, and its presets' (`preset`: which one). */
+      allow: Array<{ host: string; default: boolean; preset?: string; from: string }>;
+      /** The presets and what each stands for. */
+      presets: Array<{ name: string; version: number; description: string; hosts: Array<{ host: string; for: string }>; notes: string[]; from: string }>;
       allowPrivate: Array<{ entry: string; from: string }>;
       /** Credential routes: the gate adds the credential; the bottle holds a placeholder. */
       routes: Array<{
@@ -77,6 +81,16 @@ export function infoView(resolved: Resolved, env: Env = process.env): InfoView {
   const show = (file: string | undefined) => (file === undefined ? BUILTIN : file === BUILTIN ? BUILTIN : displayPath(file, env));
   const origin = (key: string) => show(bottle.origins[key]);
   const gitUser = resolved.gitUser;
+  const listed = new Set<string>([...CLAUDE_CODE_HOSTS, ...bottle.egress.allow]);
+  // A preset's host the bottle lists itself (or Claude Code needs) shows once, as that.
+  const presetRows: InfoView["bottle"]["egress"]["allow"] = [];
+  for (const ref of bottle.egress.presets) {
+    for (const host of presetHosts(ref)) {
+      if (listed.has(host)) continue;
+      listed.add(host);
+      presetRows.push({ host, default: false, preset: formatPresetRef(ref), from: origin(`egress.presets.${formatPresetRef(ref)}`) });
+    }
+  }
   const userFrom: string[] = [];
   if (gitUser) {
     for (const field of ["name", "email"] as const) {
@@ -103,7 +117,19 @@ export function infoView(resolved: Resolved, env: Env = process.env): InfoView {
         allow: [
           ...CLAUDE_CODE_HOSTS.map((host) => ({ host, default: true, from: BUILTIN })),
           ...bottle.egress.allow.filter((host) => !CLAUDE_CODE_HOSTS.includes(host)).map((host) => ({ host, default: false, from: origin(`egress.allow.${host}`) })),
+          ...presetRows,
         ],
+        presets: bottle.egress.presets.map((ref) => {
+          const preset = presetVersion(ref);
+          return {
+            name: ref.name,
+            version: ref.version,
+            description: preset.description,
+            hosts: preset.hosts.map((entry) => ({ ...entry })),
+            notes: [...(preset.notes ?? [])],
+            from: origin(`egress.presets.${formatPresetRef(ref)}`),
+          };
+        }),
         allowPrivate: bottle.egress.allowPrivate.map((entry) => ({ entry, from: origin(`egress.allow_private.${entry}`) })),
         routes: bottle.egress.routes.map((route) => ({
           host: route.host,
@@ -195,7 +221,15 @@ export function formatInfo(view: InfoView): string {
     lines.push(...bottle.claude.notes.map((note) => `  note: ${note}`));
   }
   lines.push("", "egress allow");
-  lines.push(...table(bottle.egress.allow.map((entry) => [entry.host, entry.default ? "default" : entry.from])));
+  lines.push(...table(bottle.egress.allow.map((entry) => [entry.host, entry.default ? "default" : entry.preset ? `preset ${entry.preset}` : entry.from])));
+  if (bottle.egress.presets.length) {
+    lines.push("", "egress presets (host lists shipped with bottle)");
+    for (const preset of bottle.egress.presets) {
+      lines.push(...table([[`${preset.name}@${preset.version}`, preset.description, preset.from]]));
+      lines.push(...table(preset.hosts.map((entry) => [entry.host, entry.for]), "    "));
+      lines.push(...preset.notes.map((note) => `    note: ${note}`));
+    }
+  }
   if (bottle.egress.allowPrivate.length) {
     lines.push("", "egress allow_private");
     lines.push(...table(bottle.egress.allowPrivate.map((entry) => [entry.entry, entry.from])));

@@ -4,6 +4,7 @@ import { BottleError } from "../errors.ts";
 import { configDir, userAgentsDir, userBottlesDir } from "../paths.ts";
 import { displayPath } from "./errors.ts";
 import { agentJsonSchema, bottleJsonSchema } from "./json-schema.ts";
+import { parsePresetRef, presetNames } from "./presets.ts";
 import { NAME_PATTERN } from "./schema.ts";
 
 type Env = Record<string, string | undefined>;
@@ -12,8 +13,8 @@ export function schemaDir(env: Env = process.env): string {
   return join(configDir(env), "schema");
 }
 
-/** A commented starter bottle; valid as written. */
-export function starterBottle(name: string): string {
+/** A commented starter bottle with these presets (as written: npm, github@1); valid as written. */
+export function starterBottle(name: string, presets: readonly string[] = []): string {
   return `# yaml-language-server: $schema=../schema/bottle.json
 #
 # Bottle "${name}": where an agent runs and what it may reach.
@@ -24,8 +25,11 @@ export function starterBottle(name: string): string {
 # extends: base
 
 # Hosts the bottle may reach on top of Claude Code's own (see \`bottle info\`).
-# Host names only, no URLs: "*.example.com" and "host:8443" work.
 egress:
+  # Host lists shipped with bottle: ${presetNames().join(", ")}.
+  # "npm" is the newest list, "npm@1" pins one; \`bottle info\` shows the hosts.
+  presets: [${presets.join(", ")}]
+  # Host names only, no URLs: "*.example.com" and "host:8443" work.
   allow: []
   #  - github.com
   #  - "*.npmjs.org"
@@ -113,6 +117,8 @@ limited to approved hosts; ask the user if you need another one.
 export interface InitOptions {
   agent: string;
   bottle: string;
+  /** The bottle's egress presets, as written (npm, github@1). */
+  presets?: string[];
   force?: boolean;
   env?: Env;
 }
@@ -122,6 +128,15 @@ export interface InitResult {
   written: string[];
   /** An existing bottle the new agent uses, left as it was. */
   keptBottle?: string;
+}
+
+/** `--preset` values, each a preset (a usage error otherwise), each once. */
+export function checkPresets(presets: readonly string[]): string[] {
+  for (const preset of presets) {
+    const parsed = parsePresetRef(preset);
+    if ("problem" in parsed) throw new BottleError(`--preset ${preset}: ${parsed.problem}`, { exitCode: 2, fix: `use one of: ${presetNames().join(", ")}` });
+  }
+  return [...new Set(presets)];
 }
 
 function writeAtomic(file: string, content: string, mode = 0o600): void {
@@ -147,6 +162,7 @@ export function initConfig(options: InitOptions): InitResult {
       throw new BottleError(`"${name}" is not a valid ${what} name — use lower-case letters, digits and -, starting with a letter`, { exitCode: 2 });
     }
   }
+  const presets = checkPresets(options.presets ?? []);
   const agentFile = join(userAgentsDir(env), `${options.agent}.md`);
   const bottleFile = join(userBottlesDir(env), `${options.bottle}.yaml`);
   if (existsSync(agentFile) && !options.force) {
@@ -155,6 +171,12 @@ export function initConfig(options: InitOptions): InitResult {
     });
   }
   const keepBottle = existsSync(bottleFile) && !options.force;
+  // Presets go into a new bottle only; an existing one is the user's to edit.
+  if (keepBottle && presets.length) {
+    throw new BottleError(`${displayPath(bottleFile, env)} already exists; --preset would not change it`, {
+      fix: `add egress.presets: [${presets.join(", ")}] to it yourself, or pass --force to replace it`,
+    });
+  }
   const written: string[] = [];
   const dir = schemaDir(env);
   const bottleSchemaFile = join(dir, "bottle.json");
@@ -163,7 +185,7 @@ export function initConfig(options: InitOptions): InitResult {
   writeAtomic(agentSchemaFile, `${JSON.stringify(agentJsonSchema(), null, 2)}\n`, 0o644);
   written.push(bottleSchemaFile, agentSchemaFile);
   if (!keepBottle) {
-    writeAtomic(bottleFile, starterBottle(options.bottle));
+    writeAtomic(bottleFile, starterBottle(options.bottle, presets));
     written.push(bottleFile);
   }
   writeAtomic(agentFile, starterAgent(options.agent, options.bottle));

@@ -4,6 +4,7 @@ import { builtinBottle } from "./defaults.ts";
 import { LIMIT_FIELDS } from "./limits.ts";
 import type { BottleFileManifest } from "./schema.ts";
 import { formatPath } from "./errors.ts";
+import { formatPresetRef } from "./presets.ts";
 import type { ClaudeSetupChoice, ResolvedBottle } from "./types.ts";
 import type { Locate } from "./yaml-positions.ts";
 
@@ -60,7 +61,7 @@ export function expandPath(path: string, baseDir: string, env: Env = process.env
 
 /**
  * Merge layers in order (parents left to right, then the child): env by key
- * and scalars later-wins (auth per field), host lists union, git remotes by
+ * and scalars later-wins (auth per field), host lists and presets union, git remotes by
  * name, SSH hosts by host name, credential routes appended (the gate picks
  * the longest matching path prefix; on a tie the later one). Paths are made absolute relative to the layer's own file.
  */
@@ -80,6 +81,12 @@ export function mergeLayers(name: string, layers: BottleLayer[], env: Env = proc
         out.egress.allow.push(host);
         out.origins[`egress.allow.${host}`] = file;
       }
+    }
+    for (const preset of value.egress?.presets ?? []) {
+      const key = `egress.presets.${formatPresetRef(preset)}`;
+      if (key in out.origins) continue;
+      out.egress.presets.push(preset);
+      out.origins[key] = file;
     }
     for (const entry of value.egress?.allow_private ?? []) {
       if (!out.egress.allowPrivate.includes(entry)) {

@@ -12,6 +12,7 @@ import {
   upstreamProblem,
   upstreamUrlProblem,
 } from "./hosts.ts";
+import { parsePresetRef, presetNames, presetProblem, presetSpellings, type PresetRef } from "./presets.ts";
 import { BACKEND_NAMES } from "../backends/names.ts";
 import { EFFORT_LEVELS, PERMISSION_MODES } from "../claude-flags.ts";
 
@@ -184,11 +185,32 @@ const authSchema = strict({
   ),
 });
 
+/** A preset written where a host was expected: it would be taken for a one-label host name. */
+function presetInAllow(entry: string): string | undefined {
+  const preset = entry.toLowerCase();
+  if ("problem" in parsePresetRef(preset)) return undefined;
+  return `"${entry}" is a preset, not a host — list it under egress.presets: [${preset}]`;
+}
+
 const allowHost = v.pipe(
   text("a host name"),
+  problem(presetInAllow),
   problem(allowEntryProblem),
   v.description('A host name, "*.example.com" or "host:port" — not a URL'),
   v.transform((host) => host.toLowerCase()),
+);
+
+const presetRef = v.pipe(
+  // A picklist, so editors offer the names; its message is the loader's own.
+  v.picklist(presetSpellings(), (issue) =>
+    typeof issue.input === "string" ? (presetProblem(issue.input) ?? "") : `expected a preset name (${presetNames().join(", ")}), got ${describeValue(issue.input)}`,
+  ),
+  v.transform((text): PresetRef => {
+    const parsed = parsePresetRef(text);
+    // Cannot happen: the picklist lets only known spellings through.
+    if ("problem" in parsed) throw new Error(parsed.problem);
+    return parsed;
+  }),
 );
 
 const privateEntry = v.pipe(
@@ -320,7 +342,13 @@ export const bottleSchema = v.pipe(
     ),
     egress: v.optional(
       strict({
-        allow: v.optional(v.pipe(list(allowHost, "host names"), v.description("Hosts the bottle may reach, on top of Claude Code's defaults"))),
+        presets: v.optional(
+          v.pipe(
+            list(presetRef, "preset names"),
+            v.description(`Named host lists shipped with bottle (${presetNames().join(", ")}); "npm" is the newest version, "npm@1" pins one. \`bottle info\` shows their hosts`),
+          ),
+        ),
+        allow: v.optional(v.pipe(list(allowHost, "host names"), v.description("Hosts the bottle may reach, on top of Claude Code's defaults and the presets' hosts"))),
         allow_private: v.optional(
           v.pipe(list(privateEntry, "hosts or CIDRs"), v.description("Hosts or networks allowed although they are private addresses")),
         ),

@@ -3,6 +3,7 @@ import type { Position } from "./yaml-positions.ts";
 import type { BackendName } from "../backends/names.ts";
 import type { EFFORT_LEVELS, PERMISSION_MODES } from "../claude-flags.ts";
 import type { McpServerConfig } from "./schema.ts";
+import type { PresetRef } from "./presets.ts";
 
 export type { EnvSource };
 
@@ -71,8 +72,8 @@ export interface ResolvedBottle {
   /** Files of the extends chain, child last; "(built-in)" for the embedded default. */
   sources: string[];
   env: Record<string, ResolvedEnvEntry>;
-  /** User entries only (not CLAUDE_CODE_HOSTS), deduped, in order. */
-  egress: { allow: string[]; allowPrivate: string[]; routes: ResolvedRoute[]; limits: EgressLimitOverrides };
+  /** User entries only (not CLAUDE_CODE_HOSTS, not the presets' hosts), deduped, in order; presets by name and version, each once. */
+  egress: { allow: string[]; presets: PresetRef[]; allowPrivate: string[]; routes: ResolvedRoute[]; limits: EgressLimitOverrides };
   auth: ResolvedAuth;
   git: {
     user?: GitUser;
@@ -89,7 +90,7 @@ export interface ResolvedBottle {
   /**
    * Which file each value came from, keyed by field: `workspace`, `image`,
    * `backend`, `git.user.name`, `git.user.email`, `git.remotes.<name>`,
-   * `ssh.hosts.<host>`, `egress.allow.<host>`, `egress.allow_private.<entry>`,
+   * `ssh.hosts.<host>`, `egress.allow.<host>`, `egress.presets.<name>@<version>`, `egress.allow_private.<entry>`,
    * `ca_certs.<path>`, `auth.token`, `auth.kind`, `auth.upstream`. Missing key = built-in default.
    * Routes carry their own file in `token.file`.
    */

@@ -214,6 +214,18 @@ describe("what a launch brings", () => {
     expect(JSON.stringify(claudeSetupEntries(setup, 1000, 1000).map((entry) => String(entry.content ?? "")))).not.toContain("secret-value-xyz");
   });
 
+  test("an HTTP MCP server's host may come from one of the bottle's presets", () => {
+    const home = tempDir();
+    write(home, ".claude.json", JSON.stringify({ mcpServers: { gh: { type: "http", url: "https://api.github.com/mcp" } } }));
+    const mcp = [{ value: "gh", file: "/cfg/bottles/dev.yaml", line: 3, col: 5, path: "claude.mcp[0]" }];
+    const bottle = (presets: Resolved["bottle"]["egress"]["presets"]) => ({
+      egress: { ...builtinBottle().egress, presets },
+      claude: { ...builtinBottle().claude, memory: false, mcp },
+    });
+    expect(loadClaudeSetup(resolved({ bottle: bottle([{ name: "github", version: 1 }]) }), { HOME: home }).mcp.servers.map((server) => server.name)).toEqual(["gh"]);
+    expect(() => loadClaudeSetup(resolved({ bottle: bottle([{ name: "npm", version: 1 }]) }), { HOME: home })).toThrow("which this bottle does not allow — add it to the bottle's egress.allow: [api.github.com] (or take the preset that lists it: egress.presets: [github])");
+  });
+
   test("$CLAUDE_CONFIG_DIR is where the setup is read from", () => {
     const home = tempDir();
     const config = tempDir();

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { type CommandDef, defineCommand } from "citty";
-import { checkCommandLine, splitArgs } from "../../../lib/cli/args.ts";
+import { checkCommandLine, flagValues, splitArgs } from "../../../lib/cli/args.ts";
 import { BottleError } from "../../../lib/errors.ts";
 
 describe("splitArgs", () => {
@@ -79,6 +79,26 @@ async function rejection(argv: string[]): Promise<BottleError> {
   }
   throw new Error(`expected ${JSON.stringify(argv)} to be refused`);
 }
+
+describe("flagValues", () => {
+  test("a repeatable flag: repeated, =value and comma lists, each value once, in order", () => {
+    expect(flagValues(["--preset", "npm", "--yes", "--preset=github,go", "--preset", " npm , pypi"], "preset")).toEqual(["npm", "github", "go", "pypi"]);
+    expect(flagValues(["--agent", "x"], "preset")).toEqual([]);
+  });
+
+  test("a missing or empty value is a usage error", () => {
+    for (const argv of [["--preset"], ["--preset", "--yes"], ["--preset="], ["--preset", "npm,,go"]]) {
+      let error: unknown;
+      try {
+        flagValues(argv, "preset");
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toBeInstanceOf(BottleError);
+      expect((error as BottleError).exitCode).toBe(2);
+    }
+  });
+});
 
 describe("checkCommandLine", () => {
   test("resolves the sub-command path", async () => {

@@ -117,7 +117,7 @@ describe("valid bottles", () => {
     box.bottle("dev", "");
     const bottle = resolveBottle("dev", { env: box.env });
     expect(bottle.workspace).toBe("mount");
-    expect(bottle.egress).toEqual({ allow: [], allowPrivate: [], routes: [], limits: {} });
+    expect(bottle.egress).toEqual({ allow: [], presets: [], allowPrivate: [], routes: [], limits: {} });
   });
 
   test("every field, with paths resolved and defaults applied", () => {

@@ -27,7 +27,7 @@ describe("command files", () => {
     expect(agentsCommand.meta).toMatchObject({ name: "agents" });
     expect(await argsOf(agentsCommand)).toEqual(["json"]);
     expect(await argsOf(infoCommand)).toEqual(["agent", "bottle", "json"]);
-    expect(await argsOf(initCommand)).toEqual(["agent", "bottle", "force", "yes"]);
+    expect(await argsOf(initCommand)).toEqual(["agent", "bottle", "preset", "force", "yes"]);
     expect(await argsOf(schemaCommand)).toEqual(["kind"]);
   });
 });

@@ -81,4 +81,34 @@ describe("bottle init", () => {
     expect(box.normalize(error.message)).toMatchSnapshot();
     expect(existsSync(box.config)).toBe(false);
   });
+
+  test("presets go into the new bottle, valid as written; unknown ones are usage errors before anything is written", async () => {
+    initConfig({ agent: "default", bottle: "default", presets: ["npm", "github@1", "npm"], env: box.env });
+    const text = readFileSync(join(box.config, "bottles", "default.yaml"), "utf8");
+    expect(text).toContain("  presets: [npm, github@1]\n");
+    const resolved = await resolveAgentAndBottle({ projectDir: box.project, env: box.env });
+    expect(resolved.bottle.egress.presets).toEqual([
+      { name: "npm", version: 1 },
+      { name: "github", version: 1 },
+    ]);
+
+    const before = treeState(box.root);
+    const error = thrown(() => initConfig({ agent: "other", bottle: "other", presets: ["nmp"], env: box.env }));
+    expect(error).toBeInstanceOf(BottleError);
+    expect((error as BottleError).exitCode).toBe(2);
+    expect(error.message).toBe('--preset nmp: unknown preset "nmp" (presets: crates, debian, github, go, npm, pypi, rubygems) — did you mean npm?');
+    expect(treeState(box.root)).toEqual(before);
+  });
+
+  test("without presets the starter lists them, empty; --preset for a bottle that exists is refused (it would be ignored)", () => {
+    initConfig({ agent: "default", bottle: "work", env: box.env });
+    const text = readFileSync(join(box.config, "bottles", "work.yaml"), "utf8");
+    expect(text).toContain("  # Host lists shipped with bottle: crates, debian, github, go, npm, pypi, rubygems.\n");
+    expect(text).toContain("  presets: []\n");
+    const before = treeState(box.root);
+    const error = thrown(() => initConfig({ agent: "coder", bottle: "work", presets: ["npm"], env: box.env }));
+    expect(error.message).toBe("~/.config/bottle/bottles/work.yaml already exists; --preset would not change it");
+    expect((error as BottleError).fix).toBe("add egress.presets: [npm] to it yourself, or pass --force to replace it");
+    expect(treeState(box.root)).toEqual(before);
+  });
 });
