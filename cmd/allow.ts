@@ -31,7 +31,7 @@ export default defineCommand({
       else report(name, result);
       return;
     }
-    const denied = deniedIn(name);
+    const denied = await deniedIn(realExec, name);
     if (args.json) {
       printJson(denied.hosts);
       return;

@@ -1,6 +1,7 @@
 import { readAudit } from "./audit.ts";
 import { type Denied, deniedHosts } from "./denied-hosts.ts";
-import { Docker } from "./docker.ts";
+import { syncGateLogs } from "./backends/gate.ts";
+import { dockerFor } from "./docker.ts";
 import { BottleError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
 import type { EgressGateFile } from "./gates/egress/config.ts";
@@ -46,7 +47,7 @@ export async function allowHosts(exec: Exec, name: string, hosts: readonly strin
     if (problem) throw new BottleError(`${host}: ${problem}`, { fix: "give a host name like api.example.com, *.example.com or host:8443" });
   }
   const plan = runningPlan(name);
-  const docker = new Docker(exec);
+  const docker = dockerFor(exec, plan.engine);
   const gate = plan.containers.gate;
   const current = await docker.execIn(gate, ["cat", "/etc/bottle/egress.json"], { check: false });
   if (current.exitCode !== 0) throw new BottleError(`the gate of ${name} is not running`, { fix: `restart the bottle: bottle down ${name} && bottle up` });
@@ -67,8 +68,9 @@ export async function allowHosts(exec: Exec, name: string, hosts: readonly strin
   return { added, already, manifestHint };
 }
 
-/** What the running bottle `name` was denied, from its egress log (the rotated generation too). */
-export function deniedIn(name: string): Denied {
+/** What the running bottle `name` was denied, from its egress log (the rotated generation too; a remote gate's copied in first). */
+export async function deniedIn(exec: Exec, name: string): Promise<Denied> {
   const plan = runningPlan(name);
+  await syncGateLogs(dockerFor(exec, plan.engine), plan);
   return deniedHosts(readAudit(auditLogPath(name, "egress")), new Policy(plan.egress.allow, plan.egress.allowPrivate, []));
 }

@@ -117,21 +117,21 @@ describe("a running bottle's log and gate", () => {
 
   const owner = { pid: process.pid, detach: false, startedAt: "2026-01-02T09:00:00.000Z" };
 
-  test("deniedIn reads the rotated log and the current one, against the bottle's policy now", () => {
+  test("deniedIn reads the rotated log and the current one, against the bottle's policy now", async () => {
     const plan = makePlan({ name: "bottle-dev", egress: { allow: ["api.anthropic.com", "since.test"] } });
     writeState(plan, owner);
     const log = auditLogPath("bottle-dev", "egress");
     mkdirSync(dirname(log), { recursive: true });
     writeFileSync(`${log}.1`, `${JSON.stringify(deny("old.test", "not-allowed"))}\n${JSON.stringify(deny("since.test", "not-allowed"))}\n`);
     writeFileSync(log, `${JSON.stringify(deny("old.test", "not-allowed", { time: "2026-01-02T12:00:00.000Z" }))}\n`);
-    expect(deniedIn("bottle-dev").hosts).toEqual([
+    expect((await deniedIn(recordingExec(), "bottle-dev")).hosts).toEqual([
       { host: "old.test", allow: "old.test", rules: ["not-allowed"], count: 2, last: "2026-01-02T12:00:00.000Z" },
       { host: "since.test", rules: ["not-allowed"], count: 1, last: "2026-01-02T10:00:00.000Z", note: "allowed by now" },
     ]);
   });
 
   test("no such bottle: one error naming it", async () => {
-    expect(() => deniedIn("bottle-none")).toThrow("no running bottle named bottle-none");
+    expect(await caught(deniedIn(recordingExec(), "bottle-none"))).toBeInstanceOf(BottleError);
     expect(await caught(allowHosts(recordingExec(), "bottle-none", ["x.test"]))).toBeInstanceOf(BottleError);
   });
 
