@@ -97,6 +97,24 @@ describeRemote("a bottle on a remote engine", (engine) => {
     300_000,
   );
 
+  test(
+    "DOCKER_HOST with TLS, and an ssh:// context, reach the same engine; the plan records which",
+    async () => {
+      const viaEnv = await runBottle(sandbox, ["up", agent, "--yes", "--", "sh", "-c", "echo from-docker-host"], { env: engine.env });
+      expect(viaEnv.exitCode).toBe(0);
+      expect(viaEnv.stdout).toContain("from-docker-host");
+      const dry = JSON.parse((await runBottle(sandbox, ["up", agent, "--dry-run", "--json"], { env: engine.env })).stdout) as { engine?: { host?: string; remote: boolean } };
+      expect(dry.engine).toMatchObject({ host: engine.host, remote: true });
+      if (engine.ssh) {
+        const viaSsh = await bottle(["up", agent, "--yes", "--context", engine.ssh.context, "--", "sh", "-c", "echo from-ssh"]);
+        expect(viaSsh.exitCode).toBe(0);
+        expect(viaSsh.stdout).toContain("from-ssh");
+      }
+      expect(objectsOn(docker)).toEqual([]);
+    },
+    300_000,
+  );
+
   test("workspace: mount asked for on a remote engine is refused before anything is made, with the reason", async () => {
     writeFile(join(sandbox.config, "bottles", "mounted.yaml"), "workspace: mount\n");
     writeFile(join(sandbox.config, "agents", `${agent}-m.md`), "---\nbottle: mounted\n---\n");
