@@ -1,9 +1,10 @@
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
 import { BottleError } from "./errors.ts";
 import { stateDir } from "./paths.ts";
+import { readStateList, writeStateList } from "./state-list.ts";
 import type { Exec } from "./exec.ts";
 
 /**
@@ -143,17 +144,10 @@ function enginesFile(): string {
 }
 
 export function rememberedEngines(): Engine[] {
-  try {
-    const parsed = v.safeParse(v.array(EngineSchema), JSON.parse(readFileSync(enginesFile(), "utf8")));
-    return parsed.success ? parsed.output : [];
-  } catch {
-    return [];
-  }
+  return readStateList(enginesFile(), EngineSchema);
 }
 
 /** Written down when a bottle starts on an engine other than the local default. */
 export function rememberEngine(engine: Engine): void {
-  const known = rememberedEngines().filter((other) => engineName(other) !== engineName(engine));
-  mkdirSync(stateDir(), { recursive: true });
-  writeFileSync(enginesFile(), `${JSON.stringify([...known, engine], null, 2)}\n`);
+  writeStateList(enginesFile(), [...rememberedEngines().filter((other) => engineName(other) !== engineName(engine)), engine]);
 }

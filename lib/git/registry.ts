@@ -1,7 +1,7 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import * as v from "valibot";
 import { stateDir } from "../paths.ts";
+import { readStateList, writeStateList } from "../state-list.ts";
 
 /**
  * The branches bottles made in the user's repositories, kept in the state
@@ -29,12 +29,7 @@ function registryFile(): string {
 }
 
 export function readBranches(): BottleBranch[] {
-  try {
-    const parsed = v.safeParse(v.array(EntrySchema), JSON.parse(readFileSync(registryFile(), "utf8")));
-    return parsed.success ? parsed.output : [];
-  } catch {
-    return [];
-  }
+  return readStateList(registryFile(), EntrySchema);
 }
 
 /** Adds (or replaces, by repository and branch) an entry. */
@@ -48,12 +43,7 @@ export function forgetBranch(repo: string, branch: string): void {
 }
 
 function writeBranches(entries: BottleBranch[]): void {
-  const file = registryFile();
-  mkdirSync(dirname(file), { recursive: true });
-  // Written whole, then renamed: two launches at once never leave half a file.
-  const temporary = `${file}.${process.pid}`;
-  writeFileSync(temporary, `${JSON.stringify(entries, null, 2)}\n`);
-  renameSync(temporary, file);
+  writeStateList(registryFile(), entries);
 }
 
 /** A repository's entry for `name`: a bottle's name, or a branch's. */

@@ -1,3 +1,4 @@
+import { afterEach, beforeEach } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -68,6 +69,21 @@ export function makePlan(overrides: DeepPartial<Plan> = {}): Plan {
   const plan = parsePlan(merged);
   if (!plan) throw new Error(`makePlan built an invalid plan: ${JSON.stringify(merged)}`);
   return plan;
+}
+
+/**
+ * Each test of the file gets a fresh XDG_STATE_HOME (bottle's state dir
+ * under it); the caller's is put back after. Call at the top of a test file.
+ */
+export function freshStateDirEachTest(): void {
+  const saved = process.env.XDG_STATE_HOME;
+  beforeEach(() => {
+    process.env.XDG_STATE_HOME = tempDir();
+  });
+  afterEach(() => {
+    if (saved === undefined) delete process.env.XDG_STATE_HOME;
+    else process.env.XDG_STATE_HOME = saved;
+  });
 }
 
 /** What `promise` rejects with (failing the test when it resolves). */

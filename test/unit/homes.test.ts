@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Docker } from "../../lib/docker.ts";
@@ -6,18 +6,11 @@ import { BottleError } from "../../lib/errors.ts";
 import { checkHomeFormat, HOME_FORMAT, homeLabels, homeVolumeName, keptHomes, removeHomes, touchHome } from "../../lib/homes.ts";
 import { stateDir } from "../../lib/paths.ts";
 import { recordingExec } from "../helpers/exec.ts";
-import { cleanupTempDirs, tempDir } from "../helpers/unit.ts";
+import { cleanupTempDirs, freshStateDirEachTest } from "../helpers/unit.ts";
 
 afterAll(cleanupTempDirs);
 
-const savedState = process.env.XDG_STATE_HOME;
-beforeEach(() => {
-  process.env.XDG_STATE_HOME = tempDir();
-});
-afterEach(() => {
-  if (savedState === undefined) delete process.env.XDG_STATE_HOME;
-  else process.env.XDG_STATE_HOME = savedState;
-});
+freshStateDirEachTest();
 
 /** `docker volume ls` answering with `volumes` (name → labels), minus those `docker volume rm` removed. */
 function volumeDocker(volumes: Record<string, Record<string, string>>) {

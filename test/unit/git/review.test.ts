@@ -1,21 +1,14 @@
-import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { splitArgs } from "../../../lib/cli/args.ts";
 import { BottleError } from "../../../lib/errors.ts";
 import { findBranch, forgetBranch, readBranches, recordBranch, type BottleBranch } from "../../../lib/git/registry.ts";
 import { applyWork, mergeWork, workOf, type Scan } from "../../../lib/git/review.ts";
 import { recordingExec } from "../../helpers/exec.ts";
-import { caught, cleanupTempDirs, tempDir } from "../../helpers/unit.ts";
+import { caught, cleanupTempDirs, freshStateDirEachTest } from "../../helpers/unit.ts";
 
 afterAll(cleanupTempDirs);
 
-const saved = process.env.XDG_STATE_HOME;
-beforeEach(() => {
-  process.env.XDG_STATE_HOME = tempDir();
-});
-afterEach(() => {
-  if (saved === undefined) delete process.env.XDG_STATE_HOME;
-  else process.env.XDG_STATE_HOME = saved;
-});
+freshStateDirEachTest();
 
 const work: BottleBranch = { repo: "/repo", branch: "bottle/dev", bottle: "bottle-dev", base: "a".repeat(40), mode: "branch", createdAt: "2026-01-01T00:00:00.000Z" };
 const clean: Scan = async () => [];
