@@ -2,6 +2,8 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeSandbox, ROOT, writeFile, type Sandbox } from "../helpers/cli.ts";
+import { describeDocker, removeLabelled, uniqueId } from "../helpers/docker.ts";
+import { initRepo, writeHostGitConfig } from "../helpers/git-project.ts";
 
 /** The compiled binary, run from a directory that holds a .env and a bunfig.toml it must ignore. */
 
@@ -82,6 +84,8 @@ describe("the compiled binary", () => {
     expect(out.stdout).toBe(readFileSync(join(ROOT, "assets", "agent.Dockerfile"), "utf8"));
     const gate = await run(sandbox, ["assets", "egressGate"]);
     expect(gate.stdout).toContain("egress gate ready");
+    for (const [asset, file] of [["bottleClaudeSync", "bottle-claude-sync.sh"], ["bottleAttach", "bottle-attach.sh"], ["tmuxConf", "tmux.conf"], ["gitScanMerge", "git/scan-merge.sh"]])
+      expect((await run(sandbox, ["assets", asset!])).stdout).toBe(readFileSync(join(ROOT, "assets", file!), "utf8"));
   });
 
   test("doctor --json reports checks and ignores .env and bunfig.toml in the cwd", async () => {
@@ -140,4 +144,30 @@ describe("no Docker", () => {
     expect(stderr).toContain("alow_private");
     expect(stderr).toContain("did you mean");
   });
+});
+
+describeDocker("the compiled binary with the real engine", () => {
+  test(
+    "a branch bottle from the compiled binary: its commit comes back and bottle branches, diff and merge take it",
+    async () => {
+      const repo = makeSandbox();
+      writeHostGitConfig(repo);
+      initRepo(repo, repo.project, { "README.md": "e2e\n" });
+      const agent = uniqueId("e2e");
+      writeFile(join(repo.config, "agents", `${agent}.md`), "---\ndescription: e2e\n---\n");
+      try {
+        const up = await run(repo, ["up", agent, "--yes", "--branch", "--", "sh", "-c", "echo done > e2e.txt && git add e2e.txt && git -c user.name=a -c user.email=a@b.test commit -qm 'from the binary' && git log --oneline | wc -l"]);
+        expect(up.exitCode).toBe(0);
+        expect(up.stdout.trim()).toBe("2");
+        const branches = JSON.parse((await run(repo, ["branches", "--json"])).stdout) as Array<{ branch: string; ahead: number }>;
+        expect(branches).toEqual([expect.objectContaining({ branch: `bottle/${agent}`, ahead: 1 })]);
+        expect((await run(repo, ["diff", `bottle-${agent}`])).stdout).toContain("+done");
+        expect((await run(repo, ["merge", `bottle-${agent}`])).exitCode).toBe(0);
+        expect(readFileSync(join(repo.project, "e2e.txt"), "utf8")).toBe("done\n");
+      } finally {
+        removeLabelled(`bottle.agent=${agent}`);
+      }
+    },
+    600_000,
+  );
 });
