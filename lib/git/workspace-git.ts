@@ -1,10 +1,7 @@
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, lstatSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
-import type { BottleHandle } from "../backends/types.ts";
 import type { Exec } from "../exec.ts";
-import type { Plan } from "../plan.ts";
 import { log } from "../log.ts";
 import { bottleStateDir } from "../paths.ts";
 import type { TarEntry } from "../tar.ts";
@@ -159,29 +156,4 @@ export function workspaceGitMounts(name: string, git: WorkspaceGit, workspace: s
 export function workspaceGitEntries(git: WorkspaceGit, repo: HostRepo | undefined, containerPath: string, uid: number, gid: number, borrowObjects = true): TarEntry[] {
   const root = git.shape === "file" ? PRIVATE_GITDIR : `${containerPath}/.git`;
   return privateGitDirEntries(root, repo, repo ? readHostGitFiles(repo) : { sharedIndexes: [] }, uid, gid, borrowObjects);
-}
-
-/** Where the host's objects wait in the bottle (a remote engine), until unbundled into its private git dir. */
-export const OBJECTS_BUNDLE = "/run/bottle/objects.bundle";
-
-/**
- * The host repository's objects as one bundle of every ref, for a bottle on
- * a remote engine, where they cannot be mounted. Undefined for a repository
- * without a commit.
- */
-export async function objectsBundle(exec: Exec, repo: string): Promise<Uint8Array | undefined> {
-  const dir = mkdtempSync(join(tmpdir(), "bottle-objects-"));
-  try {
-    const file = join(dir, "objects.bundle");
-    const made = await exec.run(["git", "-C", repo, "-c", "core.fsmonitor=false", "bundle", "create", file, "--all"], { check: false, env: { GIT_OPTIONAL_LOCKS: "0" } });
-    return made.exitCode === 0 ? readFileSync(file) : undefined;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** In the bottle: the bundled objects into its private git dir, before anything is checked out. */
-export async function unbundleObjects(bottle: BottleHandle, plan: Plan): Promise<void> {
-  const { uid, gid } = plan.workspace.user;
-  await bottle.exec(["sh", "-c", 'git -C "$1" bundle unbundle "$2" >/dev/null && rm -f "$2"', "unbundle", plan.workspace.containerPath, OBJECTS_BUNDLE], { user: `${uid}:${gid}` });
 }
