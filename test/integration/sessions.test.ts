@@ -148,11 +148,13 @@ describeDocker("sessions: detach, reattach, resume after down, headless runs", (
       }
 
       // Claude Code ends (Ctrl-D twice in its session): ls says exited, attach says so and how to resume.
-      await bottle(["exec", name, "--", "tmux", "-S", "/run/bottle/session.sock", "send-keys", "-t", "claude", "C-d"]);
-      await Bun.sleep(500);
-      await bottle(["exec", name, "--", "tmux", "-S", "/run/bottle/session.sock", "send-keys", "-t", "claude", "C-d"]);
-      const deadline = Date.now() + 30_000;
-      while (JSON.parse((await bottle(["ls", "--json"])).stdout).find((row: { name: string }) => row.name === name)?.session !== "exited" && Date.now() < deadline) await Bun.sleep(500);
+      // Both presses in one exec (Claude Code wants the second soon after the first), again until it has ended.
+      const ctrlD = "tmux -S /run/bottle/session.sock send-keys -t claude C-d; sleep 0.3; tmux -S /run/bottle/session.sock send-keys -t claude C-d";
+      const deadline = Date.now() + 60_000;
+      while (JSON.parse((await bottle(["ls", "--json"])).stdout).find((row: { name: string }) => row.name === name)?.session !== "exited" && Date.now() < deadline) {
+        await bottle(["exec", name, "--", "sh", "-c", ctrlD]);
+        await Bun.sleep(2_000);
+      }
       expect(JSON.parse((await bottle(["ls", "--json"])).stdout).find((row: { name: string }) => row.name === name)?.session).toBe("exited");
       const attach = await bottle(["attach", name]);
       expect(attach.exitCode).toBe(1);
