@@ -83,6 +83,26 @@ export class Terminal {
     }
   }
 
+  /**
+   * Ctrl-D twice, as a person leaves Claude Code (the second press must come
+   * soon after the first), again every few seconds until the command ends;
+   * its exit status.
+   */
+  async leaveClaude(timeoutMs = 60_000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      this.tmux(["send-keys", "-t", this.session, "C-d"]);
+      await Bun.sleep(300);
+      this.tmux(["send-keys", "-t", this.session, "C-d"]);
+      const waited = Math.min(5_000, Math.max(0, deadline - Date.now()));
+      try {
+        return await this.waitForExit(waited);
+      } catch (error) {
+        if (Date.now() >= deadline) throw error;
+      }
+    }
+  }
+
   /** Waits until the command has ended; its exit status. */
   async waitForExit(timeoutMs = 60_000): Promise<number> {
     const deadline = Date.now() + timeoutMs;

@@ -102,10 +102,7 @@ describeDocker("sessions: detach, reattach, resume after down, headless runs", (
       const resumed = api.requests().slice(before).find((request) => request.body.includes("and the second?"));
       expect(resumed?.body).toContain("what is in the first bottle?");
       // Ctrl-D twice ends Claude Code: the launch tears the bottle down, the home stays.
-      terminal!.keys("C-d");
-      await Bun.sleep(500);
-      terminal!.keys("C-d");
-      expect(await terminal!.waitForExit(60_000)).toBe(0);
+      expect(await terminal!.leaveClaude()).toBe(0);
       expect(dockerOk("container", "inspect", name)).toBe(false);
 
       // The gate held the token: it reached the API, never the kept home.
