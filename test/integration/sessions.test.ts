@@ -118,6 +118,8 @@ describeDocker("sessions: detach, reattach, resume after down, headless runs", (
   test(
     "a closed terminal detaches too; a SIGKILLed launcher leaves the session reattachable and cleanup finds it; two terminals share one session; an exited Claude is said so",
     async () => {
+      // A test before that failed half-way must not leave its bottle to this one.
+      await bottle(["down", "--all"]);
       // --detach starts Claude Code in its session at once.
       let joined = api.joinWhenCreated(`${name}-egress`);
       const up = await bottle(["up", agent, "--yes", "--detach"]);
@@ -187,6 +189,8 @@ describeDocker("sessions: detach, reattach, resume after down, headless runs", (
   test(
     "bottle run -p: the answer on stdout and exit 0; an API error exits 1; --resume with an unknown id lists the known ones",
     async () => {
+      // A test before that failed half-way must not leave its bottle to this one.
+      await bottle(["down", "--all"]);
       let joined = api.joinWhenCreated(`${name}-egress`);
       const ok = await bottle(["run", agent, "--yes", "-p", "say something headless"]);
       await joined;
@@ -226,6 +230,8 @@ describeDocker("sessions: detach, reattach, resume after down, headless runs", (
   test(
     "up --detach -- CMD runs the command in the session: attach shows it, Ctrl-] leaves it running",
     async () => {
+      // A test before that failed half-way must not leave its bottle to this one.
+      await bottle(["down", "--all"]);
       const joined = api.joinWhenCreated(`${name}-egress`);
       const up = await bottle(["up", agent, "--yes", "--detach", "--", "sh", "-c", "echo command-in-session; exec sleep 600"]);
       await joined;
