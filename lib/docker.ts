@@ -545,7 +545,8 @@ export interface EngineInfo {
 export interface ContainerInspect {
   Id: string;
   Name: string;
-  State: { Status: string; Running: boolean; ExitCode: number };
+  /** OOMKilled: the container's own process was killed for lack of memory (not a child of an exec: see lib/resources.ts). */
+  State: { Status: string; Running: boolean; ExitCode: number; OOMKilled?: boolean };
   Config: { Env?: string[]; Labels?: Record<string, string>; Image: string; Cmd?: string[] | null };
   HostConfig: Record<string, unknown>;
   NetworkSettings: { Networks: Record<string, { IPAddress: string; Aliases?: string[] | null }> };

@@ -1,12 +1,16 @@
 import * as v from "valibot";
+import type { BottleHandle } from "./backends/types.ts";
 import { formatSize } from "./bytes.ts";
+import { log } from "./log.ts";
 import { BUILTIN } from "./manifest/defaults.ts";
 import { displayPath, ManifestError, type ManifestIssue } from "./manifest/errors.ts";
 import type { ResourceChoice } from "./manifest/types.ts";
+import type { Plan } from "./plan.ts";
 
 /**
  * What a bottle may use of the machine (`resources:`): its limits resolved
- * at planning from what the engine has.
+ * at planning from what the engine has, and, at teardown, the one warning a
+ * bottle that ran out of memory gets instead of a silent exit.
  */
 
 type Env = Record<string, string | undefined>;
@@ -121,4 +125,33 @@ export function resourceRows(resources: ResourcesPlan): Array<[string, string]> 
     ["", `the gate: ${own.length ? own.join(", ") : "no limits"} (its own)`],
     ...resources.notes.map((note): [string, string] => ["note", note]),
   ];
+}
+
+/** The kernel's OOM kill count in cgroup v2's memory.events, v1's memory.oom_control or /proc/vmstat: their `oom_kill N` line. */
+export function oomKillCount(text: string): number | undefined {
+  const counts = [...text.matchAll(/^oom_kill (\d+)$/gm)].map((match) => Number(match[1]));
+  return counts.length ? Math.max(...counts) : undefined;
+}
+
+/** Where to raise the memory limit: the file that set it, else the bottle's own file. */
+function memoryFix(plan: Plan, from: string, env: Env): string {
+  if (!from.startsWith("default")) return `raise resources.memory in ${from}`;
+  const file = plan.bottle.sources.at(-1);
+  return file && file !== BUILTIN
+    ? `set resources.memory in ${displayPath(file, env)} (it has the ${from})`
+    : `give it a bottle file with resources.memory (\`bottle init\`; it has the ${from})`;
+}
+
+/** The one warning a bottle that ran out of memory gets. */
+export function outOfMemoryWarning(plan: Plan, kills: number, env: Env = process.env): string {
+  const processes = `${kills} process${kills === 1 ? "" : "es"}`;
+  const { memory } = plan.resources;
+  if (!memory) return `${plan.name}: the kernel killed ${processes} in it for lack of memory (it has no memory limit: ${plan.resources.engine.of} ran out)`;
+  return `${plan.name} was OOM-killed at ${formatSize(memory.value)} (the kernel killed ${processes} in it for lack of memory) — ${memoryFix(plan, memory.from, env)}`;
+}
+
+/** Before a bottle goes: say so when the kernel killed any of its processes for lack of memory. Never throws. */
+export async function reportOutOfMemory(bottle: BottleHandle, plan: Plan, env: Env = process.env): Promise<void> {
+  const kills = await bottle.outOfMemoryKills().catch(() => undefined);
+  if (kills) log.warn(outOfMemoryWarning(plan, kills, env));
 }

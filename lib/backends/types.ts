@@ -37,6 +37,8 @@ export interface BottleHandle {
   logs(follow: boolean): Promise<number>;
   /** Its processes, one `COMMAND ARGS` line each (ps's comm, then its argv), read from outside where the engine can. */
   processes(): Promise<string[]>;
+  /** How many of its processes the kernel has killed for lack of memory so far; undefined when it cannot tell. */
+  outOfMemoryKills(): Promise<number | undefined>;
 }
 
 /** The engine as planning sees it: the runtime to name, and what bottles may use of the machine. */

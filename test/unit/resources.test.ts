@@ -1,17 +1,22 @@
-import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeEach, describe, expect, spyOn, test } from "bun:test";
 import { bottleContainerSpec } from "../../lib/backends/docker/container.ts";
+import { CGROUP_OOM_FILES, containerHandle } from "../../lib/backends/docker/handle.ts";
 import { dockerBackend } from "../../lib/backends/docker/index.ts";
 import { dockerUnlimitable } from "../../lib/backends/engine-limits.ts";
 import { GATE_CPUS, GATE_MEMORY_BYTES, GATE_PIDS_LIMIT, gateContainerSpec, gateResources } from "../../lib/backends/gate.ts";
 import { smolmachinesBackend } from "../../lib/backends/smolmachines/index.ts";
 import { containerArgs, Docker, type EngineInfo } from "../../lib/docker.ts";
+import { log } from "../../lib/log.ts";
 import { ManifestError, resolveBottle } from "../../lib/manifest/index.ts";
 import type { Plan } from "../../lib/plan.ts";
 import { formatPreflight } from "../../lib/preflight.ts";
 import {
   type Capacity,
   DEFAULT_PIDS,
+  oomKillCount,
+  outOfMemoryWarning,
   planResources,
+  reportOutOfMemory,
   type ResourcesPlan,
 } from "../../lib/resources.ts";
 import { recordingExec } from "../helpers/exec.ts";
@@ -149,5 +154,71 @@ describe("the containers' limits", () => {
     const vm = formatPreflight(limited({ pids: undefined, notes: ["a smolmachines VM has no process limit (its own kernel bounds a fork bomb in it)"] }, { backend: "smolmachines" }), []);
     expect(vm).toContain("(default: half of the Docker engine's 8 GiB), no process limit\n");
     expect(vm).toContain("  note       a smolmachines VM has no process limit (its own kernel bounds a fork bomb in it)");
+  });
+});
+
+describe("out of memory at teardown", () => {
+  const V1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n";
+  const V2 = "low 0\nhigh 0\nmax 31\noom 1\noom_kill 1\noom_group_kill 0\n";
+
+  test("the kernel's count: cgroup v2 memory.events, v1 memory.oom_control, a VM's /proc/vmstat", () => {
+    expect(oomKillCount(V1)).toBe(2);
+    expect(oomKillCount(V2)).toBe(1);
+    expect(oomKillCount("nr_free_pages 1000\npgfault 5\noom_kill 3\n")).toBe(3);
+    expect(oomKillCount("oom_kill_disable 0\n")).toBeUndefined();
+    expect(oomKillCount("")).toBeUndefined();
+  });
+
+  test("a container: read in its cgroup, whichever version the engine has", async () => {
+    const exec = recordingExec((argv) => (argv[1] === "exec" ? { exitCode: 1, stdout: V1, stderr: "cat: /sys/fs/cgroup/memory.events: No such file or directory" } : undefined));
+    expect(await containerHandle(new Docker(exec), "bottle-x").outOfMemoryKills()).toBe(2);
+    expect(exec.calls.map((call) => call.argv)).toEqual([["docker", "exec", "bottle-x", "cat", ...CGROUP_OOM_FILES]]);
+  });
+
+  test("a stopped container (no exec): whether docker saw it stop for lack of memory", async () => {
+    const stopped = (oomKilled: boolean) =>
+      recordingExec((argv) =>
+        argv[1] === "exec"
+          ? { exitCode: 1, stderr: "Error response from daemon: container is not running" }
+          : argv[1] === "container"
+            ? { stdout: JSON.stringify({ State: { Status: "exited", Running: false, ExitCode: 137, OOMKilled: oomKilled } }) }
+            : undefined,
+      );
+    expect(await containerHandle(new Docker(stopped(true)), "bottle-x").outOfMemoryKills()).toBe(1);
+    expect(await containerHandle(new Docker(stopped(false)), "bottle-x").outOfMemoryKills()).toBe(0);
+    const gone = recordingExec(() => ({ exitCode: 1 }));
+    expect(await containerHandle(new Docker(gone), "bottle-x").outOfMemoryKills()).toBeUndefined();
+  });
+
+  test("one warning line with the limit and where to raise it", () => {
+    const env = { HOME: "/home/u" };
+    const set = limited({ memory: { value: 256 * MiB, from: "~/.config/bottle/bottles/dev.yaml" } }, { name: "bottle-dev" });
+    expect(outOfMemoryWarning(set, 1, env)).toBe(
+      "bottle-dev was OOM-killed at 256 MiB (the kernel killed 1 process in it for lack of memory) — raise resources.memory in ~/.config/bottle/bottles/dev.yaml",
+    );
+    const defaulted = limited({}, { name: "bottle-dev", bottle: { name: "dev", sources: ["/home/u/.config/bottle/bottles/dev.yaml"] } });
+    expect(outOfMemoryWarning(defaulted, 3, env)).toBe(
+      "bottle-dev was OOM-killed at 4 GiB (the kernel killed 3 processes in it for lack of memory) — set resources.memory in ~/.config/bottle/bottles/dev.yaml (it has the default: half of the Docker engine's 8 GiB)",
+    );
+    const builtin = limited({}, { name: "bottle-default", bottle: { name: "default", sources: ["(built-in)"] } });
+    expect(outOfMemoryWarning(builtin, 1, env)).toBe(
+      "bottle-default was OOM-killed at 4 GiB (the kernel killed 1 process in it for lack of memory) — give it a bottle file with resources.memory (`bottle init`; it has the default: half of the Docker engine's 8 GiB)",
+    );
+  });
+
+  test("said only when the kernel killed something; a bottle that cannot be asked is no warning", async () => {
+    const warn = spyOn(log, "warn").mockImplementation((() => undefined) as unknown as typeof log.warn);
+    try {
+      const plan = limited({}, { name: "bottle-dev" });
+      const handle = (kills: Promise<number | undefined>) => ({ ...containerHandle(new Docker(recordingExec()), "bottle-dev"), outOfMemoryKills: () => kills });
+      await reportOutOfMemory(handle(Promise.resolve(0)), plan);
+      await reportOutOfMemory(handle(Promise.resolve(undefined)), plan);
+      await reportOutOfMemory(handle(Promise.reject(new Error("smolvm: not found"))), plan);
+      expect(warn).not.toHaveBeenCalled();
+      await reportOutOfMemory(handle(Promise.resolve(2)), plan);
+      expect(warn.mock.calls.map((call) => String(call[0]))).toEqual([expect.stringContaining("bottle-dev was OOM-killed at 4 GiB (the kernel killed 2 processes")]);
+    } finally {
+      warn.mockRestore();
+    }
   });
 });
