@@ -7,7 +7,7 @@ import { GATE_CPUS, GATE_MEMORY_BYTES, GATE_PIDS_LIMIT, gateContainerSpec, gateR
 import { smolmachinesBackend } from "../../lib/backends/smolmachines/index.ts";
 import { containerArgs, Docker, type EngineInfo } from "../../lib/docker.ts";
 import { log } from "../../lib/log.ts";
-import { ManifestError, resolveBottle } from "../../lib/manifest/index.ts";
+import { ManifestError } from "../../lib/manifest/index.ts";
 import type { Plan } from "../../lib/plan.ts";
 import { formatPreflight } from "../../lib/preflight.ts";
 import {
@@ -21,7 +21,7 @@ import {
 } from "../../lib/resources.ts";
 import { recordingExec } from "../helpers/exec.ts";
 import { cleanupTempDirs, makePlan } from "../helpers/unit.ts";
-import { sandbox, type Sandbox, thrown } from "./manifest/helpers.ts";
+import { bottleFor, sandbox, type Sandbox, thrown } from "./manifest/helpers.ts";
 
 afterAll(cleanupTempDirs);
 
@@ -41,11 +41,7 @@ beforeEach(() => {
 });
 afterEach(() => box.cleanup());
 
-/** The bottle `dev` with this text, resolved as a launch reads it. */
-function resolved(text: string, name = "dev") {
-  box.bottle(name, text);
-  return resolveBottle(name, { env: box.env });
-}
+const resolved = (text: string) => bottleFor(box, text);
 
 describe("planning the limits", () => {
   const plan = (text: string, engine = ENGINE) => planResources(resolved(text).resources, engine, GATE, box.env);

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { ManifestError, resolveBottle } from "../../../lib/manifest/index.ts";
-import { sandbox, type Sandbox, thrown } from "./helpers.ts";
+import { resolveBottle } from "../../../lib/manifest/index.ts";
+import { bottleErrorFor, bottleFor, sandbox, type Sandbox } from "./helpers.ts";
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -11,18 +11,8 @@ beforeEach(() => {
 });
 afterEach(() => box.cleanup());
 
-/** The bottle `dev` with this text, resolved as a launch reads it. */
-function resolved(text: string, name = "dev") {
-  box.bottle(name, text);
-  return resolveBottle(name, { env: box.env });
-}
-
-function errorFor(text: string): string {
-  box.bottle("dev", text);
-  const error = thrown(() => resolveBottle("dev", { env: box.env }));
-  expect(error).toBeInstanceOf(ManifestError);
-  return box.normalize(error.message);
-}
+const resolved = (text: string, name = "dev") => bottleFor(box, text, name);
+const errorFor = (text: string) => bottleErrorFor(box, text);
 
 describe("resources: in a bottle file", () => {
   test("cpus, memory in any of Docker's spellings or bytes, pids", () => {
