@@ -45,7 +45,10 @@ export interface ContainerSpec {
   capAdd?: string[];
   securityOpt?: string[];
   pidsLimit?: number;
-  memory?: string;
+  /** Bytes; swap is held to the same (`--memory-swap`), so the container cannot swap past it. */
+  memory?: number;
+  /** CPUs, like 2 or 0.5 (`--cpus`). */
+  cpus?: number;
   runtime?: string;
   dns?: string[];
   /** `/etc/hosts` entries (name → address): names that then need no DNS round trip. */
@@ -181,7 +184,8 @@ export function containerArgs(spec: ContainerSpec): string[] {
   for (const cap of spec.capAdd ?? []) args.push("--cap-add", cap);
   for (const opt of spec.securityOpt ?? []) args.push("--security-opt", opt);
   if (spec.pidsLimit) args.push("--pids-limit", String(spec.pidsLimit));
-  if (spec.memory) args.push("--memory", spec.memory);
+  if (spec.memory) args.push("--memory", String(spec.memory), "--memory-swap", String(spec.memory));
+  if (spec.cpus) args.push("--cpus", String(spec.cpus));
   if (spec.runtime) args.push("--runtime", spec.runtime);
   for (const dns of spec.dns ?? []) args.push("--dns", dns);
   for (const [host, address] of Object.entries(spec.extraHosts ?? {})) args.push("--add-host", `${host}:${address}`);
@@ -249,19 +253,29 @@ export class Docker {
     return { client: parsed.Client?.Version ?? "unknown", server: parsed.Server?.Version ?? "unknown" };
   }
 
-  async info(): Promise<{ runtimes: string[]; serverVersion: string; dockerRootDir: string; operatingSystem: string }> {
+  async info(): Promise<EngineInfo> {
     const out = await this.run(["info", "--format", "{{json .}}"]);
     const parsed = JSON.parse(out.stdout) as {
       Runtimes?: Record<string, unknown>;
       ServerVersion?: string;
       DockerRootDir?: string;
       OperatingSystem?: string;
+      NCPU?: number;
+      MemTotal?: number;
+      CpuCfsQuota?: boolean;
+      MemoryLimit?: boolean;
+      SwapLimit?: boolean;
+      PidsLimit?: boolean;
     };
     return {
       runtimes: Object.keys(parsed.Runtimes ?? {}),
       serverVersion: parsed.ServerVersion ?? "unknown",
       dockerRootDir: parsed.DockerRootDir ?? "/var/lib/docker",
       operatingSystem: parsed.OperatingSystem ?? "unknown",
+      ncpu: parsed.NCPU ?? 0,
+      memTotal: parsed.MemTotal ?? 0,
+      // An engine that does not say is taken to limit (docker says, from 1.x on).
+      limits: { cpus: parsed.CpuCfsQuota ?? true, memory: parsed.MemoryLimit ?? true, swap: parsed.SwapLimit ?? true, pids: parsed.PidsLimit ?? true },
     };
   }
 
@@ -528,10 +542,24 @@ export class Docker {
   }
 }
 
+/** What `docker info` tells bottle. */
+export interface EngineInfo {
+  runtimes: string[];
+  serverVersion: string;
+  dockerRootDir: string;
+  operatingSystem: string;
+  /** CPUs and memory (bytes) the engine has; 0 when it does not say. */
+  ncpu: number;
+  memTotal: number;
+  /** Which limits it can set (CpuCfsQuota, MemoryLimit, SwapLimit, PidsLimit): rootless Docker without its cgroup controllers delegated cannot. */
+  limits: { cpus: boolean; memory: boolean; swap: boolean; pids: boolean };
+}
+
 export interface ContainerInspect {
   Id: string;
   Name: string;
-  State: { Status: string; Running: boolean; ExitCode: number };
+  /** OOMKilled: the container's own process was killed for lack of memory (not a child of an exec: see lib/resources.ts). */
+  State: { Status: string; Running: boolean; ExitCode: number; OOMKilled?: boolean };
   Config: { Env?: string[]; Labels?: Record<string, string>; Image: string; Cmd?: string[] | null };
   HostConfig: Record<string, unknown>;
   NetworkSettings: { Networks: Record<string, { IPAddress: string; Aliases?: string[] | null }> };

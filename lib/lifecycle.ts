@@ -17,6 +17,7 @@ import { removeWorkspaceGitMountPoints } from "./git/workspace-git.ts";
 import { forgetMissing, keptHomes, type KeptHome, removeHomes } from "./homes.ts";
 import { bottleStateDir } from "./paths.ts";
 import { LABELS, type Plan } from "./plan.ts";
+import { reportOutOfMemory } from "./resources.ts";
 import { attachSession, sessionStateFrom } from "./session.ts";
 import { isOrphan, readPlan, stateNames } from "./state.ts";
 import { didYouMean } from "./suggest.ts";
@@ -130,18 +131,22 @@ export async function attachBottle(exec: Exec, name: string, command: string[]):
 }
 
 /**
- * The bottle's commits first (a mounted workspace's, while the bottle still
- * runs), then whatever its backend holds (a VM), the docker objects, the
- * state dir, and the mount points the launch made in the workspace.
+ * Whether it ran out of memory and the bottle's commits first (a mounted
+ * workspace's, while the bottle still runs), then whatever its backend holds
+ * (a VM), the docker objects, the state dir, and the mount points the launch
+ * made in the workspace.
  */
 async function removeBottle(docker: Docker, name: string, backendName: string | undefined): Promise<void> {
   const plan = readPlan(name);
   const backend = backendOf(plan?.backend ?? backendName);
+  // Asked of a stopped bottle too: it may have stopped for lack of memory.
+  const outOfMemory = plan ? reportOutOfMemory(backend.handle(docker, plan, process.env), plan) : undefined;
   if (plan?.workspace.git) {
     const running = await backend.open(docker, plan, name, process.env).catch(() => undefined);
     if (running) await bringBackOnTeardown(running, docker.exec, plan);
     await releaseBranch(docker.exec, plan);
   }
+  await outOfMemory;
   if (plan) await syncGateLogs(docker, plan);
   await backend.remove(docker, name, plan, process.env);
   if (plan?.workspace.git) removeWorkspaceGitMountPoints(plan.workspace.git);

@@ -4,6 +4,7 @@ import { CustodyPlanSchema } from "./gates/custody/plan.ts";
 import { WorkspaceGitSchema } from "./git/workspace-git.ts";
 import { EFFORT_LEVELS, PERMISSION_MODES } from "./claude-flags.ts";
 import { EngineSchema } from "./engine.ts";
+import { ResourcesPlanSchema } from "./resources.ts";
 
 /**
  * The plan of one launch: plain data, serialisable, with env NAMES but never
@@ -120,6 +121,8 @@ export const PlanSchema = v.object({
   home: v.optional(v.object({ volume: v.string() })),
   detach: v.boolean(),
   runtime: v.picklist(["runc", "runsc"]),
+  /** What the bottle (and its gate) may use of the machine, each limit with where it came from (lib/resources.ts). */
+  resources: ResourcesPlanSchema,
   labels: v.record(v.string(), v.string()),
   createdAt: v.string(),
 });

@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
-import type { ContainerSpec, Docker, NetworkInspect } from "../docker.ts";
+import type { ContainerSpec, Docker, EngineInfo, NetworkInspect } from "../docker.ts";
 import { BottleError } from "../errors.ts";
 import { custodyGateFiles } from "../gates/custody/index.ts";
 import { EGRESS_READY_LINE, egressGateConfig, readyLineAddresses, readyLineCa } from "../gates/egress/config.ts";
@@ -10,6 +10,8 @@ import { sshGateConfig, sshGateEntries, sshPublicKeys } from "../gates/ssh/confi
 import { log } from "../log.ts";
 import { bottleStateDir } from "../paths.ts";
 import type { Plan } from "../plan.ts";
+import type { ResourcesPlan } from "../resources.ts";
+import { dockerUnlimitable } from "./engine-limits.ts";
 import { settleAll } from "../settle.ts";
 import { createTar, type TarEntry } from "../tar.ts";
 import { isSubnetConflict, randomInternalAddresses, type InternalAddresses } from "./internal-subnet.ts";
@@ -30,6 +32,24 @@ import type { Created, GateAddresses, LaunchRequest } from "./types.ts";
 export const GATE_ALIAS = "gate";
 /** The gate's process limit: its daemons, git's hooks and the splice helpers. */
 export const GATE_PIDS_LIMIT = 512;
+/**
+ * The gate's memory (no swap) and CPUs, its own and fixed, whatever the
+ * bottle's: its daemons use a few hundred MiB at most, gitleaks scanning a
+ * large push the most; a bottle that floods its gate slows only that gate.
+ * One CPU: every engine has one, and the gate's relay is mostly the kernel's.
+ */
+export const GATE_MEMORY_BYTES = 1024 ** 3;
+export const GATE_CPUS = 1;
+
+/** The gate's limits, less those the Docker engine cannot set (`--cpus` there would fail the launch). */
+export function gateResources(info: EngineInfo): ResourcesPlan["gate"] {
+  const cannot = dockerUnlimitable(info);
+  return {
+    ...(cannot.cpus ? {} : { cpus: GATE_CPUS }),
+    ...(cannot.memory ? {} : { memory: GATE_MEMORY_BYTES }),
+    ...(cannot.pids ? {} : { pids: GATE_PIDS_LIMIT }),
+  };
+}
 const GATE_READY_TIMEOUT_MS = 30_000;
 
 /** What launching a gate needs of a launch request (not how the bottle gets ready). */
@@ -76,7 +96,10 @@ export function gateContainerSpec(plan: Plan, labels: Record<string, string>, lo
     capDrop: ["ALL"],
     capAdd: ["NET_BIND_SERVICE"],
     securityOpt: ["no-new-privileges"],
-    pidsLimit: GATE_PIDS_LIMIT,
+    // Its own limits, whatever the bottle's (planned by gateResources).
+    pidsLimit: plan.resources.gate.pids,
+    memory: plan.resources.gate.memory,
+    cpus: plan.resources.gate.cpus,
     // PID 1 reaps what the daemons orphan (the start scripts leave git daemon,
     // ssh-agent and the SSH gate to it); the egress gate runs under it, and
     // the container still ends when it does.

@@ -1,4 +1,4 @@
-import type { ContainerSummary, Docker, ExecInContainer } from "../docker.ts";
+import type { ContainerSummary, Docker, EngineInfo, ExecInContainer } from "../docker.ts";
 import type { Check } from "../doctor-check.ts";
 import type { BottleError } from "../errors.ts";
 import type { Exec, RunResult } from "../exec.ts";
@@ -6,6 +6,7 @@ import type { GitGateRemote } from "../gates/git/config.ts";
 import type { SshGateHost } from "../gates/ssh/config.ts";
 import type { ImageSpec } from "../images.ts";
 import type { Plan } from "../plan.ts";
+import type { Capacity } from "../resources.ts";
 
 /**
  * The seam between a launch and where bottles run. A backend prepares a
@@ -37,6 +38,14 @@ export interface BottleHandle {
   logs(follow: boolean): Promise<number>;
   /** Its processes, one `COMMAND ARGS` line each (ps's comm, then its argv), read from outside where the engine can. */
   processes(): Promise<string[]>;
+  /** How many of its processes the kernel has killed for lack of memory so far; undefined when it cannot tell. */
+  outOfMemoryKills(): Promise<number | undefined>;
+}
+
+/** The engine as planning sees it: the runtime to name, and what bottles may use of the machine. */
+export interface EnginePlan {
+  runtime: Plan["runtime"];
+  capacity: Capacity;
 }
 
 /** Docker objects a launch created, in creation order, so teardown can undo exactly them. */
@@ -125,8 +134,12 @@ export interface Backend {
   unavailable(env: Env): BottleError | undefined;
   /** Its rows in `bottle doctor`. */
   doctor(exec: Exec, env: Env, engine?: Engine): Promise<Check[]>;
-  /** The container runtime planning names (gVisor when the engine has it registered). */
-  planRuntime(docker: Docker): Promise<Plan["runtime"]>;
+  /**
+   * From planning's one `docker info`: the runtime it names (gVisor when the
+   * engine has it registered) and the machine bottles run on, which their
+   * limits are checked against (the Docker engine, or this machine for a VM).
+   */
+  planEngine(info: EngineInfo): EnginePlan;
   /** Build or reuse the images (a VM: also pack them). */
   prepare(docker: Docker, plan: Plan, images: PlannedImages, env: Env): Promise<PreparedBottle>;
   /** Remove what a launch created; never throws. */

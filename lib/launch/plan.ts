@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { selectBackend } from "../backends/index.ts";
+import { gateResources } from "../backends/gate.ts";
 import { bottleLabels, listBottleContainers } from "../backends/objects.ts";
 import type { Backend, PlannedImages } from "../backends/types.ts";
 import { type Docker, dockerFor } from "../docker.ts";
@@ -17,6 +18,7 @@ import { CLAUDE_CODE_HOSTS, resolveAgentAndBottle, type Resolved } from "../mani
 import { DEFAULT_EGRESS_LIMITS } from "../manifest/limits.ts";
 import { egressHosts, presetHosts } from "../manifest/presets.ts";
 import { LABELS, type Plan } from "../plan.ts";
+import { planResources } from "../resources.ts";
 import { peekName } from "../state.ts";
 import { buildInfo } from "../version.ts";
 import { checkHomeFormat, homeVolumeName, listHomeVolumes } from "../homes.ts";
@@ -117,10 +119,11 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   if (!/^[a-z0-9][a-z0-9_.-]*$/.test(base))
     throw new BottleError(`invalid bottle name "${base}"`, { fix: "use lower-case letters, digits, '-', '_' or '.' with --name" });
 
-  // The docker queries planning needs, in one round: names taken, runtimes,
-  // then (once hashed) the images' tags with the base, whose id is checked on their label.
-  // Only the runtime's registration is asked now; a probe waits for the launch.
-  const runtimeChosen = backend.planRuntime(docker);
+  // The docker queries planning needs, in one round: names taken, the engine
+  // (runtimes, CPUs, memory, which limits it sets: the backend reads them),
+  // then (once hashed) the images' tags with the base, whose id is checked on
+  // their label. Only the runtime's registration is asked now; a probe waits for the launch.
+  const infoFound = docker.info();
   // Asked before the tags are hashed (a few ms of CPU), so this query runs meanwhile.
   const containersListed = listBottleContainers(docker, { scope: "all" });
   // --branch [NAME] makes any bottle's workspace a branch of its own; a remote engine cannot mount this machine's files.
@@ -128,7 +131,7 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   const workspaceFound = workspacePlan(exec, workspaceMode, options.workspace ?? options.cwd, typeof options.branch === "string" ? options.branch : undefined);
   const homesListed = backend.keepsHomes ? listHomeVolumes(docker) : Promise.resolve([]);
   // If reading the CA files below throws, these must not end as unhandled rejections.
-  for (const query of [runtimeChosen, containersListed, workspaceFound, homesListed]) query.catch(() => undefined);
+  for (const query of [infoFound, containersListed, workspaceFound, homesListed]) query.catch(() => undefined);
   const ca = caContextFiles(resolved.bottle.caCerts, options.env);
   const agentSpec = agentImageSpec(ca, options.env);
   const gateSpec = gateImageSpec(ca, options.env);
@@ -137,16 +140,19 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   const customSpec = resolved.bottle.image ? customImageSpec(agentRef, resolved.bottle.image.dockerfile) : undefined;
   const customRef = customSpec ? imageRef(customSpec) : undefined;
   const refs = [agentRef, gateRef, ...(customRef ? [customRef] : [])];
-  const [images, containers, runtime, { workspace, repo: workspaceRepo, notes: workspaceNotes }, homes] = await Promise.all([
+  const [images, containers, info, { workspace, repo: workspaceRepo, notes: workspaceNotes }, homes] = await Promise.all([
     plannedImages(docker, refs, options.env),
     containersListed,
-    runtimeChosen,
+    infoFound,
     workspaceFound,
     homesListed,
   ]);
   // Claude's home for this workspace and agent, kept from an earlier bottle (or made now).
   const homeVolume = backend.keepsHomes ? homeVolumeName(workspace.hostPath ?? workspace.mode, resolved.agent.name) : undefined;
   checkHomeFormat(homes.find((home) => home.name === homeVolume));
+  // The bottle's limits against the machine it runs on; the gate's own, on the Docker engine (both backends run it there).
+  const machine = backend.planEngine(info);
+  const resources = planResources(resolved.bottle.resources, machine.capacity, gateResources(info), options.env);
   // Builds record the base found on their label (it is not part of their tags).
   const withBase = (spec: ImageSpec): ImageSpec => ({ ...spec, base: images.base });
   const nameBase = `bottle-${base.replace(/^bottle-/, "")}`;
@@ -201,7 +207,8 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
     interactive: options.detach || (options.passthrough.length === 0 && !claude.print),
     ...(homeVolume ? { home: { volume: homeVolume } } : {}),
     detach: options.detach,
-    runtime,
+    runtime: machine.runtime,
+    resources,
     labels: {},
     createdAt: new Date().toISOString(),
   };

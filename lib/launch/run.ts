@@ -19,6 +19,7 @@ import { resolveEnvValues } from "../manifest/index.ts";
 import { userSkillsDir } from "../paths.ts";
 import { LABELS, type Plan } from "../plan.ts";
 import { provisionBottle } from "../provision.ts";
+import { reportOutOfMemory } from "../resources.ts";
 import { verifyEgressPolicy } from "../selftest.ts";
 import { agentCommand, DETACH_KEY, runCommand, sessionState, sessionWhat, startAttached, startSession } from "../session.ts";
 import { checkResumable } from "../conversations.ts";
@@ -96,8 +97,11 @@ export async function runUp(planned: Planned, options: UpOptions): Promise<numbe
   let claimed: string | undefined;
   let detached = false;
   const teardown = async () => {
+    // Asked while the work is saved: the kernel's count goes with the bottle.
+    const outOfMemory = bottle ? reportOutOfMemory(bottle, plan, options.env) : undefined;
     if (bottle && plan.workspace.mode === "copy" && !plan.workspace.git) await saveCopiedWork(bottle, plan).catch(() => undefined);
     if (bottle && plan.workspace.git) await bringBackOnTeardown(bottle, docker.exec, plan);
+    await outOfMemory;
     await releaseBranch(docker.exec, plan);
     if (created.containers.includes(plan.containers.gate)) await syncGateLogs(docker, plan);
     await backend.teardown(docker, created, options.env);

@@ -28,6 +28,7 @@ export function builtinBottle(): ResolvedBottle {
     workspace: "mount",
     caCerts: [],
     origins: {},
+    resources: {},
     // Plain text the user wrote: in by default. Settings, hooks and MCP servers run or reach things: only when asked.
     claude: { memory: true, commands: true, agents: true, outputStyles: true, settings: false, hooks: false, mcp: [], skills: [] },
   };

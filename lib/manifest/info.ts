@@ -1,4 +1,5 @@
-import { formatBytes } from "../bytes.ts";
+import { formatBytes, formatSize } from "../bytes.ts";
+import { DEFAULT_PIDS } from "../resources.ts";
 import { BUILTIN, CLAUDE_CODE_HOSTS } from "./defaults.ts";
 import { DEFAULT_EGRESS_LIMITS, LIMIT_FIELDS, type LimitField } from "./limits.ts";
 import { displayPath } from "./errors.ts";
@@ -62,6 +63,8 @@ export interface InfoView {
     caCerts: Array<{ path: string; from: string }>;
     image?: { dockerfile: string; from: string };
     backend?: { name: string; from: string };
+    /** What the bottle may use of the machine: a value it sets (bytes for memory), or the default the launch works out from the engine. */
+    resources: Array<{ field: "cpus" | "memory" | "pids"; value?: number; default?: string; from: string }>;
     /** What of the user's Claude setup comes in (lib/claude-setup/), item by item, and what is missing or left out. */
     claude?: { items: Array<[string, string]>; notes: string[] };
   };
@@ -186,9 +189,20 @@ export function infoView(resolved: Resolved, env: Env = process.env): InfoView {
       caCerts: bottle.caCerts.map((path) => ({ path: displayPath(path, env), from: origin(`ca_certs.${path}`) })),
       ...(bottle.image ? { image: { dockerfile: displayPath(bottle.image.dockerfile, env), from: origin("image") } } : {}),
       ...(bottle.backend ? { backend: { name: bottle.backend, from: origin("backend") } } : {}),
+      resources: RESOURCE_DEFAULTS.map(([field, rule]) => {
+        const set = bottle.resources[field];
+        return set ? { field, value: set.value, from: origin(`resources.${field}`) } : { field, default: rule, from: BUILTIN };
+      }),
     },
   };
 }
+
+/** What a launch gives a bottle that sets none (lib/resources.ts works them out from the engine). */
+const RESOURCE_DEFAULTS = [
+  ["cpus", "all of the engine's"],
+  ["memory", "half of the engine's, no swap"],
+  ["pids", `${DEFAULT_PIDS} (none on a VM)`],
+] as const;
 
 function limitText(value: number, unit: LimitField["unit"]): string {
   if (value === 0) return "0 (none)";
@@ -249,6 +263,16 @@ export function formatInfo(view: InfoView): string {
   }
   lines.push("", "egress limits (0 = none)");
   lines.push(...table(bottle.egress.limits.map((limit) => [limit.field, limitText(limit.value, limit.unit), limit.from])));
+  lines.push("", "resources (what the bottle may use; the gate has its own)");
+  lines.push(
+    ...table(
+      bottle.resources.map((limit) => [
+        limit.field,
+        limit.value === undefined ? `default: ${limit.default}` : limit.field === "memory" ? `${limit.value} (${formatSize(limit.value)}), no swap` : String(limit.value),
+        limit.from,
+      ]),
+    ),
+  );
   lines.push("", "auth (Claude Code; the token stays in the gate)");
   lines.push(
     ...table([

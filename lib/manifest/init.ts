@@ -89,6 +89,10 @@ workspace: mount
 
 # Where it runs: docker or smolmachines (--backend / BOTTLE_BACKEND win):
 # backend: docker
+
+# What it may use of the machine; defaults: all the engine's CPUs, half its
+# memory (no swap), 4096 processes. Sizes like 4g, 512m, 4GiB.
+# resources: { cpus: 2, memory: 4g, pids: 4096 }
 `;
 }
 

@@ -61,8 +61,8 @@ export function expandPath(path: string, baseDir: string, env: Env = process.env
 
 /**
  * Merge layers in order (parents left to right, then the child): env by key
- * and scalars later-wins (auth per field), host lists and presets union, git remotes by
- * name, SSH hosts by host name, credential routes appended (the gate picks
+ * and scalars later-wins (auth and resources per field), host lists and presets union,
+ * git remotes by name, SSH hosts by host name, credential routes appended (the gate picks
  * the longest matching path prefix; on a tie the later one). Paths are made absolute relative to the layer's own file.
  */
 export function mergeLayers(name: string, layers: BottleLayer[], env: Env = process.env): ResolvedBottle {
@@ -179,6 +179,14 @@ export function mergeLayers(name: string, layers: BottleLayer[], env: Env = proc
       out.origins.backend = file;
     }
     if (value.claude) mergeClaudeSetup(out.claude, value.claude, file, locate, out.origins);
+    // Per field, later wins; where it was written, for planning's check against the engine.
+    for (const field of ["cpus", "memory", "pids"] as const) {
+      const limit = value.resources?.[field];
+      if (limit === undefined) continue;
+      const at = ["resources", field];
+      out.resources[field] = { value: limit, file, ...locate(at), path: formatPath(at) };
+      out.origins[`resources.${field}`] = file;
+    }
   }
   return out;
 }

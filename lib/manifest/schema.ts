@@ -14,6 +14,7 @@ import {
 } from "./hosts.ts";
 import { parsePresetRef, presetNames, presetProblem, presetSpellings, type PresetRef } from "./presets.ts";
 import { BACKEND_NAMES } from "../backends/names.ts";
+import { formatSize, parseSize } from "../bytes.ts";
 import { EFFORT_LEVELS, PERMISSION_MODES } from "../claude-flags.ts";
 
 /**
@@ -294,6 +295,55 @@ const limitsSchema = strict({
   ),
 });
 
+/** Below these a bottle cannot start Claude Code; they also catch `memory: 4` meant as 4g. */
+export const MIN_MEMORY_BYTES = 256 * 1024 ** 2;
+export const MIN_CPUS = 0.1;
+export const MIN_PIDS = 64;
+
+/** Bytes from a size ("4g", "512m", "4GiB") or a whole number of bytes. */
+const toBytes = v.rawTransform<number | string, number>(({ dataset, addIssue, NEVER }) => {
+  const input = dataset.value;
+  const bytes = typeof input === "number" ? (Number.isSafeInteger(input) && input >= 0 ? input : undefined) : parseSize(input);
+  if (bytes !== undefined) return bytes;
+  addIssue({
+    message:
+      typeof input === "number"
+        ? "expected a whole number of bytes, or a size like 4g, 512m or 4GiB"
+        : `${quoteIfText(input)} is not a size — write it like 4g, 512m or 4GiB (powers of 1024), or in bytes`,
+  });
+  return NEVER;
+});
+
+const resourcesSchema = strict({
+  cpus: v.optional(
+    v.pipe(
+      v.number((issue) => `expected a number of CPUs like 2 or 0.5, got ${describeValue(issue.input)}`),
+      v.minValue(MIN_CPUS, `too few CPUs for a bottle — use at least ${MIN_CPUS}`),
+      v.description("CPUs the bottle may use, like 2 or 0.5 (default: all of the engine's)"),
+    ),
+  ),
+  memory: v.optional(
+    v.pipe(
+      v.union([v.number(), v.string()], (issue) => `expected a size like 4g, 512m or 4GiB, got ${describeValue(issue.input)}`),
+      // Before the transform: the JSON Schema (input side) ends there.
+      v.description('Memory the bottle may use, with no swap beyond it: "4g", "512m", "4GiB" or bytes (default: half of the engine\'s)'),
+      toBytes,
+      v.check(
+        (bytes) => bytes >= MIN_MEMORY_BYTES,
+        (issue) => `${formatSize(Number(issue.input))} is too little memory for a bottle — use at least 256m`,
+      ),
+    ),
+  ),
+  pids: v.optional(
+    v.pipe(
+      v.number((issue) => `expected a whole number of processes, got ${describeValue(issue.input)}`),
+      v.integer("expected a whole number of processes"),
+      v.minValue(MIN_PIDS, `too few processes for a bottle — use at least ${MIN_PIDS}`),
+      v.description("Processes and threads the bottle may have at once: a fork bomb stops there (default 4096)"),
+    ),
+  ),
+});
+
 const MCP_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 const mcpName = v.pipe(
@@ -397,6 +447,9 @@ export const bottleSchema = v.pipe(
       ),
     ),
     claude: v.optional(v.pipe(claudeSetupSchema, v.description("What of your own Claude setup comes into the bottle (copies; your ~/.claude is never written)"))),
+    resources: v.optional(
+      v.pipe(resourcesSchema, v.description("What the bottle may use of the machine: cpus, memory, pids (defaults: see `bottle info`)")),
+    ),
   }),
   v.title("bottle"),
   v.description("A bottle: the isolation and policy an agent runs in. Lives in ~/.config/bottle/bottles/<name>.yaml."),

@@ -87,11 +87,13 @@ export interface ResolvedBottle {
   image?: { dockerfile: string };
   backend?: BackendName;
   claude: ClaudeSetupChoice;
+  /** What the bottle may use of the machine, as written (bytes for memory); unset fields get defaults at planning. */
+  resources: ResourceChoice;
   /**
    * Which file each value came from, keyed by field: `workspace`, `image`,
    * `backend`, `git.user.name`, `git.user.email`, `git.remotes.<name>`,
    * `ssh.hosts.<host>`, `egress.allow.<host>`, `egress.presets.<name>@<version>`, `egress.allow_private.<entry>`,
-   * `ca_certs.<path>`, `auth.token`, `auth.kind`, `auth.upstream`. Missing key = built-in default.
+   * `ca_certs.<path>`, `auth.token`, `auth.kind`, `auth.upstream`, `resources.<field>`. Missing key = built-in default.
    * Routes carry their own file in `token.file`.
    */
   origins: Record<string, string>;
@@ -143,4 +145,12 @@ export interface EgressLimitOverrides {
   idleTimeoutMs?: number;
   maxTunnelMs?: number;
   maxLogBytes?: number;
+}
+
+/** The `resources:` fields a bottle sets, each with where (planning checks them against the engine). */
+export interface ResourceChoice {
+  cpus?: Located<number>;
+  /** Bytes. */
+  memory?: Located<number>;
+  pids?: Located<number>;
 }

@@ -55,6 +55,15 @@ export function makePlan(overrides: DeepPartial<Plan> = {}): Plan {
     interactive: true,
     detach: false,
     runtime: "runc",
+    resources: {
+      cpus: { value: 2, from: "default: all of the Docker engine's" },
+      memory: { value: 4 * 1024 ** 3, from: "default: half of the Docker engine's 8 GiB" },
+      pids: { value: 4096, from: "default" },
+      noSwap: true,
+      notes: [],
+      engine: { cpus: 2, memory: 8 * 1024 ** 3, of: "the Docker engine" },
+      gate: { cpus: 1, memory: 1024 ** 3, pids: 512 },
+    },
     labels: {},
     createdAt: "2024-01-01T00:00:00.000Z",
   };

@@ -79,7 +79,8 @@ describe("containerArgs", () => {
       capAdd: ["CHOWN", "SETUID"],
       securityOpt: ["no-new-privileges", "seccomp=unconfined"],
       pidsLimit: 512,
-      memory: "4g",
+      memory: 4 * 1024 ** 3,
+      cpus: 1.5,
       runtime: "runsc",
       dns: ["10.1.2.2", "10.1.2.4"],
       user: "1000:1000",
@@ -111,7 +112,8 @@ describe("containerArgs", () => {
       "--security-opt", "no-new-privileges",
       "--security-opt", "seccomp=unconfined",
       "--pids-limit", "512",
-      "--memory", "4g",
+      "--memory", "4294967296", "--memory-swap", "4294967296",
+      "--cpus", "1.5",
       "--runtime", "runsc",
       "--dns", "10.1.2.2",
       "--dns", "10.1.2.4",
@@ -135,7 +137,7 @@ describe("containerArgs", () => {
   });
 
   test("init: false and zero/empty limits add nothing", () => {
-    expect(containerArgs({ name: "n", image: "i", init: false, pidsLimit: 0, memory: "", env: {}, mounts: [] })).toEqual(["--name", "n", "i"]);
+    expect(containerArgs({ name: "n", image: "i", init: false, pidsLimit: 0, memory: 0, cpus: 0, env: {}, mounts: [] })).toEqual(["--name", "n", "i"]);
   });
 
   test("a readonly mount is read back by docker as readonly, a writable one is not", () => {
@@ -274,12 +276,30 @@ describe("Docker methods", () => {
       if (argv[1] === "version") return { stdout: JSON.stringify({ Client: { Version: "27.1.0" }, Server: { Version: "27.0.3" } }) };
       if (argv[1] === "info")
         return {
-          stdout: JSON.stringify({ Runtimes: { runc: {}, runsc: {} }, ServerVersion: "27.0.3", DockerRootDir: "/srv/docker", OperatingSystem: "Debian" }),
+          stdout: JSON.stringify({
+            Runtimes: { runc: {}, runsc: {} },
+            ServerVersion: "27.0.3",
+            DockerRootDir: "/srv/docker",
+            OperatingSystem: "Debian",
+            NCPU: 8,
+            MemTotal: 16 * 1024 ** 3,
+            CpuCfsQuota: true,
+            MemoryLimit: true,
+            SwapLimit: false,
+          }),
         };
       return undefined;
     });
     expect(await docker.version()).toEqual({ client: "27.1.0", server: "27.0.3" });
-    expect(await docker.info()).toEqual({ runtimes: ["runc", "runsc"], serverVersion: "27.0.3", dockerRootDir: "/srv/docker", operatingSystem: "Debian" });
+    expect(await docker.info()).toEqual({
+      runtimes: ["runc", "runsc"],
+      serverVersion: "27.0.3",
+      dockerRootDir: "/srv/docker",
+      operatingSystem: "Debian",
+      ncpu: 8,
+      memTotal: 16 * 1024 ** 3,
+      limits: { cpus: true, memory: true, swap: false, pids: true },
+    });
     expect(exec.calls.map((c) => c.argv)).toEqual([
       ["docker", "version", "--format", "{{json .}}"],
       ["docker", "info", "--format", "{{json .}}"],

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { Docker } from "../../lib/docker.ts";
 import { recordingExec } from "../helpers/exec.ts";
-import { chooseRuntime } from "../../lib/backends/docker/runtime.ts";
+import { chooseRuntime, planDockerEngine } from "../../lib/backends/docker/runtime.ts";
 
 function dockerWith(runtimes: string[], probeExit: number) {
   const exec = recordingExec((argv) => {
@@ -21,7 +21,8 @@ describe("gVisor is used only when a probe container starts under it", () => {
 
   test("registered, at plan time (no side effects): runsc, no probe yet", async () => {
     const { docker, exec } = dockerWith(["runc", "runsc"], 1);
-    expect(await chooseRuntime(docker)).toBe("runsc");
+    expect(planDockerEngine(await docker.info()).runtime).toBe("runsc");
+    expect(planDockerEngine({ ...(await docker.info()), runtimes: ["runc"] }).runtime).toBe("runc");
     expect(exec.calls.some((call) => call.argv[1] === "run")).toBe(false);
   });
 

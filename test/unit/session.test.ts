@@ -32,6 +32,9 @@ function fakeBottle(processes: string[], answer: (argv: string[]) => Partial<Run
     async processes() {
       return processes;
     },
+    async outOfMemoryKills() {
+      return 0;
+    },
   };
   return { bottle, calls };
 }

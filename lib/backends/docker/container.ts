@@ -9,12 +9,9 @@ import type { InternalAddresses } from "../internal-subnet.ts";
 
 /**
  * The docker backend's bottle container: only on its internal network (no
- * route out; the gate is the way), unprivileged, the workspace and its git
- * shadows mounted, under an init.
+ * route out; the gate is the way), unprivileged, limited (CPUs, memory with
+ * no swap, processes), the workspace and its git shadows mounted, under an init.
  */
-
-/** Processes (threads included) a bottle may hold at once: a fork bomb stops there. */
-export const BOTTLE_PIDS_LIMIT = 2048;
 
 /** `internal`: the addresses chosen for the internal network (the gate's, the bottle's own). */
 export function bottleContainerSpec(plan: Plan, internal: Pick<InternalAddresses, "gate" | "bottle">, labels: Record<string, string>): ContainerSpec {
@@ -49,7 +46,10 @@ export function bottleContainerSpec(plan: Plan, internal: Pick<InternalAddresses
     user: `${plan.workspace.user.uid}:${plan.workspace.user.gid}`,
     capDrop: ["ALL"],
     securityOpt: ["no-new-privileges"],
-    pidsLimit: BOTTLE_PIDS_LIMIT,
+    // The plan's limits (lib/resources.ts): a fork bomb, a leak or a runaway build stops there.
+    pidsLimit: plan.resources.pids?.value,
+    memory: plan.resources.memory?.value,
+    cpus: plan.resources.cpus?.value,
     // PID 1 (Docker's tini) reaps orphans; `sleep infinity` would leave their
     // zombies to use up the pids limit until not even `bottle exec` starts.
     init: true,

@@ -5,12 +5,13 @@ import type { Check } from "../../doctor-check.ts";
 import { errorMessage, isBottleError } from "../../errors.ts";
 import { baseImage, ensureImage, type ImageRef } from "../../images.ts";
 import { LABELS, type Plan } from "../../plan.ts";
+import { dockerUnlimitable } from "../engine-limits.ts";
 import { removeCreated } from "../gate.ts";
 import { bottleRow, removeBottleObjects } from "../objects.ts";
 import type { Backend, PreparedBottle } from "../types.ts";
 import { containerHandle } from "./handle.ts";
 import { launchContainer } from "./launch.ts";
-import { chooseRuntime } from "./runtime.ts";
+import { chooseRuntime, planDockerEngine } from "./runtime.ts";
 
 /**
  * The docker backend: the bottle is a container on a per-bottle
@@ -51,6 +52,18 @@ async function doctorRows(docker: Docker, engine: Engine | undefined, env: Recor
     const [version, info] = await Promise.all([docker.version(), docker.info()]);
     rootDir = info.dockerRootDir;
     checks.push({ name: "docker daemon", status: "ok", detail: `server ${version.server}, client ${version.client} (${info.operatingSystem})` });
+    const shares = `${info.ncpu} CPUs, ${gib(info.memTotal)}; a bottle gets all the CPUs and half the memory unless its resources: says otherwise`;
+    const cannot = Object.values(dockerUnlimitable(info));
+    checks.push(
+      cannot.length
+        ? {
+            name: "engine resources",
+            status: "warn",
+            detail: `${shares}; ${cannot.join("; ")}`,
+            fix: "bottles run without those limits; rootless Docker: delegate the cgroup controllers (https://docs.docker.com/engine/security/rootless/#limiting-resources)",
+          }
+        : { name: "engine resources", status: "info", detail: shares },
+    );
     checks.push(
       info.runtimes.includes("runsc")
         ? { name: "gVisor (runsc)", status: "info", detail: "registered; used when a probe container starts under it" }
@@ -89,7 +102,7 @@ export const dockerBackend: Backend = {
 
   doctor: (exec, env, engine) => doctorRows(dockerFor(exec, engine), engine, env),
 
-  planRuntime: (docker) => chooseRuntime(docker),
+  planEngine: planDockerEngine,
 
   async prepare(docker, plan, images, env): Promise<PreparedBottle> {
     const { specs, missing } = images;

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { ExecInContainer } from "../../docker.ts";
 import { BottleError } from "../../errors.ts";
 import type { Exec } from "../../exec.ts";
+import { oomKillCount } from "../../resources.ts";
 import type { BottleHandle } from "../types.ts";
 import { machineCopyInArgv, machineCopyOutArgv, machineExecArgv, type MachineExecOptions } from "./smolvm.ts";
 
@@ -58,6 +59,11 @@ export function machineHandle(exec: Exec, machine: string, smolvm: string): Bott
     processes: async () => {
       const out = await exec.run(machineExecArgv({ name: machine, command: ["ps", "-eo", "comm,args", "--no-headers"] }, smolvm), { check: false });
       return out.stdout.split("\n").filter((line) => line.trim());
+    },
+    // The VM's kernel is the bottle's alone: its count of OOM kills is the bottle's.
+    outOfMemoryKills: async () => {
+      const out = await exec.run(machineExecArgv({ name: machine, command: ["cat", "/proc/vmstat"] }, smolvm), { check: false, timeoutMs: 10_000 });
+      return out.exitCode === 0 ? oomKillCount(out.stdout) : undefined;
     },
     logs: async () => {
       throw new BottleError(`${machine} is a smolmachines bottle: it has no container log`, {

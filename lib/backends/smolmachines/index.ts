@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { availableParallelism, totalmem } from "node:os";
 import type { ContainerSummary } from "../../docker.ts";
 import type { Check } from "../../doctor-check.ts";
 import type { Exec } from "../../exec.ts";
@@ -71,8 +72,19 @@ export const smolmachinesBackend: Backend = {
 
   doctor: doctorRows,
 
-  // gVisor is a container runtime; a VM does not use one.
-  planRuntime: async () => "runc",
+  // gVisor is a container runtime; a VM does not use one. Its CPUs and memory
+  // are this machine's, not the Docker engine's; it has whole vCPUs, and its
+  // own kernel, whose process table is its own.
+  planEngine: () => ({
+    runtime: "runc",
+    capacity: {
+      cpus: availableParallelism(),
+      memory: totalmem(),
+      of: "this machine",
+      cannot: { pids: "a smolmachines VM has no process limit (its own kernel bounds a fork bomb in it)" },
+      wholeCpus: "a smolmachines VM",
+    },
+  }),
 
   async prepare(docker, plan, images, env): Promise<PreparedBottle> {
     const { specs } = images;

@@ -91,7 +91,7 @@ export function gatePublish(plan: Plan, address: string): string[] {
 /** Where the bottle's host files for the git mounts (its gitfile, an empty directory) appear in the VM. */
 export const MACHINE_GIT_FILES = "/run/bottle-git-files";
 
-/** The VM: the cached .smolmachine, the workspace (mount mode) as a virtiofs volume, non-secret variables only. */
+/** The VM: the cached .smolmachine, the plan's CPUs and memory, the workspace (mount mode) as a virtiofs volume, non-secret variables only. */
 export function machineSpec(plan: Plan, smolmachine: string, gate: Endpoint): MachineSpec {
   const volumes: Volume[] = [];
   const { hostPath, containerPath, git } = plan.workspace;
@@ -106,7 +106,17 @@ export function machineSpec(plan: Plan, smolmachine: string, gate: Endpoint): Ma
     // A copy or branch of a repository: its private git dir (in the VM's own disk) borrows the host's objects, read-only.
     volumes.push({ host: git.objects, guest: HOST_OBJECTS_MOUNT, readonly: true });
   }
-  return { name: plan.containers.bottle, smolmachine, gate, env: bottleVariables(plan), volumes };
+  const { cpus, memory } = plan.resources;
+  return {
+    name: plan.containers.bottle,
+    smolmachine,
+    gate,
+    env: bottleVariables(plan),
+    volumes,
+    // Planning allows whole CPUs only on a VM; smolvm takes its memory in MiB.
+    ...(cpus ? { cpus: Math.ceil(cpus.value) } : {}),
+    ...(memory ? { memoryMib: Math.floor(memory.value / 1024 ** 2) } : {}),
+  };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
-import { BOTTLE_PIDS_LIMIT } from "../../../lib/backends/docker/container.ts";
 import { GATE_PIDS_LIMIT } from "../../../lib/backends/gate.ts";
+import { DEFAULT_PIDS } from "../../../lib/resources.ts";
 import { runBottle } from "../../helpers/cli.ts";
 import { describeDocker } from "../../helpers/docker.ts";
 import { type Attacker, COUNTED_LINE_MS, SETUP_TIMEOUT_MS, TEST_TIMEOUT_MS, tearDown, upAttacker } from "../../helpers/escape-world.ts";
@@ -88,7 +88,7 @@ describeDocker("availability: a bottle cannot exhaust its own or its gate's proc
       // 300 first, then past the pids limit in all: without a reaper each leaves a zombie behind.
       const first = await attacker.sh(`${orphans(300)}; sleep 1; ${COUNT_ZOMBIES}`);
       expect({ exit: first.exitCode, zombies: zombies(first.stdout), failed: first.stdout.includes("FORK-FAILED") }).toEqual({ exit: 0, zombies: 0, failed: false });
-      const rounds = Math.ceil(BOTTLE_PIDS_LIMIT / 300) + 1;
+      const rounds = Math.ceil(DEFAULT_PIDS / 300) + 1;
       const flood = await attacker.sh(`r=0; while [ $r -lt ${rounds} ]; do ${orphans(300)}; r=$((r+1)); done; echo DONE`);
       expect({ exit: flood.exitCode, done: flood.stdout.includes("DONE"), failed: flood.stdout.includes("FORK-FAILED") }).toEqual({ exit: 0, done: true, failed: false });
       await Bun.sleep(1_000);

@@ -45,6 +45,7 @@ git:
   user: { name: Base User, email: base@example.com }
   remotes:
     origin: { upstream: "git@github.com:me/repo.git", identity_file: ~/.ssh/id_git, known_host_key: ${KEY} }
+resources: { cpus: 4, memory: 8g }
 `,
     );
     each.box.bottle(
@@ -63,6 +64,8 @@ workspace: copy
 ca_certs: [~/certs/corp.pem]
 image: { dockerfile: dev.Dockerfile }
 backend: docker
+resources:
+  memory: 2GiB
 `,
     );
     each.box.agent("coder", "---\ndescription: Writes code\nbottle: dev\nskills: [review]\nmodel: opus\ngit:\n  user: { email: agent@example.com }\n---\nPrompt.\n", "project");

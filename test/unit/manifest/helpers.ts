@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { afterEach, beforeEach, expect, spyOn } from "bun:test";
 import { BottleError } from "../../../lib/errors.ts";
 import { log } from "../../../lib/log.ts";
-import { ManifestError, resolveBottle } from "../../../lib/manifest/index.ts";
+import { ManifestError, resolveBottle, type ResolvedBottle } from "../../../lib/manifest/index.ts";
 import { caught } from "../../helpers/unit.ts";
 
 /** A throwaway HOME with a config dir and a project dir; paths in messages normalise to <tmp>. */
@@ -111,6 +111,12 @@ export function sandboxEachTest(): { box: Sandbox; warnings: ReturnType<typeof c
     each.box.cleanup();
   });
   return each;
+}
+
+/** Write `<name>.yaml` into the sandbox and resolve it, as a launch reads it. */
+export function bottleFor(box: Sandbox, text: string, name = "dev"): ResolvedBottle {
+  box.bottle(name, text);
+  return resolveBottle(name, { env: box.env });
 }
 
 /** Write `dev.yaml` into the sandbox, resolve it, return the normalised error message. */

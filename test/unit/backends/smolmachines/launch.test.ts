@@ -132,6 +132,16 @@ describe("how the VM reaches its gate", () => {
     expect(machineSpec(makePlan({ workspace: { mode: "copy", hostPath: project } }), SMOLMACHINE, { host: "127.201.7.9", port: 3128 }).volumes).toEqual([]);
   });
 
+  test("the VM gets the plan's CPUs and memory (in MiB); no process limit is asked of it", () => {
+    const base = makePlan({ backend: "smolmachines" });
+    const plan: Plan = {
+      ...base,
+      resources: { ...base.resources, cpus: { value: 3, from: "dev.yaml" }, memory: { value: 1536 * 1024 ** 2 + 100, from: "dev.yaml" }, pids: undefined },
+    };
+    const spec = machineSpec(plan, SMOLMACHINE, { host: "127.201.7.9", port: 3128 });
+    expect({ cpus: spec.cpus, memoryMib: spec.memoryMib }).toEqual({ cpus: 3, memoryMib: 1536 });
+  });
+
   test("the VM's git shadows: a tmpfs of the agent's own over /workspace/.git, submodules' .git bound read-only", () => {
     const git = { repo: "/p", shape: "dir" as const, submodules: [{ path: "lib/a b", gitfile: true }, { path: "old", gitfile: false }], mountPoints: [] };
     const plan = makePlan({ workspace: { mode: "mount", hostPath: "/p", git, user: { uid: 501, gid: 20 } } });
@@ -272,6 +282,11 @@ describe("launchSmolmachine", () => {
         SMOLMACHINE,
         "--allow-cidr",
         `${address}/32`,
+        // The plan's limits (makePlan: 2 CPUs, 4 GiB).
+        "--cpus",
+        "2",
+        "--mem",
+        "4096",
         "-e",
         "BOTTLE_NAME=bottle-vm",
         "-e",

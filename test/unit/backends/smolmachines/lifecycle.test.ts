@@ -1,7 +1,8 @@
-import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeEach, describe, expect, spyOn, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { recordingExec, type Responder } from "../../../helpers/exec.ts";
 import { attachBottle, downBottles, findOrphans, listBottles, removeOrphans } from "../../../../lib/lifecycle.ts";
+import { log } from "../../../../lib/log.ts";
 import { bottleStateDir, stateDir } from "../../../../lib/paths.ts";
 import { LABELS, type Plan } from "../../../../lib/plan.ts";
 import { writeState } from "../../../../lib/state.ts";
@@ -148,6 +149,8 @@ describe("down and cleanup", () => {
     expect(await downBottles(exec, ["bottle-vm"])).toEqual(["bottle-vm"]);
     const removal = exec.calls.map((call) => call.argv).filter((argv) => argv[0] === "smolvm" || argv[1] === "rm");
     expect(removal).toEqual([
+      // Whether it ran out of memory (its kernel's count), while it still runs.
+      ["smolvm", "machine", "exec", "--name", "bottle-vm", "--", "cat", "/proc/vmstat"],
       ["smolvm", "machine", "stop", "--name", "bottle-vm"],
       ["smolvm", "machine", "delete", "--name", "bottle-vm", "-f"],
       ["docker", "rm", "--force", "--volumes", "bottle-vm-gate"],
@@ -162,6 +165,20 @@ describe("down and cleanup", () => {
     expect(exec.calls.some((call) => call.argv[0] === "smolvm")).toBe(false);
   });
 
+  test("down of a bottle that ran out of memory says so, before its container goes", async () => {
+    writeState(dockerPlan, { pid: process.pid, detach: true, startedAt: dockerPlan.createdAt });
+    const exec = recordingExec((argv) => (argv[1] === "exec" && argv.includes("cat") ? { stdout: "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n" } : engine(argv)));
+    const warn = spyOn(log, "warn").mockImplementation((() => undefined) as unknown as typeof log.warn);
+    try {
+      await downBottles(exec, ["bottle-dk"]);
+      expect(warn.mock.calls.map((call) => String(call[0]))).toEqual([expect.stringContaining("bottle-dk was OOM-killed at 4 GiB")]);
+    } finally {
+      warn.mockRestore();
+    }
+    const argvs = exec.calls.map((call) => call.argv.slice(1, 3).join(" "));
+    expect(argvs.indexOf("exec bottle-dk")).toBeLessThan(argvs.indexOf("rm --force"));
+  });
+
   test("cleanup removes the machine of a smolmachines bottle whose launcher died", async () => {
     // A launcher that is gone: the largest pid Linux hands out, plus one.
     writeState(vmPlan, { pid: 4_194_305, detach: false, startedAt: vmPlan.createdAt });
@@ -170,6 +187,7 @@ describe("down and cleanup", () => {
     expect(orphans).toEqual([{ name: "bottle-vm", containers: ["bottle-vm-gate"], networks: [], stateDir: true, backend: "smolmachines" }]);
     await removeOrphans(exec, orphans);
     expect(exec.calls.map((call) => call.argv).filter((argv) => argv[0] === "smolvm")).toEqual([
+      ["smolvm", "machine", "exec", "--name", "bottle-vm", "--", "cat", "/proc/vmstat"],
       ["smolvm", "machine", "stop", "--name", "bottle-vm"],
       ["smolvm", "machine", "delete", "--name", "bottle-vm", "-f"],
     ]);
