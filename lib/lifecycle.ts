@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { BACKENDS, backendOf } from "./backends/index.ts";
-import { listBottleObjects } from "./backends/objects.ts";
+import { forwardedPorts, listBottleObjects } from "./backends/objects.ts";
 import type { BottleHandle, BottleRow, Leftovers } from "./backends/types.ts";
 import { Docker } from "./docker.ts";
 import { BottleError } from "./errors.ts";
@@ -13,6 +13,7 @@ import { LABELS, type Plan } from "./plan.ts";
 import { attachSession, sessionStateFrom } from "./session.ts";
 import { isOrphan, readPlan, stateNames } from "./state.ts";
 import { didYouMean } from "./suggest.ts";
+import { formatOpenPort } from "./ports/format.ts";
 
 /**
  * ls, attach, exec, down, cleanup, fetch: bottles found by label and state
@@ -35,6 +36,8 @@ export async function listBottles(exec: Exec): Promise<BottleRow[]> {
     ),
   );
   const sorted = rows.flat().sort((a, b) => a.name.localeCompare(b.name));
+  // Each bottle's ports, from its relays (already listed: they carry its name).
+  for (const row of sorted) row.ports = forwardedPorts(containers, row.name).map(formatOpenPort);
   // Each running bottle's session, from its processes (docker top: no exec inside), all at once.
   await Promise.all(
     sorted.map(async (row) => {
@@ -54,10 +57,12 @@ export async function listBottles(exec: Exec): Promise<BottleRow[]> {
 
 export function formatBottleTable(rows: BottleRow[]): string {
   if (rows.length === 0) return "no bottles running (start one with `bottle up`)";
-  const header: BottleRow = { name: "NAME", agent: "AGENT", backend: "BACKEND", status: "STATUS", session: "CLAUDE", createdAt: "", age: "AGE", workspace: "WORKSPACE" };
-  const keys = ["name", "agent", "backend", "status", "session", "age", "workspace"] as const;
-  const widths = keys.map((key) => Math.max(...[header, ...rows].map((row) => row[key].length)));
-  return [header, ...rows].map((row) => keys.map((key, i) => row[key].padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+  const header = { name: "NAME", agent: "AGENT", backend: "BACKEND", status: "STATUS", session: "CLAUDE", age: "AGE", ports: "PORTS", workspace: "WORKSPACE" };
+  const cells = rows.map((row) => ({ ...row, ports: row.ports.join(",") || "-" }));
+  // The ports column only when a bottle forwards one.
+  const keys = (["name", "agent", "backend", "status", "session", "age", "ports", "workspace"] as const).filter((key) => key !== "ports" || rows.some((row) => row.ports.length));
+  const widths = keys.map((key) => Math.max(...[header, ...cells].map((row) => row[key].length)));
+  return [header, ...cells].map((row) => keys.map((key, i) => row[key].padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
 }
 
 /** The running bottle's handle, or undefined; its backend is the one its state (or labels) name. */

@@ -3,6 +3,7 @@ import { custodyRows } from "./gates/custody/index.ts";
 import { branchBase } from "./git/bottle-branch.ts";
 import { agentCommand, DETACH_KEY } from "./session.ts";
 import type { Plan } from "./plan.ts";
+import { formatForwards } from "./ports/format.ts";
 
 /** The preflight: what a launch will grant, shown before anything is created. */
 
@@ -65,6 +66,7 @@ export function formatPreflight(plan: Plan, missingImages: string[]): string {
     ["gates", `egress (HTTP/HTTPS allowlist proxy + DNS)${gitRemotes.length ? " + git (mirror, gitleaks on push)" : ""}${sshHosts.length ? " + ssh (listed hosts, keys stay in the gate)" : ""} on ${plan.containers.gate}`],
     ...gitRemotes.map((remote): [string, string] => ["git", `${remote.name} → ${remote.upstream} (via git gate ${remote.url}; pushes scanned by gitleaks)`]),
     ...sshHosts.map((host): [string, string] => ["ssh", `${host.user ? `${host.user}@` : ""}${host.host}:${host.port} (via ssh gate; key ${host.identityFile} stays in the gate)`]),
+    ...(plan.ports?.length ? [["ports", `${formatForwards(plan.ports)} (host → bottle only, through a relay per port)`] as [string, string]] : []),
     ["runtime", plan.runtime === "runsc" ? "gVisor (runsc)" : "runc (gVisor not available)"],
     ["command", commandRow(plan)],
   ];

@@ -19,6 +19,10 @@ import { buildInfo } from "../version.ts";
 import { checkHomeFormat, homeVolumeName, listHomeVolumes } from "../homes.ts";
 import type { ClaudeArgs } from "../session.ts";
 import { workspacePlan } from "../workspace.ts";
+import type { PortSpec } from "../manifest/ports.ts";
+import { planPorts } from "../ports/plan.ts";
+import { exposureWarning } from "../ports/host.ts";
+import { log } from "../log.ts";
 
 /**
  * Planning a launch: resolve the agent and its bottle, choose the backend,
@@ -40,6 +44,10 @@ export interface UpOptions {
   dryRun?: boolean;
   /** Claude Code's flags on top of the agent's defaults. */
   claude?: ClaudeArgs;
+  /** `-p`: ports to forward on top of the bottle's `ports:`. */
+  ports?: PortSpec[];
+  /** `--bind`: the host address ports are published on (default 127.0.0.1). */
+  bind?: string;
 }
 
 export const PROXY_PORT = 3128;
@@ -94,8 +102,10 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   const containersListed = listBottleContainers(docker, { scope: "all" });
   const workspaceFound = workspacePlan(exec, resolved.bottle.workspace, options.workspace ?? options.cwd);
   const homesListed = backend.keepsHomes ? listHomeVolumes(docker) : Promise.resolve([]);
+  // The host ports, probed before anything exists (a taken HOSTPORT is an error now, not half-way through the launch).
+  const portsPlanned = planPorts(resolved.bottle.ports, { cli: options.ports ?? [], bind: options.bind }, { backend, docker });
   // If reading the CA files below throws, these must not end as unhandled rejections.
-  for (const query of [runtimeChosen, containersListed, workspaceFound, homesListed]) query.catch(() => undefined);
+  for (const query of [runtimeChosen, containersListed, workspaceFound, homesListed, portsPlanned]) query.catch(() => undefined);
   const ca = caContextFiles(resolved.bottle.caCerts, options.env);
   const agentSpec = agentImageSpec(ca, options.env);
   const gateSpec = gateImageSpec(ca, options.env);
@@ -104,12 +114,13 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   const customSpec = resolved.bottle.image ? customImageSpec(agentRef, resolved.bottle.image.dockerfile) : undefined;
   const customRef = customSpec ? imageRef(customSpec) : undefined;
   const refs = [agentRef, gateRef, ...(customRef ? [customRef] : [])];
-  const [images, containers, runtime, { workspace, repo: workspaceRepo }, homes] = await Promise.all([
+  const [images, containers, runtime, { workspace, repo: workspaceRepo }, homes, ports] = await Promise.all([
     plannedImages(docker, refs, options.env),
     containersListed,
     runtimeChosen,
     workspaceFound,
     homesListed,
+    portsPlanned,
   ]);
   // Claude's home for this workspace and agent, kept from an earlier bottle (or made now).
   const homeVolume = backend.keepsHomes ? homeVolumeName(workspace.hostPath ?? workspace.mode, resolved.agent.name) : undefined;
@@ -164,12 +175,15 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
     // A headless run or a command streams to the terminal, unless left to run detached: then it has a session to attach to.
     interactive: options.detach || (options.passthrough.length === 0 && !claude.print),
     ...(homeVolume ? { home: { volume: homeVolume } } : {}),
+    ...(ports.length ? { ports } : {}),
     detach: options.detach,
     runtime,
     labels: {},
     createdAt: new Date().toISOString(),
   };
   plan.labels = bottleLabels(plan, "bottle", buildInfo.version);
+  const exposure = ports.length ? exposureWarning(name, ports[0]!.hostIp, ports.map((forward) => forward.port)) : undefined;
+  if (exposure) log.warn(exposure);
   return {
     plan,
     resolved,

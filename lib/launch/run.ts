@@ -151,6 +151,7 @@ export async function runUp(planned: Planned, options: UpOptions): Promise<numbe
         created.networks.length = 0;
         delete created.joined;
         delete created.machine;
+        delete created.name;
         bottle = undefined;
         removeState(claimed);
         skip.add(claimed);

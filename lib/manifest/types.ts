@@ -3,6 +3,7 @@ import type { Position } from "./yaml-positions.ts";
 import type { BackendName } from "../backends/names.ts";
 import type { EFFORT_LEVELS, PERMISSION_MODES } from "../claude-flags.ts";
 import type { McpServerConfig } from "./schema.ts";
+import type { PortSpec } from "./ports.ts";
 
 export type { EnvSource };
 
@@ -86,6 +87,8 @@ export interface ResolvedBottle {
   image?: { dockerfile: string };
   backend?: BackendName;
   claude: ClaudeSetupChoice;
+  /** Ports forwarded from the host, one per bottle port (a later file's entry for a port replaces an earlier one's). */
+  ports: Located<PortSpec>[];
   /**
    * Which file each value came from, keyed by field: `workspace`, `image`,
    * `backend`, `git.user.name`, `git.user.email`, `git.remotes.<name>`,

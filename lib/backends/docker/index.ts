@@ -4,11 +4,11 @@ import type { Check } from "../../doctor-check.ts";
 import { errorMessage, isBottleError } from "../../errors.ts";
 import { ensureImage, type ImageRef } from "../../images.ts";
 import { LABELS, type Plan } from "../../plan.ts";
-import { removeCreated } from "../gate.ts";
 import { bottleRow, removeBottleObjects } from "../objects.ts";
 import type { Backend, PreparedBottle } from "../types.ts";
 import { containerHandle } from "./handle.ts";
 import { launchContainer } from "./launch.ts";
+import { dockerPorts, teardownWithRelays } from "./ports.ts";
 import { chooseRuntime } from "./runtime.ts";
 
 /**
@@ -66,6 +66,8 @@ export const dockerBackend: Backend = {
   summary: "containers on a Docker engine (the default)",
   keepsHomes: true,
 
+  ports: dockerPorts,
+
   unavailable: () => undefined,
 
   doctor: (exec) => doctorRows(new Docker(exec)),
@@ -87,7 +89,8 @@ export const dockerBackend: Backend = {
     return { plan: prepared, launch: launchContainer };
   },
 
-  teardown: (docker, created) => removeCreated(docker, created),
+  // Relays `bottle port` added meanwhile go too.
+  teardown: (docker, created) => teardownWithRelays(docker, created),
 
   standsFor: (container: ContainerSummary) => container.labels[LABELS.role] === "bottle",
 

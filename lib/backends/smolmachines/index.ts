@@ -66,6 +66,9 @@ export const smolmachinesBackend: Backend = {
   // smolvm mounts host directories only, and a directory the agent writes is not one bottle keeps on the host.
   keepsHomes: false,
 
+  // The VM's network reaches only its gate, published on a loopback address for it alone: nothing could carry a port in.
+  ports: undefined,
+
   unavailable: (env) => smolvmUnavailable(env),
 
   doctor: doctorRows,

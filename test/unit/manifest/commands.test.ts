@@ -45,6 +45,7 @@ git:
   user: { name: Base User, email: base@example.com }
   remotes:
     origin: { upstream: "git@github.com:me/repo.git", identity_file: ~/.ssh/id_git, known_host_key: ${KEY} }
+ports: [3000, "8080:80"]
 `,
     );
     each.box.bottle(
@@ -63,6 +64,7 @@ workspace: copy
 ca_certs: [~/certs/corp.pem]
 image: { dockerfile: dev.Dockerfile }
 backend: docker
+ports: ["9000:3000", 5173]
 `,
     );
     each.box.agent("coder", "---\ndescription: Writes code\nbottle: dev\nskills: [review]\nmodel: opus\ngit:\n  user: { email: agent@example.com }\n---\nPrompt.\n", "project");
@@ -88,6 +90,12 @@ backend: docker
       email: "agent@example.com",
       from: ["~/.config/bottle/bottles/base.yaml", "~/project/.bottle/agents/coder.md"],
     });
+    // Ports merge by the bottle's port: dev's entry for 3000 replaces base's.
+    expect(view.bottle.ports).toEqual([
+      { port: 3000, hostPort: 9000, from: "~/.config/bottle/bottles/dev.yaml" },
+      { port: 80, hostPort: 8080, from: "~/.config/bottle/bottles/base.yaml" },
+      { port: 5173, from: "~/.config/bottle/bottles/dev.yaml" },
+    ]);
     expect(each.box.normalize(JSON.stringify(view, null, 2))).toMatchSnapshot();
     expect(each.box.normalize(formatInfo(view))).toMatchSnapshot();
   });
