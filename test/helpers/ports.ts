@@ -41,6 +41,11 @@ export async function hostPortOf(sandbox: Sandbox, name: string, port: number): 
   return found.hostPort;
 }
 
+/** The host port `bottle port NAME PORT` printed (`127.0.0.1:49153`). */
+export function printedHostPort(stdout: string): number {
+  return Number(stdout.trim().split(":").pop());
+}
+
 /** GET `url`'s body, or `error:…` (never throws). */
 export async function httpGet(url: string, timeoutMs = 3000): Promise<string> {
   try {

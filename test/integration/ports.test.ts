@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { makeSandbox, runBottle, spawnBottle, type Sandbox } from "../helpers/cli.ts";
 import { describeDocker, docker, dockerOk, objectsWithLabel } from "../helpers/docker.ts";
 import { SETUP_TIMEOUT_MS, TEST_TIMEOUT_MS, tearDown, writeAgent } from "../helpers/escape-world.ts";
-import { forwarded, freeHostPort, holdHostPort, hostPortOf, httpGet, startWebServer, webSocketEcho } from "../helpers/ports.ts";
+import { forwarded, freeHostPort, holdHostPort, hostPortOf, httpGet, printedHostPort, startWebServer, webSocketEcho } from "../helpers/ports.ts";
 
 /**
  * Forwarded ports on the real engine: a dev server in a detached bottle
@@ -90,7 +90,7 @@ describeDocker("forwarded ports", () => {
     async () => {
       const add = await runBottle(sandbox, ["port", name, "5000"]);
       expect(add.exitCode).toBe(0);
-      const hostPort = Number(add.stdout.trim().split(":").pop());
+      const hostPort = printedHostPort(add.stdout);
       expect(add.stderr).toContain(`${name}'s port 5000 answers on 127.0.0.1:${hostPort}: http://127.0.0.1:${hostPort}/`);
       expect(await httpGet(`http://127.0.0.1:${hostPort}/added`)).toBe("hello from port 5000 /added\n");
       const again = await runBottle(sandbox, ["port", name, "5000"]);
@@ -113,7 +113,7 @@ describeDocker("forwarded ports", () => {
       const add = await runBottle(sandbox, ["port", name, "5173"]);
       expect(add.exitCode).toBe(0);
       expect(add.stderr).toContain(`the server on ${name}'s port 5173 listens on 127.0.0.1 only, which the relay cannot reach: have it listen on every address (0.0.0.0)`);
-      expect(await httpGet(`http://127.0.0.1:${add.stdout.trim().split(":").pop()}/`)).toStartWith("error:");
+      expect(await httpGet(`http://127.0.0.1:${printedHostPort(add.stdout)}/`)).toStartWith("error:");
       await runBottle(sandbox, ["port", name, "--rm", "5173"]);
     },
     TEST_TIMEOUT_MS,
@@ -136,7 +136,7 @@ describeDocker("forwarded ports", () => {
         // The bottle's 5000 on the host's number of the held port: implied, so it moves.
         const moved = await runBottle(sandbox, ["port", name, String(held.port)]);
         expect(moved.exitCode).toBe(0);
-        const hostPort = Number(moved.stdout.trim().split(":").pop());
+        const hostPort = printedHostPort(moved.stdout);
         expect(hostPort).not.toBe(held.port);
         // (The logger shows `ss -ltnp` without its backticks.)
         expect(moved.stderr).toContain(`(the host's ${held.port} is taken by another process (see ss -ltnp))`);
@@ -174,9 +174,10 @@ describeDocker("forwarded ports", () => {
         attached = (existsSync(states) ? readdirSync(states) : []).find((entry) => entry.includes("ports-attached")) ?? "";
         if (attached && !dockerOk("container", "inspect", attached)) attached = "";
       }
-      const add = await runBottle(sandbox, ["port", attached, String(await freeHostPort())]);
+      const port = await freeHostPort();
+      const add = await runBottle(sandbox, ["port", attached, String(port)]);
       expect(add.exitCode).toBe(0);
-      expect(objectsWithLabel(`bottle.name=${attached}`).containers).toContain(`${attached}-port-${add.stdout.trim().split(":").pop()}`);
+      expect(objectsWithLabel(`bottle.name=${attached}`).containers).toContain(`${attached}-port-${port}`);
       expect(await launcher.exited).toBe(0);
       expect(objectsWithLabel(`bottle.name=${attached}`)).toEqual({ containers: [], networks: [] });
 

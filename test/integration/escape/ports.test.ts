@@ -20,7 +20,7 @@ import {
   tearDown,
   upAttacker,
 } from "../../helpers/escape-world.ts";
-import { hostPortOf, httpGet, startWebServer } from "../../helpers/ports.ts";
+import { hostPortOf, httpGet, printedHostPort, startWebServer } from "../../helpers/ports.ts";
 import { containerIp } from "../../helpers/world.ts";
 
 /**
@@ -273,7 +273,7 @@ describeEscape(["docker"], "forwarded ports are the docker backend's (the smolma
       const add = await runBottle(attacker.sandbox, ["port", attacker.name, "4000", "--bind", "0.0.0.0"]);
       expect(add.exitCode).toBe(0);
       expect(add.stderr).toContain(`${attacker.name}'s port 4000 will be published on every address of this machine: anyone who can reach this machine there can connect`);
-      const on = Number(add.stdout.trim().split(":").pop());
+      const on = printedHostPort(add.stdout);
       try {
         const lan = hostIpv4s()[0]!;
         expect(await httpGet(`http://${lan}:${on}/lan`)).toBe("hello from port 4000 /lan\n");

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
-import { removeLaterRelays, dockerPorts, openPlannedPorts, publishArg, relayContainerSpec, RELAY_SCRIPT } from "../../../lib/backends/docker/ports.ts";
+import { removeLaterRelays, dockerPorts, openPlannedPorts, publishArg, relayContainerSpec, RELAY_SCRIPT, teardownWithRelays } from "../../../lib/backends/docker/ports.ts";
 import { internalAddresses } from "../../../lib/backends/internal-subnet.ts";
 import type { Created, LaunchRequest } from "../../../lib/backends/types.ts";
 import { containerArgs, Docker } from "../../../lib/docker.ts";
@@ -201,6 +201,16 @@ describe("teardown", () => {
     const later = recordingExec((argv) => (argv[1] === "ps" ? { stdout: relays } : undefined));
     await removeLaterRelays(new Docker(later), { name: "bottle-web", networks: [], containers: ["bottle-web"] });
     expect(steps(later.calls).slice(1)).toEqual(["rm --force --volumes bottle-web-port-3000 bottle-web-port-6000", "network rm bottle-web-ports"]);
+  });
+
+  test("a later relay may hold the internal network as it goes: the launch's networks go once more after it", async () => {
+    const relays = JSON.stringify({ Names: "bottle-web-port-6000", Labels: "bottle.name=bottle-web,bottle.role=port" });
+    const exec = recordingExec((argv) => (argv[1] === "ps" ? { stdout: relays } : undefined));
+    await teardownWithRelays(new Docker(exec), { name: "bottle-web", networks: ["bottle-web-internal"], containers: ["bottle-web"] });
+    expect(steps(exec.calls).filter((step) => step.startsWith("network rm bottle-web-internal"))).toHaveLength(2);
+    const none = recordingExec();
+    await teardownWithRelays(new Docker(none), { name: "bottle-web", networks: ["bottle-web-internal"], containers: ["bottle-web"] });
+    expect(steps(none.calls).filter((step) => step.startsWith("network rm bottle-web-internal"))).toHaveLength(1);
   });
 
   test("a launch that never had a name asks nothing", async () => {
