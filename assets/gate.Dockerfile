@@ -1,5 +1,6 @@
 # The gate image: the egress gate (Node.js runs the bundled proxy, bottle-splice
-# copies its bulk downloads) and the git gate (git daemon, openssh-client,
+# copies its bulk downloads), the relay of a forwarded port (port-relay.mjs,
+# run in a container of its own) and the git gate (git daemon, openssh-client,
 # gitleaks; its scripts and config are copied in at launch) on the same Debian
 # base as the agent image. openssl makes the CA of credential routes
 # (credential custody) at gate start.
@@ -47,7 +48,7 @@ COPY --from=node /opt/node /usr/local/bin/node
 COPY --from=node /opt/libexec/ /usr/local/libexec/
 COPY ca-certs/ /usr/local/share/ca-certificates/bottle/
 RUN update-ca-certificates >/dev/null 2>&1
-COPY egress-gate.mjs /opt/bottle/egress-gate.mjs
+COPY egress-gate.mjs port-relay.mjs /opt/bottle/
 COPY gate-entrypoint.sh /usr/local/bin/gate-entrypoint
 RUN chmod 0755 /usr/local/bin/gate-entrypoint && mkdir -p /etc/bottle /var/log/bottle && chmod 0700 /etc/bottle
 ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt

@@ -62,7 +62,7 @@ export function claudeFlags(args: LaunchArgValues, extra: ClaudeArgs = {}): Clau
 }
 
 /** Plan, show the preflight (or print it: --dry-run), ask, launch. Sets the exit code. */
-export async function launch(args: LaunchArgValues, claude: ClaudeArgs): Promise<void> {
+export async function launch(args: LaunchArgValues, claude: ClaudeArgs, forwards: Pick<UpOptions, "ports" | "bind"> = {}): Promise<void> {
   const options: UpOptions = {
     agent: args.agent,
     bottle: args.bottle,
@@ -77,6 +77,7 @@ export async function launch(args: LaunchArgValues, claude: ClaudeArgs): Promise
     env: process.env,
     dryRun: Boolean(args["dry-run"]),
     claude,
+    ...forwards,
   };
   const planned = await planUp(realExec, options);
   if (args["dry-run"]) {

@@ -17,6 +17,7 @@ export const commands = {
   logs: () => import("./logs.ts").then((m) => m.default),
   down: () => import("./down.ts").then((m) => m.default),
   allow: () => import("./allow.ts").then((m) => m.default),
+  port: () => import("./port.ts").then((m) => m.default),
   cleanup: () => import("./cleanup.ts").then((m) => m.default),
   agents: () => import("./agents.ts").then((m) => m.default),
   info: () => import("./info.ts").then((m) => m.default),

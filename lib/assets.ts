@@ -18,6 +18,7 @@ import gitStart from "../assets/git/start.sh" with { type: "text" };
 import sshGate from "../assets/gen/ssh-gate.bundle" with { type: "text" };
 import sshStart from "../assets/ssh/start.sh" with { type: "text" };
 import plumbingDockerfile from "../assets/plumbing/Dockerfile" with { type: "text" };
+import portRelay from "../assets/gen/port-relay.bundle" with { type: "text" };
 import tmuxConf from "../assets/tmux.conf" with { type: "text" };
 
 /**
@@ -43,6 +44,7 @@ export const assets = {
   gitStart,
   installPackages,
   plumbingDockerfile,
+  portRelay,
   sshGate,
   sshStart,
   tmuxConf,

@@ -59,11 +59,20 @@ export interface ContainerSpec {
   entrypoint?: string;
   command?: string[];
   init?: boolean;
+  /** A read-only root file system (`--read-only`). */
+  readOnly?: boolean;
   tmpfs?: string[];
   publish?: string[];
   sysctls?: Record<string, string>;
   /** Keep stdin open for one attach (`--interactive`): `startAttached` feeds it. */
   interactive?: boolean;
+}
+
+/** A container's port published on the host (TCP). */
+export interface PublishedPort {
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
 }
 
 export interface ContainerSummary {
@@ -74,6 +83,8 @@ export interface ContainerSummary {
   status: string;
   createdAt: string;
   labels: Record<string, string>;
+  /** Its TCP ports published on the host (a running container's). */
+  ports: PublishedPort[];
 }
 
 export interface VolumeSummary {
@@ -164,6 +175,15 @@ function parseLabels(text: string | undefined): Record<string, string> {
   return labels;
 }
 
+/** `docker ps`'s Ports column: `127.0.0.1:3000->3000/tcp, :::8080->80/tcp, 9000/tcp` (only the published TCP ones are kept). */
+export function parsePublishedPorts(text: string | undefined): PublishedPort[] {
+  return (text ?? "")
+    .split(",")
+    .map((item) => /^(.*):(\d+)->(\d+)\/tcp$/.exec(item.trim()))
+    .filter((match): match is RegExpExecArray => match !== null)
+    .map((match) => ({ hostIp: match[1]!.replace(/^\[(.*)\]$/, "$1"), hostPort: Number(match[2]), containerPort: Number(match[3]) }));
+}
+
 function labelArgs(flag: string, labels: Record<string, string> | undefined): string[] {
   return Object.entries(labels ?? {}).flatMap(([key, value]) => [flag, `${key}=${value}`]);
 }
@@ -194,6 +214,7 @@ export function containerArgs(spec: ContainerSpec): string[] {
   if (spec.hostname) args.push("--hostname", spec.hostname);
   if (spec.entrypoint !== undefined) args.push("--entrypoint", spec.entrypoint);
   if (spec.init) args.push("--init");
+  if (spec.readOnly) args.push("--read-only");
   for (const tmpfs of spec.tmpfs ?? []) args.push("--tmpfs", tmpfs);
   for (const publish of spec.publish ?? []) args.push("--publish", publish);
   for (const [key, value] of Object.entries(spec.sysctls ?? {})) args.push("--sysctl", `${key}=${value}`);
@@ -376,6 +397,7 @@ export class Docker {
       status: row.Status ?? "",
       createdAt: row.CreatedAt ?? "",
       labels: parseLabels(row.Labels),
+      ports: parsePublishedPorts(row.Ports),
     }));
   }
 
@@ -562,7 +584,11 @@ export interface ContainerInspect {
   State: { Status: string; Running: boolean; ExitCode: number; OOMKilled?: boolean };
   Config: { Env?: string[]; Labels?: Record<string, string>; Image: string; Cmd?: string[] | null };
   HostConfig: Record<string, unknown>;
-  NetworkSettings: { Networks: Record<string, { IPAddress: string; Aliases?: string[] | null }> };
+  NetworkSettings: {
+    Networks: Record<string, { IPAddress: string; Aliases?: string[] | null }>;
+    /** `3000/tcp` → where the host publishes it (null: exposed, not published). */
+    Ports?: Record<string, Array<{ HostIp: string; HostPort: string }> | null>;
+  };
   Mounts?: Array<{ Source: string; Destination: string; RW: boolean }>;
 }
 

@@ -164,6 +164,7 @@ export function gateImageSpec(ca: Record<string, string>, env: Env = process.env
     dockerfile: assets.gateDockerfile,
     files: {
       "egress-gate.mjs": assets.egressGate,
+      "port-relay.mjs": assets.portRelay,
       "gate-entrypoint.sh": assets.gateEntrypoint,
       "install-packages.sh": assets.installPackages,
       "bottle-splice.c": assets.bottleSplice,

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { syncGateLogs } from "./backends/gate.ts";
 import { BACKENDS, backendOf } from "./backends/index.ts";
-import { listBottleObjects } from "./backends/objects.ts";
+import { forwardedPorts, listBottleObjects } from "./backends/objects.ts";
 import type { BottleHandle, BottleRow, Leftovers } from "./backends/types.ts";
 import { Docker, dockerFor } from "./docker.ts";
 import { checkEngineAnswers, type Engine, engineName, listContexts, rememberedEngines } from "./engine.ts";
@@ -21,6 +21,7 @@ import { reportOutOfMemory } from "./resources.ts";
 import { attachSession, sessionStateFrom } from "./session.ts";
 import { isOrphan, readPlan, stateNames } from "./state.ts";
 import { didYouMean } from "./suggest.ts";
+import { formatOpenPort } from "./ports/format.ts";
 
 /**
  * ls, attach, exec, down, cleanup, fetch: bottles found by label and state
@@ -77,6 +78,9 @@ export async function listBottles(exec: Exec, options: { allContexts?: boolean }
     ),
   );
   const sorted = rows.flat().sort((a, b) => a.name.localeCompare(b.name));
+  // Each bottle's ports, from its relays (already listed: they carry its name).
+  const containers = perEngine.flatMap((entry) => entry.containers);
+  for (const row of sorted) row.ports = forwardedPorts(containers, row.name).map(formatOpenPort);
   // Each running bottle's session, from its processes (docker top: no exec inside), all at once.
   await Promise.all(
     sorted.map(async (row) => {
@@ -96,13 +100,14 @@ export async function listBottles(exec: Exec, options: { allContexts?: boolean }
 
 export function formatBottleTable(rows: BottleRow[]): string {
   if (rows.length === 0) return "no bottles running (start one with `bottle up`)";
-  const header: BottleRow = { name: "NAME", agent: "AGENT", backend: "BACKEND", status: "STATUS", session: "CLAUDE", createdAt: "", age: "AGE", workspace: "WORKSPACE", engine: "ENGINE" };
-  // The engine column only once a bottle runs somewhere else.
-  const remote = rows.some((row) => row.engine && row.engine !== "local");
-  const keys = remote ? (["name", "agent", "backend", "engine", "status", "session", "age", "workspace"] as const) : (["name", "agent", "backend", "status", "session", "age", "workspace"] as const);
-  const cell = (row: BottleRow, key: (typeof keys)[number]) => row[key] ?? "local";
-  const widths = keys.map((key) => Math.max(...[header, ...rows].map((row) => cell(row, key).length)));
-  return [header, ...rows].map((row) => keys.map((key, i) => cell(row, key).padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+  const header: BottleRow = { name: "NAME", agent: "AGENT", backend: "BACKEND", status: "STATUS", session: "CLAUDE", createdAt: "", age: "AGE", ports: [], workspace: "WORKSPACE", engine: "ENGINE" };
+  const cells = [header, ...rows].map((row) => ({ ...row, ports: row === header ? "PORTS" : row.ports.join(",") || "-", engine: row.engine ?? "local" }));
+  // The ports column only when a bottle forwards one; the engine column only once a bottle runs somewhere else.
+  const keys = (["name", "agent", "backend", "engine", "status", "session", "age", "ports", "workspace"] as const).filter(
+    (key) => (key !== "ports" || rows.some((row) => row.ports.length)) && (key !== "engine" || rows.some((row) => row.engine && row.engine !== "local")),
+  );
+  const widths = keys.map((key) => Math.max(...cells.map((row) => row[key].length)));
+  return cells.map((row) => keys.map((key, i) => row[key].padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
 }
 
 /** The running bottle's handle, or undefined; its backend is the one its state (or labels) name. */

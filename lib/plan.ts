@@ -14,6 +14,21 @@ import { ResourcesPlanSchema } from "./resources.ts";
 
 const ImageSchema = v.object({ kind: v.string(), tag: v.string(), hash: v.string() });
 
+/** A port forwarded from the host into the bottle (lib/ports/). */
+export const PortForwardSchema = v.object({
+  /** The port in the bottle. */
+  port: v.number(),
+  /** The host address it is published on: 127.0.0.1 unless --bind. */
+  hostIp: v.string(),
+  /** The host port; absent: any free one (the bottle's own port was taken when planned). */
+  hostPort: v.optional(v.number()),
+  /** The host port was written out ("8080:3000"): taken is an error, never another port. */
+  explicit: v.boolean(),
+  /** What held the bottle's own port on the host, when an implicit forward moved off it. */
+  takenBy: v.optional(v.string()),
+});
+export type PortForward = v.InferOutput<typeof PortForwardSchema>;
+
 export const PlanSchema = v.object({
   version: v.literal(1),
   name: v.string(),
@@ -117,6 +132,8 @@ export const PlanSchema = v.object({
   ),
   /** What runs (Claude Code, or the command) is in a session that outlives the terminal (lib/session.ts); false for an attached command or headless run. */
   interactive: v.boolean(),
+  /** Ports forwarded from the host, as the launch asked for them; what is forwarded now is the relays' (bottle ls, bottle port NAME). */
+  ports: v.optional(v.array(PortForwardSchema)),
   /** Claude's home kept across `down` (lib/homes.ts), when the backend keeps one. */
   home: v.optional(v.object({ volume: v.string() })),
   detach: v.boolean(),
@@ -143,4 +160,6 @@ export const LABELS = {
   workspace: "bottle.workspace",
   /** The state dir of the launching user: ls, down and cleanup keep to their own. */
   state: "bottle.state",
+  /** On a port's relay: the bottle's port it forwards to. */
+  port: "bottle.port",
 } as const;

@@ -4,6 +4,7 @@ import { branchBase } from "./git/bottle-branch.ts";
 import { agentCommand, DETACH_KEY } from "./session.ts";
 import type { Plan } from "./plan.ts";
 import { resourceRows } from "./resources.ts";
+import { formatForwards } from "./ports/format.ts";
 
 /** The preflight: what a launch will grant, shown before anything is created. */
 
@@ -87,6 +88,7 @@ export function formatPreflight(plan: Plan, missingImages: string[]): string {
     ...gitRemotes.map((remote): [string, string] => ["git", `${remote.name} → ${remote.upstream} (via git gate ${remote.url}; pushes scanned by gitleaks)`]),
     ...sshHosts.map((host): [string, string] => ["ssh", `${host.user ? `${host.user}@` : ""}${host.host}:${host.port} (via ssh gate; key ${host.identityFile} stays in the gate)`]),
     ...resourceRows(plan.resources),
+    ...(plan.ports?.length ? [["ports", `${formatForwards(plan.ports)} (host → bottle only, through a relay per port)`] as [string, string]] : []),
     ["runtime", plan.runtime === "runsc" ? "gVisor (runsc)" : "runc (gVisor not available)"],
     ["command", commandRow(plan)],
   ];

@@ -34,6 +34,16 @@ export function internalAddresses(index: number): InternalAddresses {
   return { subnet: `${dotted(base)}/28`, gateway: dotted(base + 1), gate: dotted(base + 2), bottle: dotted(base + 3) };
 }
 
+/** A /28 holds 16 addresses; the network, Docker's gateway, the gate, the bottle and the broadcast address leave this many for port relays. */
+export const MAX_PORT_RELAYS = SUBNET_SIZE - 5;
+
+/** The address of the `index`-th port relay launched with the bottle (they follow the bottle's). */
+export function relayAddress(internal: Pick<InternalAddresses, "bottle">, index: number): string {
+  if (!Number.isInteger(index) || index < 0 || index >= MAX_PORT_RELAYS) throw new RangeError(`relay index ${index} outside 0..${MAX_PORT_RELAYS - 1}`);
+  const bottle = internal.bottle.split(".").reduce((sum, part) => sum * 256 + Number(part), 0);
+  return dotted(bottle + 1 + index);
+}
+
 export function randomInternalAddresses(random: () => number = Math.random): InternalAddresses {
   return internalAddresses(Math.floor(random() * SUBNETS) % SUBNETS);
 }

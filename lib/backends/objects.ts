@@ -3,7 +3,7 @@ import type { Docker } from "../docker.ts";
 import { bottleStateDir, stateDir } from "../paths.ts";
 import { LABELS, type Plan } from "../plan.ts";
 import type { ContainerSummary } from "../docker.ts";
-import type { BottleRow } from "./types.ts";
+import type { BottleRow, OpenPort } from "./types.ts";
 
 /**
  * Every bottle's docker objects carry its labels; ls, down, cleanup and
@@ -99,5 +99,17 @@ export function bottleRow(container: ContainerSummary, status: string): BottleRo
     createdAt: container.createdAt,
     age: age(container.createdAt),
     workspace: container.labels[LABELS.workspace] ?? "",
+    ports: [],
   };
+}
+
+/** A bottle's forwarded ports, from its running relays among `containers` (labelled with the port they forward to). */
+export function forwardedPorts(containers: ContainerSummary[], bottle: string): OpenPort[] {
+  return containers
+    .filter((container) => container.labels[LABELS.name] === bottle && container.labels[LABELS.role] === "port" && container.state === "running")
+    .flatMap((container) => {
+      const port = Number(container.labels[LABELS.port]);
+      return container.ports.filter((published) => published.containerPort === port).map((published) => ({ port, hostIp: published.hostIp, hostPort: published.hostPort }));
+    })
+    .sort((a, b) => a.port - b.port);
 }

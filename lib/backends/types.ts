@@ -5,7 +5,7 @@ import type { Exec, RunResult } from "../exec.ts";
 import type { GitGateRemote } from "../gates/git/config.ts";
 import type { SshGateHost } from "../gates/ssh/config.ts";
 import type { ImageSpec } from "../images.ts";
-import type { Plan } from "../plan.ts";
+import type { Plan, PortForward } from "../plan.ts";
 import type { Capacity } from "../resources.ts";
 
 /**
@@ -56,6 +56,8 @@ export interface Created {
   joined?: { network: string; container: string }[];
   /** A VM (smolmachines), removed before the docker objects. */
   machine?: string;
+  /** The bottle's name once launched: what was added to it while it ran (a port's relay, by `bottle port`) goes at teardown too. */
+  name?: string;
 }
 
 /** What the gate's ready line says: where its listeners bind, its egress address, the CA of its credential routes. */
@@ -112,6 +114,8 @@ export interface BottleRow {
   workspace: string;
   /** The docker engine it runs on ("local", or a context's name / DOCKER_HOST). */
   engine?: string;
+  /** Its forwarded ports, `127.0.0.1:3000->3000` each (bottle ls). */
+  ports: string[];
 }
 
 /** What a killed launch of this backend left outside any bottle (e.g. a smolmachines pack session). */
@@ -122,6 +126,27 @@ export interface Leftovers {
   remove(): Promise<void>;
 }
 
+/** A forwarded port as it runs: the bottle's port and where on the host it answers. */
+export interface OpenPort {
+  port: number;
+  hostIp: string;
+  hostPort: number;
+}
+
+/**
+ * Forwarding host ports into a bottle (`ports:`, `bottle up -p`, `bottle
+ * port`): only the listed port, only from the host to the bottle. A
+ * backend's launch forwards its plan's ports itself; these reach a running one.
+ */
+export interface PortForwarding {
+  /** Ports one bottle can forward at once. */
+  readonly max: number;
+  /** Forward one more port of a running bottle. */
+  open(docker: Docker, plan: Plan, forward: PortForward, version: string): Promise<OpenPort>;
+  /** Stop forwarding a port; false when it was not forwarded. */
+  close(docker: Docker, plan: Plan, port: number): Promise<boolean>;
+}
+
 export interface Backend {
   readonly name: BackendName;
   /** One line for `--backend` help and `bottle doctor`. */
@@ -130,6 +155,8 @@ export interface Backend {
   readonly keepsHomes: boolean;
   /** Whether it can run on a remote Docker engine (lib/engine.ts); a VM runs on this machine. */
   readonly remoteEngines: boolean;
+  /** How it forwards host ports into its bottles; undefined: it cannot (`ports` are then an error naming it). */
+  readonly ports: PortForwarding | undefined;
   /** Why this machine cannot run it (one error with the fix), or undefined. */
   unavailable(env: Env): BottleError | undefined;
   /** Its rows in `bottle doctor`. */

@@ -77,6 +77,9 @@ function findFlag(node: CommandNode, spelling: string): FlagSpec | undefined {
  * or flag, or a wrong number of arguments, with a hint, before anything runs.
  * A required positional may be missing when --help is asked for.
  */
+/** String flags read with flagValues, every value of them: given twice is meant. */
+const REPEATABLE = new Set(["preset"]);
+
 export async function checkCommandLine(root: CommandDef, argv: string[]): Promise<ResolvedCommand> {
   let node = await commandNode(root);
   let rest = argv;
@@ -84,6 +87,8 @@ export async function checkCommandLine(root: CommandDef, argv: string[]): Promis
   for (;;) {
     let positionals = 0;
     let next: { name: string; index: number } | undefined;
+    // citty keeps only the last value of a flag given twice: the first would be ignored.
+    const given = new Set<string>();
     for (let i = 0; i < rest.length; i++) {
       const arg = rest[i]!;
       if (arg.startsWith("-") && arg !== "-") {
@@ -95,6 +100,9 @@ export async function checkCommandLine(root: CommandDef, argv: string[]): Promis
           const known = ["--help", "-h", ...node.flags.flatMap(flagSpellings)];
           throw usageError(`unknown flag ${spelling} for ${where(node)}${didYouMean(spelling, known)}`, `run \`${where(node)} --help\` to see its flags`);
         }
+        if (!flag.boolean && given.has(flag.name) && !REPEATABLE.has(flag.name))
+          throw usageError(`${spelling} is given twice for ${where(node)}; only one value would count`, "give it once (a flag that takes several values takes them comma-separated, like -p 3000,8080:80)");
+        given.add(flag.name);
         if (!flag.boolean && !arg.includes("=")) i++; // skip the flag's value
         continue;
       }

@@ -9,6 +9,7 @@
 export const GATE_DAEMONS = [
   { folder: "egress/daemon", bundle: "egress-gate.bundle" },
   { folder: "ssh/daemon", bundle: "ssh-gate.bundle" },
+  { folder: "ports/daemon", bundle: "port-relay.bundle" },
 ] as const;
 
 /** Code that more than one daemon bundles; it imports only node:* and its own files. */

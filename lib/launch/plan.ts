@@ -24,6 +24,10 @@ import { buildInfo } from "../version.ts";
 import { checkHomeFormat, homeVolumeName, listHomeVolumes } from "../homes.ts";
 import type { ClaudeArgs } from "../session.ts";
 import { workspacePlan } from "../workspace.ts";
+import type { PortSpec } from "../manifest/ports.ts";
+import { planPorts } from "../ports/plan.ts";
+import { exposureWarning } from "../ports/host.ts";
+import { log } from "../log.ts";
 
 /**
  * Planning a launch: resolve the agent and its bottle, choose the backend,
@@ -49,6 +53,10 @@ export interface UpOptions {
   branch?: string | true;
   /** --context: the docker context to run on (else DOCKER_HOST, DOCKER_CONTEXT, the current context). */
   context?: string;
+  /** `-p`: ports to forward on top of the bottle's `ports:`. */
+  ports?: PortSpec[];
+  /** `--bind`: the host address ports are published on (default 127.0.0.1). */
+  bind?: string;
 }
 
 /**
@@ -130,8 +138,10 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   const workspaceMode = options.branch !== undefined ? "branch" : remoteWorkspace(resolved, engine, options.workspace ?? options.cwd);
   const workspaceFound = workspacePlan(exec, workspaceMode, options.workspace ?? options.cwd, typeof options.branch === "string" ? options.branch : undefined);
   const homesListed = backend.keepsHomes ? listHomeVolumes(docker) : Promise.resolve([]);
+  // The host ports, probed before anything exists (a taken HOSTPORT is an error now, not half-way through the launch).
+  const portsPlanned = planPorts(resolved.bottle.ports, { cli: options.ports ?? [], bind: options.bind }, { backend, docker });
   // If reading the CA files below throws, these must not end as unhandled rejections.
-  for (const query of [infoFound, containersListed, workspaceFound, homesListed]) query.catch(() => undefined);
+  for (const query of [infoFound, containersListed, workspaceFound, homesListed, portsPlanned]) query.catch(() => undefined);
   const ca = caContextFiles(resolved.bottle.caCerts, options.env);
   const agentSpec = agentImageSpec(ca, options.env);
   const gateSpec = gateImageSpec(ca, options.env);
@@ -140,12 +150,13 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   const customSpec = resolved.bottle.image ? customImageSpec(agentRef, resolved.bottle.image.dockerfile) : undefined;
   const customRef = customSpec ? imageRef(customSpec) : undefined;
   const refs = [agentRef, gateRef, ...(customRef ? [customRef] : [])];
-  const [images, containers, info, { workspace, repo: workspaceRepo, notes: workspaceNotes }, homes] = await Promise.all([
+  const [images, containers, info, { workspace, repo: workspaceRepo, notes: workspaceNotes }, homes, ports] = await Promise.all([
     plannedImages(docker, refs, options.env),
     containersListed,
     infoFound,
     workspaceFound,
     homesListed,
+    portsPlanned,
   ]);
   // Claude's home for this workspace and agent, kept from an earlier bottle (or made now).
   const homeVolume = backend.keepsHomes ? homeVolumeName(workspace.hostPath ?? workspace.mode, resolved.agent.name) : undefined;
@@ -206,6 +217,7 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
     // A headless run or a command streams to the terminal, unless left to run detached: then it has a session to attach to.
     interactive: options.detach || (options.passthrough.length === 0 && !claude.print),
     ...(homeVolume ? { home: { volume: homeVolume } } : {}),
+    ...(ports.length ? { ports } : {}),
     detach: options.detach,
     runtime: machine.runtime,
     resources,
@@ -213,6 +225,8 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
     createdAt: new Date().toISOString(),
   };
   plan.labels = bottleLabels(plan, "bottle", buildInfo.version);
+  const exposure = ports.length ? exposureWarning(name, ports[0]!.hostIp, ports.map((forward) => forward.port)) : undefined;
+  if (exposure) log.warn(exposure);
   return {
     plan,
     resolved,

@@ -166,6 +166,7 @@ export async function runUp(planned: Planned, options: UpOptions): Promise<numbe
         created.networks.length = 0;
         delete created.joined;
         delete created.machine;
+        delete created.name;
         bottle = undefined;
         await releaseBranch(docker.exec, plan);
         removeState(claimed);

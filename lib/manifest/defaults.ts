@@ -27,6 +27,7 @@ export function builtinBottle(): ResolvedBottle {
     ssh: { hosts: [] },
     workspace: "mount",
     caCerts: [],
+    ports: [],
     origins: {},
     resources: {},
     // Plain text the user wrote: in by default. Settings, hooks and MCP servers run or reach things: only when asked.

@@ -65,6 +65,8 @@ export interface InfoView {
     backend?: { name: string; from: string };
     /** What the bottle may use of the machine: a value it sets (bytes for memory), or the default the launch works out from the engine. */
     resources: Array<{ field: "cpus" | "memory" | "pids"; value?: number; default?: string; from: string }>;
+    /** Ports forwarded from the host (127.0.0.1 unless `bottle up --bind`); `hostPort` absent: the bottle's own, or a free one when taken. */
+    ports: Array<{ port: number; hostPort?: number; from: string }>;
     /** What of the user's Claude setup comes in (lib/claude-setup/), item by item, and what is missing or left out. */
     claude?: { items: Array<[string, string]>; notes: string[] };
   };
@@ -193,6 +195,7 @@ export function infoView(resolved: Resolved, env: Env = process.env): InfoView {
         const set = bottle.resources[field];
         return set ? { field, value: set.value, from: origin(`resources.${field}`) } : { field, default: rule, from: BUILTIN };
       }),
+      ports: bottle.ports.map((entry) => ({ ...entry.value, from: show(entry.file) })),
     },
   };
 }
@@ -306,6 +309,18 @@ export function formatInfo(view: InfoView): string {
   lines.push(
     ...table(bottle.ssh.hosts.map((host) => [`${host.user ? `${host.user}@` : ""}${host.host}:${host.port}`, "(via ssh gate)", host.from])),
   );
+  if (bottle.ports.length) {
+    lines.push("", "ports (host → bottle only; a running bottle's: bottle ls, bottle port NAME)");
+    lines.push(
+      ...table(
+        bottle.ports.map((entry) => [
+          `${entry.port}`,
+          `on 127.0.0.1:${entry.hostPort ?? `${entry.port} (a free port when taken)`}`,
+          entry.from,
+        ]),
+      ),
+    );
+  }
   lines.push("");
   const rest: string[][] = [["workspace", bottle.workspace.mode, bottle.workspace.from]];
   for (const cert of bottle.caCerts) rest.push(["ca_cert", cert.path, cert.from]);

@@ -87,6 +87,10 @@ workspace: mount
 # image:
 #   dockerfile: ./dev.Dockerfile
 
+# Ports of the bottle the host can open on 127.0.0.1 (a dev server; it must
+# listen on 0.0.0.0): 3000 on the host's 3000 (or a free port), 80 on 8080:
+# ports: [3000, "8080:80"]
+
 # Where it runs: docker or smolmachines (--backend / BOTTLE_BACKEND win):
 # backend: docker
 

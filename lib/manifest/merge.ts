@@ -62,7 +62,7 @@ export function expandPath(path: string, baseDir: string, env: Env = process.env
 /**
  * Merge layers in order (parents left to right, then the child): env by key
  * and scalars later-wins (auth and resources per field), host lists and presets union,
- * git remotes by name, SSH hosts by host name, credential routes appended (the gate picks
+ * git remotes by name, SSH hosts by host name, ports by the bottle's port, credential routes appended (the gate picks
  * the longest matching path prefix; on a tie the later one). Paths are made absolute relative to the layer's own file.
  */
 export function mergeLayers(name: string, layers: BottleLayer[], env: Env = process.env): ResolvedBottle {
@@ -187,6 +187,12 @@ export function mergeLayers(name: string, layers: BottleLayer[], env: Env = proc
       out.resources[field] = { value: limit, file, ...locate(at), path: formatPath(at) };
       out.origins[`resources.${field}`] = file;
     }
+    (value.ports ?? []).forEach((spec, index) => {
+      const entry = { value: spec, file, ...locate(["ports", index]), path: formatPath(["ports", index]) };
+      const same = out.ports.findIndex((existing) => existing.value.port === spec.port);
+      if (same === -1) out.ports.push(entry);
+      else out.ports[same] = entry;
+    });
   }
   return out;
 }

@@ -15,6 +15,7 @@ import {
 import { parsePresetRef, presetNames, presetProblem, presetSpellings, type PresetRef } from "./presets.ts";
 import { BACKEND_NAMES } from "../backends/names.ts";
 import { formatSize, parseSize } from "../bytes.ts";
+import { PORT_SPEC_HINT, parsePortSpec, portClashes, type PortSpec } from "./ports.ts";
 import { EFFORT_LEVELS, PERMISSION_MODES } from "../claude-flags.ts";
 
 /**
@@ -376,6 +377,34 @@ export const claudeSetupSchema = strict({
   skills: v.optional(v.pipe(list(skillName, "skill names"), v.description("Skills copied in from ~/.claude/skills/<name>/"))),
 });
 
+/** One forwarded port: `3000` or `"8080:3000"` (lib/manifest/ports.ts). */
+const portEntry = v.pipe(
+  v.union([v.number(), v.string()], (issue) => `expected ${PORT_SPEC_HINT}, got ${describeValue(issue.input)}`),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const parsed = parsePortSpec(dataset.value);
+    if ("problem" in parsed) {
+      addIssue({ message: parsed.problem });
+      return NEVER;
+    }
+    return parsed;
+  }),
+);
+
+const portsSchema = v.pipe(
+  list(portEntry, "ports"),
+  v.rawCheck<PortSpec[]>(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    for (const clash of portClashes(dataset.value, (index) => `ports[${index}]`))
+      addIssue({
+        message: clash.problem,
+        path: [{ type: "array", origin: "value", input: dataset.value, key: clash.index, value: dataset.value[clash.index] }],
+      });
+  }),
+  v.description(
+    'TCP ports of the bottle reachable from the host: 3000 (on the host\'s 3000, or a free port when that is taken) or "8080:3000" (host port 8080). Published on 127.0.0.1 (bottle up --bind changes that), through a relay that forwards to that one port only',
+  ),
+);
+
 export const bottleSchema = v.pipe(
   strict({
     extends: v.optional(
@@ -450,6 +479,7 @@ export const bottleSchema = v.pipe(
     resources: v.optional(
       v.pipe(resourcesSchema, v.description("What the bottle may use of the machine: cpus, memory, pids (defaults: see `bottle info`)")),
     ),
+    ports: v.optional(portsSchema),
   }),
   v.title("bottle"),
   v.description("A bottle: the isolation and policy an agent runs in. Lives in ~/.config/bottle/bottles/<name>.yaml."),

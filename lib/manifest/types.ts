@@ -4,6 +4,7 @@ import type { BackendName } from "../backends/names.ts";
 import type { EFFORT_LEVELS, PERMISSION_MODES } from "../claude-flags.ts";
 import type { McpServerConfig } from "./schema.ts";
 import type { PresetRef } from "./presets.ts";
+import type { PortSpec } from "./ports.ts";
 
 export type { EnvSource };
 
@@ -89,6 +90,8 @@ export interface ResolvedBottle {
   claude: ClaudeSetupChoice;
   /** What the bottle may use of the machine, as written (bytes for memory); unset fields get defaults at planning. */
   resources: ResourceChoice;
+  /** Ports forwarded from the host, one per bottle port (a later file's entry for a port replaces an earlier one's). */
+  ports: Located<PortSpec>[];
   /**
    * Which file each value came from, keyed by field: `workspace`, `image`,
    * `backend`, `git.user.name`, `git.user.email`, `git.remotes.<name>`,

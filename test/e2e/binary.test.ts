@@ -38,7 +38,7 @@ describe("the compiled binary", () => {
   test("--help lists the commands, and every command has --help", async () => {
     const out = await run(sandbox, ["--help"]);
     expect(out.exitCode).toBe(0);
-    const commands = ["up", "ls", "attach", "exec", "logs", "down", "cleanup", "agents", "info", "init", "schema", "doctor"];
+    const commands = ["up", "ls", "attach", "exec", "logs", "down", "port", "cleanup", "agents", "info", "init", "schema", "doctor"];
     for (const command of commands) expect(out.stdout).toContain(command);
     for (const command of commands) {
       const help = await run(sandbox, [command, "--help"]);
@@ -56,6 +56,9 @@ describe("the compiled binary", () => {
       [["down"], "bottle: missing NAME… for bottle down"],
       [["logs", "x", "y"], "bottle: too many arguments for bottle logs"],
       [["logs", "bottle-x", "--gate", "egres"], 'bottle: unknown gate "egres" — did you mean egress?'],
+      [["up", "-p", "3000", "-p", "8080:80"], "bottle: -p is given twice for bottle up; only one value would count"],
+      [["up", "-p", "http"], 'bottle: -p http: expected a port like 3000, or "HOSTPORT:PORT" like "8080:3000", got "http"'],
+      [["port"], "bottle: missing NAME for bottle port"],
     ];
     for (const [argv, first] of cases) {
       const out = await run(sandbox, argv);
@@ -86,6 +89,8 @@ describe("the compiled binary", () => {
     expect(gate.stdout).toContain("egress gate ready");
     for (const [asset, file] of [["bottleClaudeSync", "bottle-claude-sync.sh"], ["bottleAttach", "bottle-attach.sh"], ["tmuxConf", "tmux.conf"], ["gitScanMerge", "git/scan-merge.sh"]])
       expect((await run(sandbox, ["assets", asset!])).stdout).toBe(readFileSync(join(ROOT, "assets", file!), "utf8"));
+    const relay = await run(sandbox, ["assets", "portRelay"]);
+    expect(relay.stdout).toContain("port relay ready");
   });
 
   test("doctor --json reports checks and ignores .env and bunfig.toml in the cwd", async () => {

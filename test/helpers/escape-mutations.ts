@@ -21,3 +21,32 @@ export const MUTATIONS: Record<string, [string, string]> = {
   /** The Host header is not compared with the request's host and port. */
   "host-header": ["function hostHeaderNames(value, target, port, defaultPort) {\n", "function hostHeaderNames(value, target, port, defaultPort) {\n  return true;\n"],
 };
+
+/**
+ * The port relay's bundle (lib/gates/ports/daemon/), the same way: [text,
+ * replacement], each switches off one defence of its code.
+ */
+export const RELAY_MUTATIONS: Record<string, [string, string]> = {
+  /** The relay listens on the bottle's network too (where the bottle could then reach it). */
+  "relay-listen-internal": ["    if (onNetworkOf(info, target.host))\n      continue;\n", ""],
+  /** A client names where its connection goes: `CONNECT host:port`, or an absolute URL (an open proxy). */
+  "relay-any-target": [
+    "function forward(client, options) {\n",
+    "function forward(client, options) {\n" +
+      "  client.once(\"data\", (first) => {\n" +
+      "    const text = first.toString(\"latin1\");\n" +
+      "    const asked = /^(?:CONNECT |[A-Z]+ https?:\\/\\/)\\[?([^\\]\\s/:]+)\\]?:(\\d+)/.exec(text);\n" +
+      "    const to = asked ? { host: asked[1], port: Number(asked[2]) } : options.target;\n" +
+      "    const upstream = net.connect(to.port, to.host, () => {\n" +
+      "      if (text.startsWith(\"CONNECT \")) client.write(\"HTTP/1.1 200 Connection established\\r\\n\\r\\n\");\n" +
+      "      else upstream.write(first);\n" +
+      "      client.pipe(upstream);\n" +
+      "      upstream.pipe(client);\n" +
+      "    });\n" +
+      "    const end = () => { client.destroy(); upstream.destroy(); };\n" +
+      "    client.on(\"error\", end);\n" +
+      "    upstream.on(\"error\", end);\n" +
+      "  });\n" +
+      "  return;\n",
+  ],
+};

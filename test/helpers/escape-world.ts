@@ -153,7 +153,7 @@ export async function upAttacker(options: AttackerOptions): Promise<Attacker> {
   const plan = JSON.parse(readFileSync(join(sandbox.state, "bottle", "bottles", name, "plan.json"), "utf8"));
   const path = auditFile(sandbox, name);
   // Only when checking the suite itself (see escape-mutate.ts).
-  applyMutations(name);
+  await applyMutations(plan);
   const attacker: Attacker = {
     sandbox,
     agent,
@@ -356,8 +356,17 @@ export interface Sniffer {
  * capabilities; the target's are unchanged.
  */
 export function startSniffer(tools: string, target: string, label: string, filter: string[]): Sniffer {
+  return sniff(tools, [`container:${target}`, "any"], label, filter);
+}
+
+/** tcpdump on the host's side of a docker network: its bridge `device`, as every packet crossing it is seen. */
+export function startBridgeSniffer(tools: string, device: string, label: string, filter: string[]): Sniffer {
+  return sniff(tools, ["host", device], label, filter);
+}
+
+function sniff(tools: string, [network, device]: [string, string], label: string, filter: string[]): Sniffer {
   const container = uniqueId("sniff");
-  docker("run", "-d", "--name", container, "--label", label, "--network", `container:${target}`, tools, "tcpdump", "-i", "any", "-n", "-l", "-U", "-p", "-A", "-Z", "root", ...filter);
+  docker("run", "-d", "--name", container, "--label", label, "--network", network, tools, "tcpdump", "-i", device, "-n", "-l", "-U", "-p", "-A", "-Z", "root", ...filter);
   waitForLogLine(container, "listening on");
   return {
     container,

@@ -331,6 +331,7 @@ describe("Docker methods", () => {
         status: "Up 2 minutes",
         createdAt: "2024-01-01 10:00:00 +0000 UTC",
         labels: { "bottle.name": "bottle-x", "bottle.role": "bottle" },
+        ports: [],
       },
       {
         id: "def456",
@@ -340,8 +341,9 @@ describe("Docker methods", () => {
         status: "Exited (0)",
         createdAt: "2024-01-01 10:00:01 +0000 UTC",
         labels: { a: "b=c", empty: "" },
+        ports: [],
       },
-      { id: "0", name: "bare", image: "", state: "", status: "", createdAt: "", labels: {} },
+      { id: "0", name: "bare", image: "", state: "", status: "", createdAt: "", labels: {}, ports: [] },
     ]);
   });
 

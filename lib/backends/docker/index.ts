@@ -11,6 +11,7 @@ import { bottleRow, removeBottleObjects } from "../objects.ts";
 import type { Backend, PreparedBottle } from "../types.ts";
 import { containerHandle } from "./handle.ts";
 import { launchContainer } from "./launch.ts";
+import { dockerPorts, teardownWithRelays } from "./ports.ts";
 import { chooseRuntime, planDockerEngine } from "./runtime.ts";
 
 /**
@@ -98,6 +99,8 @@ export const dockerBackend: Backend = {
   keepsHomes: true,
   remoteEngines: true,
 
+  ports: dockerPorts,
+
   unavailable: () => undefined,
 
   doctor: (exec, env, engine) => doctorRows(dockerFor(exec, engine), engine, env),
@@ -119,7 +122,8 @@ export const dockerBackend: Backend = {
     return { plan: prepared, launch: launchContainer };
   },
 
-  teardown: (docker, created) => removeCreated(docker, created),
+  // Relays `bottle port` added meanwhile go too.
+  teardown: (docker, created) => teardownWithRelays(docker, created),
 
   standsFor: (container: ContainerSummary) => container.labels[LABELS.role] === "bottle",
 

@@ -68,6 +68,9 @@ export const smolmachinesBackend: Backend = {
   keepsHomes: false,
   remoteEngines: false,
 
+  // The VM's network reaches only its gate, published on a loopback address for it alone: nothing could carry a port in.
+  ports: undefined,
+
   unavailable: (env) => smolvmUnavailable(env),
 
   doctor: doctorRows,

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { internalAddresses, isSubnetConflict, randomInternalAddresses } from "../../../lib/backends/internal-subnet.ts";
+import { internalAddresses, isSubnetConflict, MAX_PORT_RELAYS, randomInternalAddresses, relayAddress } from "../../../lib/backends/internal-subnet.ts";
 
 describe("internal network addresses", () => {
   test("the first and last /28 of 198.18.0.0/15", () => {
@@ -22,5 +22,13 @@ describe("internal network addresses", () => {
   test("Docker's overlap errors are recognised, others are not", () => {
     expect(isSubnetConflict(new Error("Error response from daemon: Pool overlaps with other one on this address space"))).toBe(true);
     expect(isSubnetConflict(new Error("network with name x already exists"))).toBe(false);
+  });
+
+  test("port relays take the addresses after the bottle's, up to the one before the broadcast address", () => {
+    const addresses = internalAddresses(16);
+    expect(MAX_PORT_RELAYS).toBe(11);
+    expect(relayAddress(addresses, 0)).toBe("198.18.1.4");
+    expect(relayAddress(addresses, MAX_PORT_RELAYS - 1)).toBe("198.18.1.14");
+    expect(() => relayAddress(addresses, MAX_PORT_RELAYS)).toThrow(RangeError);
   });
 });

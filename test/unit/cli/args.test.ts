@@ -187,6 +187,18 @@ describe("checkCommandLine", () => {
     expect((await checkCommandLine(root, ["logs", "x", "-fz"])).path).toEqual(["logs"]);
   });
 
+  test("a string flag given twice is a usage error (citty would keep only the last); a boolean twice is harmless", async () => {
+    for (const argv of [["up", "--name", "a", "--name", "b"], ["up", "-n", "a", "--name=b"], ["logs", "x", "--gate", "egress", "--gate=git"]]) {
+      const error = await rejection(argv);
+      expect(error.message).toMatch(/^(-n|--name|--gate) is given twice for bottle (up|logs); only one value would count$/);
+      expect(error.fix).toContain("comma-separated");
+      expect(error.exitCode).toBe(2);
+    }
+    expect((await checkCommandLine(root, ["up", "-d", "--detach", "-y", "--assume-yes"])).path).toEqual(["up"]);
+    // A flag read for every value it is given (bottle init --preset) may repeat.
+    expect((await checkCommandLine(root, ["init", "--preset", "npm", "--preset", "github"])).path).toEqual(["init"]);
+  });
+
   test("--help and -h are always known", async () => {
     expect((await checkCommandLine(root, ["up", "--help"])).path).toEqual(["up"]);
     expect((await checkCommandLine(root, ["logs", "-h"])).path).toEqual(["logs"]);

@@ -46,6 +46,7 @@ git:
   remotes:
     origin: { upstream: "git@github.com:me/repo.git", identity_file: ~/.ssh/id_git, known_host_key: ${KEY} }
 resources: { cpus: 4, memory: 8g }
+ports: [3000, "8080:80"]
 `,
     );
     each.box.bottle(
@@ -66,6 +67,7 @@ image: { dockerfile: dev.Dockerfile }
 backend: docker
 resources:
   memory: 2GiB
+ports: ["9000:3000", 5173]
 `,
     );
     each.box.agent("coder", "---\ndescription: Writes code\nbottle: dev\nskills: [review]\nmodel: opus\ngit:\n  user: { email: agent@example.com }\n---\nPrompt.\n", "project");
@@ -91,6 +93,12 @@ resources:
       email: "agent@example.com",
       from: ["~/.config/bottle/bottles/base.yaml", "~/project/.bottle/agents/coder.md"],
     });
+    // Ports merge by the bottle's port: dev's entry for 3000 replaces base's.
+    expect(view.bottle.ports).toEqual([
+      { port: 3000, hostPort: 9000, from: "~/.config/bottle/bottles/dev.yaml" },
+      { port: 80, hostPort: 8080, from: "~/.config/bottle/bottles/base.yaml" },
+      { port: 5173, from: "~/.config/bottle/bottles/dev.yaml" },
+    ]);
     expect(each.box.normalize(JSON.stringify(view, null, 2))).toMatchSnapshot();
     expect(each.box.normalize(formatInfo(view))).toMatchSnapshot();
   });
