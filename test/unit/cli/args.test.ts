@@ -62,12 +62,13 @@ const logs = defineCommand({
 });
 
 const ls = defineCommand({ meta: { name: "ls" }, args: { json: { type: "boolean" } } });
+const init = defineCommand({ meta: { name: "init" }, args: { preset: { type: "string" } } });
 
 const root = defineCommand({
   meta: { name: "bottle" },
   args: { verbose: { type: "boolean" }, quiet: { type: "boolean", alias: "q" } },
   // Lazy sub-commands, like the real CLI.
-  subCommands: { up: () => Promise.resolve(up), logs: async () => logs, ls },
+  subCommands: { up: () => Promise.resolve(up), logs: async () => logs, ls, init },
 }) as CommandDef;
 
 async function rejection(argv: string[]): Promise<BottleError> {
