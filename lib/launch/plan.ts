@@ -139,7 +139,7 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   const workspaceFound = workspacePlan(exec, workspaceMode, options.workspace ?? options.cwd, typeof options.branch === "string" ? options.branch : undefined);
   const homesListed = backend.keepsHomes ? listHomeVolumes(docker) : Promise.resolve([]);
   // The host ports, probed before anything exists (a taken HOSTPORT is an error now, not half-way through the launch).
-  const portsPlanned = planPorts(resolved.bottle.ports, { cli: options.ports ?? [], bind: options.bind }, { backend, docker });
+  const portsPlanned = planPorts(resolved.bottle.ports, { cli: options.ports ?? [], bind: options.bind }, { backend, docker, engine });
   // If reading the CA files below throws, these must not end as unhandled rejections.
   for (const query of [infoFound, containersListed, workspaceFound, homesListed, portsPlanned]) query.catch(() => undefined);
   const ca = caContextFiles(resolved.bottle.caCerts, options.env);

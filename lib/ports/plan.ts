@@ -7,6 +7,7 @@ import { formatPortSpec, parsePortSpec, portClashes, type PortSpec } from "../ma
 import type { Located } from "../manifest/types.ts";
 import type { PortForward } from "../plan.ts";
 import { bindProblem, DEFAULT_BIND, hostAddress, OTHER_PROCESS, portHolders, probeHostPort, type HostPortProbe } from "./host.ts";
+import { type Engine, engineName } from "../engine.ts";
 
 /**
  * The ports a launch forwards: the bottle's `ports:` with `-p` on top (a
@@ -45,6 +46,13 @@ function fail(asked: Asked, message: string, fix: string): BottleError {
   return asked.at ? new ManifestError([{ ...asked.at, message }], { fix }) : usageError(`-p ${formatPortSpec(asked.spec)}: ${message}`, fix);
 }
 
+/** A remote engine publishes a port on its own machine, where this one's check of the host port does not look. */
+export function remoteEngineProblem(engine: Engine): string {
+  return `the bottle runs on the docker engine ${engineName(engine)} (${engine.endpoint}): a forwarded port would open on that machine, not this one`;
+}
+
+export const REMOTE_FIX = "reach the bottle's server through that machine (e.g. ssh -L 3000:… to a relay you run there), or run the bottle on this machine's engine";
+
 /** The backend's way to forward ports, or an error naming it. */
 export function portForwarding(backend: Backend, asked: { at?: Omit<ManifestIssue, "message"> } = {}): PortForwarding {
   if (backend.ports) return backend.ports;
@@ -82,7 +90,7 @@ export function takenFix(spec: PortSpec): string {
 export async function planPorts(
   manifest: Located<PortSpec>[],
   options: { cli: PortSpec[]; bind?: string },
-  context: { backend: Backend; docker: Docker; probe?: HostPortProbe },
+  context: { backend: Backend; docker: Docker; probe?: HostPortProbe; engine?: Engine },
 ): Promise<PortForward[]> {
   const hostIp = bindAddress(options.bind);
   const cli = options.cli.map((spec): Asked => ({ spec, where: `-p ${formatPortSpec(spec)}` }));
@@ -91,6 +99,7 @@ export async function planPorts(
     if (options.bind !== undefined) throw usageError("--bind without a port to forward", "add -p PORT (or ports: in the bottle), or leave --bind out");
     return [];
   }
+  if (context.engine?.remote) throw fail(asked[0]!, remoteEngineProblem(context.engine), REMOTE_FIX);
   const forwarding = portForwarding(context.backend, asked[0]!);
   const clash = portClashes(asked.map((entry) => entry.spec), (index) => asked[index]!.where)[0];
   if (clash) throw fail(asked[clash.index]!, clash.problem, "forward each bottle port once, each on a host port of its own");

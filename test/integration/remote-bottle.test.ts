@@ -122,6 +122,10 @@ describeRemote("a bottle on a remote engine", (engine) => {
     expect(out.exitCode).toBe(1);
     expect(out.stderr).toContain("cannot mount this one's files");
     expect(out.stderr).toContain("workspace: branch");
+    // A port would open on the engine's machine, not this one: refused too.
+    const ports = await bottle(["up", agent, "--yes", "--detach", "--context", engine.context, "-p", "3000"]);
+    expect(ports.exitCode).toBe(2);
+    expect(ports.stderr).toContain("a forwarded port would open on that machine, not this one");
   });
 
   test("an engine that does not answer fails in seconds, one line naming it; doctor --context checks the engine", async () => {
