@@ -141,9 +141,10 @@ describeDocker("a branch per bottle", () => {
       expect(git(sandbox, repo, "show", `bottle/${agent}-2:notes.txt`)).toBe("left unsaved");
 
       // A launcher killed with SIGKILL: the bottle runs on; cleanup brings its work back as it removes it.
-      const terminal = new Terminal(bottleArgv(["up", agent, "--yes", "--branch", "--", "sh", "-c", "echo started; exec sleep 600"]), { env: sandbox.env, cwd: repo });
+      const terminal = new Terminal(bottleArgv(["up", agent, "--yes", "--branch", "--", "sh", "-c", "echo $((6 * 7))-up; exec sleep 600"]), { env: sandbox.env, cwd: repo });
       try {
-        await terminal.waitFor("started", 120_000);
+        // What the command prints, never the command line the preflight shows: the bottle runs.
+        await terminal.waitFor("42-up", 120_000);
         const name = `bottle-${agent}-2`;
         await inBottle(name, "echo 'unsaved at the kill' > killed.txt");
         const owner = JSON.parse(readFileSync(join(sandbox.state, "bottle", "bottles", name, "owner.json"), "utf8")) as { pid: number };

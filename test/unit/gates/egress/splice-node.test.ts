@@ -58,7 +58,12 @@ describe.skipIf(!node || !cc)("bulk downloads through bottle-splice in the gate 
     httpServer = http.createServer((req, res) => {
       const size = Number(new URL(req.url ?? "/", "http://x").searchParams.get("bytes") ?? BIG.length);
       res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(size) });
-      res.end(BIG.subarray(0, size));
+      if (size <= 2 * MB) return void res.end(BIG.subarray(0, size));
+      // A pause after 2 MB, as a real upstream has now and then: the gate gets a quiet moment with
+      // nothing in flight to hand over in. Without one, a fast sender and a slow reader may never
+      // give it one before the end, and the download (rightly) stays in Node.js.
+      res.write(BIG.subarray(0, 2 * MB));
+      setTimeout(() => res.end(BIG.subarray(2 * MB, size)), 300);
     });
     await new Promise<void>((resolve) => httpServer.listen(0, "127.0.0.1", () => resolve()));
     httpPort = (httpServer.address() as net.AddressInfo).port;
