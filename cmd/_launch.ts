@@ -16,6 +16,10 @@ export const launchArgs = {
   bottle: { type: "string", description: "Use this bottle instead of the agent's" },
   ...backendArgs,
   workspace: { type: "string", description: "Project dir to mount (default: current dir)" },
+  "workspace-unsafe": {
+    type: "boolean",
+    description: "Launch even a workspace that is your home or holds what the gates keep out (~/.ssh, keys, …); warns",
+  },
   name: { type: "string", description: "Base name of the bottle (default: the agent's name)" },
   detach: { type: "boolean", alias: "d", description: "Leave the bottle running and print its name" },
   "dry-run": { type: "boolean", description: "Print the plan and create nothing" },
@@ -35,6 +39,7 @@ interface LaunchArgValues {
   bottle?: string;
   backend?: string;
   workspace?: string;
+  "workspace-unsafe"?: boolean;
   name?: string;
   detach?: boolean;
   "dry-run"?: boolean;
@@ -64,6 +69,7 @@ export async function launch(args: LaunchArgValues, claude: ClaudeArgs): Promise
     bottle: args.bottle,
     backend: args.backend,
     workspace: args.workspace,
+    workspaceUnsafe: Boolean(args["workspace-unsafe"]),
     name: args.name,
     detach: Boolean(args.detach),
     passthrough: cli.passthrough,

@@ -31,6 +31,8 @@ export interface UpOptions {
   bottle?: string;
   backend?: string;
   workspace?: string;
+  /** --workspace-unsafe (the command line only): launch a workspace that holds what the gates keep out, with a warning. */
+  workspaceUnsafe?: boolean;
   name?: string;
   detach: boolean;
   passthrough: string[];
@@ -92,7 +94,13 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   const runtimeChosen = backend.planRuntime(docker);
   // Asked before the tags are hashed (a few ms of CPU), so this query runs meanwhile.
   const containersListed = listBottleContainers(docker, { scope: "all" });
-  const workspaceFound = workspacePlan(exec, resolved.bottle.workspace, options.workspace ?? options.cwd);
+  const workspaceFound = workspacePlan(exec, {
+    mode: resolved.bottle.workspace,
+    path: options.workspace ?? options.cwd,
+    env: options.env,
+    bottle: resolved.bottle,
+    unsafe: Boolean(options.workspaceUnsafe),
+  });
   const homesListed = backend.keepsHomes ? listHomeVolumes(docker) : Promise.resolve([]);
   // If reading the CA files below throws, these must not end as unhandled rejections.
   for (const query of [runtimeChosen, containersListed, workspaceFound, homesListed]) query.catch(() => undefined);
