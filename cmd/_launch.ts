@@ -4,6 +4,7 @@ import { BottleError } from "../lib/errors.ts";
 import { realExec } from "../lib/exec.ts";
 import { planUp, type UpOptions } from "../lib/launch/plan.ts";
 import { runUp } from "../lib/launch/run.ts";
+import { checkLaunchValues } from "../lib/launch/values.ts";
 import { log } from "../lib/log.ts";
 import { formatPreflight } from "../lib/preflight.ts";
 import type { ClaudeArgs } from "../lib/session.ts";
@@ -22,7 +23,7 @@ export const launchArgs = {
   },
   name: { type: "string", description: "Base name of the bottle (default: the agent's name)" },
   detach: { type: "boolean", alias: "d", description: "Leave the bottle running and print its name" },
-  "dry-run": { type: "boolean", description: "Print the plan and create nothing" },
+  "dry-run": { type: "boolean", description: "Print the plan and create nothing; exit 1 naming each unset ${VAR} the launch needs" },
   ...yesArgs,
   ...jsonArgs,
 } as const satisfies ArgsDef;
@@ -82,6 +83,8 @@ export async function launch(args: LaunchArgValues, claude: ClaudeArgs): Promise
   if (args["dry-run"]) {
     if (args.json) printJson(planned.plan);
     else process.stdout.write(`${formatPreflight(planned.plan, planned.images.missing)}\n`);
+    // The plan, then what the launch would stop at: each unset ${VAR}, as an error.
+    checkLaunchValues(planned, options.env, true);
     return;
   }
   process.stderr.write(`${formatPreflight(planned.plan, planned.images.missing)}\n`);
