@@ -2,6 +2,7 @@ import { existsSync, statSync } from "node:fs";
 import { BACKENDS } from "./backends/index.ts";
 import type { BackendName } from "./backends/types.ts";
 import type { Check, CheckStatus } from "./doctor-check.ts";
+import { claudeCredentialCheck } from "./doctor-credential.ts";
 import type { Exec } from "./exec.ts";
 import { extraCaBundlesFromEnv } from "./ca-certs.ts";
 import { configDir } from "./paths.ts";
@@ -18,9 +19,10 @@ export interface DoctorReport {
   dockerReady: boolean;
 }
 
-export async function runDoctor(exec: Exec, env: Record<string, string | undefined> = process.env): Promise<DoctorReport> {
+/** `projectDir`: where an agent of the repository may choose the bottle whose credential is checked. */
+export async function runDoctor(exec: Exec, env: Record<string, string | undefined> = process.env, projectDir = process.cwd()): Promise<DoctorReport> {
   const backends = Object.values(BACKENDS);
-  const rows = await Promise.all(backends.map((backend) => backend.doctor(exec, env)));
+  const [rows, credential] = await Promise.all([Promise.all(backends.map((backend) => backend.doctor(exec, env))), claudeCredentialCheck(env, projectDir)]);
   const checks: Check[] = rows.flat();
   // A backend is ready when none of its rows failed and it does not say this machine lacks what it needs.
   const ready = Object.fromEntries(backends.map((backend, i) => [backend.name, !rows[i]!.some((row) => row.status === "fail") && !backend.unavailable(env)])) as Record<BackendName, boolean>;
@@ -41,6 +43,8 @@ export async function runDoctor(exec: Exec, env: Record<string, string | undefin
         : { name: "config dir", status: "ok", detail: `${config} (mode ${mode.toString(8)})` },
     );
   }
+
+  checks.push(credential);
 
   const bundles = extraCaBundlesFromEnv(env);
   checks.push(
