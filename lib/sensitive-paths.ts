@@ -2,12 +2,12 @@ import { lstatSync, realpathSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, relative, resolve, sep } from "node:path";
 import type { ResolvedBottle } from "./manifest/types.ts";
-import { configDir, hostClaudeJson } from "./paths.ts";
+import { configDir, hostClaudeDir, hostClaudeJson } from "./paths.ts";
 
 /**
  * What the gates keep out of a bottle, as host paths: the user's keys and
  * credentials (~/.ssh, cloud and cluster configs, ~/.claude.json with its
- * MCP tokens), bottle's own config (it holds every bottle's credentials), and
+ * MCP tokens, Claude Code's own login), bottle's own config (it holds every bottle's credentials), and
  * the key and CA files a bottle names. Nothing bottle copies or mounts into a
  * bottle may come from inside one of these, nor hold one.
  */
@@ -36,6 +36,7 @@ const IN_A_HOME: ReadonlyArray<{ rel: string; what: string; markers?: string[] }
   { rel: ".netrc", what: ".netrc passwords" },
   { rel: join(".config", "gcloud"), what: "Google Cloud credentials" },
   { rel: ".claude.json", what: "Claude Code's config with its MCP tokens" },
+  { rel: join(".claude", ".credentials.json"), what: "Claude Code's login" },
   { rel: join(".config", "bottle"), what: "bottle's config, with every bottle's credentials" },
 ];
 
@@ -50,6 +51,7 @@ export function sensitivePaths(env: Env, bottle?: Pick<ResolvedBottle, "git" | "
     ...homeSensitivePaths(home),
     // Where they are when the environment moves them ($CLAUDE_CONFIG_DIR, $BOTTLE_CONFIG_DIR, $XDG_CONFIG_HOME).
     { path: hostClaudeJson(env), what: "Claude Code's config with its MCP tokens" },
+    { path: join(hostClaudeDir(env), ".credentials.json"), what: "Claude Code's login" },
     { path: configDir(env), what: "bottle's config, with every bottle's credentials" },
   ];
   for (const remote of Object.values(bottle?.git.remotes ?? {})) paths.push({ path: remote.identityFile, what: "the git gate's identity file" });

@@ -75,14 +75,25 @@ describe("workspaceExposures", () => {
     expect(paths(workspaceExposures(m.home, m.options({ env: { HOME: link } })))[0]).toBe(`is ${link}`);
   });
 
-  test("a directory with a .ssh, .gnupg, .netrc or .claude.json of its own is refused", () => {
+  test("a directory with a .ssh, .gnupg, .netrc, .claude.json or Claude Code login of its own is refused", () => {
     const m = machine();
-    for (const name of [".ssh/id_rsa", ".gnupg/pubring.kbx", ".netrc", ".claude.json", ".config/gcloud/credentials.db", ".config/bottle/bottles/dev.yaml"]) {
-      const ws = dir(join(m.root, `ws-${name.replace(/[/.]/g, "_")}`));
-      write(join(ws, name));
-      const found = workspaceExposures(ws, m.options());
-      expect(paths(found)).toEqual([`holds ${join(ws, name.startsWith(".config/") ? name.split("/").slice(0, 2).join("/") : name.split("/")[0]!)}`]);
+    const cases: Array<[string, string]> = [
+      [".ssh/id_rsa", ".ssh"],
+      [".gnupg/pubring.kbx", ".gnupg"],
+      [".netrc", ".netrc"],
+      [".claude.json", ".claude.json"],
+      [".claude/.credentials.json", ".claude/.credentials.json"],
+      [".config/gcloud/credentials.db", ".config/gcloud"],
+      [".config/bottle/bottles/dev.yaml", ".config/bottle"],
+    ];
+    for (const [file, store] of cases) {
+      const ws = dir(join(m.root, `ws-${file.replace(/[/.]/g, "_")}`));
+      write(join(ws, file));
+      expect(paths(workspaceExposures(ws, m.options()))).toEqual([`holds ${join(ws, store)}`]);
     }
+    // A project's own .claude/ (its settings, commands) is fine.
+    write(join(m.project, ".claude", "settings.json"), "{}");
+    expect(workspaceExposures(m.project, m.options())).toEqual([]);
   });
 
   test("a project's own .docker/, .aws/ or .kube/ without credentials is fine; with them it is refused", () => {
