@@ -4,6 +4,7 @@ import { BottleError } from "../lib/errors.ts";
 import { realExec } from "../lib/exec.ts";
 import { planUp, type UpOptions } from "../lib/launch/plan.ts";
 import { runUp } from "../lib/launch/run.ts";
+import { checkLaunchValues } from "../lib/launch/values.ts";
 import { log } from "../lib/log.ts";
 import { formatPreflight } from "../lib/preflight.ts";
 import type { ClaudeArgs } from "../lib/session.ts";
@@ -18,9 +19,13 @@ export const launchArgs = {
   ...contextArgs,
   workspace: { type: "string", description: "Project dir to mount (default: current dir)" },
   branch: { type: "string", valueHint: "NAME", description: "Work in a checkout of the repository's HEAD on a branch of its own (default name: bottle/<name>)" },
+  "workspace-unsafe": {
+    type: "boolean",
+    description: "Launch even a workspace that is your home or holds what the gates keep out (~/.ssh, keys, …); warns",
+  },
   name: { type: "string", description: "Base name of the bottle (default: the agent's name)" },
   detach: { type: "boolean", alias: "d", description: "Leave the bottle running and print its name" },
-  "dry-run": { type: "boolean", description: "Print the plan and create nothing" },
+  "dry-run": { type: "boolean", description: "Print the plan and create nothing; exit 1 naming each unset ${VAR} the launch needs" },
   ...yesArgs,
   ...jsonArgs,
 } as const satisfies ArgsDef;
@@ -39,6 +44,7 @@ interface LaunchArgValues {
   context?: string;
   workspace?: string;
   branch?: string;
+  "workspace-unsafe"?: boolean;
   name?: string;
   detach?: boolean;
   "dry-run"?: boolean;
@@ -70,6 +76,7 @@ export async function launch(args: LaunchArgValues, claude: ClaudeArgs, forwards
     ...(args.context ? { context: args.context } : {}),
     workspace: args.workspace,
     ...(args.branch !== undefined ? { branch: args.branch === "" ? (true as const) : args.branch } : {}),
+    workspaceUnsafe: Boolean(args["workspace-unsafe"]),
     name: args.name,
     detach: Boolean(args.detach),
     passthrough: cli.passthrough,
@@ -83,6 +90,8 @@ export async function launch(args: LaunchArgValues, claude: ClaudeArgs, forwards
   if (args["dry-run"]) {
     if (args.json) printJson(planned.plan);
     else process.stdout.write(`${formatPreflight(planned.plan, planned.images.missing)}\n`);
+    // The plan, then what the launch would stop at: each unset ${VAR}, as an error.
+    checkLaunchValues(planned, options.env, true);
     return;
   }
   process.stderr.write(`${formatPreflight(planned.plan, planned.images.missing)}\n`);

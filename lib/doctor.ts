@@ -2,6 +2,7 @@ import { existsSync, statSync } from "node:fs";
 import { BACKENDS } from "./backends/index.ts";
 import type { BackendName } from "./backends/types.ts";
 import type { Check, CheckStatus } from "./doctor-check.ts";
+import { claudeCredentialCheck } from "./doctor-credential.ts";
 import type { Exec } from "./exec.ts";
 import { resolveEngine } from "./engine.ts";
 import { extraCaBundlesFromEnv } from "./ca-certs.ts";
@@ -19,11 +20,19 @@ export interface DoctorReport {
   dockerReady: boolean;
 }
 
-/** `context`: check that docker context's engine (else the one the Docker CLI's rules choose). */
-export async function runDoctor(exec: Exec, env: Record<string, string | undefined> = process.env, context?: string): Promise<DoctorReport> {
+/**
+ * `context`: check that docker context's engine (else the one the Docker CLI's rules choose).
+ * `projectDir`: where an agent of the repository may choose the bottle whose credential is checked.
+ */
+export async function runDoctor(
+  exec: Exec,
+  env: Record<string, string | undefined> = process.env,
+  context?: string,
+  projectDir = process.cwd(),
+): Promise<DoctorReport> {
   const engine = await resolveEngine(exec, context, env);
   const backends = Object.values(BACKENDS).filter((backend) => !engine.remote || backend.remoteEngines);
-  const rows = await Promise.all(backends.map((backend) => backend.doctor(exec, env, engine)));
+  const [rows, credential] = await Promise.all([Promise.all(backends.map((backend) => backend.doctor(exec, env, engine))), claudeCredentialCheck(env, projectDir)]);
   const checks: Check[] = rows.flat();
   // A backend is ready when none of its rows failed and it does not say this machine lacks what it needs.
   const ready = Object.fromEntries(backends.map((backend, i) => [backend.name, !rows[i]!.some((row) => row.status === "fail") && !backend.unavailable(env)])) as Record<BackendName, boolean>;
@@ -44,6 +53,8 @@ export async function runDoctor(exec: Exec, env: Record<string, string | undefin
         : { name: "config dir", status: "ok", detail: `${config} (mode ${mode.toString(8)})` },
     );
   }
+
+  checks.push(credential);
 
   const bundles = extraCaBundlesFromEnv(env);
   checks.push(

@@ -40,6 +40,8 @@ export interface UpOptions {
   bottle?: string;
   backend?: string;
   workspace?: string;
+  /** --workspace-unsafe (the command line only): launch a workspace that holds what the gates keep out, with a warning. */
+  workspaceUnsafe?: boolean;
   name?: string;
   detach: boolean;
   passthrough: string[];
@@ -136,7 +138,14 @@ export async function planUp(exec: Exec, options: UpOptions): Promise<Planned> {
   const containersListed = listBottleContainers(docker, { scope: "all" });
   // --branch [NAME] makes any bottle's workspace a branch of its own; a remote engine cannot mount this machine's files.
   const workspaceMode = options.branch !== undefined ? "branch" : remoteWorkspace(resolved, engine, options.workspace ?? options.cwd);
-  const workspaceFound = workspacePlan(exec, workspaceMode, options.workspace ?? options.cwd, typeof options.branch === "string" ? options.branch : undefined);
+  const workspaceFound = workspacePlan(exec, {
+    mode: workspaceMode,
+    path: options.workspace ?? options.cwd,
+    env: options.env,
+    bottle: resolved.bottle,
+    unsafe: Boolean(options.workspaceUnsafe),
+    ...(typeof options.branch === "string" ? { branch: options.branch } : {}),
+  });
   const homesListed = backend.keepsHomes ? listHomeVolumes(docker) : Promise.resolve([]);
   // The host ports, probed before anything exists (a taken HOSTPORT is an error now, not half-way through the launch).
   const portsPlanned = planPorts(resolved.bottle.ports, { cli: options.ports ?? [], bind: options.bind }, { backend, docker, engine });

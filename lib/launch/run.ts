@@ -30,6 +30,7 @@ import { buildInfo } from "../version.ts";
 import { saveCopiedWork } from "../workspace.ts";
 import { Interrupts } from "./interrupts.ts";
 import { bottleEnv, type Planned, type UpOptions } from "./plan.ts";
+import { checkLaunchValues } from "./values.ts";
 
 /**
  * Running a planned launch, step by step: the values it needs (asked or
@@ -72,7 +73,8 @@ export async function runUp(planned: Planned, options: UpOptions): Promise<numbe
   const { docker, resolved, backend } = planned;
   const interactive = docker.exec.isTerminal();
 
-  // The values first: a question asked, or a key missing, before anything exists.
+  // The values first: every key missing at once, then the questions asked, before anything exists.
+  checkLaunchValues(planned, options.env, interactive);
   const env = bottleEnv(resolved, options.env);
   const envValues = await resolveEnvValues({ ...resolved.bottle, env }, { hostEnv: options.env, interactive, ask: askSecret });
   // Credentials for the gate only; the bottle gets placeholders.

@@ -14,36 +14,53 @@ export interface ResolveEnvOptions {
   interactive: boolean;
 }
 
+/** What stands between a launch and its values: each problem where it is written, the unset host variables, whether a question cannot be asked. */
+export interface ValueIssues {
+  issues: ManifestIssue[];
+  unset: string[];
+  cannotAsk: boolean;
+}
+
+/** One error for every problem of every part of a launch (the bottle's env, the gate's credentials), or undefined. */
+export function valueIssuesError(parts: readonly ValueIssues[], hostEnv: Env): ManifestError | undefined {
+  const issues = parts.flatMap((part) => part.issues);
+  if (issues.length === 0) return undefined;
+  const unset = [...new Set(parts.flatMap((part) => part.unset))];
+  const fixes: string[] = [];
+  if (unset.length) fixes.push(`export ${unset.join(", ")} before running bottle`);
+  if (parts.some((part) => part.cannotAsk)) fixes.push("run bottle from a terminal, or use ${VAR} for values asked with ?question");
+  return new ManifestError(issues, { env: hostEnv, fix: fixes.join("; ") });
+}
+
+/** The bottle's env entries that cannot get a value: unset host variables, and questions with no terminal to ask on. */
+export function envValueIssues(bottle: Pick<ResolvedBottle, "env">, options: Pick<ResolveEnvOptions, "hostEnv" | "interactive">): ValueIssues {
+  const found: ValueIssues = { issues: [], unset: [], cannotAsk: false };
+  for (const [name, entry] of Object.entries(bottle.env)) {
+    const where = { file: entry.file, line: entry.line, col: entry.col, path: `env.${name}` };
+    if (entry.source.kind === "host") {
+      if (options.hostEnv[entry.source.variable] === undefined) {
+        found.unset.push(entry.source.variable);
+        found.issues.push({ ...where, message: `copies \${${entry.source.variable}} from the host environment, but ${entry.source.variable} is not set` });
+      }
+    } else if (entry.source.kind === "ask" && !options.interactive) {
+      found.cannotAsk = true;
+      found.issues.push({
+        ...where,
+        message: `is asked at launch, but there is no terminal to ask on — set it another way: write \${${name}} to copy it from the host environment, and export ${name} before running bottle`,
+      });
+    }
+  }
+  return found;
+}
+
 /**
  * The env values a bottle gets at launch. Every unset host variable and
  * every question that cannot be asked is reported at once, before anything
  * is asked. Errors name variables, never values.
  */
 export async function resolveEnvValues(bottle: ResolvedBottle, options: ResolveEnvOptions): Promise<Record<string, string>> {
-  const issues: ManifestIssue[] = [];
-  const unset: string[] = [];
-  let cannotAsk = false;
-  for (const [name, entry] of Object.entries(bottle.env)) {
-    const where = { file: entry.file, line: entry.line, col: entry.col, path: `env.${name}` };
-    if (entry.source.kind === "host") {
-      if (options.hostEnv[entry.source.variable] === undefined) {
-        unset.push(entry.source.variable);
-        issues.push({ ...where, message: `copies \${${entry.source.variable}} from the host environment, but ${entry.source.variable} is not set` });
-      }
-    } else if (entry.source.kind === "ask" && !options.interactive) {
-      cannotAsk = true;
-      issues.push({
-        ...where,
-        message: `is asked at launch, but there is no terminal to ask on — set it another way: write \${${name}} to copy it from the host environment, and export ${name} before running bottle`,
-      });
-    }
-  }
-  if (issues.length > 0) {
-    const fixes: string[] = [];
-    if (unset.length) fixes.push(`export ${[...new Set(unset)].join(", ")} before running bottle`);
-    if (cannotAsk) fixes.push("run bottle from a terminal, or use ${VAR} for values asked with ?question");
-    throw new ManifestError(issues, { env: options.hostEnv, fix: fixes.join("; ") });
-  }
+  const error = valueIssuesError([envValueIssues(bottle, options)], options.hostEnv);
+  if (error) throw error;
   const ask = options.ask ?? askHidden;
   const values: Record<string, string> = {};
   for (const [name, entry] of Object.entries(bottle.env)) {

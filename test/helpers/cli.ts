@@ -1,7 +1,10 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { BASE_IMAGE } from "./docker.ts";
+
+/** The agent image's user (assets/agent.Dockerfile). */
+export const AGENT_UID = 1000;
 
 /**
  * Runs the `bottle` CLI the way a user does: a separate process with its own
@@ -28,6 +31,8 @@ export function makeSandbox(extraEnv: Record<string, string> = {}): Sandbox {
   const cache = join(home, ".cache");
   const project = join(home, "project");
   for (const dir of [config, state, cache, project]) mkdirSync(dir, { recursive: true });
+  // The agent runs as the workspace's owner, never as root: as root (CI), the project is the image's user's.
+  if (process.getuid?.() === 0) chownSync(project, AGENT_UID, AGENT_UID);
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     HOME: home,

@@ -1,6 +1,6 @@
 import { lchownSync, lstatSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import type { Sandbox } from "./cli.ts";
+import { AGENT_UID, type Sandbox } from "./cli.ts";
 
 /**
  * A real git repository as the sandbox's project, for the tests of how a
@@ -9,8 +9,6 @@ import type { Sandbox } from "./cli.ts";
  * test user and trusts the project: the project belongs to the agent's uid
  * (1000) so that a bottle can write to it while the tests run as root.
  */
-
-export const AGENT_UID = 1000;
 
 export interface GitResult {
   exitCode: number;

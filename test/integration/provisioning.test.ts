@@ -13,7 +13,8 @@ import { startEchoHost, type WorldHost } from "../helpers/world.ts";
  */
 
 function git(cwd: string, ...args: string[]): string {
-  const out = Bun.spawnSync(["git", "-c", "user.name=t", "-c", "user.email=t@t", ...args], { cwd, stdout: "pipe", stderr: "pipe" });
+  // The project is the agent user's (makeSandbox), the tests run as root: git would call it dubious.
+  const out = Bun.spawnSync(["git", "-c", "safe.directory=*", "-c", "user.name=t", "-c", "user.email=t@t", ...args], { cwd, stdout: "pipe", stderr: "pipe" });
   if (out.exitCode !== 0) throw new Error(`git ${args.join(" ")}: ${out.stderr.toString()}`);
   return out.stdout.toString().trim();
 }

@@ -67,7 +67,7 @@ describe("memory", () => {
     expect(memory.files).toHaveLength(1);
     expect(memory.files.some((file) => file.content.includes("PRIVATE KEY"))).toBe(false);
     expect(memory.skipped).toHaveLength(3);
-    expect(memory.skipped[0]).toContain("your SSH keys");
+    expect(memory.skipped[0]).toContain("SSH keys");
   });
 
   test("cycles end, and imports stop five deep as Claude Code's do", () => {

@@ -8,7 +8,7 @@
  */
 import type { BottleHandle } from "../../backends/types.ts";
 import { BottleError } from "../../errors.ts";
-import { ManifestError, type ManifestIssue } from "../../manifest/errors.ts";
+import { type ValueIssues, valueIssuesError } from "../../manifest/env.ts";
 import type { EnvSource, ResolvedBottle, ResolvedEnvEntry } from "../../manifest/types.ts";
 import type { Plan } from "../../plan.ts";
 import { AGENT_HOME } from "../../agent-user.ts";
@@ -222,6 +222,39 @@ export interface ResolveCustodyOptions {
   ask: (question: string, name: string) => Promise<string>;
 }
 
+type ResolveValuesOptions = Pick<ResolveCustodyOptions, "hostEnv" | "interactive">;
+
+/** The credentials the gate needs for this launch, each with where it is written. */
+function wantedCredentials(bottle: ResolvedBottle, custody: CustodyPlan, hostEnv: Env): Array<{ name: string; entry: ResolvedEnvEntry; path: string }> {
+  const wanted: Array<{ name: string; entry: ResolvedEnvEntry; path: string }> = [];
+  if (custody.claude) {
+    const claude = findClaudeCredential(bottle, hostEnv);
+    if (claude) wanted.push({ name: custody.claude.env, entry: claude.entry, path: claude.path });
+  }
+  bottle.egress.routes.forEach((route, index) => {
+    const { credential } = routeCredentialName(route, index);
+    if (!wanted.some((item) => item.name === credential)) wanted.push({ name: credential, entry: route.token, path: `egress.routes (${route.host}).auth.token` });
+  });
+  return wanted;
+}
+
+/** The credentials that cannot get a value: an unset (or empty) host variable, a question with no terminal to ask on. */
+export function custodyValueIssues(bottle: ResolvedBottle, custody: CustodyPlan | undefined, options: ResolveValuesOptions): ValueIssues {
+  const found: ValueIssues = { issues: [], unset: [], cannotAsk: false };
+  if (!custody) return found;
+  for (const { entry, path } of wantedCredentials(bottle, custody, options.hostEnv)) {
+    const where = { file: entry.file, line: entry.line, col: entry.col, path };
+    if (entry.source.kind === "host" && !options.hostEnv[entry.source.variable]) {
+      found.unset.push(entry.source.variable);
+      found.issues.push({ ...where, message: `copies \${${entry.source.variable}} from the host environment, but ${entry.source.variable} is not set (or empty)` });
+    } else if (entry.source.kind === "ask" && !options.interactive) {
+      found.cannotAsk = true;
+      found.issues.push({ ...where, message: "is asked at launch, but there is no terminal to ask on — write ${VAR} to copy it from the host environment instead" });
+    }
+  }
+  return found;
+}
+
 /**
  * The credential values (from the host env, the manifest, or asked) and the
  * bottle's placeholders. Every problem is reported at once, naming the
@@ -230,30 +263,9 @@ export interface ResolveCustodyOptions {
 export async function resolveCustody(bottle: ResolvedBottle, custody: CustodyPlan | undefined, options: ResolveCustodyOptions): Promise<CustodyValues> {
   const values: CustodyValues = { credentials: {}, env: {} };
   if (!custody) return values;
-  const wanted: Array<{ name: string; entry: ResolvedEnvEntry; path: string }> = [];
-  if (custody.claude) {
-    const claude = findClaudeCredential(bottle, options.hostEnv);
-    if (claude) wanted.push({ name: custody.claude.env, entry: claude.entry, path: claude.path });
-  }
-  bottle.egress.routes.forEach((route, index) => {
-    const { credential } = routeCredentialName(route, index);
-    if (!wanted.some((item) => item.name === credential)) wanted.push({ name: credential, entry: route.token, path: `egress.routes (${route.host}).auth.token` });
-  });
-  const issues: ManifestIssue[] = [];
-  const unset = new Set<string>();
-  for (const { entry, path } of wanted) {
-    const where = { file: entry.file, line: entry.line, col: entry.col, path };
-    if (entry.source.kind === "host" && !options.hostEnv[entry.source.variable]) {
-      unset.add(entry.source.variable);
-      issues.push({ ...where, message: `copies \${${entry.source.variable}} from the host environment, but ${entry.source.variable} is not set (or empty)` });
-    } else if (entry.source.kind === "ask" && !options.interactive) {
-      issues.push({ ...where, message: "is asked at launch, but there is no terminal to ask on — write ${VAR} to copy it from the host environment instead" });
-    }
-  }
-  if (issues.length > 0) {
-    const fix = unset.size ? `export ${[...unset].join(", ")} before running bottle` : "run bottle from a terminal, or use ${VAR}";
-    throw new ManifestError(issues, { env: options.hostEnv, fix });
-  }
+  const error = valueIssuesError([custodyValueIssues(bottle, custody, options)], options.hostEnv);
+  if (error) throw error;
+  const wanted = wantedCredentials(bottle, custody, options.hostEnv);
   for (const { name, entry } of wanted) {
     const source = entry.source;
     const value = source.kind === "literal" ? source.value : source.kind === "host" ? (options.hostEnv[source.variable] ?? "") : await options.ask(source.question || name, name);

@@ -112,7 +112,7 @@ t bottle up -- ""
   test("zsh: a #compdef file with _arguments specs", () => {
     const script = scripts.zsh!;
     expect(script.startsWith("#compdef bottle\n")).toBe(true);
-    expect(script).toContain("'--dry-run[Print the plan and create nothing]'");
+    expect(script).toContain("'--dry-run[Print the plan and create nothing; exit 1 naming each unset ${VAR} the launch needs]'");
     expect(script).toContain("compdef _bottle bottle");
     if (!shellAvailable("zsh")) return void console.log("zsh not installed: skipped zsh -n");
     expect(syntaxCheck("zsh", script).exitCode).toBe(0);

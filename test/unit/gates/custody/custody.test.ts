@@ -193,7 +193,8 @@ describe("resolving the values at launch", () => {
       "7:16 egress.routes (api.github.com).auth.token: copies ${GH_TOKEN} from the host environment, but GH_TOKEN is not set (or empty)",
       "9:16 egress.routes (x.test).auth.token: is asked at launch, but there is no terminal to ask on — write ${VAR} to copy it from the host environment instead",
     ]);
-    expect(error.fix).toBe("export MY_CLAUDE, GH_TOKEN before running bottle");
+    // Both fixes: the unset variables, and the question that has no terminal.
+    expect(error.fix).toBe("export MY_CLAUDE, GH_TOKEN before running bottle; run bottle from a terminal, or use ${VAR} for values asked with ?question");
   });
 
   test("a placeholder is not a credential", async () => {
