@@ -3,7 +3,7 @@ import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "n
 import { connect } from "node:net";
 import { join } from "node:path";
 import { CappedLog } from "../../../../lib/gates/common/capped-log.ts";
-import type { SshGateConfig } from "../../../../lib/gates/ssh/daemon/config.ts";
+import { sshGateConfig } from "../ssh/gate-config.ts";
 import { SshGate } from "../../../../lib/gates/ssh/daemon/gate.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 
@@ -72,16 +72,7 @@ describe("CappedLog", () => {
 describe("the SSH gate's log", () => {
   test("stays under maxLogBytes however often the bottle connects", async () => {
     const dir = tempDir("bottle-ssh-log-");
-    const config: SshGateConfig = {
-      bottle: "bottle-unit",
-      listen: "127.0.0.1",
-      agentPort: 0,
-      agentSocket: join(dir, "none.sock"),
-      log: join(dir, "ssh.jsonl"),
-      maxLogBytes: 4096,
-      readyFile: join(dir, "ready"),
-      hosts: [{ host: "rebound.test", port: 22, listenPort: 0, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl", user: "agent" }],
-    };
+    const config = sshGateConfig(dir, [{ host: "rebound.test", port: 22, listenPort: 0, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl", user: "agent" }], 4096);
     // Every connection is refused (the host resolves to metadata) and logged.
     const gate = new SshGate({ config, address: "127.0.0.1", resolve: async () => ["169.254.169.254"] });
     const [, port] = await gate.start();

@@ -17,7 +17,7 @@ import { Dlp } from "../../../../lib/gates/egress/daemon/dlp.ts";
 import { spellings } from "../../../helpers/spellings.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 import { makeTestCa, type TestCa } from "../../../helpers/tls.ts";
-import { type TestGate, baseConfig, rawRequest, startGate, waitFor } from "./helpers.ts";
+import { type TestGate, baseConfig, dechunk, rawRequest, startGate, waitFor } from "./helpers.ts";
 
 const openssl = Bun.which("openssl");
 const CLAUDE_TOKEN = "sk-ant-oat01-REAL-claude-token-0123456789";
@@ -32,18 +32,6 @@ interface Seen {
   body: string;
 }
 
-/** The body of a raw chunked response (its head cut off). */
-function dechunk(response: string): string {
-  let rest = response.slice(response.indexOf("\r\n\r\n") + 4);
-  let out = "";
-  for (;;) {
-    const line = rest.indexOf("\r\n");
-    const size = parseInt(rest.slice(0, line), 16);
-    if (!(size > 0)) return out;
-    out += rest.slice(line + 2, line + 2 + size);
-    rest = rest.slice(line + 2 + size + 2);
-  }
-}
 
 type Handler = (seen: Seen, res: import("node:http").ServerResponse) => void | Promise<void>;
 
@@ -321,7 +309,7 @@ describe.skipIf(!openssl)("credential custody in the gate", () => {
     expect(out).toStartWith("HTTP/1.1 200");
     expect(seen.at(-1)!.headers.authorization).toBe(`Bearer ${GH_TOKEN}`);
     expect(out.toLowerCase()).toContain("x-echo-bottle-placeholder-gh_token: name");
-    const body = dechunk(out);
+    const body = dechunk(out.slice(out.indexOf("\r\n\r\n") + 4));
     for (const [form, text] of Object.entries(spellings(GH_TOKEN))) {
       expect({ form, raw: out.includes(text), body: body.includes(text) }).toEqual({ form, raw: false, body: false });
     }

@@ -371,3 +371,16 @@ export function spawnCollecting(argv: string[], env?: Record<string, string | un
   void collect(child.stderr, "stderr");
   return { child, output };
 }
+
+/** The body of a chunked message (its head already cut off). */
+export function dechunk(body: string): string {
+  let rest = body;
+  let out = "";
+  for (;;) {
+    const line = rest.indexOf("\r\n");
+    const size = parseInt(rest.slice(0, line), 16);
+    if (!(size > 0)) return out;
+    out += rest.slice(line + 2, line + 2 + size);
+    rest = rest.slice(line + 2 + size + 2);
+  }
+}

@@ -15,7 +15,7 @@ import type { EgressConfig } from "../../../../lib/gates/egress/daemon/config-sc
 import { defaultConnector } from "../../../../lib/gates/egress/daemon/upstream.ts";
 import { cleanupTempDirs, tempDir } from "../../../helpers/unit.ts";
 import { makeTestCa, type TestCa } from "../../../helpers/tls.ts";
-import { type TestGate, type Upstream, bodyOf, rawRequest, startGate, startUpstream, statusOf, waitFor } from "./helpers.ts";
+import { type TestGate, type Upstream, bodyOf, dechunk, rawRequest, startGate, startUpstream, statusOf, waitFor } from "./helpers.ts";
 
 const openssl = Bun.which("openssl");
 const GH_TOKEN = "gh-REAL-route-token-0123456789";
@@ -39,18 +39,6 @@ function values(response: string, name: string): string[] {
     .map(([, value]) => value);
 }
 
-/** The body of a chunked response. */
-function dechunk(body: string): string {
-  let rest = body;
-  let out = "";
-  for (;;) {
-    const line = rest.indexOf("\r\n");
-    const size = parseInt(rest.slice(0, line), 16);
-    if (!(size > 0)) return out;
-    out += rest.slice(line + 2, line + 2 + size);
-    rest = rest.slice(line + 2 + size + 2);
-  }
-}
 
 describe.skipIf(!openssl)("the plain proxy and the credential routes agree", () => {
   let ca: TestCa;

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
-import type { SshGateConfig } from "../../../../lib/gates/ssh/daemon/config.ts";
+import { sshGateConfig } from "./gate-config.ts";
 import { forbiddenAddress, SshGate } from "../../../../lib/gates/ssh/daemon/gate.ts";
 import { GATE_IDENT, HostKeyCheck, HostKeyError, SshStreamReader, disconnectPacket, fingerprintOf, hostKeyMessage, negotiateKex } from "../../../../lib/gates/ssh/daemon/hostkey.ts";
 import { concat, keyBlob, sshString, uint32 } from "../../../../lib/gates/ssh/daemon/wire.ts";
@@ -184,16 +184,7 @@ describe.skipIf(!hasSsh)("the real ssh client through the forwarder", () => {
     const dir = tempDir("bottle-ssh-fwd-");
     const upstream = await scriptedServer(hostKey);
     const log: Array<Record<string, unknown>> = [];
-    const config: SshGateConfig = {
-      bottle: "bottle-unit",
-      listen: "127.0.0.1",
-      agentPort: 0,
-      agentSocket: join(dir, "none.sock"),
-      log: join(dir, "ssh.jsonl"),
-      maxLogBytes: 0,
-      readyFile: join(dir, "ready"),
-      hosts: [{ host: "listed.test", port: upstream.port, listenPort: 0, hostKey: PINNED_TEXT, user: "deploy" }],
-    };
+    const config = sshGateConfig(dir, [{ host: "listed.test", port: upstream.port, listenPort: 0, hostKey: PINNED_TEXT, user: "deploy" }]);
     const gate = new SshGate({ config, address: "127.0.0.1", resolve: async () => ["127.0.0.1"], addressAllowed: () => true, log: (entry) => log.push(entry) });
     gates.push(gate);
     const [, port] = await gate.start();
@@ -232,16 +223,7 @@ describe.skipIf(!hasSsh)("the real ssh client through the forwarder", () => {
 
   test("a host resolving only to a forbidden address is refused before any connection", async () => {
     const dir = tempDir("bottle-ssh-fwd-");
-    const config: SshGateConfig = {
-      bottle: "bottle-unit",
-      listen: "127.0.0.1",
-      agentPort: 0,
-      agentSocket: join(dir, "none.sock"),
-      log: join(dir, "ssh.jsonl"),
-      maxLogBytes: 0,
-      readyFile: join(dir, "ready"),
-      hosts: [{ host: "rebound.test", port: 22, listenPort: 0, hostKey: PINNED_TEXT, user: "deploy" }],
-    };
+    const config = sshGateConfig(dir, [{ host: "rebound.test", port: 22, listenPort: 0, hostKey: PINNED_TEXT, user: "deploy" }]);
     const gate = new SshGate({ config, address: "127.0.0.1", resolve: async () => ["169.254.169.254", "127.0.0.1"] });
     gates.push(gate);
     const [, port] = await gate.start();
