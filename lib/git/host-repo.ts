@@ -108,7 +108,7 @@ async function submodulePaths(exec: Exec, dir: string, depth = 0): Promise<strin
 export async function readHostRepo(exec: Exec, workspace: string): Promise<HostRepo | undefined> {
   const where = await git(exec, workspace, ["rev-parse", "--path-format=absolute", "--show-toplevel", "--git-dir", "--git-common-dir", "--show-object-format"]);
   if (!where.ok) {
-    if (/dubious ownership/i.test(where.stderr)) log.warn(`git refuses ${workspace} (owned by another user): the agent's commits will not come back to it`);
+    if (/dubious ownership/i.test(where.stderr)) log.warn(`git refuses ${workspace}: another user owns it (fix: run bottle as its owner, or \`git config --global --add safe.directory ${workspace}\` if you trust that user)`);
     return undefined;
   }
   const [top, gitDir, commonDir, objectFormat] = where.stdout.split("\n");

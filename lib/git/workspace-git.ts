@@ -52,7 +52,7 @@ export async function planWorkspaceGit(exec: Exec, workspace: string): Promise<W
   const repo = await readHostRepo(exec, workspace);
   const dotGit = join(workspace, ".git");
   const hostShape = existsSync(dotGit) ? (lstatSync(dotGit).isFile() ? "file" : "dir") : "absent";
-  if (hostShape !== "absent" && !repo) log.warn(`git on this machine cannot read ${dotGit}: the agent gets an empty .git of its own, and its commits stay in the bottle`);
+  if (hostShape !== "absent" && !repo) log.warn(`git on this machine cannot read ${dotGit}: the bottle gets none of its history, and the agent's commits will not come back`);
   const atTop = repo?.top === workspace;
   const submodules = (repo?.submodules ?? []).map((path) => {
     const own = join(workspace, path, ".git");

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { bottleArgv, makeSandbox, runBottle, writeFile, type Sandbox } from "../helpers/cli.ts";
 import { describeDocker, objectsWithLabel, removeLabelled, uniqueId } from "../helpers/docker.ts";
 import { HTTPS_ECHO_SERVER, makeTestCa, type TestCa } from "../helpers/tls.ts";
+import { writeHostGitConfig } from "../helpers/git-project.ts";
 import { startEchoHost, type WorldHost } from "../helpers/world.ts";
 
 /**
@@ -104,6 +105,8 @@ describeDocker("provisioning a bottle", () => {
 describeDocker("workspace: copy", () => {
   test("a copied repository's commits and what was left uncommitted come back as its branch; the host's .git never goes in", async () => {
     const sandbox = makeSandbox();
+    // The project is the agent user's and the tests run as root: the user's git trusts it, as on their own repository.
+    writeHostGitConfig(sandbox);
     const agent = uniqueId("copy");
     writeFile(join(sandbox.project, "file.txt"), "one\n");
     git(sandbox.project, "init", "-q", "-b", "main");
@@ -138,6 +141,8 @@ describeDocker("workspace: copy", () => {
 
   test("nothing new: nothing saved", async () => {
     const sandbox = makeSandbox();
+    // The project is the agent user's and the tests run as root: the user's git trusts it, as on their own repository.
+    writeHostGitConfig(sandbox);
     const agent = uniqueId("copy");
     writeFile(join(sandbox.project, "file.txt"), "one\n");
     git(sandbox.project, "init", "-q", "-b", "main");
