@@ -4,7 +4,7 @@ import { BACKENDS, backendOf } from "./backends/index.ts";
 import { forwardedPorts, listBottleObjects } from "./backends/objects.ts";
 import type { BottleHandle, BottleRow, Leftovers } from "./backends/types.ts";
 import { Docker, dockerFor } from "./docker.ts";
-import { checkEngineAnswers, type Engine, engineName, listContexts, rememberedEngines } from "./engine.ts";
+import { checkEngineAnswers, type Engine, engineName, listContexts, rememberedEngines, resolveEngine } from "./engine.ts";
 import { log } from "./log.ts";
 import { BottleError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
@@ -258,9 +258,12 @@ export async function repositoryBranches(exec: Exec, cwd: string): Promise<Branc
   return listBranches(exec, repo, running);
 }
 
-/** The git gate's secret scan, for merge and apply. */
-export function gateScan(exec: Exec): Scan {
-  return (gitDir, tip, exclude) => scanCommits(new Docker(exec), gitDir, tip, exclude);
+/** The git gate's secret scan, for merge and apply, on the engine the Docker CLI's rules choose (a remote one gets the repository as a bundle). */
+export function gateScan(exec: Exec, env: Record<string, string | undefined> = process.env): Scan {
+  return async (gitDir, tip, exclude) => {
+    const engine = await resolveEngine(exec, undefined, env);
+    return scanCommits(dockerFor(exec, engine), gitDir, tip, exclude, engine.remote, env);
+  };
 }
 
 /** A kept home and the running bottles that use it now. */

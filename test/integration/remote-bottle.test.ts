@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { makeSandbox, runBottle, writeFile, type Sandbox } from "../helpers/cli.ts";
@@ -92,6 +93,37 @@ describeRemote("a bottle on a remote engine", (engine) => {
       expect(homes.homes.find((row) => row.volume === home)?.engine).toBe(engine.context);
       expect((await bottle(["cleanup", "--homes", "--yes"])).exitCode).toBe(0);
       expect(objectsOn(engine.docker)).toEqual([]);
+      expect(objectsOn(docker)).toEqual([]);
+    },
+    300_000,
+  );
+
+  test(
+    "merge with DOCKER_HOST on the remote engine: the scan runs there on the repository's bundle; a secret stops it, the clean branch merges",
+    async () => {
+      const branch = `bottle/${agent}`;
+      const clean = git(sandbox, sandbox.project, "rev-parse", branch);
+      const start = git(sandbox, sandbox.project, "rev-parse", "HEAD");
+      // A commit with a secret on the bottle's branch, as its agent would have made it.
+      const side = join(sandbox.home, "secret-worktree");
+      git(sandbox, sandbox.project, "worktree", "add", "-q", side, branch);
+      const key = ["AKIA", "Z3QBMIJ5NZ4XK7QW"].join("");
+      writeFileSync(join(side, "config.ini"), `aws_access_key_id = ${key}\n`);
+      git(sandbox, side, "add", "config.ini");
+      git(sandbox, side, "commit", "-qm", "add config");
+      git(sandbox, sandbox.project, "worktree", "remove", "--force", side);
+
+      // No path of this machine can be mounted on that engine: a scan that tried would fail, not pass.
+      const leaked = await runBottle(sandbox, ["merge", name], { env: engine.env });
+      expect(leaked.exitCode).toBe(1);
+      expect(leaked.stderr).toMatch(/gitleaks found \d+ secret\(s\) in bottle\/.*'s commits: nothing was merged/);
+      expect(leaked.stderr).toContain("config.ini:1");
+      expect(git(sandbox, sandbox.project, "rev-parse", "HEAD")).toBe(start);
+
+      git(sandbox, sandbox.project, "branch", "-f", branch, clean);
+      const merged = await runBottle(sandbox, ["merge", name], { env: engine.env });
+      expect(merged.exitCode).toBe(0);
+      expect(git(sandbox, sandbox.project, "log", "-1", "--format=%s")).toBe("made far away");
       expect(objectsOn(docker)).toEqual([]);
     },
     300_000,
