@@ -2,8 +2,8 @@ import { defineCommand } from "citty";
 import { formatBytes } from "../lib/bytes.ts";
 import { BottleError } from "../lib/errors.ts";
 import { realExec } from "../lib/exec.ts";
-import { findStaleImages, removeStaleImages, type StaleImage } from "../lib/image-cleanup.ts";
-import { findOrphans, listHomes, removeOrphans, removeUnusedHomes } from "../lib/lifecycle.ts";
+import type { StaleImage } from "../lib/image-cleanup.ts";
+import { findOrphans, listHomes, removeOrphans, removeStaleImagesEverywhere, removeUnusedHomes, staleImagesEverywhere } from "../lib/lifecycle.ts";
 import { log } from "../lib/log.ts";
 import { jsonArgs, printJson, yesArgs } from "./_shared.ts";
 
@@ -19,7 +19,7 @@ export default defineCommand({
   },
   async run({ args }) {
     const orphans = await findOrphans(realExec);
-    const images = args.images ? await findStaleImages(realExec, process.env, orphans.flatMap((o) => o.containers)) : [];
+    const images = args.images ? await staleImagesEverywhere(realExec, process.env, orphans.flatMap((o) => o.containers)) : [];
     // Homes used by an orphan about to be removed count as unused.
     const orphaned = new Set(orphans.map((orphan) => orphan.name));
     const homes = args.homes ? (await listHomes(realExec)).filter((home) => home.usedBy.every((name) => orphaned.has(name))) : [];
@@ -30,7 +30,7 @@ export default defineCommand({
     if (orphans.length === 0 && images.length === 0 && homes.length === 0) {
       log.info("nothing to clean up");
       if (!args.images) {
-        const unused = await findStaleImages(realExec, process.env);
+        const unused = await staleImagesEverywhere(realExec, process.env);
         if (unused.length) log.info(`${plural(unused.length, "unused bottle image")}: \`bottle cleanup --images\` removes them`);
       }
       if (args.json) json([], []);
@@ -39,7 +39,7 @@ export default defineCommand({
     for (const orphan of orphans)
       process.stderr.write(`  ${orphan.name}: ${orphan.containers.length} containers, ${orphan.networks.length} networks${orphan.stateDir ? ", state dir" : ""}\n`);
     // An image's size counts layers it shares with others (a custom image holds its agent image's): what is freed is less.
-    for (const image of images) process.stderr.write(`  ${image.tag}: unused image, ${formatBytes(image.size)}\n`);
+    for (const image of images) process.stderr.write(`  ${image.tag}: unused image, ${formatBytes(image.size)}${image.engine === "local" ? "" : ` on ${image.engine}`}\n`);
     for (const home of homes) process.stderr.write(`  ${home.volume}: kept home of ${home.agent} for ${home.workspace} (last used ${home.lastUsed ?? "?"})\n`);
     if (!args.yes) {
       if (!process.stdin.isTTY) throw new BottleError("no terminal to confirm the cleanup", { fix: "pass --yes to remove the above" });
@@ -47,7 +47,7 @@ export default defineCommand({
       if (!(await confirm("remove these?"))) return;
     }
     await removeOrphans(realExec, orphans);
-    const removed = await removeStaleImages(realExec, images);
+    const removed = await removeStaleImagesEverywhere(realExec, images);
     const removedHomes = await removeUnusedHomes(realExec, homes);
     if (args.json) json(removed, removedHomes);
     if (orphans.length) log.success(`removed ${plural(orphans.length, "orphaned bottle")}`);

@@ -1,4 +1,5 @@
-import { type ContainerSummary, Docker } from "./docker.ts";
+import { type ContainerSummary, dockerFor } from "./docker.ts";
+import { type Engine, engineName } from "./engine.ts";
 import type { Exec } from "./exec.ts";
 import { agentImageSpec, caContextFiles, FROM_LABEL, gateImageSpec, HASH_LABEL, type ImageKind, imageRef, parseImageTag } from "./images.ts";
 
@@ -20,6 +21,8 @@ export interface StaleImage {
   id: string;
   kind: ImageKind;
   size: number;
+  /** The engine it is on ("local", or a context's name / DOCKER_HOST). */
+  engine: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -39,11 +42,12 @@ function uses(container: ContainerSummary, image: { id: string; refs: string[] }
 }
 
 /**
- * The stale images, largest first. `leaving`: containers about to be removed
- * (a cleanup's orphans), whose images count as unused.
+ * The stale images on `engine` (default: the local one), largest first.
+ * `leaving`: containers about to be removed (a cleanup's orphans), whose
+ * images count as unused.
  */
-export async function findStaleImages(exec: Exec, env: Env, leaving: string[] = []): Promise<StaleImage[]> {
-  const docker = new Docker(exec);
+export async function findStaleImages(exec: Exec, env: Env, leaving: string[] = [], engine?: Engine): Promise<StaleImage[]> {
+  const docker = dockerFor(exec, engine);
   const [listed, containers] = await Promise.all([docker.imageLs([`label=${HASH_LABEL}`]), docker.ps([], true)]);
   const own = listed.flatMap((image) => {
     for (const ref of image.refs) {
@@ -61,7 +65,7 @@ export async function findStaleImages(exec: Exec, env: Env, leaving: string[] = 
     // A tag whose hash the label does not confirm is not ours to judge.
     if (!info || !info.labels[HASH_LABEL]?.startsWith(image.hashPrefix)) return [];
     const used = staying.some((c) => uses(c, image));
-    return [{ image: { tag: image.tag, id: image.id, kind: image.kind, size: info.size }, used, from: info.labels[FROM_LABEL] }];
+    return [{ image: { tag: image.tag, id: image.id, kind: image.kind, size: info.size, engine: engineName(engine) }, used, from: info.labels[FROM_LABEL] }];
   });
   for (const c of candidates) if (c.used && c.from) keep.add(c.from);
   return candidates
@@ -74,9 +78,9 @@ export async function findStaleImages(exec: Exec, env: Env, leaving: string[] = 
  * Removes them without force: an image a container started using since it
  * was listed stays. Returns the ones that are gone.
  */
-export async function removeStaleImages(exec: Exec, images: StaleImage[]): Promise<StaleImage[]> {
+export async function removeStaleImages(exec: Exec, images: StaleImage[], engine?: Engine): Promise<StaleImage[]> {
   if (images.length === 0) return [];
-  const docker = new Docker(exec);
+  const docker = dockerFor(exec, engine);
   await docker.imageRm(
     images.map((image) => image.tag),
     false,

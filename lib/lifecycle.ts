@@ -4,6 +4,7 @@ import { BACKENDS, backendOf } from "./backends/index.ts";
 import { forwardedPorts, listBottleObjects } from "./backends/objects.ts";
 import type { BottleHandle, BottleRow, Leftovers } from "./backends/types.ts";
 import { Docker, dockerFor } from "./docker.ts";
+import { findStaleImages, removeStaleImages, type StaleImage } from "./image-cleanup.ts";
 import { checkEngineAnswers, type Engine, engineName, listContexts, rememberedEngines, resolveEngine } from "./engine.ts";
 import { log } from "./log.ts";
 import { BottleError } from "./errors.ts";
@@ -47,22 +48,46 @@ export async function knownEngines(exec: Exec, options: { all?: boolean } = {}):
   return [...engines.values()];
 }
 
-/** Each engine's bottle objects (this state dir's); an engine that does not answer is said once and skipped. */
-async function objectsByEngine(exec: Exec, engines: Array<Engine | undefined>) {
+/** `fn` on each engine that answers; one that does not is said once (`what` is left out) and skipped; the local one's failure is the error. */
+async function onEachEngine<T>(
+  exec: Exec,
+  engines: Array<Engine | undefined>,
+  what: string,
+  fn: (docker: Docker, engine: Engine | undefined) => Promise<T>,
+): Promise<Array<{ engine: Engine | undefined; docker: Docker; value: T }>> {
   const found = await Promise.all(
     engines.map(async (engine) => {
       const docker = dockerFor(exec, engine);
       try {
         await checkEngineAnswers(exec, engine);
-        return { engine, docker, ...(await listBottleObjects(docker, { scope: "own" })) };
+        return { engine, docker, value: await fn(docker, engine) };
       } catch (error) {
         if (!engine) throw error;
-        log.warn(`${error instanceof Error ? error.message.split("\n")[0] : String(error)}; its bottles are left out`);
+        log.warn(`${error instanceof Error ? error.message.split("\n")[0] : String(error)}; ${what} are left out`);
         return undefined;
       }
     }),
   );
   return found.filter((entry) => entry !== undefined);
+}
+
+/** Each engine's bottle objects (this state dir's); an engine that does not answer is said once and skipped. */
+async function objectsByEngine(exec: Exec, engines: Array<Engine | undefined>) {
+  const found = await onEachEngine(exec, engines, "its bottles", (docker) => listBottleObjects(docker, { scope: "own" }));
+  return found.map(({ engine, docker, value }) => ({ engine, docker, ...value }));
+}
+
+/** bottle's unused images on every engine it has run bottles on (`cleanup --images`); `leaving`: containers about to go. */
+export async function staleImagesEverywhere(exec: Exec, env: Record<string, string | undefined>, leaving: string[] = []): Promise<StaleImage[]> {
+  const found = await onEachEngine(exec, await knownEngines(exec), "its images", (_docker, engine) => findStaleImages(exec, env, leaving, engine));
+  return found.flatMap((entry) => entry.value);
+}
+
+/** Removes stale images, each on its own engine; returns the ones that are gone. */
+export async function removeStaleImagesEverywhere(exec: Exec, images: StaleImage[]): Promise<StaleImage[]> {
+  const engines = await knownEngines(exec);
+  const removed = await Promise.all(engines.map((engine) => removeStaleImages(exec, images.filter((image) => image.engine === engineName(engine)), engine)));
+  return removed.flat();
 }
 
 export async function listBottles(exec: Exec, options: { allContexts?: boolean } = {}): Promise<BottleRow[]> {

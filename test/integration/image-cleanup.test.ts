@@ -73,7 +73,7 @@ describeDocker("bottle cleanup --images", () => {
   test("removal takes the unused ones; an image a container uses stays even when asked to go", async () => {
     const stale = (await findStaleImages(realExec, process.env)).filter((image) => ours.includes(image.tag));
     expect(stale.map((image) => image.tag).sort()).toEqual([oldGate, unused].sort());
-    const usedImage: StaleImage = { tag: used, id: docker("image", "inspect", "--format", "{{.Id}}", used), kind: "custom", size: 1 };
+    const usedImage: StaleImage = { tag: used, id: docker("image", "inspect", "--format", "{{.Id}}", used), kind: "custom", size: 1, engine: "local" };
     const removed = await removeStaleImages(realExec, [...stale, usedImage]);
     expect(removed.map((image) => image.tag).sort()).toEqual([oldGate, unused].sort());
     expect(dockerOk("image", "inspect", unused)).toBe(false);

@@ -3,7 +3,10 @@ import { writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { makeSandbox, runBottle, writeFile, type Sandbox } from "../helpers/cli.ts";
-import { docker, uniqueId } from "../helpers/docker.ts";
+import { realExec } from "../../lib/exec.ts";
+import { removeStaleImages, type StaleImage } from "../../lib/image-cleanup.ts";
+import { HASH_LABEL } from "../../lib/images.ts";
+import { BASE_IMAGE, docker, dockerOk, uniqueId } from "../helpers/docker.ts";
 import { git, initRepo, writeHostGitConfig } from "../helpers/git-project.ts";
 import { describeRemote, runDocker } from "../helpers/remote-engine.ts";
 
@@ -128,6 +131,28 @@ describeRemote("a bottle on a remote engine", (engine) => {
     },
     300_000,
   );
+
+  test("cleanup --images finds bottle's unused images on the remote engine it ran on, and they are removed there", async () => {
+    const hash = crypto.randomUUID().replace(/-/g, "").repeat(2);
+    const tag = `bottle-custom:${hash.slice(0, 16)}`;
+    const built = runDocker(["--context", engine.context, "build", "--quiet", "--tag", tag, "-"], {
+      stdin: new Blob([`FROM ${BASE_IMAGE}\nLABEL ${HASH_LABEL}="${hash}" bottle.image="custom"\n`]),
+    });
+    expect(built.exitCode).toBe(0);
+    try {
+      const listed = await bottle(["cleanup", "--images", "--json"]);
+      expect(listed.exitCode).toBe(0);
+      const found = (JSON.parse(listed.stdout) as { images: StaleImage[] }).images.find((image) => image.tag === tag);
+      expect(found).toMatchObject({ kind: "custom", engine: engine.context });
+      expect(dockerOk("image", "inspect", tag)).toBe(false);
+      // Removed through the engine it names (the CLI's --yes would also clear the local engine's, which later tests use).
+      const removed = await removeStaleImages(realExec, [found!], { context: engine.context, endpoint: engine.host, remote: true });
+      expect(removed.map((image) => image.tag)).toEqual([tag]);
+      expect(runDocker(["--context", engine.context, "image", "inspect", tag]).exitCode).not.toBe(0);
+    } finally {
+      runDocker(["--context", engine.context, "rmi", "-f", tag]);
+    }
+  }, 120_000);
 
   test(
     "DOCKER_HOST with TLS, and an ssh:// context, reach the same engine; the plan records which",

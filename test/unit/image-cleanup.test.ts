@@ -78,7 +78,7 @@ describe("findStaleImages", () => {
     const exec = fakeDocker(images, containers);
     const stale = await findStaleImages(exec, env);
     expect(stale.map((image) => image.tag)).toEqual(["bottle-custom:00000000000000c2", "bottle-agent:00000000000000a1", "bottle-gate:00000000000000b1"]);
-    expect(stale[0]).toEqual({ tag: "bottle-custom:00000000000000c2", id: unusedCustom.id, kind: "custom", size: 707e6 });
+    expect(stale[0]).toEqual({ tag: "bottle-custom:00000000000000c2", id: unusedCustom.id, kind: "custom", size: 707e6, engine: "local" });
   });
 
   test("images of containers about to be removed count as unused", async () => {
