@@ -4,7 +4,7 @@ import { CustodyPlanSchema } from "./gates/custody/plan.ts";
 import { WorkspaceGitSchema } from "./git/workspace-git.ts";
 import { EFFORT_LEVELS, PERMISSION_MODES } from "./claude-flags.ts";
 import { EngineSchema } from "./engine.ts";
-import { ResourcesPlanSchema } from "./resources.ts";
+import { ResourcesPlanSchema } from "./resources-schema.ts";
 
 /**
  * The plan of one launch: plain data, serialisable, with env NAMES but never

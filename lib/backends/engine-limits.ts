@@ -1,5 +1,5 @@
 import type { EngineInfo } from "../docker.ts";
-import type { Unlimitable } from "../resources.ts";
+import type { Unlimitable } from "../resources-schema.ts";
 
 /**
  * The Docker engine both backends start a gate on, and the docker backend

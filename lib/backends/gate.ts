@@ -10,7 +10,7 @@ import { sshGateConfig, sshGateEntries, sshPublicKeys } from "../gates/ssh/confi
 import { log } from "../log.ts";
 import { bottleStateDir } from "../paths.ts";
 import type { Plan } from "../plan.ts";
-import type { ResourcesPlan } from "../resources.ts";
+import type { ResourcesPlan } from "../resources-schema.ts";
 import { dockerUnlimitable } from "./engine-limits.ts";
 import { settleAll } from "../settle.ts";
 import { createTar, type TarEntry } from "../tar.ts";

@@ -6,7 +6,7 @@ import type { GitGateRemote } from "../gates/git/config.ts";
 import type { SshGateHost } from "../gates/ssh/config.ts";
 import type { ImageSpec } from "../images.ts";
 import type { Plan, PortForward } from "../plan.ts";
-import type { Capacity } from "../resources.ts";
+import type { Capacity } from "../resources-schema.ts";
 
 /**
  * The seam between a launch and where bottles run. A backend prepares a

@@ -1,5 +1,5 @@
 import { formatBytes, formatSize } from "../bytes.ts";
-import { DEFAULT_PIDS } from "../resources.ts";
+import { DEFAULT_PIDS } from "../resources-schema.ts";
 import { BUILTIN, CLAUDE_CODE_HOSTS } from "./defaults.ts";
 import { DEFAULT_EGRESS_LIMITS, LIMIT_FIELDS, type LimitField } from "./limits.ts";
 import { displayPath } from "./errors.ts";

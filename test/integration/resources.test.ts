@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { chownSync } from "node:fs";
 import { join } from "node:path";
 import { GATE_CPUS, GATE_MEMORY_BYTES, GATE_PIDS_LIMIT } from "../../lib/backends/gate.ts";
-import { DEFAULT_PIDS } from "../../lib/resources.ts";
+import { DEFAULT_PIDS } from "../../lib/resources-schema.ts";
 import { makeSandbox, runBottle, writeFile, type Sandbox } from "../helpers/cli.ts";
 import { describeDocker, docker, objectsWithLabel, removeLabelled, uniqueId } from "../helpers/docker.ts";
 

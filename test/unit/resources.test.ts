@@ -10,15 +10,8 @@ import { log } from "../../lib/log.ts";
 import { ManifestError } from "../../lib/manifest/index.ts";
 import type { Plan } from "../../lib/plan.ts";
 import { formatPreflight } from "../../lib/preflight.ts";
-import {
-  type Capacity,
-  DEFAULT_PIDS,
-  oomKillCount,
-  outOfMemoryWarning,
-  planResources,
-  reportOutOfMemory,
-  type ResourcesPlan,
-} from "../../lib/resources.ts";
+import { oomKillCount, outOfMemoryWarning, planResources, reportOutOfMemory } from "../../lib/resources.ts";
+import { type Capacity, DEFAULT_PIDS, type ResourcesPlan } from "../../lib/resources-schema.ts";
 import { recordingExec } from "../helpers/exec.ts";
 import { cleanupTempDirs, makePlan } from "../helpers/unit.ts";
 import { bottleFor, sandbox, type Sandbox, thrown } from "./manifest/helpers.ts";

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
 import { GATE_PIDS_LIMIT } from "../../../lib/backends/gate.ts";
-import { DEFAULT_PIDS } from "../../../lib/resources.ts";
+import { DEFAULT_PIDS } from "../../../lib/resources-schema.ts";
 import { runBottle } from "../../helpers/cli.ts";
 import { describeDocker } from "../../helpers/docker.ts";
 import { type Attacker, COUNTED_LINE_MS, SETUP_TIMEOUT_MS, TEST_TIMEOUT_MS, tearDown, upAttacker } from "../../helpers/escape-world.ts";
