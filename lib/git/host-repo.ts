@@ -1,7 +1,8 @@
 import { existsSync, lstatSync, readFileSync, readdirSync } from "node:fs";
-import { join, relative, sep } from "node:path";
+import { join, relative } from "node:path";
 import type { Exec } from "../exec.ts";
 import { log } from "../log.ts";
+import { isWithin } from "../sensitive-paths.ts";
 
 /**
  * What bottle reads of the host's repository at launch: where its git
@@ -81,11 +82,6 @@ export function gitlinkPaths(text: string): string[] {
     .map((record) => record.slice(record.indexOf("\t") + 1));
 }
 
-function isUnder(path: string, dir: string): boolean {
-  const rel = relative(dir, path);
-  return rel === "" || (!rel.startsWith("..") && !rel.startsWith(sep) && rel !== "..");
-}
-
 /** Every gitlink under `dir`'s repository (nested ones in populated submodules too), as absolute paths. */
 async function submodulePaths(exec: Exec, dir: string, depth = 0): Promise<string[]> {
   if (depth > MAX_SUBMODULE_DEPTH) return [];
@@ -113,7 +109,7 @@ export async function readHostRepo(exec: Exec, workspace: string): Promise<HostR
   }
   const [top, gitDir, commonDir, objectFormat] = where.stdout.split("\n");
   if (!top || !gitDir || !commonDir) return undefined;
-  const submodules = (await submodulePaths(exec, top)).filter((path) => isUnder(path, workspace) && path !== workspace).map((path) => relative(workspace, path));
+  const submodules = (await submodulePaths(exec, top)).filter((path) => isWithin(path, workspace) && path !== workspace).map((path) => relative(workspace, path));
   const repo: HostRepo = { top, gitDir, commonDir, objectFormat: objectFormat || "sha1", refs: [], config: [], submodules };
   // Only a workspace that is the top level gets the repository's history.
   if (top !== workspace) return repo;
