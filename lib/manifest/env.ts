@@ -1,5 +1,5 @@
 import { ManifestError, type ManifestIssue } from "./errors.ts";
-import type { ResolvedBottle } from "./types.ts";
+import type { ResolvedBottle, ResolvedEnvEntry } from "./types.ts";
 import { askHidden } from "../prompt.ts";
 
 export type { EnvSource } from "./env-value.ts";
@@ -32,25 +32,45 @@ export function valueIssuesError(parts: readonly ValueIssues[], hostEnv: Env): M
   return new ManifestError(issues, { env: hostEnv, fix: fixes.join("; ") });
 }
 
-/** The bottle's env entries that cannot get a value: unset host variables, and questions with no terminal to ask on. */
-export function envValueIssues(bottle: Pick<ResolvedBottle, "env">, options: Pick<ResolveEnvOptions, "hostEnv" | "interactive">): ValueIssues {
+/** How one kind of value reports what it lacks. */
+export interface ValueRules {
+  /** An empty host variable counts as unset (a credential must have a value; an env value may be ""). */
+  emptyIsUnset: boolean;
+  /** The end of the message for a question with no terminal to ask on: how to give the value instead. */
+  askFix: (name: string) => string;
+}
+
+/** Entries (each with its name and where it is written) that cannot get a value: unset host variables, and questions with no terminal to ask on. */
+export function valueIssues(
+  entries: Iterable<{ name: string; entry: ResolvedEnvEntry; path: string }>,
+  options: Pick<ResolveEnvOptions, "hostEnv" | "interactive">,
+  rules: ValueRules,
+): ValueIssues {
   const found: ValueIssues = { issues: [], unset: [], cannotAsk: false };
-  for (const [name, entry] of Object.entries(bottle.env)) {
-    const where = { file: entry.file, line: entry.line, col: entry.col, path: `env.${name}` };
+  for (const { name, entry, path } of entries) {
+    const where = { file: entry.file, line: entry.line, col: entry.col, path };
     if (entry.source.kind === "host") {
-      if (options.hostEnv[entry.source.variable] === undefined) {
+      const value = options.hostEnv[entry.source.variable];
+      if (value === undefined || (rules.emptyIsUnset && value === "")) {
         found.unset.push(entry.source.variable);
-        found.issues.push({ ...where, message: `copies \${${entry.source.variable}} from the host environment, but ${entry.source.variable} is not set` });
+        const unset = rules.emptyIsUnset ? "is not set (or empty)" : "is not set";
+        found.issues.push({ ...where, message: `copies \${${entry.source.variable}} from the host environment, but ${entry.source.variable} ${unset}` });
       }
     } else if (entry.source.kind === "ask" && !options.interactive) {
       found.cannotAsk = true;
-      found.issues.push({
-        ...where,
-        message: `is asked at launch, but there is no terminal to ask on — set it another way: write \${${name}} to copy it from the host environment, and export ${name} before running bottle`,
-      });
+      found.issues.push({ ...where, message: `is asked at launch, but there is no terminal to ask on — ${rules.askFix(name)}` });
     }
   }
   return found;
+}
+
+/** The bottle's env entries that cannot get a value. */
+export function envValueIssues(bottle: Pick<ResolvedBottle, "env">, options: Pick<ResolveEnvOptions, "hostEnv" | "interactive">): ValueIssues {
+  const entries = Object.entries(bottle.env).map(([name, entry]) => ({ name, entry, path: `env.${name}` }));
+  return valueIssues(entries, options, {
+    emptyIsUnset: false,
+    askFix: (name) => `set it another way: write \${${name}} to copy it from the host environment, and export ${name} before running bottle`,
+  });
 }
 
 /**

@@ -8,7 +8,7 @@
  */
 import type { BottleHandle } from "../../backends/types.ts";
 import { BottleError } from "../../errors.ts";
-import { type ValueIssues, valueIssuesError } from "../../manifest/env.ts";
+import { type ValueIssues, valueIssues, valueIssuesError } from "../../manifest/env.ts";
 import type { EnvSource, ResolvedBottle, ResolvedEnvEntry } from "../../manifest/types.ts";
 import type { Plan } from "../../plan.ts";
 import { AGENT_HOME } from "../../agent-user.ts";
@@ -240,19 +240,10 @@ function wantedCredentials(bottle: ResolvedBottle, custody: CustodyPlan, hostEnv
 
 /** The credentials that cannot get a value: an unset (or empty) host variable, a question with no terminal to ask on. */
 export function custodyValueIssues(bottle: ResolvedBottle, custody: CustodyPlan | undefined, options: ResolveValuesOptions): ValueIssues {
-  const found: ValueIssues = { issues: [], unset: [], cannotAsk: false };
-  if (!custody) return found;
-  for (const { entry, path } of wantedCredentials(bottle, custody, options.hostEnv)) {
-    const where = { file: entry.file, line: entry.line, col: entry.col, path };
-    if (entry.source.kind === "host" && !options.hostEnv[entry.source.variable]) {
-      found.unset.push(entry.source.variable);
-      found.issues.push({ ...where, message: `copies \${${entry.source.variable}} from the host environment, but ${entry.source.variable} is not set (or empty)` });
-    } else if (entry.source.kind === "ask" && !options.interactive) {
-      found.cannotAsk = true;
-      found.issues.push({ ...where, message: "is asked at launch, but there is no terminal to ask on — write ${VAR} to copy it from the host environment instead" });
-    }
-  }
-  return found;
+  return valueIssues(custody ? wantedCredentials(bottle, custody, options.hostEnv) : [], options, {
+    emptyIsUnset: true,
+    askFix: () => "write ${VAR} to copy it from the host environment instead",
+  });
 }
 
 /**
