@@ -5,6 +5,7 @@ import { BottleError } from "./errors.ts";
 import type { Exec } from "./exec.ts";
 import type { HostRepo } from "./git/host-repo.ts";
 import { planBranch } from "./git/branch-workspace.ts";
+import { repositoryTop } from "./git/review.ts";
 import { planWorkspaceGit } from "./git/workspace-git.ts";
 import { log } from "./log.ts";
 import { displayPath } from "./manifest/errors.ts";
@@ -165,11 +166,6 @@ export async function workspacePlan(exec: Exec, options: WorkspaceOptions): Prom
     ...(found.repo ? { repo: found.repo } : {}),
     notes: planned.notes,
   };
-}
-
-async function repositoryTop(exec: Exec, path: string): Promise<string | undefined> {
-  const out = await exec.run(["git", "-C", path, "rev-parse", "--show-toplevel"], { check: false });
-  return out.exitCode === 0 ? out.stdout.trim() || undefined : undefined;
 }
 
 /** Where work from a `copy` workspace is saved on teardown. */

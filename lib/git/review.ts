@@ -18,11 +18,17 @@ function git(exec: Exec, repo: string, args: string[], options: { check?: boolea
   return hostGit(exec, repo, ["-c", "core.hooksPath=/dev/null", ...args], options);
 }
 
+/** The top level of the repository `path` is in, or undefined outside one. */
+export async function repositoryTop(exec: Exec, path: string): Promise<string | undefined> {
+  const out = await exec.run(["git", "-C", path, "rev-parse", "--show-toplevel"], { check: false });
+  return out.exitCode === 0 ? out.stdout.trim() || undefined : undefined;
+}
+
 /** The repository a command runs in: its top level. */
 export async function currentRepo(exec: Exec, cwd: string): Promise<string> {
-  const out = await exec.run(["git", "-C", cwd, "rev-parse", "--show-toplevel"], { check: false });
-  if (out.exitCode !== 0) throw new BottleError(`${cwd} is not in a git repository`, { fix: "run this in the repository the bottle worked on" });
-  return out.stdout.trim();
+  const top = await repositoryTop(exec, cwd);
+  if (!top) throw new BottleError(`${cwd} is not in a git repository`, { fix: "run this in the repository the bottle worked on" });
+  return top;
 }
 
 /** A bottle's branch in `repo`, by the bottle's name or the branch's. */
