@@ -48,7 +48,34 @@ export async function knownEngines(exec: Exec, options: { all?: boolean } = {}):
   return [...engines.values()];
 }
 
-/** `fn` on each engine that answers; one that does not is said once (`what` is left out) and skipped; the local one's failure is the error. */
+const firstLine = (error: unknown): string => (error instanceof Error ? error.message.split("\n")[0]! : String(error));
+
+/**
+ * Per command (its exec): whether each engine answers, asked once. A command
+ * that looks at the engines more than once (cleanup: orphans, images, homes)
+ * waits for one that does not, and says so, only the first time.
+ */
+const answered = new WeakMap<Exec, Map<string, Promise<boolean>>>();
+
+function engineAnswers(exec: Exec, engine: Engine): Promise<boolean> {
+  let known = answered.get(exec);
+  if (!known) answered.set(exec, (known = new Map()));
+  const key = engineName(engine);
+  let check = known.get(key);
+  if (!check) {
+    check = checkEngineAnswers(exec, engine).then(
+      () => true,
+      (error: unknown) => {
+        log.warn(`${firstLine(error)}; what is on it is left out`);
+        return false;
+      },
+    );
+    known.set(key, check);
+  }
+  return check;
+}
+
+/** `fn` on each engine that answers; one that does not is said once and skipped, as is one `fn` fails on; the local one's failure is the error. */
 async function onEachEngine<T>(
   exec: Exec,
   engines: Array<Engine | undefined>,
@@ -58,12 +85,12 @@ async function onEachEngine<T>(
   const found = await Promise.all(
     engines.map(async (engine) => {
       const docker = dockerFor(exec, engine);
+      if (engine && !(await engineAnswers(exec, engine))) return undefined;
       try {
-        await checkEngineAnswers(exec, engine);
         return { engine, docker, value: await fn(docker, engine) };
       } catch (error) {
         if (!engine) throw error;
-        log.warn(`${error instanceof Error ? error.message.split("\n")[0] : String(error)}; ${what} are left out`);
+        log.warn(`${firstLine(error)}; ${what} are left out`);
         return undefined;
       }
     }),
